@@ -1,0 +1,30 @@
+//! fanswarm's engine: everything a peer decides and nothing it does.
+//!
+//! This crate has no I/O, no clock, no timers and no randomness of its own.
+//! Shells (the browser peer in `client-wasm`, the native peer in
+//! `signal-server`) feed it events with the current time — `handle_*(now, …)`
+//! — and then drain what it wants done with `poll_action()` until it answers
+//! "nothing more, wake me at T". The same engine therefore runs in a page,
+//! in a native process, and a thousand times over in the deterministic
+//! simulator of this crate's tests.
+//!
+//! Modules, bottom up:
+//! - [`ids`]: `InfoHash` and `PeerId`, 20 bytes by type.
+//! - [`metainfo`] and [`magnet`]: BEP 3 torrents and magnet URIs.
+//! - [`wire`]: the peer wire codec (BEP 3, 6, 9, 10) over a byte stream.
+//! - [`tracker`]: the WebTorrent WebSocket tracker messages (serde types).
+//! - [`bitfield`], [`picker`]: which pieces exist where, and what to ask next.
+//! - [`engine`]: the per-torrent state machine that ties them together.
+#![forbid(unsafe_code)]
+
+pub mod bitfield;
+pub mod engine;
+pub mod ids;
+pub mod magnet;
+pub mod metainfo;
+pub mod picker;
+pub mod time;
+pub mod tracker;
+pub mod wire;
+
+pub use ids::{InfoHash, PeerId};

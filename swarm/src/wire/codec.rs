@@ -1,0 +1,6 @@
+//! Placeholder: being written.
+
+/// Placeholder.
+#[derive(Debug, thiserror::Error)]
+#[error("placeholder")]
+pub struct DecodeError;
