@@ -14,7 +14,7 @@ mod decoder;
 pub mod extension;
 pub mod metadata;
 
-pub use codec::DecodeError;
+pub use codec::{DecodeError, FrameError, piece_header};
 pub use decoder::{Decoder, WireError};
 
 use crate::ids::{InfoHash, PeerId};
