@@ -131,22 +131,14 @@ fn we_encode_exactly_what_webtorrent_sends() {
         metadata_size: Some(INFO_DICT.len() as u64),
         ..ExtendedHandshake::default()
     };
-    let message = Message::Extended {
-        id: 0,
-        payload: extended.encode(),
-    };
-    assert_eq!(message.to_bytes(), capture[1]);
+    assert_eq!(extended.to_message().to_bytes(), capture[1]);
 
     let data = MetadataMessage::Data {
         piece: 0,
         total_size: INFO_DICT.len() as u64,
         data: INFO_DICT.to_vec(),
     };
-    let message = Message::Extended {
-        id: OUR_UT_METADATA_ID,
-        payload: data.encode(),
-    };
-    assert_eq!(message.to_bytes(), capture[4]);
+    assert_eq!(data.to_message(OUR_UT_METADATA_ID).to_bytes(), capture[4]);
     assert_eq!(
         piece_header(0, 16384, block().len()).unwrap().as_slice(),
         capture[5]

@@ -127,17 +127,24 @@ impl Decoder {
             // The common case: the last push ended on a frame boundary.
             self.buf.clear();
             self.start = 0;
+            self.release_excess();
         }
     }
 
-    /// Drops consumed bytes when that costs no more than consuming them did,
-    /// and gives back memory a burst of coalesced frames left behind.
+    /// Drops consumed bytes when that costs no more than consuming them did.
     fn compact(&mut self) {
         if self.start == 0 || self.start < self.buf.len() - self.start {
             return;
         }
         self.buf.drain(..self.start);
         self.start = 0;
+        self.release_excess();
+    }
+
+    /// Gives back capacity a burst of coalesced frames left behind, keeping
+    /// room for one whole frame. Shrinks only from over twice that, so the
+    /// reallocation is paid for by the growth before it.
+    fn release_excess(&mut self) {
         let one_frame = HANDSHAKE_LEN.max(self.max_message_len.saturating_add(4));
         if self.buf.capacity() > one_frame.saturating_mul(2) && self.buf.len() <= one_frame {
             self.buf.shrink_to(one_frame);
@@ -334,5 +341,14 @@ mod tests {
         assert!(decoder.buf.capacity() <= 2 * (max + 4));
         decoder.push(&request[9..]);
         assert_eq!(drain(&mut decoder).unwrap().len(), 1);
+
+        // A burst that ends on a frame boundary is released when drained.
+        burst.truncate(burst.len() - 5);
+        let mut decoder = Decoder::new(max);
+        decoder.push(&burst);
+        assert!(decoder.buf.capacity() >= 1 << 20);
+        assert!(drain(&mut decoder).unwrap().len() > 60_000);
+        assert_eq!(decoder.buffered_len(), 0);
+        assert!(decoder.buf.capacity() <= 2 * (max + 4));
     }
 }
