@@ -10,8 +10,8 @@
 //! - Bytes before `start` in `buf` are consumed; `buf[start..]` is what
 //!   [`Decoder::buffered_len`] reports.
 //! - Consumed bytes are dropped by moving the rest to the front only when the
-//!   rest is no longer than what was consumed, so every byte moves at most
-//!   once per time it is consumed: amortised O(n) over the stream.
+//!   rest is no longer than what was consumed since the last move, so the
+//!   bytes moved never exceed the bytes consumed: amortised O(n).
 //! - After `next` answers `Ok(None)`, fewer than one whole frame is buffered:
 //!   at most `max_message_len + 3` bytes (or 67 before the handshake), because
 //!   a too-long length prefix is an error as soon as its 4 bytes are in.
@@ -57,7 +57,9 @@ impl Decoder {
         }
     }
 
-    /// Appends bytes received from the peer. Ignored once the decoder failed.
+    /// Appends bytes received from the peer (copied). Ignored once the
+    /// decoder failed. Memory held beyond one partial frame is only what the
+    /// caller pushed and has not drained with [`Decoder::next`] yet.
     pub fn push(&mut self, bytes: &[u8]) {
         if matches!(self.state, State::Failed(_)) || bytes.is_empty() {
             return;
