@@ -94,6 +94,14 @@ pub enum MetainfoError {
     /// Two files have the same path, or one file's path is another's directory.
     #[error("path {0:?} is used twice (as a file, or as a file and a directory)")]
     PathCollision(String),
+    /// Metadata fetched for a magnet link does not hash to the magnet's info hash.
+    #[error("info dictionary hashes to {found}, expected {expected}")]
+    InfoHashMismatch {
+        /// The info hash of the magnet link.
+        expected: crate::InfoHash,
+        /// The SHA-1 of the bytes received.
+        found: crate::InfoHash,
+    },
     /// A multi-file builder was given no files.
     #[error("the builder has no files")]
     BuilderNoFiles,
