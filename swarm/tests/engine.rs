@@ -628,3 +628,24 @@ fn an_inconsistent_spec_is_an_error_not_a_panic() {
     s.piece_length = 0;
     assert!(Torrent::new(Config::default(), s, PeerId([1; 20]), 0, Time(0)).is_err());
 }
+
+#[test]
+fn a_torrent_file_drives_an_engine_end_to_end() {
+    use swarm::metainfo::{Metainfo, TorrentBuilder, hash_pieces};
+    let data = content();
+    let builder = TorrentBuilder::single_file("track.ogg", data.len() as u64)
+        .piece_length(PIECE)
+        .tracker("wss://tracker.example/announce")
+        .web_seed("https://artist.example/media/track.ogg");
+    let meta = builder.build(&hash_pieces(&data, PIECE).unwrap()).unwrap();
+    let parsed = Metainfo::from_bytes(&meta.to_bytes()).unwrap();
+    let spec = TorrentSpec::from_metainfo(&parsed);
+    assert_eq!(spec.info_hash, meta.info_hash);
+    assert!(spec.web_seed);
+    assert_eq!(spec.metadata.as_deref(), Some(&parsed.info_bytes[..]));
+    let mut t = Torrent::new(Config::default(), spec, PeerId([1; 20]), 1, Time(0)).unwrap();
+    for (i, chunk) in data.chunks(PIECE as usize).enumerate() {
+        assert!(t.import_piece(i as u32, chunk));
+    }
+    assert!(t.is_complete());
+}

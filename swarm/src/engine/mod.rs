@@ -30,6 +30,7 @@ pub use pieces::Source;
 
 use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};
+use crate::metainfo::Metainfo;
 use crate::picker::{Picker, PickerConfig, Playback};
 use crate::time::Time;
 use crate::wire::{self, Handshake, Message, Reserved};
@@ -121,7 +122,6 @@ pub struct TorrentSpec {
     pub web_seed: bool,
 }
 
-/* METAINFO-PENDING
 impl TorrentSpec {
     /// The spec of a parsed torrent file.
     pub fn from_metainfo(meta: &Metainfo) -> Self {
@@ -135,7 +135,6 @@ impl TorrentSpec {
         }
     }
 }
-*/
 
 /// The torrent cannot be run at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
