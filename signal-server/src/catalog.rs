@@ -87,27 +87,43 @@ impl Links {
     pub fn new(base: &str, info_hash: &InfoHash, relative_path: &str) -> Self {
         let base = base.trim_end_matches('/');
         let hex = info_hash.to_hex();
-        let encoded: Vec<String> = relative_path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
-            .collect();
         let embed_url = format!("{base}/embed/{hex}");
-        let tracker_url = match base.split_once("://") {
-            Some(("https", rest)) => format!("wss://{rest}/announce"),
-            Some((_, rest)) => format!("ws://{rest}/announce"),
-            None => format!("ws://{base}/announce"),
-        };
         Links {
             torrent_url: format!("{base}/t/{hex}.torrent"),
-            media_url: format!("{base}/media/{}", encoded.join("/")),
+            media_url: Self::media_url(base, relative_path),
             embed_html: format!(
                 r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:96px" title="fanswarm player"></iframe>"#
             ),
             embed_url,
-            tracker_url,
+            tracker_url: Self::tracker_url(base),
         }
     }
+
+    /// Our tracker: `ws://` for an `http://` base, `wss://` for `https://`.
+    pub fn tracker_url(base: &str) -> String {
+        let base = base.trim_end_matches('/');
+        match base.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}/announce"),
+            Some((_, rest)) => format!("ws://{rest}/announce"),
+            None => format!("ws://{base}/announce"),
+        }
+    }
+
+    /// The web seed URL of a file at `relative_path` in the library.
+    pub fn media_url(base: &str, relative_path: &str) -> String {
+        let base = base.trim_end_matches('/');
+        format!("{base}/media/{}", encode_path(relative_path))
+    }
+}
+
+/// A `/`-separated relative path with each segment percent-encoded for a URL.
+pub fn encode_path(relative_path: &str) -> String {
+    let encoded: Vec<String> = relative_path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect();
+    encoded.join("/")
 }
 
 /// Characters escaped in one URL path segment.

@@ -12,7 +12,9 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod demo;
 pub mod metrics;
+pub mod publish;
 pub mod routes;
 pub mod state;
 pub mod tracker;
@@ -31,7 +33,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::services::fs::ServeFileSystemResponseBody;
 
-use crate::catalog::Catalog;
+use crate::publish::PublishError;
 use crate::state::{AppState, Paths};
 use crate::tracker::Limits;
 
@@ -60,6 +62,17 @@ pub enum ServerError {
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The library could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The demo track could not be written to the cache directory.
+    #[error("cannot write the demo track under {dir}: {source}")]
+    Demo {
+        /// The cache directory.
+        dir: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
@@ -134,12 +147,27 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let (catalog, media_dir) = (Catalog::default(), config.cache_dir.clone());
-    let _ = &base;
+    let media_dir = match &config.library {
+        Some(library) => library.clone(),
+        None => {
+            let cache = config.cache_dir.clone();
+            tokio::task::spawn_blocking(move || demo::ensure(&cache))
+                .await
+                .map_err(|e| ServerError::Publish(PublishError::Task(e.to_string())))?
+                .map_err(|source| ServerError::Demo {
+                    dir: config.cache_dir.clone(),
+                    source,
+                })?
+        }
+    };
+    let catalog = publish::publish_library(media_dir.clone(), base.clone()).await?;
+    if catalog.tracks().is_empty() {
+        tracing::warn!(library = %media_dir.display(), "no audio files to publish");
+    }
     let paths = Paths {
         media_dir,
         web_dir: config.web_dir.clone(),
     };
-    tracing::info!(%local, tracks = catalog.tracks().len(), "serving");
+    tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
     serve(listener, AppState::new(catalog, paths, config.limits)).await
 }
