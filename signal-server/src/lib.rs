@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod metrics;
+pub mod native;
 pub mod publish;
 pub mod routes;
 pub mod state;
@@ -52,6 +53,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Tracker limits.
     pub limits: Limits,
+    /// Seed every published track over WebRTC from this process too
+    /// (`--webrtc-seed`), so a swarm has a WebRTC seed before any fan.
+    pub webrtc_seed: Option<native::RtcConfig>,
 }
 
 /// Why the server could not start.
@@ -169,5 +173,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         web_dir: config.web_dir.clone(),
     };
     tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
+    if let Some(rtc) = config.webrtc_seed.clone() {
+        tokio::spawn(native::seed_catalog(
+            catalog.clone(),
+            paths.media_dir.clone(),
+            local,
+            rtc,
+        ));
+    }
     serve(listener, AppState::new(catalog, paths, config.limits)).await
 }

@@ -2,9 +2,11 @@
 //!
 //! `signal-server [serve] --library DIR --listen ADDR` runs the server;
 //! `signal-server publish PATH… --out DIR` writes `.torrent` files.
-//! (`seed` / `get` subcommands for the native WebRTC peer come later.)
+//! `signal-server seed PATH… --tracker URL` and
+//! `signal-server get TORRENT --tracker URL --out DIR` run the native
+//! WebRTC peer.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +14,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_server::catalog::{Links, encode_path};
+use signal_server::native::commands::{self, GetCommand, SeedCommand};
+use signal_server::native::{IceServer, PeerOptions, RtcConfig};
 use signal_server::publish::{self, TorrentOptions};
 use signal_server::tracker::Limits;
 use tracing_subscriber::EnvFilter;
@@ -37,6 +41,68 @@ enum Command {
     Serve(ServeArgs),
     /// Write `.torrent` files without serving; prints magnet links and embed snippets.
     Publish(PublishArgs),
+    /// Seed files (or `.torrent` + data) over WebRTC to WebTorrent trackers until Ctrl-C.
+    Seed(SeedArgs),
+    /// Download a torrent over WebRTC (and its web seed), verify, then seed until Ctrl-C.
+    Get(GetArgs),
+}
+
+/// Flags of the native WebRTC peer shared by `seed` and `get`.
+#[derive(Args, Debug)]
+struct PeerArgs {
+    /// WebSocket tracker URL (repeatable), e.g. wss://music.example/announce.
+    #[arg(long = "tracker", env = "FANSWARM_TRACKERS", value_delimiter = ',')]
+    trackers: Vec<String>,
+    /// STUN server URL (repeatable), e.g. stun:stun.example:3478.
+    #[arg(long = "stun", env = "FANSWARM_STUN", value_delimiter = ',')]
+    stun: Vec<String>,
+    /// TURN server URL (repeatable), e.g. turn:turn.example:3478?transport=udp.
+    #[arg(long = "turn", env = "FANSWARM_TURN", value_delimiter = ',')]
+    turn: Vec<String>,
+    /// TURN user name.
+    #[arg(long, env = "FANSWARM_TURN_USERNAME", default_value = "")]
+    turn_username: String,
+    /// TURN password.
+    #[arg(long, env = "FANSWARM_TURN_CREDENTIAL", default_value = "")]
+    turn_credential: String,
+    /// Local address for WebRTC sockets; 0.0.0.0 = every non-loopback interface.
+    #[arg(long, env = "FANSWARM_WEBRTC_BIND", default_value = "0.0.0.0")]
+    webrtc_bind: IpAddr,
+    /// Most peer connections at once.
+    #[arg(long, env = "FANSWARM_MAX_PEERS", default_value_t = 40)]
+    max_peers: usize,
+}
+
+#[derive(Args, Debug)]
+struct SeedArgs {
+    /// Data files (a torrent is made for each) or `.torrent` files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Where the data of `.torrent` arguments lives [default: beside each .torrent].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Write the `.torrent` made for each data file into this directory.
+    #[arg(long)]
+    torrent_out: Option<PathBuf>,
+    #[command(flatten)]
+    peer: PeerArgs,
+}
+
+#[derive(Args, Debug)]
+struct GetArgs {
+    /// A `.torrent` path or http:// URL (magnet links: not yet).
+    torrent: String,
+    /// Directory the files are written to.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Exit once the download is complete instead of seeding.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Do not use the torrent's web seed, peers only.
+    #[arg(long)]
+    no_web_seed: bool,
+    #[command(flatten)]
+    peer: PeerArgs,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +137,12 @@ struct ServeArgs {
     /// Announce interval told to peers, in seconds.
     #[arg(long, env = "FANSWARM_ANNOUNCE_INTERVAL_SECS")]
     announce_interval_secs: Option<u64>,
+    /// Also seed every track over WebRTC from this process (a native peer).
+    #[arg(long, env = "FANSWARM_WEBRTC_SEED")]
+    webrtc_seed: bool,
+    /// Local address for the WebRTC seed's sockets; 0.0.0.0 = every non-loopback interface.
+    #[arg(long, env = "FANSWARM_WEBRTC_BIND", default_value = "0.0.0.0")]
+    webrtc_bind: IpAddr,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +182,48 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Publish(args)) => tokio::task::spawn_blocking(move || publish_files(&args))
             .await
             .context("publishing task")?,
+        Some(Command::Seed(args)) => {
+            let command = SeedCommand {
+                paths: args.paths,
+                data_dir: args.data,
+                torrent_out: args.torrent_out,
+                options: peer_options(args.peer, true),
+            };
+            Ok(commands::seed(command).await?)
+        }
+        Some(Command::Get(args)) => {
+            let command = GetCommand {
+                torrent: args.torrent,
+                out: args.out,
+                exit_when_done: args.exit_when_done,
+                options: peer_options(args.peer, !args.no_web_seed),
+            };
+            commands::get(command).await?;
+            Ok(())
+        }
+    }
+}
+
+fn peer_options(args: PeerArgs, web_seed: bool) -> PeerOptions {
+    let stun = args.stun.into_iter().map(|url| IceServer {
+        url,
+        ..IceServer::default()
+    });
+    let turn = args.turn.into_iter().map(|url| IceServer {
+        url,
+        username: args.turn_username.clone(),
+        credential: args.turn_credential.clone(),
+    });
+    PeerOptions {
+        trackers: args.trackers,
+        rtc: RtcConfig {
+            bind: args.webrtc_bind,
+            ice_servers: stun.chain(turn).collect(),
+            ..RtcConfig::default()
+        },
+        max_peers: args.max_peers,
+        web_seed,
+        ..PeerOptions::default()
     }
 }
 
@@ -140,6 +254,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
         public_url: args.public_url,
         limits,
+        webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
+            bind: args.webrtc_bind,
+            ..RtcConfig::default()
+        }),
     };
     signal_server::run(config).await?;
     Ok(())

@@ -1,0 +1,82 @@
+//! Fault injection for the end-to-end suite: a peer that lies.
+//!
+//! With [`super::PeerOptions::corrupt_uploads`] set, every block the peer
+//! serves has each byte flipped, while everything else it says stays valid.
+//! Honest peers must detect the bad pieces by SHA-1, ban the liar and fetch
+//! the pieces elsewhere; the suite checks that they do.
+
+use swarm::wire::{Decoder, Frame, Message};
+
+/// Re-frames one connection's outgoing byte stream, corrupting block payloads.
+#[derive(Debug)]
+pub(super) struct Liar {
+    stream: Decoder,
+}
+
+impl Liar {
+    pub(super) fn new() -> Liar {
+        Liar {
+            stream: Decoder::new(1 << 20),
+        }
+    }
+
+    /// The bytes to send instead of `data`: whole messages only, any partial
+    /// message stays buffered until the rest arrives.
+    pub(super) fn corrupt(&mut self, data: &[u8]) -> Vec<u8> {
+        self.stream.push(data);
+        let mut out = Vec::with_capacity(data.len());
+        // Our own engine's output always decodes; a decode error would only
+        // end the lie early, never the process.
+        while let Ok(Some(frame)) = self.stream.next() {
+            match frame {
+                Frame::Handshake(h) => out.extend_from_slice(&h.encode()),
+                Frame::Message(Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                }) => Message::Piece {
+                    piece,
+                    offset,
+                    data: data.iter().map(|b| !b).collect(),
+                }
+                .encode(&mut out),
+                Frame::Message(m) => m.encode(&mut out),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm::wire::{Handshake, Reserved};
+    use swarm::{InfoHash, PeerId};
+
+    #[test]
+    fn flips_block_payloads_and_keeps_other_messages() {
+        let handshake = Handshake {
+            reserved: Reserved::FANSWARM,
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+        };
+        let stream = |block: Vec<u8>| {
+            let mut bytes = handshake.encode().to_vec();
+            Message::Have { piece: 3 }.encode(&mut bytes);
+            Message::Piece {
+                piece: 1,
+                offset: 0,
+                data: block,
+            }
+            .encode(&mut bytes);
+            bytes
+        };
+        let honest = stream(vec![0, 1, 2, 255]);
+        let mut liar = Liar::new();
+        // Split mid-message: the tail completes it.
+        let (a, b) = honest.split_at(honest.len() - 2);
+        let mut sent = liar.corrupt(a);
+        sent.extend(liar.corrupt(b));
+        assert_eq!(sent, stream(vec![255, 254, 253, 0]));
+    }
+}
