@@ -649,3 +649,63 @@ fn a_torrent_file_drives_an_engine_end_to_end() {
     }
     assert!(t.is_complete());
 }
+
+#[test]
+fn a_deep_request_queue_is_served_in_bursts_without_waiting_for_a_tick() {
+    let mut t = seeder();
+    connect(&mut t, P1, 2, false);
+    send(&mut t, 1, P1, &[Message::Interested]);
+    let reqs: Vec<Message> = (0..PIECES as u32)
+        .flat_map(|p| {
+            let size = if p + 1 == PIECES as u32 {
+                PIECE - 1000
+            } else {
+                PIECE
+            };
+            (0..size.div_ceil(BLOCK_SIZE)).map(move |b| (p, b, size))
+        })
+        .flat_map(|(p, b, size)| {
+            // Split each block into 1 KiB requests to make the queue deep.
+            let len = (size - b * BLOCK_SIZE).min(BLOCK_SIZE);
+            (0..len.div_ceil(1024)).map(move |k| BlockRef {
+                piece: p,
+                offset: b * BLOCK_SIZE + k * 1024,
+                length: (len - k * 1024).min(1024),
+            })
+        })
+        .map(Message::Request)
+        .collect();
+    assert!(reqs.len() > Config::default().serve_burst * 3);
+    let mut bytes = Vec::new();
+    for m in &reqs {
+        m.encode(&mut bytes);
+    }
+    t.handle_peer_data(Time(2), P1, &bytes);
+    let mut served = 0;
+    let mut rounds = 0;
+    loop {
+        match t.poll() {
+            Output::Send { data, .. } => {
+                let mut d = Decoder::new(1 << 20);
+                d.push(&handshake_from(0));
+                d.push(&data);
+                while let Some(f) = d.next().unwrap() {
+                    served += usize::from(matches!(f, Frame::Message(Message::Piece { .. })));
+                }
+            }
+            Output::Timeout(at) if served < reqs.len() => {
+                assert_eq!(
+                    at,
+                    Time(2),
+                    "more to serve: the engine asks to come back at once"
+                );
+                t.handle_timeout(at);
+                rounds += 1;
+            }
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(served, reqs.len());
+    assert!(rounds >= 3);
+}

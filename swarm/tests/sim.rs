@@ -186,7 +186,10 @@ fn origin_offload_across_seeds() {
     let mut copies = Vec::new();
     let mut finish = Vec::new();
     for seed in 1..=20 {
-        let mut sim = Sim::new(World { seed, ..World::default() });
+        let mut sim = Sim::new(World {
+            seed,
+            ..World::default()
+        });
         for i in 0..50 {
             sim.add_node(Role::Leecher, secs(2.0 * i as f64 / 50.0), None);
         }
@@ -200,6 +203,12 @@ fn origin_offload_across_seeds() {
         let min = v.iter().copied().fold(f64::MAX, f64::min);
         (min, mean, max)
     };
-    println!("origin copies over 20 seeds (min, mean, max): {:?}", stats(&copies));
-    println!("last peer done, virtual s (min, mean, max): {:?}", stats(&finish));
+    println!(
+        "origin copies over 20 seeds (min, mean, max): {:?}",
+        stats(&copies)
+    );
+    println!(
+        "last peer done, virtual s (min, mean, max): {:?}",
+        stats(&finish)
+    );
 }
