@@ -570,6 +570,13 @@ impl Torrent {
     }
 
     fn next_wake(&self) -> Time {
+        // Requests left after a serving burst, to a peer whose channel has
+        // room: come straight back (the shell yields to its event loop first,
+        // so its send-buffer watermarks are seen between bursts).
+        let can_serve = |p: &Peer| !p.queued.is_empty() && !p.send_blocked && !p.am_choking;
+        if self.peers.values().any(can_serve) {
+            return self.now;
+        }
         let busy = !self.is_complete() || self.peers.values().any(|p| !p.queued.is_empty());
         let tick = if busy {
             Duration::from_millis(250)
