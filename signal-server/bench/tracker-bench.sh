@@ -42,13 +42,15 @@ stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 
-echo "== announces/s (${SECONDS_PER_RUN}s per run) =="
+echo "== announces/s (${SECONDS_PER_RUN}s per run), load average: $(cut -d" " -f1-3 /proc/loadavg) =="
 for run in $RUNS; do
   conns=${run%%:*}; swarms=${run##*:}
   start_server
   before=$(cpu_ticks)
-  "$LOAD" --target "127.0.0.1:$PORT" --connections "$conns" --swarms "$swarms" \
-    --offers 5 --window 2 --seconds "$SECONDS_PER_RUN" | tee "$work/run.txt"
+  # The loader's own CPU time shows how much of the 2 cores it took.
+  /usr/bin/time -f "loader cpu seconds: %U user + %S sys" \
+    "$LOAD" --target "127.0.0.1:$PORT" --connections "$conns" --swarms "$swarms" \
+    --offers 5 --window 2 --seconds "$SECONDS_PER_RUN" 2>&1 | grep -v ' connected ' | tee "$work/run.txt"
   after=$(cpu_ticks)
   replies=$(grep -o 'replies=[0-9]*' "$work/run.txt" | cut -d= -f2)
   cpu=$(echo "scale=2; ($after - $before) / $TICK" | bc)
