@@ -1,1 +1,677 @@
-//! Placeholder: being written.
+//! What to ask for next: deadline-aware for streaming, rarest-first for the swarm.
+//!
+//! The picker knows which pieces we have, which blocks of unfinished pieces
+//! are missing, requested or received, how many connected peers have each
+//! piece, and where playback is. It hands out blocks in this order:
+//!
+//! 1. **Urgent**: pieces the player needs within [`PickerConfig::urgent`] (and
+//!    always the first [`PickerConfig::min_urgent_pieces`] from the playhead).
+//!    Urgent blocks may be requested from two peers at once.
+//! 2. **Partial**: pieces already started, so they finish and can be re-served.
+//! 3. **Read-ahead**: pieces needed within [`PickerConfig::read_ahead`], in
+//!    playback order.
+//! 4. **Rarest first** for everything else, ties broken by a per-torrent
+//!    random order, so the swarm keeps every piece alive. While an urgent
+//!    piece is still incomplete no piece in this class is started: bandwidth
+//!    goes where playback is.
+//! 5. **Endgame**: once every missing block is requested, blocks may be asked
+//!    of a second peer.
+//!
+//! Without a playhead only classes 2, 4 and 5 apply.
+//!
+//! Invariants (see `engine/PIECES.md` for the whole story): a piece is either
+//! had (`have`), partial (an entry in `partial`), or untouched; a partial
+//! piece has at least one block requested or received; `availability[p]`
+//! counts connected peers that have `p`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::bitfield::Bitfield;
+use crate::wire::{BLOCK_SIZE, BlockRef};
+
+/// Tunables of the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickerConfig {
+    /// Pieces due within this are urgent.
+    pub urgent: Duration,
+    /// Pieces due within this (and not urgent) are read-ahead.
+    pub read_ahead: Duration,
+    /// Pieces from the playhead that are urgent whatever the bitrate.
+    pub min_urgent_pieces: u32,
+    /// Playback rate assumed until the shell tells one (40 kB/s = 320 kbit/s).
+    pub default_bytes_per_sec: u64,
+}
+
+impl Default for PickerConfig {
+    fn default() -> Self {
+        PickerConfig {
+            urgent: Duration::from_secs(6),
+            read_ahead: Duration::from_secs(40),
+            min_urgent_pieces: 3,
+            default_bytes_per_sec: 40_000,
+        }
+    }
+}
+
+/// Where playback is: the byte the player needs next and how fast it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Playback {
+    /// Byte offset in the torrent's stream the player reads next.
+    pub offset: u64,
+    /// Bytes per second the player consumes; `None` for the configured default.
+    pub bytes_per_sec: Option<u64>,
+}
+
+/// How soon a piece is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Needed by the player within the urgent window.
+    Urgent,
+    /// Needed within the read-ahead window.
+    ReadAhead,
+    /// Not needed soon (or no playhead).
+    Normal,
+}
+
+/// State of one block of an unfinished piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    /// Asked of this many peers (or the web seed) and not yet arrived.
+    Requested(u8),
+    Received,
+}
+
+#[derive(Debug, Clone)]
+struct Partial {
+    blocks: Vec<BlockState>,
+    received: u32,
+}
+
+/// The piece picker of one torrent.
+#[derive(Debug, Clone)]
+pub struct Picker {
+    config: PickerConfig,
+    piece_length: u32,
+    total_length: u64,
+    have: Bitfield,
+    availability: Vec<u32>,
+    /// Random rank per piece: the tie-break among equally rare pieces.
+    tie_break: Vec<u32>,
+    partial: BTreeMap<u32, Partial>,
+    playback: Option<Playback>,
+}
+
+impl Picker {
+    /// A picker for a torrent with nothing downloaded. `rng` only orders ties.
+    pub fn new(
+        config: PickerConfig,
+        piece_length: u32,
+        total_length: u64,
+        rng: &mut fastrand::Rng,
+    ) -> Self {
+        let count = piece_count(piece_length, total_length);
+        let mut tie_break: Vec<u32> = (0..count).collect();
+        rng.shuffle(&mut tie_break);
+        Picker {
+            config,
+            piece_length,
+            total_length,
+            have: Bitfield::empty(count),
+            availability: vec![0; count as usize],
+            tie_break,
+            partial: BTreeMap::new(),
+            playback: None,
+        }
+    }
+
+    /// Pieces in the torrent.
+    pub fn piece_count(&self) -> u32 {
+        self.have.len()
+    }
+
+    /// Bytes in `piece` (the last one is shorter); 0 out of range.
+    pub fn piece_size(&self, piece: u32) -> u32 {
+        if piece >= self.piece_count() {
+            return 0;
+        }
+        let start = u64::from(piece) * u64::from(self.piece_length);
+        (self.total_length - start).min(u64::from(self.piece_length)) as u32
+    }
+
+    /// Blocks in `piece`.
+    pub fn block_count(&self, piece: u32) -> u32 {
+        self.piece_size(piece).div_ceil(BLOCK_SIZE)
+    }
+
+    /// The block of `piece` at `index`.
+    pub fn block(&self, piece: u32, index: u32) -> BlockRef {
+        let offset = index * BLOCK_SIZE;
+        BlockRef {
+            piece,
+            offset,
+            length: (self.piece_size(piece) - offset).min(BLOCK_SIZE),
+        }
+    }
+
+    /// Whether `block` is a well-formed block of this torrent (in range,
+    /// block-aligned, full length unless it is the last of its piece).
+    pub fn is_valid_block(&self, block: BlockRef) -> bool {
+        let size = self.piece_size(block.piece);
+        size > 0
+            && block.offset % BLOCK_SIZE == 0
+            && block.offset < size
+            && block.length == (size - block.offset).min(BLOCK_SIZE)
+    }
+
+    /// The pieces we have.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// We have every piece.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Connected peers that have `piece`.
+    pub fn availability(&self, piece: u32) -> u32 {
+        self.availability.get(piece as usize).copied().unwrap_or(0)
+    }
+
+    /// A peer with these pieces connected (or sent its bitfield).
+    pub fn add_peer_pieces(&mut self, pieces: &Bitfield) {
+        for p in pieces.ones() {
+            self.availability[p as usize] += 1;
+        }
+    }
+
+    /// A peer with these pieces went away.
+    pub fn remove_peer_pieces(&mut self, pieces: &Bitfield) {
+        for p in pieces.ones() {
+            let a = &mut self.availability[p as usize];
+            *a = a.saturating_sub(1);
+        }
+    }
+
+    /// A peer announced `have` for `piece` (already range-checked).
+    pub fn add_peer_piece(&mut self, piece: u32) {
+        if let Some(a) = self.availability.get_mut(piece as usize) {
+            *a += 1;
+        }
+    }
+
+    /// Sets (or clears) where playback is.
+    pub fn set_playback(&mut self, playback: Option<Playback>) {
+        self.playback = playback;
+    }
+
+    /// The current playback position, if any.
+    pub fn playback(&self) -> Option<Playback> {
+        self.playback
+    }
+
+    /// How soon `piece` is needed, given playback.
+    pub fn urgency(&self, piece: u32) -> Urgency {
+        let Some(pb) = self.playback else {
+            return Urgency::Normal;
+        };
+        let start = u64::from(piece) * u64::from(self.piece_length);
+        let end = start + u64::from(self.piece_size(piece));
+        if end <= pb.offset {
+            return Urgency::Normal; // already played
+        }
+        let head_piece = (pb.offset / u64::from(self.piece_length)) as u32;
+        if piece < head_piece.saturating_add(self.config.min_urgent_pieces) {
+            return Urgency::Urgent;
+        }
+        let due = self.time_until_due(piece, pb);
+        if due < self.config.urgent {
+            Urgency::Urgent
+        } else if due < self.config.read_ahead {
+            Urgency::ReadAhead
+        } else {
+            Urgency::Normal
+        }
+    }
+
+    /// How long until the player reaches `piece` (zero if it is there already).
+    pub fn due_in(&self, piece: u32) -> Option<Duration> {
+        self.playback.map(|pb| self.time_until_due(piece, pb))
+    }
+
+    /// Picks up to `max` blocks to request from a peer that has `peer_has`.
+    /// `already` lists blocks outstanding to this peer, which are never
+    /// asked of it twice. Picked blocks are marked requested.
+    pub fn pick_blocks(
+        &mut self,
+        peer_has: &Bitfield,
+        already: &[BlockRef],
+        max: usize,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if max == 0 || self.is_complete() {
+            return out;
+        }
+        let urgent = self.urgent_pieces();
+        // 1. Urgent pieces, up to two requests per block.
+        for &p in &urgent {
+            if peer_has.has(p) {
+                self.take_from_piece(p, 2, already, max, &mut out);
+            }
+        }
+        // 2. Pieces already started.
+        let started: Vec<u32> = self.partial.keys().copied().collect();
+        for p in started {
+            if peer_has.has(p) {
+                self.take_from_piece(p, 1, already, max, &mut out);
+            }
+        }
+        // 3. Read-ahead, in playback order.
+        for p in self.read_ahead_pieces() {
+            if peer_has.has(p) {
+                self.take_from_piece(p, 1, already, max, &mut out);
+            }
+        }
+        // 4. Rarest first; held back while an urgent piece is incomplete.
+        if out.len() < max && urgent.is_empty() {
+            let mut candidates: Vec<u32> = peer_has
+                .ones()
+                .filter(|&p| !self.have.has(p) && !self.partial.contains_key(&p))
+                .collect();
+            candidates
+                .sort_by_key(|&p| (self.availability[p as usize], self.tie_break[p as usize]));
+            for p in candidates {
+                if out.len() >= max {
+                    break;
+                }
+                self.take_from_piece(p, 1, already, max, &mut out);
+            }
+        }
+        // 5. Endgame: every missing block is requested somewhere.
+        if out.len() < max && self.all_missing_requested() {
+            let started: Vec<u32> = self.partial.keys().copied().collect();
+            for p in started {
+                if peer_has.has(p) {
+                    self.take_from_piece(p, 2, already, max, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Picks a piece for the web seed: urgent pieces first, then (when
+    /// `idle_fallback`) a piece no connected peer has, read-ahead first.
+    /// `peer_can_deliver(piece)` says whether a peer is expected to deliver it
+    /// in time. Every block of the returned piece is marked requested.
+    pub fn pick_for_web_seed(
+        &mut self,
+        idle_fallback: bool,
+        rng: &mut fastrand::Rng,
+        mut peer_can_deliver: impl FnMut(u32) -> bool,
+    ) -> Option<u32> {
+        let untouched = |s: &Self, p: u32| {
+            !s.have.has(p)
+                && s.partial
+                    .get(&p)
+                    .is_none_or(|part| part.blocks.iter().all(|b| *b != BlockState::Received))
+        };
+        let urgent = self.urgent_pieces();
+        let pick = urgent
+            .iter()
+            .copied()
+            .find(|&p| untouched(self, p) && !self.web_seed_has(p) && !peer_can_deliver(p))
+            .or_else(|| {
+                if !idle_fallback {
+                    return None;
+                }
+                let ahead = self.read_ahead_pieces().into_iter().find(|&p| {
+                    untouched(self, p)
+                        && self.availability(p) == 0
+                        && !self.partial.contains_key(&p)
+                });
+                ahead.or_else(|| {
+                    let orphans: Vec<u32> = (0..self.piece_count())
+                        .filter(|&p| {
+                            !self.have.has(p)
+                                && !self.partial.contains_key(&p)
+                                && self.availability(p) == 0
+                        })
+                        .collect();
+                    (!orphans.is_empty()).then(|| orphans[rng.usize(..orphans.len())])
+                })
+            })?;
+        let part = self.partial_mut(pick);
+        for b in part.blocks.iter_mut() {
+            *b = match *b {
+                BlockState::Missing => BlockState::Requested(1),
+                BlockState::Requested(n) => BlockState::Requested(n.saturating_add(1)),
+                BlockState::Received => BlockState::Received,
+            };
+        }
+        Some(pick)
+    }
+
+    /// A request for `block` ended without data (timeout, choke, reject, peer
+    /// gone, cancelled, web seed failure).
+    pub fn unrequest(&mut self, block: BlockRef) {
+        let index = (block.offset / BLOCK_SIZE) as usize;
+        if let Some(part) = self.partial.get_mut(&block.piece) {
+            if let Some(state) = part.blocks.get_mut(index) {
+                *state = match *state {
+                    BlockState::Requested(n) if n > 1 => BlockState::Requested(n - 1),
+                    BlockState::Requested(_) => BlockState::Missing,
+                    other => other,
+                };
+            }
+            if part.received == 0 && part.blocks.iter().all(|b| *b == BlockState::Missing) {
+                self.partial.remove(&block.piece);
+            }
+        }
+    }
+
+    /// Every block of `piece` that the web seed was asked for, un-asked.
+    pub fn unrequest_piece(&mut self, piece: u32) {
+        for i in 0..self.block_count(piece) {
+            let block = self.block(piece, i);
+            self.unrequest(block);
+        }
+    }
+
+    /// A block arrived. Returns false if it was not wanted (already had),
+    /// true if it is new; then `piece_blocks_done` tells whether the piece is
+    /// ready to verify.
+    pub fn block_received(&mut self, block: BlockRef) -> bool {
+        if self.have.has(block.piece) || !self.is_valid_block(block) {
+            return false;
+        }
+        let index = (block.offset / BLOCK_SIZE) as usize;
+        let part = self.partial_mut(block.piece);
+        match part.blocks[index] {
+            BlockState::Received => false,
+            _ => {
+                part.blocks[index] = BlockState::Received;
+                part.received += 1;
+                true
+            }
+        }
+    }
+
+    /// All blocks of `piece` have arrived.
+    pub fn piece_blocks_done(&self, piece: u32) -> bool {
+        self.partial
+            .get(&piece)
+            .is_some_and(|p| p.received as usize == p.blocks.len())
+    }
+
+    /// `piece` passed its hash check.
+    pub fn piece_verified(&mut self, piece: u32) {
+        self.partial.remove(&piece);
+        self.have.set(piece);
+    }
+
+    /// `piece` failed its hash check: every block is missing again.
+    pub fn piece_failed(&mut self, piece: u32) {
+        self.partial.remove(&piece);
+    }
+
+    /// Blocks of unfinished pieces that are neither received nor requested.
+    pub fn all_missing_requested(&self) -> bool {
+        let untouched =
+            (0..self.piece_count()).any(|p| !self.have.has(p) && !self.partial.contains_key(&p));
+        !untouched
+            && self
+                .partial
+                .values()
+                .all(|part| part.blocks.iter().all(|b| *b != BlockState::Missing))
+    }
+
+    /// Pieces that are urgent and not yet had, in playback order.
+    pub fn urgent_pieces(&self) -> Vec<u32> {
+        self.pieces_by_urgency(Urgency::Urgent)
+    }
+
+    fn read_ahead_pieces(&self) -> Vec<u32> {
+        self.pieces_by_urgency(Urgency::ReadAhead)
+    }
+
+    fn pieces_by_urgency(&self, want: Urgency) -> Vec<u32> {
+        let Some(pb) = self.playback else {
+            return Vec::new();
+        };
+        let head = ((pb.offset / u64::from(self.piece_length)) as u32).min(self.piece_count());
+        (head..self.piece_count())
+            .take_while(|&p| self.urgency(p) <= want)
+            .filter(|&p| !self.have.has(p) && self.urgency(p) == want)
+            .collect()
+    }
+
+    fn web_seed_has(&self, piece: u32) -> bool {
+        // A piece whose every block is requested with none missing has been
+        // handed out in full; the web seed takes whole pieces.
+        self.partial
+            .get(&piece)
+            .is_some_and(|p| p.blocks.iter().all(|b| *b != BlockState::Missing))
+    }
+
+    fn time_until_due(&self, piece: u32, pb: Playback) -> Duration {
+        let start = u64::from(piece) * u64::from(self.piece_length);
+        let rate = pb
+            .bytes_per_sec
+            .unwrap_or(self.config.default_bytes_per_sec)
+            .max(1);
+        Duration::from_millis(start.saturating_sub(pb.offset).saturating_mul(1000) / rate)
+    }
+
+    fn partial_mut(&mut self, piece: u32) -> &mut Partial {
+        let blocks = self.block_count(piece) as usize;
+        self.partial.entry(piece).or_insert_with(|| Partial {
+            blocks: vec![BlockState::Missing; blocks],
+            received: 0,
+        })
+    }
+
+    /// Marks and pushes blocks of `piece` requested fewer than `limit` times.
+    fn take_from_piece(
+        &mut self,
+        piece: u32,
+        limit: u8,
+        already: &[BlockRef],
+        max: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        if out.len() >= max || self.have.has(piece) {
+            return;
+        }
+        let count = self.block_count(piece);
+        for i in 0..count {
+            if out.len() >= max {
+                break;
+            }
+            let block = self.block(piece, i);
+            if already.contains(&block) || out.contains(&block) {
+                continue;
+            }
+            let part = self.partial_mut(piece);
+            let state = &mut part.blocks[i as usize];
+            match *state {
+                BlockState::Missing => *state = BlockState::Requested(1),
+                BlockState::Requested(n) if n < limit => *state = BlockState::Requested(n + 1),
+                _ => continue,
+            }
+            out.push(block);
+        }
+        if self
+            .partial
+            .get(&piece)
+            .is_some_and(|p| p.received == 0 && p.blocks.iter().all(|b| *b == BlockState::Missing))
+        {
+            self.partial.remove(&piece);
+        }
+    }
+}
+
+/// Number of pieces for a stream of `total_length` bytes.
+pub fn piece_count(piece_length: u32, total_length: u64) -> u32 {
+    if piece_length == 0 {
+        return 0;
+    }
+    u32::try_from(total_length.div_ceil(u64::from(piece_length))).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PL: u32 = 4 * BLOCK_SIZE;
+
+    fn picker(pieces: u32) -> Picker {
+        let mut rng = fastrand::Rng::with_seed(1);
+        Picker::new(
+            PickerConfig::default(),
+            PL,
+            u64::from(PL) * u64::from(pieces) - 100,
+            &mut rng,
+        )
+    }
+
+    #[test]
+    fn last_piece_and_block_are_short() {
+        let p = picker(3);
+        assert_eq!(p.piece_size(2), PL - 100);
+        assert_eq!(p.block_count(2), 4);
+        assert_eq!(p.block(2, 3).length, BLOCK_SIZE - 100);
+        assert!(p.is_valid_block(p.block(2, 3)));
+        assert!(!p.is_valid_block(BlockRef {
+            piece: 2,
+            offset: 3 * BLOCK_SIZE,
+            length: BLOCK_SIZE
+        }));
+        assert!(!p.is_valid_block(BlockRef {
+            piece: 3,
+            offset: 0,
+            length: BLOCK_SIZE
+        }));
+        assert!(!p.is_valid_block(BlockRef {
+            piece: 0,
+            offset: 5,
+            length: BLOCK_SIZE
+        }));
+    }
+
+    #[test]
+    fn rarest_first_without_playhead() {
+        let mut p = picker(8);
+        let mut common = Bitfield::full(8);
+        common.clear(5);
+        p.add_peer_pieces(&common);
+        p.add_peer_pieces(&common);
+        let mut rare = Bitfield::empty(8);
+        rare.set(5);
+        p.add_peer_pieces(&rare);
+        let blocks = p.pick_blocks(&Bitfield::full(8), &[], 4);
+        assert!(blocks.iter().all(|b| b.piece == 5), "{blocks:?}");
+    }
+
+    #[test]
+    fn urgent_pieces_come_first_and_hold_back_far_pieces() {
+        let mut p = picker(100);
+        p.set_playback(Some(Playback {
+            offset: u64::from(PL) * 10,
+            bytes_per_sec: Some(u64::from(PL)),
+        }));
+        assert_eq!(p.urgency(10), Urgency::Urgent);
+        assert_eq!(p.urgency(9), Urgency::Normal, "already played");
+        assert_eq!(p.urgency(20), Urgency::ReadAhead);
+        assert_eq!(p.urgency(99), Urgency::Normal);
+        let blocks = p.pick_blocks(&Bitfield::full(100), &[], 1000);
+        let pieces: Vec<u32> = blocks.iter().map(|b| b.piece).collect();
+        assert_eq!(pieces[0], 10);
+        assert!(
+            pieces.iter().all(|&x| (10..50).contains(&x)),
+            "no far piece while urgent ones are missing"
+        );
+        // The same peer is never asked twice; a second peer may double urgent blocks.
+        let again = p.pick_blocks(&Bitfield::full(100), &blocks, 1000);
+        assert!(again.is_empty());
+        let second = p.pick_blocks(&Bitfield::full(100), &[], 4);
+        assert_eq!(
+            second[0].piece, 10,
+            "urgent blocks may be asked of two peers"
+        );
+    }
+
+    #[test]
+    fn receive_verify_and_fail() {
+        let mut p = picker(2);
+        let blocks = p.pick_blocks(&Bitfield::full(2), &[], 100);
+        assert_eq!(blocks.len(), 8);
+        for b in blocks.iter().filter(|b| b.piece == 0) {
+            assert!(p.block_received(*b));
+            assert!(!p.block_received(*b), "a duplicate is not new");
+        }
+        assert!(p.piece_blocks_done(0));
+        p.piece_failed(0);
+        assert!(!p.piece_blocks_done(0));
+        assert!(
+            !p.all_missing_requested(),
+            "a failed piece is missing again"
+        );
+        let again = p.pick_blocks(&Bitfield::full(2), &[], 4);
+        assert!(
+            again.iter().all(|b| b.piece == 0) && again.len() == 4,
+            "{again:?}"
+        );
+        for b in again {
+            p.block_received(b);
+        }
+        p.piece_verified(0);
+        assert!(p.have().has(0));
+        assert!(
+            !p.block_received(p.block(0, 0)),
+            "blocks of had pieces are unwanted"
+        );
+    }
+
+    #[test]
+    fn unrequest_returns_blocks_and_endgame_duplicates() {
+        let mut p = picker(1);
+        let first = p.pick_blocks(&Bitfield::full(1), &[], 100);
+        assert_eq!(first.len(), 4);
+        assert!(p.all_missing_requested());
+        let dup = p.pick_blocks(&Bitfield::full(1), &[], 100);
+        assert_eq!(dup.len(), 4, "endgame asks a second peer");
+        assert!(
+            p.pick_blocks(&Bitfield::full(1), &[], 100).is_empty(),
+            "never a third"
+        );
+        for b in first.iter().chain(&dup) {
+            p.unrequest(*b);
+        }
+        assert!(!p.all_missing_requested());
+    }
+
+    #[test]
+    fn web_seed_takes_urgent_pieces_no_peer_can_deliver() {
+        let mut p = picker(100);
+        let mut rng = fastrand::Rng::with_seed(3);
+        assert_eq!(
+            p.pick_for_web_seed(false, &mut rng, |_| false),
+            None,
+            "no playhead, not idle"
+        );
+        p.set_playback(Some(Playback {
+            offset: 0,
+            bytes_per_sec: None,
+        }));
+        assert_eq!(
+            p.pick_for_web_seed(false, &mut rng, |piece| piece == 0),
+            Some(1)
+        );
+        assert_eq!(p.pick_for_web_seed(false, &mut rng, |_| false), Some(0));
+        assert_eq!(p.pick_for_web_seed(false, &mut rng, |_| false), Some(2));
+        let fallback = p.pick_for_web_seed(true, &mut rng, |_| true);
+        assert!(fallback.is_some_and(|x| x >= 3));
+    }
+}

@@ -65,6 +65,9 @@ pub enum MetainfoError {
     /// The info dictionary has neither `length` nor `files`.
     #[error("`info` has neither `length` nor `files`")]
     NeitherLengthNorFiles,
+    /// A BitTorrent v2-only torrent (`meta version` 2, `file tree`, no v1 pieces): WebTorrent speaks v1.
+    #[error("v2-only torrent: no v1 `length`/`files`/`pieces` (hybrid v1+v2 torrents are fine)")]
+    V2Only,
     /// A multi-file torrent lists no files.
     #[error("`files` is empty")]
     NoFiles,

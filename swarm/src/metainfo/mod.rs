@@ -5,6 +5,11 @@
 //! keys we do not know still hashes to the swarm everyone else joins. Those
 //! same bytes are what ut_metadata serves to peers that came by magnet link.
 //!
+//! Decoding is strict bencode (the `bendy` crate): keys sorted and unique,
+//! integers without leading zeros, nothing after the top-level dictionary.
+//! Every tool we interoperate with writes that; anything else is refused with
+//! [`MetainfoError::Bencode`] or [`MetainfoError::TrailingData`], not guessed at.
+//!
 //! - [`Metainfo`]: a whole `.torrent` (trackers, web seeds, `info`).
 //! - [`Info`], [`FileEntry`], [`FileSlice`]: the `info` dictionary, the file layout,
 //!   which files a piece spans and where web seeds serve them.
