@@ -1,8 +1,8 @@
 //! The published tracks and the links that point at them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde::{Serialize, Serializer};
 use swarm::InfoHash;
 
@@ -28,7 +28,7 @@ pub struct Track {
     pub embed_html: String,
     /// The bencoded `.torrent`, served at `torrent_url`.
     #[serde(skip)]
-    pub torrent: Arc<[u8]>,
+    pub torrent: Bytes,
 }
 
 /// All published tracks, looked up by info hash.
@@ -170,7 +170,7 @@ mod tests {
             media_url: String::new(),
             embed_url: String::new(),
             embed_html: String::new(),
-            torrent: Arc::from(&b"d"[..]),
+            torrent: Bytes::from_static(b"d"),
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);
         assert_eq!(c.tracks().len(), 2);

@@ -131,6 +131,9 @@ struct ServeArgs {
     /// Sustained tracker messages per second per connection.
     #[arg(long, env = "FANSWARM_MESSAGES_PER_SECOND")]
     messages_per_second: Option<u32>,
+    /// Tracker messages a connection may send in one burst.
+    #[arg(long, env = "FANSWARM_MESSAGE_BURST")]
+    message_burst: Option<u32>,
     /// Seconds of silence after which a tracker socket is closed.
     #[arg(long, env = "FANSWARM_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
@@ -239,6 +242,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         messages_per_second: args
             .messages_per_second
             .unwrap_or(defaults.messages_per_second),
+        message_burst: args.message_burst.unwrap_or(defaults.message_burst),
         idle_timeout: args
             .idle_timeout_secs
             .map_or(defaults.idle_timeout, Duration::from_secs),

@@ -7,8 +7,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use axum::body::Bytes;
 use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
 
 use crate::catalog::{Catalog, Links, Track};
@@ -196,7 +196,7 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
         media_url: links.media_url,
         embed_url: links.embed_url,
         embed_html: links.embed_html,
-        torrent: Arc::from(metainfo.to_bytes()),
+        torrent: Bytes::from(metainfo.to_bytes()),
     })
 }
 

@@ -28,7 +28,7 @@ pub async fn torrent(State(state): State<AppState>, Path(file): Path<String>) ->
     match state.catalog.get(&info_hash) {
         Some(track) => (
             [(header::CONTENT_TYPE, "application/x-bittorrent")],
-            Bytes::copy_from_slice(&track.torrent),
+            track.torrent.clone(),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -18,9 +18,14 @@ use crate::tracker::{ConnectionId, OutMessage};
 
 /// `GET /announce`: upgrade to the tracker protocol.
 pub async fn announce(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    let max = state.limits.max_message_bytes;
+    let limits = &state.limits;
+    let max = limits.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(limits.read_buffer_bytes)
+        // Each send is flushed at once anyway: no write batching buffer.
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.max_write_buffer_bytes)
         .on_upgrade(move |socket: WebSocket| {
             let (sink, stream) = socket.split();
             serve_connection(state, sink, stream)
