@@ -262,3 +262,83 @@ async fn peers_reconnect_after_a_tracker_restart_and_the_swarm_finishes() {
     late.stop().await;
     seed.stop().await;
 }
+
+/// A server publishing a one-track library (like `serve --library`), on
+/// the test's runtime. Returns its address, catalog, library and the track.
+async fn library_server(dir: &Path) -> (SocketAddr, Catalog, PathBuf, Vec<u8>) {
+    let library = dir.join("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let mut rng = fastrand::Rng::with_seed(4);
+    // Small: with no peers and no playback, the engine fetches orphan
+    // pieces from the web seed one at a time after a random idle wait.
+    let data: Vec<u8> = (0..300_000).map(|_| rng.u8(..)).collect();
+    std::fs::write(library.join("song.mp3"), &data).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let catalog =
+        signal_server::publish::publish_library(library.clone(), format!("http://{addr}"))
+            .await
+            .unwrap();
+    let state = AppState::new(
+        catalog.clone(),
+        Paths {
+            media_dir: library.clone(),
+            web_dir: library.clone(),
+        },
+        Limits::default(),
+    );
+    tokio::spawn(signal_server::serve(listener, state));
+    (addr, catalog, library, data)
+}
+
+fn local_rtc() -> RtcConfig {
+    options("").rtc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_native_peer_gets_a_published_track_from_the_web_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_addr, catalog, _library, data) = library_server(dir.path()).await;
+    let meta = Metainfo::from_bytes(&catalog.tracks()[0].torrent).unwrap();
+    let path = dir.path().join("out/song.mp3");
+    // No trackers given: the torrent's own (this server's) is used.
+    let options = PeerOptions {
+        rtc: local_rtc(),
+        web_seed: true,
+        ..PeerOptions::default()
+    };
+    let peer = NativePeer::start(&meta, &path, options).await.unwrap();
+    all_done(&[&peer], Duration::from_secs(60)).await;
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    let stats = peer.stats();
+    assert!(stats.from_web_seed > 0);
+    assert_eq!(stats.from_peers, 0, "there are no peers");
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_webrtc_seed_serves_its_catalog_to_a_peer_without_web_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, catalog, library, data) = library_server(dir.path()).await;
+    let seeding = tokio::spawn(signal_server::native::seed_catalog(
+        catalog.clone(),
+        library,
+        addr,
+        local_rtc(),
+    ));
+    let meta = Metainfo::from_bytes(&catalog.tracks()[0].torrent).unwrap();
+    let path = dir.path().join("out/song.mp3");
+    let options = PeerOptions {
+        rtc: local_rtc(),
+        web_seed: false,
+        ..PeerOptions::default()
+    };
+    let peer = NativePeer::start(&meta, &path, options).await.unwrap();
+    all_done(&[&peer], Duration::from_secs(60)).await;
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    let stats = peer.stats();
+    assert_eq!(stats.from_web_seed, 0, "no web seed was used");
+    assert!(stats.from_peers > 0, "the bytes came over WebRTC");
+    peer.stop().await;
+    seeding.abort();
+}

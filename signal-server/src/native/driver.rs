@@ -302,7 +302,10 @@ impl Driver {
                 }
             }
             Input::WebSeed { id, result } => match result {
-                Ok(data) => self.engine.handle_web_seed_data(now, id, &data),
+                Ok(data) => {
+                    tracing::trace!(?id, bytes = data.len(), "web seed data");
+                    self.engine.handle_web_seed_data(now, id, &data)
+                }
                 Err(e) => {
                     tracing::warn!(%e, "web seed fetch failed");
                     self.engine.handle_web_seed_error(now, id);
@@ -454,6 +457,7 @@ impl Driver {
                 self.drop_conn(peer, false);
             }
             Output::FetchWebSeed { id, offset, length } => {
+                tracing::trace!(?id, offset, length, "web seed fetch");
                 let Some(base) = self.web_seed.clone() else {
                     self.engine.handle_web_seed_error(self.now(), id);
                     return;
@@ -493,6 +497,10 @@ impl Driver {
                 tracing::warn!(peer = %id, "banned a peer for corrupt data");
                 self.stats.send_modify(|s| s.banned.push(id));
             }
+            Event::WebSeedCorrupt { piece } => {
+                tracing::warn!(piece, "the web seed sent a piece that does not verify");
+            }
+            Event::PieceFailed { piece } => tracing::debug!(piece, "piece failed its hash check"),
             Event::Done => {
                 tracing::info!(peer = %self.engine.peer_id(), "download complete");
                 self.stats.send_modify(|s| s.done = true);

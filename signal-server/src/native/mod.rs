@@ -147,8 +147,8 @@ pub enum NativeError {
     Task(String),
 }
 
-/// One torrent joined over WebRTC. Dropping it without [`NativePeer::stop`]
-/// leaves the swarm abruptly (the driver ends when its inbox closes).
+/// One torrent joined over WebRTC. Dropping it leaves the swarm too, without
+/// waiting for the goodbyes to go out; [`NativePeer::stop`] waits.
 #[derive(Debug)]
 pub struct NativePeer {
     inbox: mpsc::UnboundedSender<Input>,
@@ -245,9 +245,9 @@ impl NativePeer {
     }
 
     /// Leaves the swarm: `stopped` to the trackers, every connection closed.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.inbox.send(Input::Stop);
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
             .await
             .is_err()
         {
@@ -255,6 +255,13 @@ impl NativePeer {
         }
         // Let the tracker sockets send `stopped` and their close frames.
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for NativePeer {
+    fn drop(&mut self) {
+        // The driver holds inbox senders of its own, so it must be told.
+        let _ = self.inbox.send(Input::Stop);
     }
 }
 
