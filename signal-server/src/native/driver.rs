@@ -241,6 +241,7 @@ impl Driver {
                 }
             }
             Input::SendBlocked { key, blocked } => {
+                tracing::trace!(?key, blocked, "send buffer watermark");
                 self.engine.set_send_blocked(now, key, blocked);
             }
             Input::Gone { key } => self.drop_conn(key, true),
