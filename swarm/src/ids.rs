@@ -38,6 +38,19 @@ macro_rules! twenty_byte_id {
                 Self::from_slice(&decoded).ok_or_else(|| IdParseError(s.to_owned()))
             }
 
+            /// Upper-case RFC 4648 base32, 32 characters (the older magnet form).
+            pub fn to_base32(&self) -> String {
+                data_encoding::BASE32_NOPAD.encode(&self.0)
+            }
+
+            /// Parses 32 base32 characters (either case), as old magnet links carry them.
+            pub fn from_base32(s: &str) -> Result<Self, IdParseError> {
+                let decoded = data_encoding::BASE32_NOPAD
+                    .decode(s.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| IdParseError(s.to_owned()))?;
+                Self::from_slice(&decoded).ok_or_else(|| IdParseError(s.to_owned()))
+            }
+
             /// Takes exactly 20 bytes; anything else is `None`.
             pub fn from_slice(bytes: &[u8]) -> Option<Self> {
                 <[u8; 20]>::try_from(bytes).ok().map(Self)
@@ -86,6 +99,18 @@ mod tests {
         assert!(InfoHash::from_hex("abcd").is_err());
         assert!(InfoHash::from_hex(&"zz".repeat(20)).is_err());
         assert!(InfoHash::from_slice(&[0; 19]).is_none());
+    }
+
+    #[test]
+    fn base32_round_trip_either_case_and_bad_input() {
+        let h = InfoHash(*b"\x01\x23\x45\x67\x89\xab\xcd\xef0123456789ab");
+        let b32 = h.to_base32();
+        assert_eq!(b32.len(), 32);
+        assert_eq!(InfoHash::from_base32(&b32), Ok(h));
+        assert_eq!(InfoHash::from_base32(&b32.to_lowercase()), Ok(h));
+        assert!(InfoHash::from_base32(&b32[..31]).is_err());
+        assert!(InfoHash::from_base32(&"1".repeat(32)).is_err());
+        assert!(InfoHash::from_base32(&h.to_hex()).is_err());
     }
 
     #[test]
