@@ -55,7 +55,8 @@ impl Torrent {
         let (fast, extended) = (peer.fast, peer.extended);
         if extended {
             let mut ours = ExtendedHandshake::default();
-            ours.m.insert("ut_metadata".to_owned(), UT_METADATA_ID);
+            ours.m
+                .insert(extension::UT_METADATA.to_owned(), UT_METADATA_ID);
             ours.v = Some(self.config.client_name.clone());
             ours.reqq = Some(self.config.max_requests_per_peer);
             ours.metadata_size = metadata_size;
@@ -183,7 +184,7 @@ impl Torrent {
             if let (Ok(theirs), Some(peer)) =
                 (ExtendedHandshake::decode(payload), self.peers.get_mut(&key))
             {
-                peer.ut_metadata = theirs.id_of("ut_metadata");
+                peer.ut_metadata = theirs.id_of(extension::UT_METADATA);
                 if let Some(reqq) = theirs.reqq {
                     peer.reqq = reqq.clamp(1, self.config.max_requests_per_peer);
                 }

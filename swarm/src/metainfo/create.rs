@@ -161,8 +161,12 @@ impl TorrentBuilder {
     }
 
     /// Adds a tier of trackers tried in any order (BEP 12). Empty URLs are dropped.
-    pub fn tracker_tier(mut self, urls: impl IntoIterator<Item = String>) -> Self {
-        let tier: Vec<String> = urls.into_iter().filter(|url| !url.is_empty()).collect();
+    pub fn tracker_tier<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        let tier: Vec<String> = urls
+            .into_iter()
+            .map(Into::into)
+            .filter(|url: &String| !url.is_empty())
+            .collect();
         if !tier.is_empty() {
             self.tiers.push(tier);
         }

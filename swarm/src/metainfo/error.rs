@@ -65,6 +65,9 @@ pub enum MetainfoError {
     /// The info dictionary has neither `length` nor `files`.
     #[error("`info` has neither `length` nor `files`")]
     NeitherLengthNorFiles,
+    /// A BitTorrent v2-only torrent (`meta version` 2, `file tree`, no v1 pieces): WebTorrent speaks v1.
+    #[error("v2-only torrent: no v1 `length`/`files`/`pieces` (hybrid v1+v2 torrents are fine)")]
+    V2Only,
     /// A multi-file torrent lists no files.
     #[error("`files` is empty")]
     NoFiles,
@@ -94,6 +97,14 @@ pub enum MetainfoError {
     /// Two files have the same path, or one file's path is another's directory.
     #[error("path {0:?} is used twice (as a file, or as a file and a directory)")]
     PathCollision(String),
+    /// Metadata fetched for a magnet link does not hash to the magnet's info hash.
+    #[error("info dictionary hashes to {found}, expected {expected}")]
+    InfoHashMismatch {
+        /// The info hash of the magnet link.
+        expected: crate::InfoHash,
+        /// The SHA-1 of the bytes received.
+        found: crate::InfoHash,
+    },
     /// A multi-file builder was given no files.
     #[error("the builder has no files")]
     BuilderNoFiles,

@@ -95,6 +95,7 @@ struct RawInfo<'ser> {
     length: Option<u64>,
     files: Option<Vec<RawFile<'ser>>>,
     private: bool,
+    meta_version: Option<i64>,
 }
 
 /// One entry of `files` as found.
@@ -119,6 +120,9 @@ impl<'ser> RawInfo<'ser> {
                 b"length" => raw.length = Some(bencode::length(value, "length")?),
                 b"files" => raw.files = Some(read_files(value)?),
                 b"private" => raw.private = bencode::integer(value, "private")? != 0,
+                b"meta version" => {
+                    raw.meta_version = Some(bencode::integer(value, "meta version")?);
+                }
                 _ => {}
             }
         }
@@ -143,6 +147,7 @@ impl<'ser> RawInfo<'ser> {
 
         let files = match (self.length, self.files) {
             (Some(_), Some(_)) => return Err(MetainfoError::BothLengthAndFiles),
+            (None, None) if self.meta_version == Some(2) => return Err(MetainfoError::V2Only),
             (None, None) => return Err(MetainfoError::NeitherLengthNorFiles),
             (Some(length), None) => vec![FileEntry {
                 path: vec![name.clone()],
@@ -262,7 +267,7 @@ fn lay_out(name: &str, raw_files: Vec<RawFile<'_>>) -> Result<Vec<FileEntry>, Me
 /// Refuses a name or path component that is empty, `.` or `..`, holds a separator
 /// or NUL, or starts like a Windows drive (`C:`), which `Path::join` would treat as
 /// a new root. What passes can be joined onto a download directory on any OS.
-pub(crate) fn check_component(component: &str) -> Result<(), MetainfoError> {
+fn check_component(component: &str) -> Result<(), MetainfoError> {
     let reason = if component.is_empty() {
         "empty"
     } else if component == "." || component == ".." {

@@ -5,14 +5,21 @@
 //! keys we do not know still hashes to the swarm everyone else joins. Those
 //! same bytes are what ut_metadata serves to peers that came by magnet link.
 //!
+//! Decoding is strict bencode (the `bendy` crate): keys sorted and unique,
+//! integers without leading zeros, nothing after the top-level dictionary.
+//! Every tool we interoperate with writes that; anything else is refused with
+//! [`MetainfoError::Bencode`] or [`MetainfoError::TrailingData`], not guessed at.
+//!
 //! - [`Metainfo`]: a whole `.torrent` (trackers, web seeds, `info`).
-//! - [`Info`], [`FileEntry`]: the `info` dictionary and the file layout.
+//! - [`Info`], [`FileEntry`], [`FileSlice`]: the `info` dictionary, the file layout,
+//!   which files a piece spans and where web seeds serve them.
 //! - [`TorrentBuilder`], [`PieceHasher`], [`piece_length_for`]: making torrents.
 
 mod bencode;
 mod create;
 mod error;
 mod info;
+mod layout;
 
 use bendy::decoding::Object;
 use bendy::encoding::SortedDictEncoder;
@@ -24,6 +31,7 @@ use crate::magnet::Magnet;
 pub use create::{PieceHasher, TorrentBuilder, hash_pieces, piece_length_for};
 pub use error::MetainfoError;
 pub use info::{FileEntry, Info};
+pub use layout::FileSlice;
 
 /// Largest accepted piece length (64 MiB); the wire moves pieces in 16 KiB blocks
 /// and a peer holds a whole piece in memory until it verifies.
@@ -75,6 +83,40 @@ impl Metainfo {
             comment: raw.comment,
             created_by: raw.created_by,
             creation_date: raw.creation_date,
+        })
+    }
+
+    /// The torrent a magnet link led to, once its `info` arrived over ut_metadata.
+    ///
+    /// The bytes must hash to the magnet's info hash; the magnet's trackers become
+    /// tiers of one tracker each, its web seeds the `url-list`.
+    pub fn from_magnet(magnet: &Magnet, info_bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+        let info_hash = InfoHash(Sha1::digest(info_bytes).into());
+        if info_hash != magnet.info_hash {
+            return Err(MetainfoError::InfoHashMismatch {
+                expected: magnet.info_hash,
+                found: info_hash,
+            });
+        }
+        let announce_list = if magnet.trackers.len() > 1 {
+            magnet
+                .trackers
+                .iter()
+                .map(|url| vec![url.clone()])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Metainfo {
+            info: Info::from_bytes(info_bytes)?,
+            info_hash,
+            info_bytes: info_bytes.to_vec(),
+            announce: magnet.trackers.first().cloned(),
+            announce_list,
+            url_list: magnet.web_seeds.clone(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
         })
     }
 

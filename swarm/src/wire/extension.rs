@@ -19,6 +19,8 @@ use std::str::FromStr;
 use bendy::decoding::{Decoder as BencodeDecoder, Object};
 use bendy::encoding::Encoder;
 
+use super::Message;
+
 /// Extension message id of the extended handshake itself.
 pub const HANDSHAKE_ID: u8 = 0;
 
@@ -74,6 +76,14 @@ impl ExtendedHandshake {
     /// speak it or disabled it (id 0).
     pub fn id_of(&self, name: &str) -> Option<u8> {
         self.m.get(name).copied().filter(|&id| id != 0)
+    }
+
+    /// This handshake as the wire message that carries it.
+    pub fn to_message(&self) -> Message {
+        Message::Extended {
+            id: HANDSHAKE_ID,
+            payload: self.encode(),
+        }
     }
 
     /// The bencoded dictionary, keys sorted; absent fields are left out.

@@ -11,6 +11,7 @@ use sha1::{Digest, Sha1};
 
 use bendy::encoding::Encoder;
 
+use super::Message;
 use super::extension::{ExtensionError, for_each_pair, integer};
 use crate::ids::InfoHash;
 
@@ -80,6 +81,15 @@ pub enum MetadataError {
 }
 
 impl MetadataMessage {
+    /// This message as the wire message to a peer that advertised ut_metadata
+    /// under `their_id` in its extended handshake's `m`.
+    pub fn to_message(&self, their_id: u8) -> Message {
+        Message::Extended {
+            id: their_id,
+            payload: self.encode(),
+        }
+    }
+
     /// The bencoded dictionary, followed by the raw bytes for `Data`.
     pub fn encode(&self) -> Vec<u8> {
         let (msg_type, piece, total_size) = match self {

@@ -3,7 +3,14 @@
 //! A data channel is a byte stream to us: one channel message may hold half a
 //! wire message or three of them. [`Decoder`] buffers and yields whole
 //! [`Frame`]s; [`Handshake::decode`] and [`Message::decode`] are the pure slice
-//! functions underneath it.
+//! functions underneath it. Encoding is [`Handshake::encode`],
+//! [`Message::encode`] / [`Message::to_bytes`], and [`piece_header`] for
+//! sending a block without copying it.
+//!
+//! Errors come in two kinds: [`DecodeError`] from the slice functions
+//! (including "incomplete, need more bytes"), and [`WireError`] from the
+//! decoder, which is always fatal for the connection. Both carry a
+//! [`FrameError`] saying what was wrong.
 //!
 //! Covered: BEP 3 (handshake and core messages), BEP 6 (fast extension),
 //! BEP 10 (extension protocol, see [`extension`]) and BEP 9 (ut_metadata, see

@@ -318,3 +318,50 @@ fn info_from_bytes_wants_exactly_one_dict() {
     assert!(Info::from_bytes(&info[..info.len() - 1]).is_err());
     assert!(Info::from_bytes(&path(&["a"])).is_err());
 }
+
+#[test]
+fn random_splices_and_mutations_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let originals: Vec<Vec<u8>> = ["mktorrent-multi.torrent", "transmission-single.torrent"]
+        .iter()
+        .map(|name| std::fs::read(dir.join(name)).unwrap())
+        .collect();
+    let mut state = 0x5eed_u64;
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % bound
+    };
+    for round in 0..20_000 {
+        let mut bytes = originals[round % originals.len()].clone();
+        for _ in 0..1 + next(4) {
+            let at = next(bytes.len());
+            match next(3) {
+                0 => bytes[at] = next(256) as u8,
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => {
+                    let from = next(bytes.len());
+                    let chunk: Vec<u8> = bytes[from..(from + next(16)).min(bytes.len())].to_vec();
+                    bytes.splice(at..at, chunk);
+                }
+            }
+        }
+        if let Ok(metainfo) = Metainfo::from_bytes(&bytes) {
+            // Whatever parses is consistent and survives a round trip.
+            let info = &metainfo.info;
+            assert_eq!(
+                info.total_length().div_ceil(u64::from(info.piece_length)),
+                u64::from(info.piece_count())
+            );
+            assert_eq!(
+                Metainfo::from_bytes(&metainfo.to_bytes()).unwrap(),
+                metainfo
+            );
+        }
+        let _ = Info::from_bytes(&bytes);
+        let _ = swarm::magnet::Magnet::parse(&String::from_utf8_lossy(&bytes));
+    }
+}

@@ -149,3 +149,36 @@ fn a_torrents_magnet_carries_its_name_trackers_seeds_and_length() {
     assert_eq!(magnet.exact_length, Some(116_555));
     assert_eq!(Magnet::parse(&magnet.to_string()).unwrap(), magnet);
 }
+
+#[test]
+fn random_magnet_like_strings_never_panic() {
+    let alphabet: Vec<char> = "magnet:?xt=urn:btih:&dn=%+.trwsxsxl0123456789abcdefABCDEFZ2ü "
+        .chars()
+        .collect();
+    let valid = format!("magnet:?xt=urn:btih:{HEX}&dn=a%20b&tr=wss%3A%2F%2Ft&xl=5");
+    let mut state = 7u64;
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % bound
+    };
+    let mut parsed = 0;
+    for _ in 0..20_000 {
+        let mut chars: Vec<char> = valid.chars().collect();
+        for _ in 0..1 + next(3) {
+            let at = next(chars.len());
+            chars[at] = alphabet[next(alphabet.len())];
+        }
+        let text: String = chars.into_iter().collect();
+        if let Ok(magnet) = Magnet::parse(&text) {
+            parsed += 1;
+            assert_eq!(
+                Magnet::parse(&magnet.to_string()).unwrap(),
+                magnet,
+                "{text}"
+            );
+        }
+    }
+    assert!(parsed > 0, "some mutations stay valid");
+}

@@ -6,4 +6,5 @@ mod bad_input;
 mod bencode;
 mod create;
 mod fixtures;
+mod layout;
 mod magnet;
