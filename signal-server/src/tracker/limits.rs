@@ -11,6 +11,12 @@ pub struct Limits {
     /// Largest WebSocket message (and frame) accepted; bigger closes the socket.
     /// 64 KiB holds 10 offers of ~5 KiB SDP with room to spare.
     pub max_message_bytes: usize,
+    /// Read buffer each socket allocates up front. Small keeps idle sockets
+    /// cheap (tungstenite's default is 128 KiB); bigger messages still arrive,
+    /// in more reads.
+    pub read_buffer_bytes: usize,
+    /// Bytes a socket may hold unsent before writes fail (a stuck reader).
+    pub max_write_buffer_bytes: usize,
     /// Offers one announce may carry; the reference client sends 5 and caps at 10.
     pub max_offers_per_announce: usize,
     /// Info hashes one scrape may name; full scrapes (none named) are refused.
@@ -45,6 +51,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 64 * 1024,
+            read_buffer_bytes: 4 * 1024,
+            max_write_buffer_bytes: 1024 * 1024,
             max_offers_per_announce: 10,
             max_scrape_hashes: 255,
             max_swarms_per_connection: 256,

@@ -16,6 +16,7 @@
 //! - A connection's peers leave their swarms when it closes or they go silent.
 
 mod limits;
+mod rate;
 mod refusal;
 mod swarm_table;
 
@@ -30,6 +31,7 @@ use swarm::tracker::{
 use swarm::{InfoHash, PeerId};
 
 pub use limits::Limits;
+use rate::TokenBucket;
 pub use refusal::Refusal;
 use swarm_table::{Peer, SwarmTable};
 
@@ -237,40 +239,6 @@ struct PendingOffer {
     offerer_connection: ConnectionId,
     answerer: PeerId,
     expires: Time,
-}
-
-/// Message budget of one connection, refilled with time.
-#[derive(Debug, Clone, Copy)]
-struct TokenBucket {
-    /// Tokens in thousandths, so refills at any rate stay integral.
-    milli_tokens: u64,
-    last: Time,
-}
-
-impl TokenBucket {
-    fn new(now: Time, burst: u32) -> Self {
-        TokenBucket {
-            milli_tokens: u64::from(burst) * 1000,
-            last: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    fn take(&mut self, now: Time, per_second: u32, burst: u32) -> bool {
-        let elapsed_ms = u64::try_from(now.since(self.last).as_millis()).unwrap_or(u64::MAX);
-        self.last = self.last.max(now);
-        let refill = elapsed_ms.saturating_mul(u64::from(per_second));
-        self.milli_tokens = self
-            .milli_tokens
-            .saturating_add(refill)
-            .min(u64::from(burst) * 1000);
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 type Refused = (Refusal, Option<Action>, Option<InfoHash>);
