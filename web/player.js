@@ -31,6 +31,16 @@ class FanswarmPlayer extends HTMLElement {
     await this.#audio.play();
   }
 
+  /** The playing track (null before play()): stats, events, streamUrl. */
+  get track() {
+    return this.#track;
+  }
+
+  /** The element that plays. */
+  get audio() {
+    return this.#audio;
+  }
+
   pause() {
     this.#audio.pause();
   }
