@@ -2,8 +2,11 @@
 //!
 //! Headless Chromium gathers no ICE candidates on loopback alone, so the
 //! test re-executes itself under `unshare -n` with loopback up plus a veth
-//! pair on 198.51.100.0/24 (TEST-NET-2, a documentation range). Server and
-//! browser both live in there: no test traffic can leave it.
+//! pair on 198.51.100.0/24 (TEST-NET-2, a documentation range). Chromium
+//! also wants a default route before it offers a host candidate (it picks
+//! interfaces by the route to the internet), so one points into the veth
+//! pair, where nothing answers. Server and browser both live in there: no
+//! test traffic can leave it.
 
 use std::process::Command;
 
@@ -14,7 +17,8 @@ const INSIDE: &str = "FANSWARM_E2E_NETNS";
 
 /// Sets up the namespace's links, then runs the command given after `_`.
 const SETUP: &str = "ip link set lo up && ip link add v0 type veth peer name v1 && \
-    ip addr add 198.51.100.1/24 dev v0 && ip link set v0 up && ip link set v1 up && exec \"$@\"";
+    ip addr add 198.51.100.1/24 dev v0 && ip link set v0 up && ip link set v1 up && \
+    ip route add default via 198.51.100.2 dev v0 && exec \"$@\"";
 
 /// Whether this process is the one inside the namespace.
 pub fn inside() -> bool {

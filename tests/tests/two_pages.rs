@@ -60,10 +60,22 @@ async fn run() -> anyhow::Result<()> {
     let second_stats = wait_done(&mut browser, &second, Duration::from_secs(90)).await?;
     let second_secs = started.elapsed().as_secs_f64();
     let second_ms = first_audio(&mut browser, &second).await?;
+    let peer_secs = browser
+        .eval(
+            &second,
+            "((window.__doneAt ?? NaN) - (window.__peerAt ?? NaN)) / 1000",
+        )
+        .await?
+        .as_f64()
+        .context("page 2 connected to a peer and finished")?;
 
     let first_sha = assembled_sha1(&mut browser, &first).await?;
     let second_sha = assembled_sha1(&mut browser, &second).await?;
     let first_after = stats(&mut browser, &first).await?;
+    for (name, page) in [("page 1", &first), ("page 2", &second)] {
+        let log = browser.eval(page, "JSON.stringify(window.__log)").await?;
+        println!("{name} events: {log}");
+    }
 
     let num = |v: &Value, k: &str| v["stats"][k].as_f64().unwrap_or(-1.0);
     let length = srv.file.len() as f64;
@@ -84,10 +96,10 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     println!(
-        "page 1 uploaded {:.0} B by the end; page 2 whole track in {second_secs:.2} s \
-         (one peer: {:.2} MiB/s over the page's life)",
+        "page 1 uploaded {:.0} B by the end; page 2 done {second_secs:.2} s after opening, \
+         {peer_secs:.2} s after its first peer: one-peer speed {:.2} MiB/s",
         num(&first_after, "uploaded"),
-        num(&second_stats, "fromPeers") / second_secs / 1_048_576.0
+        num(&second_stats, "fromPeers") / peer_secs / 1_048_576.0
     );
 
     assert_eq!(
@@ -124,6 +136,11 @@ async fn start_player(browser: &mut Browser, page: &Page) -> anyhow::Result<()> 
             window.__t0 = performance.now();
             p.audio.addEventListener('playing', () => { window.__firstAudio = performance.now() - window.__t0; }, { once: true });
             await p.play();
+            window.__log = [];
+            p.track.addEventListener('peers', () => { window.__peerAt ??= performance.now(); });
+            p.track.addEventListener('done', () => { window.__doneAt = performance.now(); });
+            for (const kind of ['warning', 'peers', 'done', 'tracker'])
+                p.track.addEventListener(kind, (e) => window.__log.push(kind + ' ' + e.detail + ' @' + Math.round(performance.now())));
             return true;
         })()")
         .await?;

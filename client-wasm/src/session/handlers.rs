@@ -29,7 +29,7 @@ impl Session {
                     if let Some(mut conn) = self.conns.remove(&peer) {
                         conn.in_engine = false;
                         self.offers.retain(|_, k| *k != peer);
-                        self.emit("peers", self.conns.len().into());
+                        self.emit_peers();
                     }
                     if matches!(reason, swarm::engine::PeerError::Banned(_)) {
                         self.warn(&reason.to_string());
@@ -82,7 +82,14 @@ impl Session {
                 Action::Event(TrackerNotice::BadMessage { error, .. }) => {
                     self.warn(&format!("tracker sent garbage: {error}"))
                 }
-                Action::Event(TrackerNotice::Swarm { .. }) => {}
+                Action::Event(TrackerNotice::Swarm {
+                    complete,
+                    incomplete,
+                    ..
+                }) => self.emit(
+                    "tracker",
+                    format!("{complete} seeders, {incomplete} leechers").into(),
+                ),
                 Action::Timeout(at) => return at,
             }
         }
@@ -131,7 +138,7 @@ impl Session {
                 self.serve_waiting(piece);
                 self.emit("progress", piece.into());
             }
-            Event::PeerConnected { .. } => self.emit("peers", self.conns.len().into()),
+            Event::PeerConnected { .. } => self.emit_peers(),
             Event::PeerBanned { id } => self.warn(&format!("peer {id} sent corrupt data")),
             Event::WebSeedCorrupt { piece } => {
                 self.warn(&format!("web seed sent a corrupt piece {piece}"))

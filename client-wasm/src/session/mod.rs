@@ -292,7 +292,7 @@ impl Session {
             self.offers.retain(|_, k| *k != key);
             if conn.in_engine {
                 self.torrent.handle_peer_closed(js::now(), key);
-                self.emit("peers", self.conns.len().into());
+                self.emit_peers();
             }
         }
     }
@@ -304,6 +304,10 @@ impl Session {
             // A listener that throws is the page's problem, not ours.
             let _ = self.events.dispatch_event(&event);
         }
+    }
+
+    fn emit_peers(&self) {
+        self.emit("peers", self.torrent.stats().peers.into());
     }
 
     fn warn(&self, message: &str) {
