@@ -98,7 +98,7 @@ pub async fn play(
             .map_err(|_| JsError("seed".into()))?,
     );
     let now = js::now();
-    let spec = spec_from_metainfo(&meta);
+    let spec = TorrentSpec::from_metainfo(&meta);
     let engine = Torrent::new(Config::default(), spec, peer_id, seed, now)
         .map_err(|e| JsError(e.to_string()))?;
     let announcer = Announcer::new(
@@ -185,8 +185,7 @@ impl Track {
     /// The URL the element plays, served by the service worker.
     #[wasm_bindgen(getter, js_name = streamUrl)]
     pub fn stream_url(&self) -> String {
-        let s = self.session.borrow();
-        stream_url("/fanswarm/stream/", s.meta().info_hash, &s.meta().info.name)
+        self.session.borrow().stream_url().to_owned()
     }
 
     /// The swarm's info hash, 40 hex digits.
@@ -281,18 +280,6 @@ impl TrackStats {
             let _ = js_sys::Reflect::set(&o, &k.into(), &v);
         }
         o.into()
-    }
-}
-
-/// The engine's view of a parsed torrent.
-pub fn spec_from_metainfo(meta: &Metainfo) -> TorrentSpec {
-    TorrentSpec {
-        info_hash: meta.info_hash,
-        piece_length: meta.info.piece_length,
-        total_length: meta.info.total_length(),
-        piece_hashes: meta.info.pieces.clone(),
-        metadata: Some(meta.info_bytes.clone()),
-        web_seed: !meta.url_list.is_empty(),
     }
 }
 

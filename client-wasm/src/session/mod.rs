@@ -157,6 +157,11 @@ impl Session {
         &self.events
     }
 
+    /// The URL the element plays.
+    pub fn stream_url(&self) -> &str {
+        &self.settings.stream_url
+    }
+
     /// The parsed torrent.
     pub fn meta(&self) -> &Metainfo {
         &self.meta
