@@ -7,6 +7,7 @@ use web_sys::HtmlMediaElement;
 
 use swarm::announce::{AnnounceConfig, Announcer};
 use swarm::engine::{Config, Torrent, TorrentSpec};
+use swarm::magnet::Magnet;
 use swarm::metainfo::Metainfo;
 use swarm::{InfoHash, PeerId};
 
@@ -18,7 +19,13 @@ const PLAY_OPTIONS: &str = r#"
 /** How to join a track's swarm. */
 export interface PlayOptions {
   /** URL of the track's .torrent file (relative URLs resolve against the page). */
-  torrent: string;
+  torrent?: string;
+  /** Or a magnet link whose `xs` names the .torrent (metadata from peers: later). */
+  magnet?: string;
+  /** Or the info hash (40 hex digits) of a track on the fanswarm server at `server`. */
+  infoHash?: string;
+  /** Base URL of that fanswarm server, e.g. "https://music.example". */
+  server?: string;
   /** WebSocket tracker URLs; default: the torrent's own announce list. */
   trackers?: string[];
   /** STUN/TURN URLs; default: one public STUN server. */
@@ -54,6 +61,60 @@ export interface TrackStats {
 }
 "#;
 
+/// Where the metadata of a track comes from.
+enum TorrentSource {
+    /// `options.torrent`: a `.torrent` URL.
+    Url(String),
+    /// `options.magnet`: a magnet link whose `xs` names the `.torrent`.
+    Magnet(Magnet),
+    /// `options.infoHash` + `options.server`: a fanswarm server's track.
+    Server(InfoHash, String),
+}
+
+impl TorrentSource {
+    fn from_options(options: &JsValue) -> Result<Self, JsError> {
+        let text = |name| property(options, name).and_then(|v| v.as_string());
+        if let Some(url) = text("torrent") {
+            return Ok(TorrentSource::Url(url));
+        }
+        if let Some(link) = text("magnet") {
+            let magnet = Magnet::parse(&link).map_err(|e| JsError(format!("magnet: {e}")))?;
+            return Ok(TorrentSource::Magnet(magnet));
+        }
+        if let (Some(hex), Some(server)) = (text("infoHash"), text("server")) {
+            let hash = InfoHash::from_hex(&hex).map_err(|e| JsError(e.to_string()))?;
+            return Ok(TorrentSource::Server(hash, server));
+        }
+        Err(JsError(
+            "options need `torrent` (a .torrent URL), `magnet`, or `infoHash` with `server`".into(),
+        ))
+    }
+
+    fn torrent_url(&self) -> Result<String, JsError> {
+        match self {
+            TorrentSource::Url(url) => Ok(url.clone()),
+            // Metadata from peers (ut_metadata) is not wired up yet: the
+            // magnet must name its .torrent.
+            TorrentSource::Magnet(m) => m.exact_sources.first().cloned().ok_or_else(|| {
+                JsError("magnet links without `xs` (a .torrent URL) are not supported yet".into())
+            }),
+            TorrentSource::Server(hash, server) => Ok(format!(
+                "{}/t/{}.torrent",
+                server.trim_end_matches('/'),
+                hash.to_hex()
+            )),
+        }
+    }
+
+    fn info_hash(&self) -> Option<InfoHash> {
+        match self {
+            TorrentSource::Url(_) => None,
+            TorrentSource::Magnet(m) => Some(m.info_hash),
+            TorrentSource::Server(hash, _) => Some(*hash),
+        }
+    }
+}
+
 /// Default STUN server, so peers behind ordinary NATs find each other.
 const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
 
@@ -61,7 +122,8 @@ const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
 /// enough that a phone does not burn its CPU on connections.
 const DEFAULT_MAX_PEERS: usize = 20;
 
-/// Joins the swarm of `options.torrent` and plays it in `audio`.
+/// Joins the swarm of a track (`options.torrent`, `magnet`, or `infoHash`
+/// + `server`) and plays it in `audio`.
 ///
 /// The element's `src` is set to a stream URL the service worker answers
 /// from verified pieces; without a controlling service worker the element
@@ -71,13 +133,28 @@ pub async fn play(
     audio: HtmlMediaElement,
     #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
 ) -> Result<Track, JsValue> {
-    let torrent_url = property(&options, "torrent")
-        .and_then(|v| v.as_string())
-        .ok_or_else(|| JsError("options.torrent (a .torrent URL) is required".into()))?;
+    let source = TorrentSource::from_options(&options)?;
+    let torrent_url = source.torrent_url()?;
     let bytes = fetch_bytes(&torrent_url).await?;
     let meta = Metainfo::from_bytes(&bytes)
         .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
-    let trackers = string_list(&options, "trackers").unwrap_or_else(|| meta.trackers());
+    if let Some(expected) = source.info_hash() {
+        if expected != meta.info_hash {
+            return Err(JsError(format!(
+                "{torrent_url} is torrent {}, not the {expected} asked for",
+                meta.info_hash
+            ))
+            .into());
+        }
+    }
+    let mut trackers = string_list(&options, "trackers").unwrap_or_else(|| meta.trackers());
+    if let TorrentSource::Magnet(m) = &source {
+        for tracker in &m.trackers {
+            if !trackers.contains(tracker) {
+                trackers.push(tracker.clone());
+            }
+        }
+    }
     let ice_servers =
         string_list(&options, "iceServers").unwrap_or_else(|| vec![DEFAULT_ICE.to_owned()]);
     let max_peers = property(&options, "maxPeers")
