@@ -72,6 +72,19 @@ async fn run() -> anyhow::Result<()> {
     let first_sha = assembled_sha1(&mut browser, &first).await?;
     let second_sha = assembled_sha1(&mut browser, &second).await?;
     let first_after = stats(&mut browser, &first).await?;
+    let (from, to) = (3_000_000usize, 3_000_999usize);
+    let ranged = range_through_worker(&mut browser, &second, from, to).await?;
+    let seeked_to = browser
+        .eval(&second, "(async () => {
+            const a = document.querySelector('fanswarm-player').audio;
+            const seeked = new Promise((resolve) => a.addEventListener('seeked', resolve, { once: true }));
+            a.currentTime = 100;
+            await seeked;
+            return a.currentTime;
+        })()")
+        .await?
+        .as_f64()
+        .context("currentTime after the seek")?;
     for (name, page) in [("page 1", &first), ("page 2", &second)] {
         let log = browser.eval(page, "JSON.stringify(window.__log)").await?;
         println!("{name} events: {log}");
@@ -200,6 +213,31 @@ async fn assembled_sha1(browser: &mut Browser, page: &Page) -> anyhow::Result<St
         )
         .await?;
     Ok(value.as_str().context("hash string")?.to_owned())
+}
+
+/// Status, `Content-Range` and SHA-1 of a range read through the worker,
+/// as the element would ask for it after a seek.
+async fn range_through_worker(
+    browser: &mut Browser,
+    page: &Page,
+    from: usize,
+    to: usize,
+) -> anyhow::Result<String> {
+    let value = browser
+        .eval(
+            page,
+            &format!(
+                "(async () => {{
+            const t = document.querySelector('fanswarm-player').track;
+            const r = await fetch(t.streamUrl, {{ headers: {{ Range: 'bytes={from}-{to}' }} }});
+            const d = new Uint8Array(await crypto.subtle.digest('SHA-1', await r.arrayBuffer()));
+            return r.status + ' ' + r.headers.get('content-range') + ' '
+                + [...d].map(b => b.toString(16).padStart(2, '0')).join('');
+        }})()"
+            ),
+        )
+        .await?;
+    Ok(value.as_str().context("range answer")?.to_owned())
 }
 
 fn hex_of(bytes: &[u8]) -> String {
