@@ -131,6 +131,19 @@ async fn run() -> anyhow::Result<()> {
     );
     assert!(num(&first_after, "uploaded") > 0.0, "page 1 served page 2");
     assert_eq!(
+        ranged,
+        format!(
+            "206 bytes {from}-{to}/{} {}",
+            srv.file.len(),
+            hex_of(&Sha1::digest(&srv.file[from..=to]))
+        ),
+        "a range request is answered with exactly that range"
+    );
+    assert!(
+        seeked_to >= 99.0,
+        "the element seeked to 100 s, is at {seeked_to}"
+    );
+    assert_eq!(
         num(&first_stats, "fromPeers") + num(&first_stats, "fromWebSeed"),
         length,
         "page 1, alone, got everything from the web seed"
