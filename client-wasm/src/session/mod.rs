@@ -9,6 +9,7 @@
 //! connection and timer it owns.
 
 mod handlers;
+mod streaming;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
