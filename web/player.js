@@ -4,13 +4,43 @@ import fanswarm from './fanswarm.js';
 
 class FanswarmPlayer extends HTMLElement {
   #audio = document.createElement('audio');
+  #button = document.createElement('button');
   #track = null;
   #starting = null;
 
+  constructor() {
+    super();
+    // The audio element has no source until the swarm is joined, so its own
+    // controls cannot start anything: this button does. Listeners are on the
+    // element's own children and go with them.
+    this.#button.type = 'button';
+    this.#button.textContent = 'Play';
+    this.#button.addEventListener('click', () => this.#toggle());
+    this.#audio.addEventListener('play', () => { this.#button.textContent = 'Pause'; });
+    this.#audio.addEventListener('pause', () => { this.#button.textContent = 'Play'; });
+  }
+
   connectedCallback() {
+    const title = this.getAttribute('title') || 'track';
+    this.#button.setAttribute('aria-label', `Play or pause ${title}`);
     this.#audio.controls = true;
     this.#audio.preload = 'none';
-    this.appendChild(this.#audio);
+    this.append(this.#button, this.#audio);
+  }
+
+  async #toggle() {
+    if (this.#track && !this.#audio.paused) {
+      this.pause();
+      return;
+    }
+    this.#button.disabled = true;
+    try {
+      await this.play();
+    } catch (e) {
+      this.dispatchEvent(new CustomEvent('warning', { detail: String(e) }));
+    } finally {
+      this.#button.disabled = false;
+    }
   }
 
   disconnectedCallback() {
