@@ -1,5 +1,7 @@
 use super::*;
-use crate::tracker::{Action as WireAction, AnnounceResponse, AnswerRelay, Failure, OfferRelay};
+use crate::tracker::{
+    Action as WireAction, AnnounceResponse, AnswerRelay, ClientMessage, Failure, OfferRelay,
+};
 
 const HASH: InfoHash = InfoHash([7; 20]);
 const ME: PeerId = PeerId([1; 20]);
