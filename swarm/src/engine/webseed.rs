@@ -61,6 +61,11 @@ impl WebSeed {
         }
     }
 
+    /// For `engine::invariants`: the piece of each fetch in flight.
+    pub(crate) fn in_flight_pieces(&self) -> impl Iterator<Item = u32> + '_ {
+        self.in_flight.values().copied()
+    }
+
     pub fn record_corruption(&mut self) {
         self.corruptions += 1;
         if self.corruptions >= MAX_CORRUPTIONS {
