@@ -7,31 +7,32 @@
 //! - every decoded frame re-encodes to exactly the bytes it came from.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use swarm::wire::{
     DecodeError, Decoder, Frame, HANDSHAKE_LEN, Handshake, Message, Reserved, WireError,
 };
 use swarm::{InfoHash, PeerId};
 
-#[derive(Debug, Arbitrary)]
-struct Input {
-    /// Start with a valid handshake, so most inputs reach the messages.
-    valid_handshake: bool,
-    /// Picks the decoder's message-length bound (small ones hit `TooLong`).
-    max_len: u16,
-    /// Chunk lengths to split the stream into (cycled; 0 means 1).
-    splits: Vec<u8>,
-    bytes: Vec<u8>,
-}
-
-fuzz_target!(|input: Input| {
-    let max_len = match input.max_len % 4 {
+// Input layout: byte 0 picks options (bit 0: prepend a valid handshake so
+// most inputs reach the messages; bits 1–2: the message-length bound, small
+// ones hit `TooLong`), bytes 1–2 seed the split points, the rest is the
+// stream. Seeds in `fuzz/seeds/wire_decoder/` are real captures behind a
+// 3-byte header.
+fuzz_target!(|data: &[u8]| {
+    let (header, bytes) = data.split_at(data.len().min(3));
+    let options = header.first().copied().unwrap_or(0);
+    let split_seed = u16::from_le_bytes([
+        header.get(1).copied().unwrap_or(0),
+        header.get(2).copied().unwrap_or(0),
+    ]);
+    let max_len = match (options >> 1) & 3 {
         0 => swarm::wire::DEFAULT_MAX_MESSAGE_LEN,
-        _ => usize::from(input.max_len % 1024),
+        1 => 16 * 1024 + 9,
+        2 => 64,
+        _ => 5,
     };
     let mut stream = Vec::new();
-    if input.valid_handshake {
+    if options & 1 == 1 {
         let h = Handshake {
             reserved: Reserved::FANSWARM,
             info_hash: InfoHash([7; 20]),
@@ -39,10 +40,11 @@ fuzz_target!(|input: Input| {
         };
         stream.extend_from_slice(&h.encode());
     }
-    stream.extend_from_slice(&input.bytes);
+    stream.extend_from_slice(bytes);
+    let splits = split_lengths(split_seed, stream.len());
 
     let whole = decode_whole(&stream, max_len);
-    let split = decode_split(&stream, max_len, &input.splits);
+    let split = decode_split(&stream, max_len, &splits);
     assert_eq!(whole, split, "splitting the stream changed the result");
     let slices = decode_slices(&stream, max_len);
     assert_eq!(whole.0, slices.0, "decoder and slice functions disagree");
@@ -63,7 +65,11 @@ fn decode_whole(stream: &[u8], max_len: usize) -> (Vec<Frame>, Option<WireError>
 }
 
 /// The same, pushed in chunks, checking the buffer bound after each drain.
-fn decode_split(stream: &[u8], max_len: usize, splits: &[u8]) -> (Vec<Frame>, Option<WireError>) {
+fn decode_split(
+    stream: &[u8],
+    max_len: usize,
+    splits: &[usize],
+) -> (Vec<Frame>, Option<WireError>) {
     let mut decoder = Decoder::new(max_len);
     let mut frames = Vec::new();
     let mut rest = stream;
@@ -168,4 +174,28 @@ fn round_trip(frame: &Frame, max_len: usize) {
             );
         }
     }
+}
+
+/// Chunk lengths covering `len` bytes, from a small LCG seeded by `seed`:
+/// seed 0 is one chunk; otherwise 1..=`seed`-dependent sizes, many of them
+/// tiny, so frames are cut at every kind of boundary.
+fn split_lengths(seed: u16, len: usize) -> Vec<usize> {
+    if seed == 0 {
+        return vec![len];
+    }
+    let mut state = u32::from(seed);
+    let mut out = Vec::new();
+    let mut covered = 0;
+    while covered < len {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let n = match (state >> 16) % 4 {
+            0 => 1,
+            1 => 1 + (state >> 20) as usize % 8,
+            2 => 1 + (state >> 18) as usize % 100,
+            _ => 1 + (state >> 12) as usize % 20_000,
+        };
+        out.push(n);
+        covered += n;
+    }
+    out
 }
