@@ -103,6 +103,17 @@ fn messages(outputs: &[Output], key: PeerKey) -> Vec<Message> {
         .collect()
 }
 
+/// The blocks the engine requested of `key` in `outputs`.
+fn requests(outputs: &[Output], key: PeerKey) -> Vec<BlockRef> {
+    messages(outputs, key)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
 fn closed(outputs: &[Output], key: PeerKey) -> Option<PeerError> {
     outputs.iter().find_map(|o| match o {
         Output::Close { peer, reason } if *peer == key => Some(reason.clone()),
@@ -171,16 +182,7 @@ fn a_leecher_downloads_verifies_and_says_done() {
     assert!(messages(&out, P1).contains(&Message::Interested));
     let out = send(&mut t, 10, P1, &[Message::Unchoke]);
     let data = content();
-    let mut pending: Vec<BlockRef> = messages(&out, P1)
-        .into_iter()
-        .filter_map(|m| {
-            if let Message::Request(b) = m {
-                Some(b)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let mut pending: Vec<BlockRef> = requests(&out, P1);
     let mut now = 20;
     let mut events = Vec::new();
     while let Some(b) = pending.pop() {
@@ -197,13 +199,7 @@ fn a_leecher_downloads_verifies_and_says_done() {
             }],
         );
         now += 10;
-        pending.extend(messages(&out, P1).into_iter().filter_map(|m| {
-            if let Message::Request(b) = m {
-                Some(b)
-            } else {
-                None
-            }
-        }));
+        pending.extend(requests(&out, P1));
         events.extend(out.into_iter().filter_map(|o| {
             if let Output::Event(e) = o {
                 Some(e)
@@ -328,17 +324,11 @@ fn unanswered_requests_time_out_and_go_to_another_peer() {
     let mut t = engine(false);
     connect(&mut t, P1, 2, true);
     let out = send(&mut t, 10, P1, &[Message::Unchoke]);
-    let asked_p1: Vec<Message> = messages(&out, P1)
-        .into_iter()
-        .filter(|m| matches!(m, Message::Request(_)))
-        .collect();
+    let asked_p1 = requests(&out, P1);
     assert!(!asked_p1.is_empty());
     connect(&mut t, P2, 3, true);
     let out = send(&mut t, 20, P2, &[Message::Unchoke]);
-    let before: Vec<Message> = messages(&out, P2)
-        .into_iter()
-        .filter(|m| matches!(m, Message::Request(_)))
-        .collect();
+    let before = requests(&out, P2);
     for m in &asked_p1 {
         assert!(
             !before.contains(m),
@@ -348,10 +338,7 @@ fn unanswered_requests_time_out_and_go_to_another_peer() {
     let later = Config::default().request_timeout.as_millis() as u64 + 1_000;
     t.handle_timeout(Time(later));
     let out = drain(&mut t);
-    let after: Vec<Message> = messages(&out, P2)
-        .into_iter()
-        .filter(|m| matches!(m, Message::Request(_)))
-        .collect();
+    let after = requests(&out, P2);
     assert!(
         asked_p1.iter().any(|m| after.contains(m)),
         "timed-out blocks are asked of the other peer"
@@ -579,16 +566,7 @@ fn a_peer_sending_a_corrupt_piece_is_banned_and_the_piece_refetched() {
     let mut t = engine(false);
     connect(&mut t, P1, 2, true);
     let out = send(&mut t, 1, P1, &[Message::Unchoke]);
-    let reqs: Vec<BlockRef> = messages(&out, P1)
-        .into_iter()
-        .filter_map(|m| {
-            if let Message::Request(b) = m {
-                Some(b)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let reqs: Vec<BlockRef> = requests(&out, P1);
     let piece = reqs[0].piece;
     let bad: Vec<Message> = reqs
         .iter()
@@ -627,4 +605,85 @@ fn an_inconsistent_spec_is_an_error_not_a_panic() {
     let mut s = spec(false);
     s.piece_length = 0;
     assert!(Torrent::new(Config::default(), s, PeerId([1; 20]), 0, Time(0)).is_err());
+}
+
+#[test]
+fn a_torrent_file_drives_an_engine_end_to_end() {
+    use swarm::metainfo::{Metainfo, TorrentBuilder, hash_pieces};
+    let data = content();
+    let builder = TorrentBuilder::single_file("track.ogg", data.len() as u64)
+        .piece_length(PIECE)
+        .tracker("wss://tracker.example/announce")
+        .web_seed("https://artist.example/media/track.ogg");
+    let meta = builder.build(&hash_pieces(&data, PIECE).unwrap()).unwrap();
+    let parsed = Metainfo::from_bytes(&meta.to_bytes()).unwrap();
+    let spec = TorrentSpec::from_metainfo(&parsed);
+    assert_eq!(spec.info_hash, meta.info_hash);
+    assert!(spec.web_seed);
+    assert_eq!(spec.metadata.as_deref(), Some(&parsed.info_bytes[..]));
+    let mut t = Torrent::new(Config::default(), spec, PeerId([1; 20]), 1, Time(0)).unwrap();
+    for (i, chunk) in data.chunks(PIECE as usize).enumerate() {
+        assert!(t.import_piece(i as u32, chunk));
+    }
+    assert!(t.is_complete());
+}
+
+#[test]
+fn a_deep_request_queue_is_served_in_bursts_without_waiting_for_a_tick() {
+    let mut t = seeder();
+    connect(&mut t, P1, 2, false);
+    send(&mut t, 1, P1, &[Message::Interested]);
+    let reqs: Vec<Message> = (0..PIECES as u32)
+        .flat_map(|p| {
+            let size = if p + 1 == PIECES as u32 {
+                PIECE - 1000
+            } else {
+                PIECE
+            };
+            (0..size.div_ceil(BLOCK_SIZE)).map(move |b| (p, b, size))
+        })
+        .flat_map(|(p, b, size)| {
+            // Split each block into 1 KiB requests to make the queue deep.
+            let len = (size - b * BLOCK_SIZE).min(BLOCK_SIZE);
+            (0..len.div_ceil(1024)).map(move |k| BlockRef {
+                piece: p,
+                offset: b * BLOCK_SIZE + k * 1024,
+                length: (len - k * 1024).min(1024),
+            })
+        })
+        .map(Message::Request)
+        .collect();
+    assert!(reqs.len() > Config::default().serve_burst * 3);
+    let mut bytes = Vec::new();
+    for m in &reqs {
+        m.encode(&mut bytes);
+    }
+    t.handle_peer_data(Time(2), P1, &bytes);
+    let mut served = 0;
+    let mut rounds = 0;
+    loop {
+        match t.poll() {
+            Output::Send { data, .. } => {
+                let mut d = Decoder::new(1 << 20);
+                d.push(&handshake_from(0));
+                d.push(&data);
+                while let Some(f) = d.next().unwrap() {
+                    served += usize::from(matches!(f, Frame::Message(Message::Piece { .. })));
+                }
+            }
+            Output::Timeout(at) if served < reqs.len() => {
+                assert_eq!(
+                    at,
+                    Time(2),
+                    "more to serve: the engine asks to come back at once"
+                );
+                t.handle_timeout(at);
+                rounds += 1;
+            }
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(served, reqs.len());
+    assert!(rounds >= 3);
 }

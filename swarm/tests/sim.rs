@@ -177,3 +177,38 @@ fn the_same_seed_replays_the_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+/// Not a pass/fail test: the origin-offload figure over many seeds, for
+/// BENCHMARKS.md. `cargo test -p swarm --release --test sim -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn origin_offload_across_seeds() {
+    let mut copies = Vec::new();
+    let mut finish = Vec::new();
+    for seed in 1..=20 {
+        let mut sim = Sim::new(World {
+            seed,
+            ..World::default()
+        });
+        for i in 0..50 {
+            sim.add_node(Role::Leecher, secs(2.0 * i as f64 / 50.0), None);
+        }
+        assert!(sim.run(Duration::from_secs(600)));
+        copies.push(sim.origin_copies());
+        finish.push(summary(&sim)["max_leecher_secs"]);
+    }
+    let stats = |v: &[f64]| {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let max = v.iter().copied().fold(f64::MIN, f64::max);
+        let min = v.iter().copied().fold(f64::MAX, f64::min);
+        (min, mean, max)
+    };
+    println!(
+        "origin copies over 20 seeds (min, mean, max): {:?}",
+        stats(&copies)
+    );
+    println!(
+        "last peer done, virtual s (min, mean, max): {:?}",
+        stats(&finish)
+    );
+}

@@ -31,6 +31,7 @@ pub use pieces::Source;
 
 use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};
+use crate::metainfo::Metainfo;
 use crate::picker::{Picker, PickerConfig, Playback};
 use crate::time::Time;
 use crate::wire::{self, Handshake, Message, Reserved};
@@ -122,7 +123,6 @@ pub struct TorrentSpec {
     pub web_seed: bool,
 }
 
-/* METAINFO-PENDING
 impl TorrentSpec {
     /// The spec of a parsed torrent file.
     pub fn from_metainfo(meta: &Metainfo) -> Self {
@@ -136,7 +136,6 @@ impl TorrentSpec {
         }
     }
 }
-*/
 
 /// The torrent cannot be run at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -572,6 +571,13 @@ impl Torrent {
     }
 
     fn next_wake(&self) -> Time {
+        // Requests left after a serving burst, to a peer whose channel has
+        // room: come straight back (the shell yields to its event loop first,
+        // so its send-buffer watermarks are seen between bursts).
+        let can_serve = |p: &Peer| !p.queued.is_empty() && !p.send_blocked && !p.am_choking;
+        if self.peers.values().any(can_serve) {
+            return self.now;
+        }
         let busy = !self.is_complete() || self.peers.values().any(|p| !p.queued.is_empty());
         let tick = if busy {
             Duration::from_millis(250)
