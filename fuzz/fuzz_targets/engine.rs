@@ -9,6 +9,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -135,7 +136,7 @@ struct Block {
 
 struct Harness {
     engine: Torrent,
-    content: Vec<u8>,
+    content: &'static [u8],
     now: Time,
     /// What each open connection's remote end has seen from the engine.
     remotes: BTreeMap<u8, Remote>,
@@ -165,15 +166,12 @@ fuzz_target!(|input: Input| {
 
 impl Harness {
     fn new(input: &Input) -> Option<Self> {
-        let content: Vec<u8> = (0..TOTAL as usize).map(|i| (i * 7 % 251) as u8).collect();
+        let (content, hashes) = torrent();
         let spec = TorrentSpec {
             info_hash: INFO_HASH,
             piece_length: PIECE,
             total_length: TOTAL,
-            piece_hashes: content
-                .chunks(PIECE as usize)
-                .map(|c| Sha1::digest(c).into())
-                .collect(),
+            piece_hashes: hashes.clone(),
             metadata: Some(b"d4:name4:testee".to_vec()),
             web_seed: input.web_seed,
         };
@@ -450,6 +448,19 @@ impl Harness {
         }
         data
     }
+}
+
+/// The torrent's bytes and piece hashes, made once per process.
+fn torrent() -> &'static (Vec<u8>, Vec<[u8; 20]>) {
+    static TORRENT: OnceLock<(Vec<u8>, Vec<[u8; 20]>)> = OnceLock::new();
+    TORRENT.get_or_init(|| {
+        let content: Vec<u8> = (0..TOTAL as usize).map(|i| (i * 7 % 251) as u8).collect();
+        let hashes = content
+            .chunks(PIECE as usize)
+            .map(|c| Sha1::digest(c).into())
+            .collect();
+        (content, hashes)
+    })
 }
 
 /// Mostly a piece of the torrent, sometimes just past it, rarely anything.
