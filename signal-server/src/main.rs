@@ -1,5 +1,217 @@
-//! `signal-server`: not built yet (issue 3).
+//! `signal-server`: flags, environment and logging; the work is in the library.
+//!
+//! `signal-server [serve] --library DIR --listen ADDR` runs the server;
+//! `signal-server publish PATH… --out DIR` writes `.torrent` files.
+//! (`seed` / `get` subcommands for the native WebRTC peer come later.)
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("signal-server is not built yet")
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use signal_server::catalog::{Links, encode_path};
+use signal_server::publish::{self, TorrentOptions};
+use signal_server::tracker::Limits;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "signal-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Flags of `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Publish a music folder and serve tracker, web seed, player and metrics (default).
+    Serve(ServeArgs),
+    /// Write `.torrent` files without serving; prints magnet links and embed snippets.
+    Publish(PublishArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
+    #[arg(long, env = "FANSWARM_LIBRARY")]
+    library: Option<PathBuf>,
+    /// Address to listen on (use 0.0.0.0:8080 to accept other machines).
+    #[arg(long, env = "FANSWARM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base URL in published links when behind a proxy, e.g. https://music.example.
+    #[arg(long, env = "FANSWARM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Directory served at `/` (player, service worker, demo page).
+    #[arg(long, env = "FANSWARM_WEB_DIR", default_value = "web")]
+    web_dir: PathBuf,
+    /// Where the generated demo track is kept [default: $XDG_CACHE_HOME/fanswarm].
+    #[arg(long, env = "FANSWARM_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Most peers in one swarm.
+    #[arg(long, env = "FANSWARM_MAX_PEERS_PER_SWARM")]
+    max_peers_per_swarm: Option<usize>,
+    /// Most swarms one connection may join.
+    #[arg(long, env = "FANSWARM_MAX_SWARMS_PER_CONNECTION")]
+    max_swarms_per_connection: Option<usize>,
+    /// Sustained tracker messages per second per connection.
+    #[arg(long, env = "FANSWARM_MESSAGES_PER_SECOND")]
+    messages_per_second: Option<u32>,
+    /// Tracker messages a connection may send in one burst.
+    #[arg(long, env = "FANSWARM_MESSAGE_BURST")]
+    message_burst: Option<u32>,
+    /// Seconds of silence after which a tracker socket is closed.
+    #[arg(long, env = "FANSWARM_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
+    /// Announce interval told to peers, in seconds.
+    #[arg(long, env = "FANSWARM_ANNOUNCE_INTERVAL_SECS")]
+    announce_interval_secs: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct PublishArgs {
+    /// Audio files or folders of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Directory the `.torrent` files are written to.
+    #[arg(long, env = "FANSWARM_OUT", default_value = ".")]
+    out: PathBuf,
+    /// Tracker URL (repeatable), e.g. wss://music.example/announce.
+    #[arg(long = "tracker", env = "FANSWARM_TRACKERS", value_delimiter = ',')]
+    trackers: Vec<String>,
+    /// Web seed URL (repeatable); one ending in `/` gets the file name appended.
+    #[arg(long = "webseed", env = "FANSWARM_WEBSEEDS", value_delimiter = ',')]
+    webseeds: Vec<String>,
+    /// Server base URL used in the printed embed snippet.
+    #[arg(
+        long,
+        env = "FANSWARM_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    public_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Publish(args)) => tokio::task::spawn_blocking(move || publish_files(&args))
+            .await
+            .context("publishing task")?,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_peers_per_swarm: args
+            .max_peers_per_swarm
+            .unwrap_or(defaults.max_peers_per_swarm),
+        max_swarms_per_connection: args
+            .max_swarms_per_connection
+            .unwrap_or(defaults.max_swarms_per_connection),
+        messages_per_second: args
+            .messages_per_second
+            .unwrap_or(defaults.messages_per_second),
+        message_burst: args.message_burst.unwrap_or(defaults.message_burst),
+        idle_timeout: args
+            .idle_timeout_secs
+            .map_or(defaults.idle_timeout, Duration::from_secs),
+        announce_interval: args
+            .announce_interval_secs
+            .map_or(defaults.announce_interval, Duration::from_secs),
+        ..defaults
+    };
+    let config = signal_server::Config {
+        listen: args.listen,
+        library: args.library,
+        web_dir: args.web_dir,
+        cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
+        public_url: args.public_url,
+        limits,
+    };
+    signal_server::run(config).await?;
+    Ok(())
+}
+
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("fanswarm")
+}
+
+fn publish_files(args: &PublishArgs) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            files.extend(publish::find_audio_files(path)?);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    anyhow::ensure!(!files.is_empty(), "no audio files found");
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for file in files {
+        publish_one(args, &file)?;
+    }
+    Ok(())
+}
+
+fn publish_one(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: not a UTF-8 file name", file.display()))?;
+    let options = TorrentOptions {
+        trackers: args.trackers.clone(),
+        web_seeds: args
+            .webseeds
+            .iter()
+            .map(|url| {
+                if url.ends_with('/') {
+                    format!("{url}{}", encode_path(name))
+                } else {
+                    url.clone()
+                }
+            })
+            .collect(),
+    };
+    let length = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let bar = ProgressBar::new(length).with_message(name.to_owned());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+    {
+        bar.set_style(style);
+    }
+    let metainfo = publish::make_torrent(file, &options, |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    let out = args.out.join(format!("{name}.torrent"));
+    std::fs::write(&out, metainfo.to_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    let links = Links::new(&args.public_url, &metainfo.info_hash, name);
+    println!("{}", out.display());
+    println!("  info hash: {}", metainfo.info_hash);
+    println!("  magnet:    {}", metainfo.magnet());
+    println!("  embed:     {}", links.embed_html);
+    Ok(())
 }

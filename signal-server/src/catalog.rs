@@ -1,0 +1,183 @@
+//! The published tracks and the links that point at them.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use serde::{Serialize, Serializer};
+use swarm::InfoHash;
+
+/// One published track, as `/api/tracks` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Track {
+    /// Display name (the file name).
+    pub name: String,
+    /// The swarm's name; hex in JSON.
+    #[serde(serialize_with = "hex")]
+    pub info_hash: InfoHash,
+    /// File size in bytes.
+    pub length: u64,
+    /// `magnet:?xt=urn:btih:…` with our tracker and web seed.
+    pub magnet: String,
+    /// `<base>/t/<hex>.torrent`.
+    pub torrent_url: String,
+    /// `<base>/media/<path>`: the web seed URL of the file itself.
+    pub media_url: String,
+    /// `<base>/embed/<hex>`: the player page for this track.
+    pub embed_url: String,
+    /// The one line an artist pastes into a page.
+    pub embed_html: String,
+    /// The bencoded `.torrent`, served at `torrent_url`.
+    #[serde(skip)]
+    pub torrent: Bytes,
+}
+
+/// All published tracks, looked up by info hash.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tracks: Vec<Track>,
+    by_hash: HashMap<InfoHash, usize>,
+}
+
+impl Catalog {
+    /// A catalog of these tracks; a later duplicate info hash is skipped.
+    pub fn new(tracks: Vec<Track>) -> Self {
+        let mut catalog = Catalog::default();
+        for track in tracks {
+            if !catalog.by_hash.contains_key(&track.info_hash) {
+                catalog
+                    .by_hash
+                    .insert(track.info_hash, catalog.tracks.len());
+                catalog.tracks.push(track);
+            }
+        }
+        catalog
+    }
+
+    /// Every track, in publishing order.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// The track with this info hash.
+    pub fn get(&self, info_hash: &InfoHash) -> Option<&Track> {
+        self.by_hash
+            .get(info_hash)
+            .and_then(|&i| self.tracks.get(i))
+    }
+}
+
+/// The links for a track published at `base` (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    /// `<base>/t/<hex>.torrent`.
+    pub torrent_url: String,
+    /// `<base>/media/<encoded relative path>`.
+    pub media_url: String,
+    /// `<base>/embed/<hex>`.
+    pub embed_url: String,
+    /// An `<iframe>` of the embed page, with autoplay allowed.
+    pub embed_html: String,
+    /// `ws(s)://…/announce`.
+    pub tracker_url: String,
+}
+
+impl Links {
+    /// Builds every URL from the public base URL, the hash and the file's
+    /// path relative to the library (segments percent-encoded).
+    pub fn new(base: &str, info_hash: &InfoHash, relative_path: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let hex = info_hash.to_hex();
+        let embed_url = format!("{base}/embed/{hex}");
+        Links {
+            torrent_url: format!("{base}/t/{hex}.torrent"),
+            media_url: Self::media_url(base, relative_path),
+            embed_html: format!(
+                r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:96px" title="fanswarm player"></iframe>"#
+            ),
+            embed_url,
+            tracker_url: Self::tracker_url(base),
+        }
+    }
+
+    /// Our tracker: `ws://` for an `http://` base, `wss://` for `https://`.
+    pub fn tracker_url(base: &str) -> String {
+        let base = base.trim_end_matches('/');
+        match base.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}/announce"),
+            Some((_, rest)) => format!("ws://{rest}/announce"),
+            None => format!("ws://{base}/announce"),
+        }
+    }
+
+    /// The web seed URL of a file at `relative_path` in the library.
+    pub fn media_url(base: &str, relative_path: &str) -> String {
+        let base = base.trim_end_matches('/');
+        format!("{base}/media/{}", encode_path(relative_path))
+    }
+}
+
+/// A `/`-separated relative path with each segment percent-encoded for a URL.
+pub fn encode_path(relative_path: &str) -> String {
+    let encoded: Vec<String> = relative_path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect();
+    encoded.join("/")
+}
+
+/// Characters escaped in one URL path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn hex<S: Serializer>(h: &InfoHash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&h.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_encode_segments_and_pick_the_ws_scheme() {
+        let h = InfoHash([0x0f; 20]);
+        let l = Links::new("https://music.example/", &h, "albums/My Song #1.mp3");
+        assert_eq!(
+            l.media_url,
+            "https://music.example/media/albums/My%20Song%20%231.mp3"
+        );
+        assert_eq!(l.tracker_url, "wss://music.example/announce");
+        assert_eq!(
+            l.torrent_url,
+            format!("https://music.example/t/{}.torrent", h.to_hex())
+        );
+        assert!(l.embed_html.contains(&l.embed_url));
+        let l = Links::new("http://127.0.0.1:8080", &h, "a.wav");
+        assert_eq!(l.tracker_url, "ws://127.0.0.1:8080/announce");
+    }
+
+    #[test]
+    fn catalog_finds_by_hash_and_skips_duplicates() {
+        let track = |n: &str, b: u8| Track {
+            name: n.into(),
+            info_hash: InfoHash([b; 20]),
+            length: 1,
+            magnet: String::new(),
+            torrent_url: String::new(),
+            media_url: String::new(),
+            embed_url: String::new(),
+            embed_html: String::new(),
+            torrent: Bytes::from_static(b"d"),
+        };
+        let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);
+        assert_eq!(c.tracks().len(), 2);
+        assert_eq!(
+            c.get(&InfoHash([1; 20])).map(|t| t.name.as_str()),
+            Some("a")
+        );
+        assert!(c.get(&InfoHash([3; 20])).is_none());
+    }
+}

@@ -1,0 +1,173 @@
+//! fanswarm's server: the one binary an artist runs.
+//!
+//! It publishes every track of a music folder as a torrent, and serves:
+//! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
+//!   WebSocket ([`tracker`] decides, [`ws`] carries);
+//! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
+//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /metrics`;
+//! - everything else from the `web/` directory (player, service worker).
+//!
+//! `main.rs` is flags and logging only; [`app`] builds the router so tests
+//! can drive it with `oneshot`, and [`serve`] runs it on a listener.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod demo;
+pub mod metrics;
+pub mod publish;
+pub mod routes;
+pub mod state;
+pub mod tracker;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{Method, header};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::services::fs::ServeFileSystemResponseBody;
+
+use crate::publish::PublishError;
+use crate::state::{AppState, Paths};
+use crate::tracker::Limits;
+
+/// Everything `signal-server serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Music folder to publish; `None` publishes the bundled demo track.
+    pub library: Option<PathBuf>,
+    /// Directory served at `/`.
+    pub web_dir: PathBuf,
+    /// Where generated files (the demo track) are kept between runs.
+    pub cache_dir: PathBuf,
+    /// Base URL in published links (behind a proxy); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Tracker limits.
+    pub limits: Limits,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The library could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The demo track could not be written to the cache directory.
+    #[error("cannot write the demo track under {dir}: {source}")]
+    Demo {
+        /// The cache directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Serving stopped with an I/O error.
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// The whole HTTP surface, ready for `oneshot` or a listener.
+pub fn app(state: AppState) -> Router {
+    let counter = state.metrics.webseed_bytes.clone();
+    let files = ServeDir::new(&state.paths.media_dir).append_index_html_on_directories(false);
+    let media = ServiceExt::<axum::extract::Request>::map_response(
+        files,
+        move |response: axum::http::Response<ServeFileSystemResponseBody>| {
+            routes::count_body(response, counter.clone())
+        },
+    );
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::RANGE])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+        ]);
+    Router::new()
+        .route("/announce", get(ws::announce))
+        .route("/t/{file}", get(routes::torrent))
+        .route("/api/tracks", get(routes::tracks))
+        .route("/metrics", get(routes::metrics))
+        .nest_service("/media", media)
+        .fallback_service(ServeDir::new(&state.paths.web_dir))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until the process ends, with the tracker's
+/// housekeeping (peer and offer expiry) running beside it.
+pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerError> {
+    let housekeeping = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            let now = housekeeping.now();
+            housekeeping.hub().tracker.expire(now);
+        }
+    });
+    axum::serve(listener, app(state))
+        .await
+        .map_err(ServerError::Serve)
+}
+
+/// Publishes the library (or the demo track), binds, logs the links, serves.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    if !config.web_dir.is_dir() {
+        tracing::warn!(
+            web_dir = %config.web_dir.display(),
+            "web directory not found: `/` will answer 404 (set --web-dir)"
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let media_dir = match &config.library {
+        Some(library) => library.clone(),
+        None => {
+            let cache = config.cache_dir.clone();
+            tokio::task::spawn_blocking(move || demo::ensure(&cache))
+                .await
+                .map_err(|e| ServerError::Publish(PublishError::Task(e.to_string())))?
+                .map_err(|source| ServerError::Demo {
+                    dir: config.cache_dir.clone(),
+                    source,
+                })?
+        }
+    };
+    let catalog = publish::publish_library(media_dir.clone(), base.clone()).await?;
+    if catalog.tracks().is_empty() {
+        tracing::warn!(library = %media_dir.display(), "no audio files to publish");
+    }
+    let paths = Paths {
+        media_dir,
+        web_dir: config.web_dir.clone(),
+    };
+    tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
+    serve(listener, AppState::new(catalog, paths, config.limits)).await
+}

@@ -1,0 +1,260 @@
+//! Publishing: finding audio files, hashing them as they stream from disk,
+//! and building their torrents with our tracker and web seed in them.
+//!
+//! Everything here is blocking file I/O; async callers run it in
+//! `spawn_blocking` (see [`publish_library`]).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
+
+use crate::catalog::{Catalog, Links, Track};
+
+/// File extensions published as tracks (compared case-insensitively).
+pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "ogg", "opus", "flac", "m4a", "wav"];
+
+/// Why a file or folder could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Reading a file or walking a directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The torrent could not be built (e.g. an empty file).
+    #[error("{path}: {source}")]
+    Torrent {
+        /// The file.
+        path: PathBuf,
+        /// What the metainfo builder refused.
+        source: MetainfoError,
+    },
+    /// A file name that is not UTF-8 cannot be named in a torrent or a URL.
+    #[error("{0}: file name is not UTF-8")]
+    NotUtf8(PathBuf),
+    /// The blocking publishing task panicked or was cancelled.
+    #[error("publishing task failed: {0}")]
+    Task(String),
+}
+
+/// What goes into every torrent we make.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TorrentOptions {
+    /// Tracker URLs, one tier each, in order.
+    pub trackers: Vec<String>,
+    /// BEP 19 web seed URLs pointing at the file itself.
+    pub web_seeds: Vec<String>,
+}
+
+/// Every audio file under `dir` (recursively), sorted, hidden entries and
+/// symlinked directories skipped so the walk cannot loop.
+pub fn find_audio_files(dir: &Path) -> Result<Vec<PathBuf>, PublishError> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current).map_err(|source| PublishError::Io {
+            path: current.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| PublishError::Io {
+                path: current.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if (kind.is_file() || path.is_file()) && is_audio(&path) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether the path has one of [`AUDIO_EXTENSIONS`].
+pub fn is_audio(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+}
+
+/// Hashes `path` in 256 KiB reads and builds a single-file torrent named
+/// after it; `progress` is told the bytes hashed so far after each read.
+pub fn make_torrent(
+    path: &Path,
+    options: &TorrentOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<Metainfo, PublishError> {
+    let io_error = |source| PublishError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let torrent_error = |source| PublishError::Torrent {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| PublishError::NotUtf8(path.to_path_buf()))?;
+    let mut file = File::open(path).map_err(io_error)?;
+    let length = file.metadata().map_err(io_error)?.len();
+    let mut builder = TorrentBuilder::single_file(name, length)
+        .created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
+    for tracker in &options.trackers {
+        builder = builder.tracker(tracker.clone());
+    }
+    for seed in &options.web_seeds {
+        builder = builder.web_seed(seed.clone());
+    }
+    let mut hasher = builder.hasher().map_err(torrent_error)?;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(e)),
+        };
+        hasher.update(buffer.get(..n).unwrap_or_default());
+        progress(hasher.bytes_hashed());
+    }
+    if hasher.bytes_hashed() != length {
+        // The file changed while we read it; its torrent would not verify.
+        return Err(io_error(io::Error::other(
+            "file changed size while hashing",
+        )));
+    }
+    builder.build(&hasher.finish()).map_err(torrent_error)
+}
+
+/// Publishes every audio file under `library` as served from `base`:
+/// announce = our tracker, url-list = our web seed. Files that fail are
+/// logged and skipped so one bad file does not keep the server down.
+pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
+    tokio::task::spawn_blocking(move || {
+        let files = find_audio_files(&library)?;
+        let mut tracks = Vec::with_capacity(files.len());
+        for path in files {
+            match publish_file(&library, &path, &base) {
+                Ok(track) => tracks.push(track),
+                Err(e) => tracing::warn!(%e, "skipping track"),
+            }
+        }
+        Ok(Catalog::new(tracks))
+    })
+    .await
+    .map_err(|e| PublishError::Task(e.to_string()))?
+}
+
+/// One file of the library, as a [`Track`].
+fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, PublishError> {
+    let relative = path
+        .strip_prefix(library)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| PublishError::NotUtf8(path.to_path_buf()))?
+        .join("/");
+    // The tracker and web seed URLs go into the torrent; the links that
+    // name the info hash can only be made once it is built.
+    let options = TorrentOptions {
+        trackers: vec![Links::tracker_url(base)],
+        web_seeds: vec![Links::media_url(base, &relative)],
+    };
+    let metainfo = make_torrent(path, &options, |_| {})?;
+    let links = Links::new(base, &metainfo.info_hash, &relative);
+    let magnet = metainfo.magnet().to_string();
+    tracing::info!(
+        track = %relative,
+        info_hash = %metainfo.info_hash,
+        %magnet,
+        embed = %links.embed_html,
+        "published"
+    );
+    Ok(Track {
+        name: metainfo.info.name.clone(),
+        info_hash: metainfo.info_hash,
+        length: metainfo.info.files.iter().map(|f| f.length).sum(),
+        magnet,
+        torrent_url: links.torrent_url,
+        media_url: links.media_url,
+        embed_url: links.embed_url,
+        embed_html: links.embed_html,
+        torrent: Bytes::from(metainfo.to_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_audio_files_recursively_and_skips_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("album/disc 1")).unwrap();
+        std::fs::create_dir_all(root.join(".hidden")).unwrap();
+        for f in [
+            "a.MP3",
+            "album/b.flac",
+            "album/disc 1/c.opus",
+            "notes.txt",
+            ".hidden/d.mp3",
+        ] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let found: Vec<_> = find_audio_files(root)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(found, ["a.MP3", "album/b.flac", "album/disc 1/c.opus"]);
+    }
+
+    #[test]
+    fn torrent_of_a_file_verifies_against_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("song.wav");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let options = TorrentOptions {
+            trackers: vec!["ws://127.0.0.1:1/announce".into()],
+            web_seeds: vec!["http://127.0.0.1:1/media/song.wav".into()],
+        };
+        let mut last = 0;
+        let m = make_torrent(&path, &options, |n| last = n).unwrap();
+        assert_eq!(last, data.len() as u64);
+        assert_eq!(m.info.name, "song.wav");
+        assert_eq!(m.url_list, options.web_seeds);
+        assert_eq!(m.announce.as_deref(), Some("ws://127.0.0.1:1/announce"));
+        let expected = swarm::metainfo::hash_pieces(&data, m.info.piece_length).unwrap();
+        assert_eq!(m.info.pieces, expected);
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = make_torrent(
+            Path::new("/nonexistent/x.mp3"),
+            &TorrentOptions::default(),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/x.mp3"), "{err}");
+    }
+}

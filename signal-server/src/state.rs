@@ -1,0 +1,101 @@
+//! What every request handler shares.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::ws::Message;
+use swarm::time::Time;
+use tokio::sync::mpsc;
+
+use crate::catalog::Catalog;
+use crate::metrics::Metrics;
+use crate::tracker::{ConnectionId, Limits, Tracker};
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// Where the server finds its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// Root of the web seed (`/media/`): the library, or the demo cache.
+    pub media_dir: PathBuf,
+    /// Served at `/` and every path no other route takes.
+    pub web_dir: PathBuf,
+}
+
+/// The shared parts behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    hub: Mutex<Hub>,
+    /// Exported at `/metrics`.
+    pub metrics: Metrics,
+    /// Published tracks.
+    pub catalog: Catalog,
+    /// File locations.
+    pub paths: Paths,
+    /// Copy of the tracker's limits, readable without the lock.
+    pub limits: Limits,
+    epoch: Instant,
+    next_connection: AtomicU64,
+}
+
+/// The tracker and the queues to every connection, behind one lock.
+///
+/// One lock is enough on the machines we target: the tracker's work per
+/// message is a few hash lookups; JSON parsing and serialization happen
+/// outside it.
+#[derive(Debug)]
+pub struct Hub {
+    /// Swarm bookkeeping.
+    pub tracker: Tracker,
+    /// Chooses which peers get offers.
+    pub rng: fastrand::Rng,
+    /// Each connection's outgoing queue.
+    pub senders: HashMap<ConnectionId, mpsc::Sender<Message>>,
+}
+
+impl AppState {
+    /// State for a server publishing `catalog`, with the given limits.
+    pub fn new(catalog: Catalog, paths: Paths, limits: Limits) -> Self {
+        AppState(Arc::new(Shared {
+            hub: Mutex::new(Hub {
+                tracker: Tracker::new(limits.clone()),
+                rng: fastrand::Rng::new(),
+                senders: HashMap::new(),
+            }),
+            metrics: Metrics::default(),
+            catalog,
+            paths,
+            limits,
+            epoch: Instant::now(),
+            next_connection: AtomicU64::new(1),
+        }))
+    }
+
+    /// Locks the hub; a panic elsewhere while holding it does not poison
+    /// the tracker for everyone else (its state stays consistent per call).
+    pub fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.0.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Milliseconds since the server started, as the tracker's clock.
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A fresh connection id.
+    pub fn next_connection(&self) -> ConnectionId {
+        ConnectionId(self.0.next_connection.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,493 @@
+//! The WebTorrent tracker's swarm bookkeeping, with no sockets.
+//!
+//! [`Tracker`] is told the time and handed an rng; it pushes what it wants
+//! sent into `out` as `(ConnectionId, OutMessage)` pairs, which the WebSocket
+//! shell ([`crate::ws`]) serializes and queues to each connection. That makes
+//! every rule below testable without a socket.
+//!
+//! Rules it keeps:
+//! - A peer id belongs to the connection that first announced it in a swarm;
+//!   another connection cannot take it over, and one connection has one peer
+//!   id per swarm.
+//! - Each offer goes to a different randomly chosen peer of the swarm, at most
+//!   min(numwant, offers, limit) of them.
+//! - An answer is routed only for an offer this tracker relayed to that very
+//!   answerer in the last `offer_max_age`, and only once.
+//! - A connection's peers leave their swarms when it closes or they go silent.
+
+mod limits;
+mod rate;
+mod refusal;
+mod swarm_table;
+
+use std::collections::{BTreeMap, HashMap};
+
+use swarm::time::Time;
+use swarm::tracker::{
+    Action, AnnounceEvent, AnnounceRequest, AnnounceResponse, AnswerRelay, ClientMessage, Failure,
+    OfferId, OfferRelay, ParseError, ScrapeRequest, ScrapeResponse, ScrapeStatistics,
+    ServerMessage,
+};
+use swarm::{InfoHash, PeerId};
+
+pub use limits::Limits;
+use rate::TokenBucket;
+pub use refusal::Refusal;
+use swarm_table::{Peer, SwarmTable};
+
+/// One WebSocket connection, numbered by the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// What the tracker wants sent to one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutMessage {
+    /// Reply to an announce.
+    Announce(AnnounceResponse),
+    /// An offer relayed to a chosen peer.
+    Offer(OfferRelay),
+    /// An answer routed back to the offerer.
+    Answer(AnswerRelay),
+    /// Reply to a scrape.
+    Scrape(ScrapeResponse),
+    /// A refused request.
+    Failure {
+        /// Why.
+        refusal: Refusal,
+        /// The refused request's action, when known.
+        action: Option<Action>,
+        /// The refused request's swarm, when known.
+        info_hash: Option<InfoHash>,
+    },
+}
+
+impl OutMessage {
+    /// The protocol message to put on the wire.
+    pub fn into_server_message(self) -> ServerMessage {
+        match self {
+            OutMessage::Announce(m) => ServerMessage::Announce(m),
+            OutMessage::Offer(m) => ServerMessage::Offer(m),
+            OutMessage::Answer(m) => ServerMessage::Answer(m),
+            OutMessage::Scrape(m) => ServerMessage::Scrape(m),
+            OutMessage::Failure {
+                refusal,
+                action,
+                info_hash,
+            } => ServerMessage::Failure(Failure {
+                action,
+                info_hash,
+                reason: refusal.to_string(),
+            }),
+        }
+    }
+}
+
+/// Outgoing messages, pushed by the tracker, drained by the shell.
+pub type Outbox = Vec<(ConnectionId, OutMessage)>;
+
+/// All swarms and connections of one tracker.
+#[derive(Debug)]
+pub struct Tracker {
+    limits: Limits,
+    swarms: HashMap<InfoHash, SwarmTable>,
+    connections: HashMap<ConnectionId, Connection>,
+    peer_count: usize,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new(limits: Limits) -> Self {
+        Tracker {
+            limits,
+            swarms: HashMap::new(),
+            connections: HashMap::new(),
+            peer_count: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&mut self, now: Time, connection: ConnectionId) {
+        let bucket = TokenBucket::new(now, self.limits.message_burst);
+        self.connections.insert(connection, Connection::new(bucket));
+    }
+
+    /// A connection closed (or was closed): its peers leave their swarms.
+    pub fn disconnect(&mut self, connection: ConnectionId) {
+        let Some(conn) = self.connections.remove(&connection) else {
+            return;
+        };
+        for (info_hash, peer_id) in conn.swarms {
+            self.remove_peer(info_hash, &peer_id);
+        }
+    }
+
+    /// Handles one frame's worth of request (already parsed, outside any lock).
+    pub fn handle(
+        &mut self,
+        now: Time,
+        rng: &mut fastrand::Rng,
+        connection: ConnectionId,
+        request: Result<ClientMessage, ParseError>,
+        out: &mut Outbox,
+    ) {
+        if !self.connections.contains_key(&connection) {
+            self.connect(now, connection);
+        }
+        let limits = &self.limits;
+        let allowed = self.connections.get_mut(&connection).is_some_and(|c| {
+            c.bucket
+                .take(now, limits.messages_per_second, limits.message_burst)
+        });
+        let result = match (allowed, request) {
+            (false, Ok(msg)) => Err(failure_context(&msg, Refusal::RateLimited)),
+            (false, Err(e)) => Err((Refusal::RateLimited, e.action, e.info_hash)),
+            (true, Err(e)) => Err((Refusal::Malformed(e.reason.clone()), e.action, e.info_hash)),
+            (true, Ok(ClientMessage::Scrape(s))) => self
+                .scrape(s)
+                .map(|m| out.push((connection, OutMessage::Scrape(m))))
+                .map_err(|r| (r, Some(Action::Scrape), None)),
+            (true, Ok(ClientMessage::Announce(a))) => {
+                let info_hash = a.info_hash;
+                let result = if a.answer.is_some() {
+                    self.answer(now, connection, a, out)
+                } else {
+                    self.announce(now, rng, connection, a, out)
+                };
+                result.map_err(|r| (r, Some(Action::Announce), Some(info_hash)))
+            }
+        };
+        if let Err((refusal, action, info_hash)) = result {
+            out.push((
+                connection,
+                OutMessage::Failure {
+                    refusal,
+                    action,
+                    info_hash,
+                },
+            ));
+        }
+    }
+
+    /// Drops peers that stopped announcing and offers nobody answered.
+    pub fn expire(&mut self, now: Time) {
+        let peer_cutoff = now - self.limits.peer_max_age;
+        let mut gone = Vec::new();
+        self.swarms.retain(|info_hash, table| {
+            for (peer_id, connection) in table.expire(peer_cutoff) {
+                gone.push((*info_hash, peer_id, connection));
+            }
+            !table.is_empty()
+        });
+        self.peer_count -= gone.len();
+        for (info_hash, peer_id, connection) in gone {
+            if let Some(conn) = self.connections.get_mut(&connection)
+                && conn.swarms.get(&info_hash) == Some(&peer_id)
+            {
+                conn.swarms.remove(&info_hash);
+            }
+        }
+        for conn in self.connections.values_mut() {
+            conn.pending.retain(|_, p| p.expires > now);
+        }
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Swarms with at least one peer.
+    pub fn swarm_count(&self) -> usize {
+        self.swarms.len()
+    }
+
+    /// Peers over all swarms.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+struct Connection {
+    /// The peer id this connection announced in each swarm it is in.
+    swarms: HashMap<InfoHash, PeerId>,
+    /// Offers relayed *to* this connection, awaiting its answer.
+    pending: HashMap<(InfoHash, OfferId), PendingOffer>,
+    bucket: TokenBucket,
+}
+
+impl Connection {
+    fn new(bucket: TokenBucket) -> Self {
+        Connection {
+            swarms: HashMap::new(),
+            pending: HashMap::new(),
+            bucket,
+        }
+    }
+}
+
+/// An offer relayed to a peer, remembered so only its answer gets through.
+#[derive(Debug, Clone, Copy)]
+struct PendingOffer {
+    offerer: PeerId,
+    offerer_connection: ConnectionId,
+    answerer: PeerId,
+    expires: Time,
+}
+
+type Refused = (Refusal, Option<Action>, Option<InfoHash>);
+
+fn failure_context(msg: &ClientMessage, refusal: Refusal) -> Refused {
+    match msg {
+        ClientMessage::Announce(a) => (refusal, Some(Action::Announce), Some(a.info_hash)),
+        ClientMessage::Scrape(_) => (refusal, Some(Action::Scrape), None),
+    }
+}
+
+impl Tracker {
+    fn announce(
+        &mut self,
+        now: Time,
+        rng: &mut fastrand::Rng,
+        connection: ConnectionId,
+        a: AnnounceRequest,
+        out: &mut Outbox,
+    ) -> Result<(), Refusal> {
+        let offers = a.offers.unwrap_or_default();
+        if offers.len() > self.limits.max_offers_per_announce {
+            return Err(Refusal::TooManyOffers(self.limits.max_offers_per_announce));
+        }
+        self.check_ownership(connection, a.info_hash, &a.peer_id)?;
+        if a.event == Some(AnnounceEvent::Stopped) {
+            self.leave(connection, a.info_hash, &a.peer_id);
+        } else {
+            self.join(now, connection, &a.info_hash, a.peer_id, a.left, a.event)?;
+        }
+
+        let (complete, incomplete) = self
+            .swarms
+            .get(&a.info_hash)
+            .map_or((0, 0), |t| (t.seeders(), t.leechers()));
+        out.push((
+            connection,
+            OutMessage::Announce(AnnounceResponse {
+                action: Action::Announce,
+                info_hash: a.info_hash,
+                complete: complete as u64,
+                incomplete: incomplete as u64,
+                interval: self.limits.announce_interval.as_secs(),
+            }),
+        ));
+
+        if a.event == Some(AnnounceEvent::Stopped) || offers.is_empty() {
+            return Ok(());
+        }
+        let wanted = usize::try_from(a.numwant.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
+        let count = wanted.min(offers.len());
+        let Some(table) = self.swarms.get(&a.info_hash) else {
+            return Ok(());
+        };
+        let targets = table.random_peers(rng, count, &a.peer_id);
+        let expires = now + self.limits.offer_max_age;
+        for ((target_peer, target_conn), offer) in targets.into_iter().zip(offers) {
+            let Some(target) = self.connections.get_mut(&target_conn) else {
+                continue;
+            };
+            let key = (a.info_hash, offer.offer_id);
+            if target.pending.len() >= self.limits.max_pending_offers_per_connection
+                && !target.pending.contains_key(&key)
+            {
+                continue;
+            }
+            target.pending.insert(
+                key,
+                PendingOffer {
+                    offerer: a.peer_id,
+                    offerer_connection: connection,
+                    answerer: target_peer,
+                    expires,
+                },
+            );
+            out.push((
+                target_conn,
+                OutMessage::Offer(OfferRelay {
+                    action: Action::Announce,
+                    info_hash: a.info_hash,
+                    peer_id: a.peer_id,
+                    offer_id: offer.offer_id,
+                    offer: offer.offer,
+                }),
+            ));
+        }
+        Ok(())
+    }
+
+    fn answer(
+        &mut self,
+        now: Time,
+        connection: ConnectionId,
+        a: AnnounceRequest,
+        out: &mut Outbox,
+    ) -> Result<(), Refusal> {
+        let (Some(answer), Some(to_peer_id), Some(offer_id)) = (a.answer, a.to_peer_id, a.offer_id)
+        else {
+            return Err(Refusal::IncompleteAnswer);
+        };
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .ok_or(Refusal::UnknownOffer)?;
+        let key = (a.info_hash, offer_id);
+        let pending = match conn.pending.get(&key) {
+            Some(p) if p.answerer == a.peer_id && p.offerer == to_peer_id && p.expires > now => *p,
+            _ => return Err(Refusal::UnknownOffer),
+        };
+        conn.pending.remove(&key);
+        // The offerer must still hold its peer id on the same socket.
+        let still_there = self
+            .swarms
+            .get(&a.info_hash)
+            .and_then(|t| t.get(&to_peer_id))
+            .is_some_and(|p| p.connection == pending.offerer_connection);
+        if !still_there {
+            return Err(Refusal::UnknownOffer);
+        }
+        out.push((
+            pending.offerer_connection,
+            OutMessage::Answer(AnswerRelay {
+                action: Action::Announce,
+                info_hash: a.info_hash,
+                peer_id: a.peer_id,
+                offer_id,
+                answer,
+            }),
+        ));
+        Ok(())
+    }
+
+    fn scrape(&self, s: ScrapeRequest) -> Result<ScrapeResponse, Refusal> {
+        if s.info_hashes.is_empty() {
+            return Err(Refusal::FullScrape);
+        }
+        if s.info_hashes.len() > self.limits.max_scrape_hashes {
+            return Err(Refusal::TooManyScrapeHashes(self.limits.max_scrape_hashes));
+        }
+        let files: BTreeMap<_, _> = s
+            .info_hashes
+            .into_iter()
+            .map(|h| {
+                let stats =
+                    self.swarms
+                        .get(&h)
+                        .map_or_else(Default::default, |t| ScrapeStatistics {
+                            complete: t.seeders() as u64,
+                            incomplete: t.leechers() as u64,
+                            downloaded: t.downloaded,
+                        });
+                (h, stats)
+            })
+            .collect();
+        Ok(ScrapeResponse {
+            action: Action::Scrape,
+            files,
+        })
+    }
+
+    /// Refuses a peer id owned by another socket, or a second id on this one.
+    fn check_ownership(
+        &self,
+        connection: ConnectionId,
+        info_hash: InfoHash,
+        peer_id: &PeerId,
+    ) -> Result<(), Refusal> {
+        if let Some(owner) = self.swarms.get(&info_hash).and_then(|t| t.get(peer_id))
+            && owner.connection != connection
+        {
+            return Err(Refusal::PeerIdTaken);
+        }
+        let conn = self.connections.get(&connection);
+        match conn.and_then(|c| c.swarms.get(&info_hash)) {
+            Some(mine) if mine != peer_id => Err(Refusal::PeerIdChanged),
+            _ => Ok(()),
+        }
+    }
+
+    fn join(
+        &mut self,
+        now: Time,
+        connection: ConnectionId,
+        info_hash: &InfoHash,
+        peer_id: PeerId,
+        left: Option<u64>,
+        event: Option<AnnounceEvent>,
+    ) -> Result<(), Refusal> {
+        let limits = &self.limits;
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("handle() registers the connection before dispatching");
+        let new_for_conn = !conn.swarms.contains_key(info_hash);
+        if new_for_conn && conn.swarms.len() >= limits.max_swarms_per_connection {
+            return Err(Refusal::TooManySwarms(limits.max_swarms_per_connection));
+        }
+        if !self.swarms.contains_key(info_hash) && self.swarms.len() >= limits.max_swarms {
+            return Err(Refusal::TrackerFull);
+        }
+        let table = self.swarms.entry(*info_hash).or_default();
+        let existing = table.get(&peer_id).copied();
+        if existing.is_none() && table.len() >= limits.max_peers_per_swarm {
+            if table.is_empty() {
+                self.swarms.remove(info_hash);
+            }
+            return Err(Refusal::SwarmFull);
+        }
+        let completed = event == Some(AnnounceEvent::Completed);
+        let was_seeder = existing.is_some_and(|p| p.seeder);
+        let seeder = completed || left.map_or(was_seeder, |l| l == 0);
+        if completed && !was_seeder {
+            table.downloaded += 1;
+        }
+        table.upsert(
+            peer_id,
+            Peer {
+                connection,
+                seeder,
+                last_announce: now,
+            },
+        );
+        if existing.is_none() {
+            self.peer_count += 1;
+        }
+        conn.swarms.insert(*info_hash, peer_id);
+        Ok(())
+    }
+
+    fn leave(&mut self, connection: ConnectionId, info_hash: InfoHash, peer_id: &PeerId) {
+        if let Some(conn) = self.connections.get_mut(&connection)
+            && conn.swarms.get(&info_hash) == Some(peer_id)
+        {
+            conn.swarms.remove(&info_hash);
+            self.remove_peer(info_hash, peer_id);
+        }
+    }
+
+    fn remove_peer(&mut self, info_hash: InfoHash, peer_id: &PeerId) {
+        if let Some(table) = self.swarms.get_mut(&info_hash) {
+            if table.remove(peer_id).is_some() {
+                self.peer_count -= 1;
+            }
+            if table.is_empty() {
+                self.swarms.remove(&info_hash);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! The WebSocket shell around the tracker: one task per connection plus a
+//! writer task fed by a bounded channel.
+//!
+//! Per frame: parse JSON (no lock held), lock the hub, let the tracker
+//! decide, copy out the senders, unlock, serialize and queue. A slow reader
+//! whose queue is full loses messages instead of holding memory; a silent
+//! socket is closed after `idle_timeout`; an oversized message closes it.
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use swarm::tracker::{ClientMessage, parse_client_message};
+use tokio::sync::mpsc;
+
+use crate::state::AppState;
+use crate::tracker::{ConnectionId, OutMessage};
+
+/// `GET /announce`: upgrade to the tracker protocol.
+pub async fn announce(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    let limits = &state.limits;
+    let max = limits.max_message_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(limits.read_buffer_bytes)
+        // Each send is flushed at once anyway: no write batching buffer.
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.max_write_buffer_bytes)
+        .on_upgrade(move |socket: WebSocket| {
+            let (sink, stream) = socket.split();
+            serve_connection(state, sink, stream)
+        })
+}
+
+/// Runs one tracker connection until it closes, errs or goes silent.
+///
+/// Generic over the socket halves so it can be driven by channels.
+pub async fn serve_connection<Tx, Rx, E>(state: AppState, mut sink: Tx, mut stream: Rx)
+where
+    Tx: Sink<Message> + Unpin + Send + 'static,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let id = state.next_connection();
+    let (tx, mut rx) = mpsc::channel::<Message>(state.limits.outgoing_queue);
+    {
+        let now = state.now();
+        let mut hub = state.hub();
+        hub.tracker.connect(now, id);
+        hub.senders.insert(id, tx);
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let idle = state.limits.idle_timeout;
+    loop {
+        let frame = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(_))) | Ok(None) => break,
+            Err(_) => {
+                tracing::debug!(?id, "closing idle tracker connection");
+                break;
+            }
+        };
+        match frame {
+            Message::Text(text) => handle_frame(&state, id, text.as_bytes()),
+            Message::Binary(bytes) => handle_frame(&state, id, &bytes),
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => break,
+        }
+    }
+
+    {
+        let mut hub = state.hub();
+        hub.tracker.disconnect(id);
+        // Dropping the last sender ends the writer task.
+        hub.senders.remove(&id);
+    }
+    let _ = writer.await;
+}
+
+/// Parses, decides, then queues every resulting message.
+fn handle_frame(state: &AppState, id: ConnectionId, frame: &[u8]) {
+    let request = parse_client_message(frame);
+    match &request {
+        Ok(ClientMessage::Announce(_)) => {
+            state.metrics.announces.inc();
+        }
+        Ok(ClientMessage::Scrape(_)) => {
+            state.metrics.scrapes.inc();
+        }
+        Err(_) => {}
+    }
+    let now = state.now();
+    let mut out = Vec::new();
+    let deliveries: Vec<(Option<mpsc::Sender<Message>>, OutMessage)> = {
+        let mut hub = state.hub();
+        let hub = &mut *hub;
+        hub.tracker.handle(now, &mut hub.rng, id, request, &mut out);
+        out.into_iter()
+            .map(|(to, msg)| (hub.senders.get(&to).cloned(), msg))
+            .collect()
+    };
+    for (sender, message) in deliveries {
+        state.metrics.count_out(&message);
+        let Some(sender) = sender else { continue };
+        let text = match serde_json::to_string(&message.into_server_message()) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(%e, "tracker message failed to serialize");
+                continue;
+            }
+        };
+        if sender.try_send(Message::Text(text.into())).is_err() {
+            state.metrics.outgoing_dropped.inc();
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The HTTP routes through `app()` with `oneshot`: web seed (Range, 206,
+//! 416, Content-Type, CORS, traversal), torrents, the track list, metrics
+//! and the static web directory.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use signal_server::state::{AppState, Paths};
+use signal_server::tracker::Limits;
+use swarm::metainfo::Metainfo;
+use tower::ServiceExt;
+
+const BASE: &str = "https://music.example";
+
+struct Fixture {
+    _root: tempfile::TempDir,
+    state: AppState,
+    song: Vec<u8>,
+}
+
+/// root/{library/song.mp3, library/sub dir/b.ogg, web/index.html, secret.txt}
+async fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let library = root.path().join("library");
+    let web = root.path().join("web");
+    std::fs::create_dir_all(library.join("sub dir")).unwrap();
+    std::fs::create_dir_all(&web).unwrap();
+    let song: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(library.join("song.mp3"), &song).unwrap();
+    std::fs::write(library.join("sub dir/b.ogg"), b"OggS fake").unwrap();
+    std::fs::write(library.join("notes.txt"), b"not a track").unwrap();
+    std::fs::write(web.join("index.html"), b"<h1>player</h1>").unwrap();
+    std::fs::write(root.path().join("secret.txt"), b"TOP SECRET").unwrap();
+    let catalog = signal_server::publish::publish_library(library.clone(), BASE.into())
+        .await
+        .unwrap();
+    let state = AppState::new(
+        catalog,
+        Paths {
+            media_dir: library,
+            web_dir: web,
+        },
+        Limits::default(),
+    );
+    Fixture {
+        _root: root,
+        state,
+        song,
+    }
+}
+
+async fn get(state: &AppState, path: &str, headers: &[(&str, &str)]) -> (Response<()>, Vec<u8>) {
+    let mut req = Request::builder().uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = signal_server::app(state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (Response::from_parts(parts, ()), bytes)
+}
+
+fn header_of(res: &Response<()>, name: header::HeaderName) -> &str {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn web_seed_serves_whole_file_with_type_and_ranges_advertised() {
+    let f = fixture().await;
+    let (res, body) = get(&f.state, "/media/song.mp3", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::CONTENT_TYPE), "audio/mpeg");
+    assert_eq!(header_of(&res, header::ACCEPT_RANGES), "bytes");
+    assert_eq!(body, f.song);
+    let (res, body) = get(&f.state, "/media/sub%20dir/b.ogg", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::CONTENT_TYPE), "audio/ogg");
+    assert_eq!(body, b"OggS fake");
+}
+
+#[tokio::test]
+async fn web_seed_answers_ranges_with_206() {
+    let f = fixture().await;
+    let len = f.song.len();
+    for (range, start, end) in [
+        ("bytes=10-19", 10, 19),
+        ("bytes=-5", len - 5, len - 1),
+        ("bytes=49990-", 49_990, len - 1),
+        ("bytes=16384-32767", 16_384, 32_767),
+    ] {
+        let (res, body) = get(&f.state, "/media/song.mp3", &[("range", range)]).await;
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            header_of(&res, header::CONTENT_RANGE),
+            format!("bytes {start}-{end}/{len}"),
+            "{range}"
+        );
+        assert_eq!(body, &f.song[start..=end], "{range}");
+    }
+}
+
+#[tokio::test]
+async fn unsatisfiable_range_is_416() {
+    let f = fixture().await;
+    let (res, _) = get(
+        &f.state,
+        "/media/song.mp3",
+        &[("range", "bytes=60000-60010")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header_of(&res, header::CONTENT_RANGE), "bytes */50000");
+}
+
+#[tokio::test]
+async fn web_seed_allows_other_origins() {
+    let f = fixture().await;
+    let (res, _) = get(
+        &f.state,
+        "/media/song.mp3",
+        &[("origin", "https://artist.example"), ("range", "bytes=0-0")],
+    )
+    .await;
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+    let exposed = header_of(&res, header::ACCESS_CONTROL_EXPOSE_HEADERS);
+    assert!(exposed.contains("content-range"), "{exposed}");
+
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/media/song.mp3")
+        .header("origin", "https://artist.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "range")
+        .body(Body::empty())
+        .unwrap();
+    let res = signal_server::app(f.state.clone())
+        .oneshot(preflight)
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let allowed = res.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("range"), "{allowed}");
+}
+
+#[tokio::test]
+async fn no_path_escapes_the_library_or_web_dir() {
+    let f = fixture().await;
+    for path in [
+        "/media/../secret.txt",
+        "/media/%2e%2e/secret.txt",
+        "/media/%2E%2E/secret.txt",
+        "/media/..%2fsecret.txt",
+        "/media/%2e%2e%2fsecret.txt",
+        "/media/sub%20dir/..%2f..%2fsecret.txt",
+        "/media/sub%20dir/../../secret.txt",
+        "/media/..%5csecret.txt",
+        "/media//etc/passwd",
+        "/media/%2fetc%2fpasswd",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+    ] {
+        let (res, body) = get(&f.state, path, &[]).await;
+        assert_ne!(res.status(), StatusCode::OK, "{path}");
+        assert!(
+            !body.windows(10).any(|w| w == b"TOP SECRET"),
+            "{path} leaked"
+        );
+        assert!(!body.windows(5).any(|w| w == b"root:"), "{path} leaked");
+    }
+    // Files of the library that are not tracks are still only the library's.
+    let (res, _) = get(&f.state, "/media/notes.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn torrent_route_serves_the_metainfo() {
+    let f = fixture().await;
+    let track = &f.state.catalog.tracks()[0];
+    let path = format!("/t/{}.torrent", track.info_hash.to_hex());
+    let (res, body) = get(&f.state, &path, &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_of(&res, header::CONTENT_TYPE),
+        "application/x-bittorrent"
+    );
+    let m = Metainfo::from_bytes(&body).unwrap();
+    assert_eq!(m.info_hash, track.info_hash);
+    assert_eq!(m.url_list, vec![track.media_url.clone()]);
+    assert_eq!(m.announce.as_deref(), Some("wss://music.example/announce"));
+
+    let unknown = format!("/t/{}.torrent", "00".repeat(20));
+    assert_eq!(
+        get(&f.state, &unknown, &[]).await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&f.state, "/t/xyz.torrent", &[]).await.0.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let no_suffix = format!("/t/{}", track.info_hash.to_hex());
+    assert_eq!(
+        get(&f.state, &no_suffix, &[]).await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn api_tracks_lists_every_track_with_links() {
+    let f = fixture().await;
+    let (res, body) = get(&f.state, "/api/tracks", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::CONTENT_TYPE), "application/json");
+    let tracks: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let tracks = tracks.as_array().unwrap();
+    assert_eq!(tracks.len(), 2, "notes.txt is not a track");
+    let names: Vec<&str> = tracks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["song.mp3", "b.ogg"]);
+    let song = &tracks[0];
+    let hex = song["info_hash"].as_str().unwrap();
+    assert_eq!(hex.len(), 40);
+    assert_eq!(song["length"], 50_000);
+    assert_eq!(song["media_url"], "https://music.example/media/song.mp3");
+    assert_eq!(song["torrent_url"], format!("{BASE}/t/{hex}.torrent"));
+    assert_eq!(song["embed_url"], format!("{BASE}/embed/{hex}"));
+    assert!(
+        song["magnet"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("magnet:?xt=urn:btih:{hex}"))
+    );
+    assert!(song["embed_html"].as_str().unwrap().contains("<iframe"));
+    assert_eq!(
+        tracks[1]["media_url"],
+        "https://music.example/media/sub%20dir/b.ogg"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_web_seed_bytes() {
+    let f = fixture().await;
+    get(&f.state, "/media/song.mp3", &[("range", "bytes=0-999")]).await;
+    get(&f.state, "/media/song.mp3", &[("range", "bytes=1000-1499")]).await;
+    let (res, body) = get(&f.state, "/metrics", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(header_of(&res, header::CONTENT_TYPE).starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "fanswarm_webseed_sent_bytes_total 1500"),
+        "{text}"
+    );
+    for name in [
+        "fanswarm_tracker_connections",
+        "fanswarm_tracker_swarms",
+        "fanswarm_tracker_peers",
+        "fanswarm_tracker_announces_total",
+        "fanswarm_tracker_offers_relayed_total",
+        "fanswarm_tracker_answers_routed_total",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing:\n{text}"
+        );
+    }
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn web_dir_is_served_at_the_root_and_a_missing_one_is_404() {
+    let f = fixture().await;
+    let (res, body) = get(&f.state, "/", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, b"<h1>player</h1>");
+    let missing = AppState::new(
+        Default::default(),
+        Paths {
+            media_dir: Path::new("/nonexistent/media").into(),
+            web_dir: Path::new("/nonexistent/web").into(),
+        },
+        Limits::default(),
+    );
+    assert_eq!(
+        get(&missing, "/", &[]).await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&missing, "/media/x.mp3", &[]).await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+}
