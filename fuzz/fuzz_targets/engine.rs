@@ -441,10 +441,8 @@ impl Harness {
                     .unwrap_or(0)
             })
             .collect();
-        if corrupt {
-            if let Some(b) = data.first_mut() {
-                *b ^= 0x55;
-            }
+        if let (true, Some(b)) = (corrupt, data.first_mut()) {
+            *b ^= 0x55;
         }
         data
     }

@@ -73,15 +73,11 @@ fn decode_split(
     let mut decoder = Decoder::new(max_len);
     let mut frames = Vec::new();
     let mut rest = stream;
-    let mut i = 0;
     let mut error = None;
-    while !rest.is_empty() {
-        let n = splits
-            .get(i % splits.len().max(1))
-            .map_or(rest.len(), |&n| usize::from(n.max(1)));
+    // `splits` covers the whole stream (see `split_lengths`).
+    for &n in splits {
         let (chunk, tail) = rest.split_at(n.min(rest.len()));
         rest = tail;
-        i += 1;
         decoder.push(chunk);
         error = drain(&mut decoder, &mut frames, max_len);
         if error.is_some() {
