@@ -1,8 +1,31 @@
-//! fanswarm's browser peer. Not built yet beyond this facade: the shell that
-//! drives `swarm`'s engine from a page (WebSocket tracker client, WebRTC data
-//! channels, web seed, service-worker streaming) is issue 4.
+//! fanswarm's browser peer: Rust compiled to WebAssembly, driving the
+//! `swarm` engine inside a page.
+//!
+//! The engine and the tracker client (`swarm::engine`, `swarm::announce`)
+//! decide everything; this crate is the thin shell that does what they ask
+//! with browser objects:
+//! - [`tracker_ws`]: one WebSocket per tracker;
+//! - [`rtc`]: one `RTCPeerConnection` + ordered reliable data channel per peer;
+//! - [`channel`]: message sizes and `bufferedAmount` backpressure;
+//! - [`webseed`]: HTTP Range fetches from the `url-list`;
+//! - [`stream`]: the page's half of service-worker streaming;
+//! - [`session`]: one playing track, owning all of the above;
+//! - [`api`]: `play(audio, options)` and the `Track` object JavaScript sees.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod channel;
+pub mod js;
+pub mod rate;
+pub mod rtc;
+pub mod session;
+pub mod stream;
+pub mod tracker_ws;
+pub mod webseed;
 
 use wasm_bindgen::prelude::wasm_bindgen;
+
+pub use api::{Track, TrackStats, play};
 
 /// The version of the fanswarm client, so a page can tell what it loaded.
 #[wasm_bindgen]

@@ -5,6 +5,7 @@
 //!   WebSocket ([`tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /metrics`;
+//! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
 //! - everything else from the `web/` directory (player, service worker).
 //!
 //! `main.rs` is flags and logging only; [`app`] builds the router so tests
@@ -13,6 +14,7 @@
 
 pub mod catalog;
 pub mod demo;
+pub mod embed;
 pub mod metrics;
 pub mod publish;
 pub mod routes;
@@ -104,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .route("/announce", get(ws::announce))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
+        .route("/embed/{hex}", get(embed::page))
         .route("/metrics", get(routes::metrics))
         .nest_service("/media", media)
         .fallback_service(ServeDir::new(&state.paths.web_dir))

@@ -13,10 +13,12 @@
 //! - [`metainfo`] and [`magnet`]: BEP 3 torrents and magnet URIs.
 //! - [`wire`]: the peer wire codec (BEP 3, 6, 9, 10) over a byte stream.
 //! - [`tracker`]: the WebTorrent WebSocket tracker messages (serde types).
+//! - [`announce`]: the tracker client state machine built on them.
 //! - [`bitfield`], [`picker`]: which pieces exist where, and what to ask next.
 //! - [`engine`]: the per-torrent state machine that ties them together.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod bitfield;
 pub mod engine;
 pub mod ids;

@@ -1,0 +1,328 @@
+//! One track being played: the engine, the tracker client and every browser
+//! object they drive, behind one `Rc<RefCell<_>>`.
+//!
+//! Callbacks (sockets, channels, timers, fetches, the service worker) hold
+//! only a `Weak` to the session and go through [`dispatch`]: borrow, apply
+//! the event, then [`Session::drive`] — drain the engine's `poll()` and the
+//! announcer's `poll()` until both say "wake me at T", and set one timer for
+//! the earlier T. Dropping the session drops every listener, socket,
+//! connection and timer it owns.
+
+mod handlers;
+mod streaming;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
+use swarm::announce::{Announcer, Progress, TrackerIndex};
+use swarm::engine::{PeerKey, Torrent};
+use swarm::metainfo::Metainfo;
+use swarm::picker::Playback;
+use swarm::time::Time;
+use swarm::tracker::OfferId;
+use web_sys::{EventTarget, HtmlMediaElement};
+
+use crate::js;
+use crate::rate::RateMeter;
+use crate::rtc::PeerConn;
+use crate::stream::Reader;
+use crate::tracker_ws::TrackerSocket;
+
+/// How long a connection may take from offer/answer to an open channel
+/// (the reference client: 25 s).
+const CONNECT_TIMEOUT_MS: u64 = 25_000;
+
+/// Shared handle to a session.
+pub type SessionRef = Rc<RefCell<Session>>;
+
+/// What a session was started with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// STUN/TURN server URLs.
+    pub ice_servers: Vec<String>,
+    /// Concurrent peer connections at most (offers included).
+    pub max_peers: usize,
+    /// The URL the `<audio>` element plays (under the worker's scope).
+    pub stream_url: String,
+    /// Set `<audio src>` directly to the web seed (no service worker).
+    pub direct_src: Option<String>,
+}
+
+/// One connection's bookkeeping besides the browser object.
+struct Conn {
+    rtc: PeerConn,
+    /// When the offer was answered or our answer made: the connect clock.
+    since: Option<Time>,
+    /// The engine knows it (`add_peer` was called).
+    in_engine: bool,
+}
+
+/// Everything one playing track owns.
+pub struct Session {
+    me: Weak<RefCell<Session>>,
+    settings: Settings,
+    meta: Metainfo,
+    torrent: Torrent,
+    announcer: Announcer,
+    audio: HtmlMediaElement,
+    events: EventTarget,
+    sockets: BTreeMap<TrackerIndex, TrackerSocket>,
+    conns: BTreeMap<PeerKey, Conn>,
+    offers: BTreeMap<OfferId, PeerKey>,
+    next_key: u64,
+    readers: BTreeMap<u64, Reader>,
+    next_reader: u64,
+    timer: Option<(Time, Timeout)>,
+    listeners: Vec<EventListener>,
+    down: RateMeter,
+    up: RateMeter,
+    waiting_reader_pos: Option<u64>,
+    done: bool,
+    destroyed: bool,
+}
+
+/// Runs `f` on the session behind `weak`, then drives it. When the session
+/// is busy (an event fired from inside a call of ours) the event is retried
+/// from a microtask instead of being lost; when it is gone, nothing happens.
+pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 'static) {
+    let Some(session) = weak.upgrade() else {
+        return;
+    };
+    let Ok(mut s) = session.try_borrow_mut() else {
+        let weak = weak.clone();
+        wasm_bindgen_futures::spawn_local(async move { dispatch(&weak, f) });
+        return;
+    };
+    if s.destroyed {
+        return;
+    }
+    f(&mut s);
+    s.drive();
+}
+
+impl Session {
+    /// A session for `meta`; nothing runs until [`Session::start`].
+    pub fn new(
+        settings: Settings,
+        meta: Metainfo,
+        torrent: Torrent,
+        announcer: Announcer,
+        audio: HtmlMediaElement,
+    ) -> Result<SessionRef, js::JsError> {
+        let events = EventTarget::new().map_err(js::js_error)?;
+        Ok(Rc::new_cyclic(|me| {
+            RefCell::new(Session {
+                me: me.clone(),
+                settings,
+                meta,
+                torrent,
+                announcer,
+                audio,
+                events,
+                sockets: BTreeMap::new(),
+                conns: BTreeMap::new(),
+                offers: BTreeMap::new(),
+                next_key: 0,
+                readers: BTreeMap::new(),
+                next_reader: 0,
+                timer: None,
+                listeners: Vec::new(),
+                down: RateMeter::default(),
+                up: RateMeter::default(),
+                waiting_reader_pos: None,
+                done: false,
+                destroyed: false,
+            })
+        }))
+    }
+
+    /// Listens to the worker and the element, points the element at the
+    /// stream, and runs the first round of the engine and the announcer.
+    pub fn start(&mut self) -> Result<(), js::JsError> {
+        self.listen()?;
+        let src = self
+            .settings
+            .direct_src
+            .clone()
+            .unwrap_or_else(|| self.settings.stream_url.clone());
+        self.audio.set_src(&src);
+        self.drive();
+        Ok(())
+    }
+
+    /// The target `track.addEventListener` registers on.
+    pub fn events(&self) -> &EventTarget {
+        &self.events
+    }
+
+    /// The URL the element plays.
+    pub fn stream_url(&self) -> &str {
+        &self.settings.stream_url
+    }
+
+    /// The parsed torrent.
+    pub fn meta(&self) -> &Metainfo {
+        &self.meta
+    }
+
+    /// The engine.
+    pub fn torrent(&self) -> &Torrent {
+        &self.torrent
+    }
+
+    /// Bytes per second down and up, over the last seconds.
+    pub fn speeds(&mut self) -> (f64, f64) {
+        let now = js::now_ms();
+        (self.down.per_second(now), self.up.per_second(now))
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Leaves the swarm and releases everything: `stopped` to the trackers,
+    /// every connection, socket, reader, listener and the timer.
+    pub fn destroy(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        self.announcer.stop(js::now());
+        self.drain_announcer();
+        self.destroyed = true;
+        self.timer = None;
+        self.listeners.clear();
+        self.readers.clear();
+        self.offers.clear();
+        self.conns.clear();
+        self.sockets.clear();
+        self.audio.remove_attribute("src").ok();
+        self.audio.load();
+    }
+
+    /// Drains both state machines and re-arms the timer.
+    pub fn drive(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        let engine_wake = self.drain_engine();
+        let stats = self.torrent.stats();
+        let verified = u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
+        self.announcer.set_progress(
+            js::now(),
+            Progress {
+                uploaded: stats.uploaded,
+                downloaded: stats.from_peers + stats.from_web_seed,
+                left: Some(self.torrent.total_length().saturating_sub(verified)),
+            },
+        );
+        self.announcer
+            .set_want_peers(self.conns.len() < self.settings.max_peers);
+        let announce_wake = self.drain_announcer();
+        self.arm_timer(engine_wake.min(announce_wake));
+    }
+
+    fn arm_timer(&mut self, at: Time) {
+        if let Some((scheduled, _)) = &self.timer {
+            if *scheduled <= at {
+                return; // an earlier wake-up is already set
+            }
+        }
+        let now = js::now();
+        let delay = u32::try_from(at.as_millis().saturating_sub(now.as_millis()))
+            .unwrap_or(u32::MAX)
+            .min(60_000);
+        let weak = self.me.clone();
+        let timeout = Timeout::new(delay, move || {
+            // From a microtask, so the timer's own closure is not dropped
+            // while it runs.
+            wasm_bindgen_futures::spawn_local(async move {
+                dispatch(&weak, |s| s.on_timer());
+            });
+        });
+        self.timer = Some((at, timeout));
+    }
+
+    fn on_timer(&mut self) {
+        self.timer = None;
+        let now = js::now();
+        self.torrent.handle_timeout(now);
+        self.announcer.handle_timeout(now);
+        let stale: Vec<PeerKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.rtc.is_open()
+                    && c.since
+                        .is_some_and(|t| now.as_millis() > t.as_millis() + CONNECT_TIMEOUT_MS)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            self.remove_conn(key);
+        }
+    }
+
+    /// Where the engine should think the player is: the first byte a
+    /// waiting reader needs, else the element's position scaled to bytes.
+    fn update_playback(&mut self) {
+        let total = self.torrent.total_length();
+        let duration = self.audio.duration();
+        let rate =
+            (duration.is_finite() && duration > 0.0).then(|| (total as f64 / duration) as u64);
+        let offset = match self.waiting_reader_pos {
+            Some(pos) => Some(pos),
+            None => rate.map(|r| (self.audio.current_time() * r as f64) as u64),
+        };
+        if let Some(offset) = offset {
+            self.torrent.set_playback(
+                js::now(),
+                Some(Playback {
+                    offset: offset.min(total.saturating_sub(1)),
+                    bytes_per_sec: rate,
+                }),
+            );
+        }
+    }
+
+    fn new_key(&mut self) -> PeerKey {
+        self.next_key += 1;
+        PeerKey(self.next_key)
+    }
+
+    fn remove_conn(&mut self, key: PeerKey) {
+        if let Some(conn) = self.conns.remove(&key) {
+            self.offers.retain(|_, k| *k != key);
+            if conn.in_engine {
+                self.torrent.handle_peer_closed(js::now(), key);
+                self.emit_peers();
+            }
+        }
+    }
+
+    fn emit(&self, kind: &str, detail: wasm_bindgen::JsValue) {
+        let init = web_sys::CustomEventInit::new();
+        init.set_detail(&detail);
+        if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict(kind, &init) {
+            // A listener that throws is the page's problem, not ours.
+            let _ = self.events.dispatch_event(&event);
+        }
+    }
+
+    fn emit_peers(&self) {
+        self.emit("peers", self.torrent.stats().peers.into());
+    }
+
+    fn warn(&self, message: &str) {
+        self.emit("warning", message.into());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}

@@ -1,0 +1,101 @@
+//! The session's side of service-worker streaming: range requests become
+//! [`Reader`]s, answered from verified pieces, and the first byte a reader
+//! waits for becomes the engine's playhead.
+
+use std::rc::Rc;
+
+use super::{Session, dispatch};
+use crate::stream::{self, PortRequest, PortSink, Reader};
+
+impl Session {
+    pub(super) fn open_reader(
+        &mut self,
+        port: web_sys::MessagePort,
+        request: &stream::OpenRequest,
+    ) {
+        if request.stream != self.torrent.info_hash().to_hex() {
+            return;
+        }
+        self.next_reader += 1;
+        let id = self.next_reader;
+        let weak = self.me.clone();
+        let sink: PortSink = Rc::new(move |id, request| {
+            dispatch(&weak, move |s| s.on_port(id, request));
+        });
+        let mime = stream::mime_for(&self.meta.info.name);
+        match Reader::open(id, port, request, self.torrent.total_length(), mime, sink) {
+            Ok(Some(reader)) => {
+                self.readers.insert(id, reader);
+            }
+            Ok(None) => {}
+            Err(e) => self.warn(&format!("stream: {e}")),
+        }
+    }
+
+    fn on_port(&mut self, id: u64, request: PortRequest) {
+        match request {
+            PortRequest::Cancel => {
+                self.readers.remove(&id);
+            }
+            PortRequest::Pull => {
+                if let Some(reader) = self.readers.get_mut(&id) {
+                    reader.waiting = true;
+                }
+                self.serve_reader(id);
+            }
+        }
+        self.note_waiting_readers();
+    }
+
+    /// Answers every waiting reader whose next byte is in `piece`.
+    pub(super) fn serve_waiting(&mut self, piece: u32) {
+        let piece_length = self.torrent.piece_length();
+        let ready: Vec<u64> = self
+            .readers
+            .iter()
+            .filter(|(_, r)| r.waiting && stream::next_chunk(piece_length, r.pos, r.end).0 == piece)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            self.serve_reader(id);
+        }
+        self.note_waiting_readers();
+    }
+
+    /// Sends a waiting reader its next chunk if the piece is verified.
+    fn serve_reader(&mut self, id: u64) {
+        let piece_length = self.torrent.piece_length();
+        let Some(reader) = self.readers.get_mut(&id) else {
+            return;
+        };
+        if !reader.waiting {
+            return;
+        }
+        let result = if reader.finished() {
+            reader.send_done()
+        } else {
+            let (piece, range) = stream::next_chunk(piece_length, reader.pos, reader.end);
+            match self.torrent.piece(piece).and_then(|p| p.get(range)) {
+                Some(bytes) => reader.send_chunk(bytes),
+                None => return, // still waiting for the piece
+            }
+        };
+        if result.is_err() {
+            self.readers.remove(&id);
+        }
+    }
+
+    /// Makes the first byte any reader waits for the engine's playhead.
+    fn note_waiting_readers(&mut self) {
+        let first = self
+            .readers
+            .values()
+            .filter(|r| r.waiting && !r.finished())
+            .map(|r| r.pos)
+            .min();
+        if first != self.waiting_reader_pos {
+            self.waiting_reader_pos = first;
+            self.update_playback();
+        }
+    }
+}

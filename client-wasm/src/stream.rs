@@ -1,0 +1,244 @@
+//! The page's half of service-worker streaming.
+//!
+//! The `<audio>` element requests byte ranges of a stream URL; the service
+//! worker (`web/sw.js`) turns each request into a conversation with the page
+//! over a `MessageChannel`:
+//!
+//! 1. worker → page (on `navigator.serviceWorker`):
+//!    `{fanswarm: "open", stream: <info hash hex>, start, end | null}` with a port;
+//! 2. page → worker: `{total, mime, start, end}` (the range it will serve,
+//!    `end` inclusive) or `{status: 416, total}` for a range past the end;
+//! 3. worker → page `{pull: true}` each time its response stream wants more;
+//!    page → worker `{chunk: ArrayBuffer}` once the piece holding the next
+//!    byte is verified, or `{done: true}` after the last byte;
+//! 4. worker → page `{cancel: true}` when the element lets go of the response.
+//!
+//! A [`Reader`] is one such conversation. Its port listener is owned by it.
+
+use std::rc::Rc;
+
+use gloo_events::EventListener;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{MessageEvent, MessagePort};
+
+use crate::js::{JsError, js_error, property};
+
+/// What the worker asks on a reader's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRequest {
+    /// The next chunk.
+    Pull,
+    /// The response was dropped.
+    Cancel,
+}
+
+/// Where port requests go: the session, by reader id.
+pub type PortSink = Rc<dyn Fn(u64, PortRequest)>;
+
+/// A range request the worker opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// The stream it names (info hash in hex).
+    pub stream: String,
+    /// First byte wanted.
+    pub start: u64,
+    /// Last byte wanted, inclusive; `None` for "to the end".
+    pub end: Option<u64>,
+}
+
+/// One byte range being served to the worker.
+pub struct Reader {
+    port: MessagePort,
+    /// Next byte to send.
+    pub pos: u64,
+    /// Last byte to send, inclusive.
+    pub end: u64,
+    /// A pull came and is not yet answered (its piece is missing).
+    pub waiting: bool,
+    _listener: EventListener,
+}
+
+impl Reader {
+    /// Accepts the range `[start, end]` of a stream of `total` bytes:
+    /// answers the head and listens for pulls. Returns `None` (after telling
+    /// the worker 416) for a range that starts past the end.
+    pub fn open(
+        id: u64,
+        port: MessagePort,
+        request: &OpenRequest,
+        total: u64,
+        mime: &str,
+        sink: PortSink,
+    ) -> Result<Option<Reader>, JsError> {
+        let Some((start, end)) = clamp_range(request.start, request.end, total) else {
+            post(
+                &port,
+                &[("status", 416.into()), ("total", (total as f64).into())],
+            )?;
+            port.close();
+            return Ok(None);
+        };
+        let listener = EventListener::new(&port, "message", move |event| {
+            let Some(data) = event.dyn_ref::<MessageEvent>().map(|e| e.data()) else {
+                return;
+            };
+            if property(&data, "pull").is_some() {
+                sink(id, PortRequest::Pull);
+            } else if property(&data, "cancel").is_some() {
+                sink(id, PortRequest::Cancel);
+            }
+        });
+        port.start();
+        post(
+            &port,
+            &[
+                ("total", (total as f64).into()),
+                ("mime", mime.into()),
+                ("start", (start as f64).into()),
+                ("end", (end as f64).into()),
+            ],
+        )?;
+        Ok(Some(Reader {
+            port,
+            pos: start,
+            end,
+            waiting: false,
+            _listener: listener,
+        }))
+    }
+
+    /// Whether every byte was sent.
+    pub fn finished(&self) -> bool {
+        self.pos > self.end
+    }
+
+    /// Sends the next chunk, `bytes` starting at `self.pos`.
+    pub fn send_chunk(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        let array = js_sys::Uint8Array::from(bytes);
+        let buffer = array.buffer();
+        let message = js_sys::Object::new();
+        js_sys::Reflect::set(&message, &"chunk".into(), &buffer).map_err(js_error)?;
+        let transfer = js_sys::Array::of1(&buffer);
+        self.port
+            .post_message_with_transferable(&message, &transfer)
+            .map_err(js_error)?;
+        self.pos += bytes.len() as u64;
+        self.waiting = false;
+        Ok(())
+    }
+
+    /// Tells the worker the range is complete.
+    pub fn send_done(&mut self) -> Result<(), JsError> {
+        self.waiting = false;
+        post(&self.port, &[("done", true.into())])
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.port.close();
+    }
+}
+
+/// Reads an `open` message from the worker; anything else is `None`.
+pub fn parse_open(data: &JsValue) -> Option<OpenRequest> {
+    if property(data, "fanswarm")?.as_string()? != "open" {
+        return None;
+    }
+    let start = property(data, "start")?.as_f64()?;
+    let end = property(data, "end").and_then(|v| v.as_f64());
+    let whole = |v: f64| (v >= 0.0 && v.fract() == 0.0 && v < 9.0e15).then_some(v as u64);
+    Some(OpenRequest {
+        stream: property(data, "stream")?.as_string()?,
+        start: whole(start)?,
+        end: match end {
+            Some(e) => Some(whole(e)?),
+            None => None,
+        },
+    })
+}
+
+/// The range actually served for `start..=end` of `total` bytes, or `None`
+/// when it starts past the end (HTTP 416).
+pub fn clamp_range(start: u64, end: Option<u64>, total: u64) -> Option<(u64, u64)> {
+    if start >= total {
+        return None;
+    }
+    let last = end.unwrap_or(u64::MAX).min(total - 1);
+    (last >= start).then_some((start, last))
+}
+
+/// The next chunk of a reader at `pos` (last byte `end`): the piece holding
+/// `pos`, and the byte range within that piece to send.
+pub fn next_chunk(piece_length: u32, pos: u64, end: u64) -> (u32, std::ops::Range<usize>) {
+    let piece_length = u64::from(piece_length.max(1));
+    let piece = pos / piece_length;
+    let piece_start = piece * piece_length;
+    let last_in_piece = (piece_start + piece_length - 1).min(end);
+    let from = (pos - piece_start) as usize;
+    let to = (last_in_piece - piece_start + 1) as usize;
+    (u32::try_from(piece).unwrap_or(u32::MAX), from..to)
+}
+
+/// The MIME type a stream is served with, from its file name.
+pub fn mime_for(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "mp3" => "audio/mpeg",
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "flac" => "audio/flac",
+        "m4a" | "mp4" | "aac" => "audio/mp4",
+        "wav" => "audio/wav",
+        "webm" => "audio/webm",
+        _ => "application/octet-stream",
+    }
+}
+
+fn post(port: &MessagePort, fields: &[(&str, JsValue)]) -> Result<(), JsError> {
+    let message = js_sys::Object::new();
+    for (name, value) in fields {
+        js_sys::Reflect::set(&message, &JsValue::from_str(name), value).map_err(js_error)?;
+    }
+    port.post_message(&message).map_err(js_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_clamped_to_the_stream() {
+        assert_eq!(clamp_range(0, None, 100), Some((0, 99)));
+        assert_eq!(clamp_range(10, Some(19), 100), Some((10, 19)));
+        assert_eq!(clamp_range(90, Some(500), 100), Some((90, 99)));
+        assert_eq!(clamp_range(100, None, 100), None);
+        assert_eq!(clamp_range(0, None, 0), None);
+        assert_eq!(clamp_range(50, Some(40), 100), None);
+    }
+
+    #[test]
+    fn chunks_stop_at_piece_and_range_ends() {
+        assert_eq!(next_chunk(1000, 0, 99_999), (0, 0..1000));
+        assert_eq!(next_chunk(1000, 1500, 99_999), (1, 500..1000));
+        assert_eq!(next_chunk(1000, 1500, 1700), (1, 500..701));
+        assert_eq!(next_chunk(1000, 2999, 5000), (2, 999..1000));
+        // Walking a range chunk by chunk covers every byte exactly once.
+        let (mut pos, end, mut seen) = (123u64, 7_777u64, 0u64);
+        while pos <= end {
+            let (piece, r) = next_chunk(1000, pos, end);
+            assert_eq!(u64::from(piece) * 1000 + r.start as u64, pos);
+            seen += r.len() as u64;
+            pos += r.len() as u64;
+        }
+        assert_eq!(seen, end - 123 + 1);
+    }
+
+    #[test]
+    fn mime_types_follow_the_extension() {
+        assert_eq!(mime_for("a.MP3"), "audio/mpeg");
+        assert_eq!(mime_for("b.opus"), "audio/ogg");
+        assert_eq!(mime_for("c.flac"), "audio/flac");
+        assert_eq!(mime_for("d.m4a"), "audio/mp4");
+        assert_eq!(mime_for("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,37 @@
+//! Runs a test inside a network namespace of its own.
+//!
+//! Headless Chromium gathers no ICE candidates on loopback alone, so the
+//! test re-executes itself through `scripts/in-netns`: a namespace with
+//! loopback, a veth pair on 198.51.100.0/24 (a documentation range) and a
+//! default route into it. Server and browser both live in there: no test
+//! traffic can leave it.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Set in the re-executed child.
+const INSIDE: &str = "FANSWARM_E2E_NETNS";
+
+/// Whether this process is the one inside the namespace.
+pub fn inside() -> bool {
+    std::env::var_os(INSIDE).is_some()
+}
+
+/// Re-runs test `name` of the current test binary inside a fresh network
+/// namespace and fails if it fails.
+pub fn rerun_inside(name: &str) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("current test binary")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/in-netns");
+    let status = Command::new(script)
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .context("running scripts/in-netns (unshare: needs root or CAP_SYS_ADMIN)")?;
+    if !status.success() {
+        bail!("{name} failed inside its network namespace: {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+// fanswarm stream service worker.
+//
+// Answers the <audio> element's requests under /fanswarm/stream/<info hash>/…
+// by asking the page that made them for the bytes, over a MessageChannel
+// (protocol in client-wasm/src/stream.rs). The page answers from verified
+// pieces only, waiting for them as needed, so playback starts with the first
+// pieces and seeking is the browser's own. Everything else passes through.
+'use strict';
+
+const PREFIX = '/fanswarm/stream/';
+const HEAD_TIMEOUT_MS = 10000;
+
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (event) => {
+  const url = new URL(event.request.url);
+  if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
+  event.respondWith(serve(event, url));
+});
+
+/** Parses `bytes=a-b` / `bytes=a-`; null when absent or not one plain range. */
+function parseRange(header) {
+  const m = /^bytes=(\d+)-(\d*)$/.exec((header || '').trim());
+  if (!m) return null;
+  return { start: Number(m[1]), end: m[2] === '' ? null : Number(m[2]) };
+}
+
+function ask(port, message, transfer) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('page did not answer')), HEAD_TIMEOUT_MS);
+    port.onmessage = (e) => { clearTimeout(timer); resolve(e.data); };
+    if (transfer) transfer(); else port.postMessage(message);
+  });
+}
+
+async function serve(event, url) {
+  const client = await self.clients.get(event.clientId);
+  if (!client) return new Response('no page to stream from', { status: 503 });
+  const stream = url.pathname.slice(PREFIX.length).split('/')[0];
+  const range = parseRange(event.request.headers.get('range'));
+  const { port1: port, port2 } = new MessageChannel();
+  let head;
+  try {
+    head = await ask(port, null, () => client.postMessage(
+      { fanswarm: 'open', stream, start: range ? range.start : 0, end: range ? range.end : null },
+      [port2]));
+  } catch (e) {
+    port.close();
+    return new Response(String(e), { status: 504 });
+  }
+  if (head.status === 416) {
+    port.close();
+    return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${head.total}` } });
+  }
+  const body = new ReadableStream({
+    pull(controller) {
+      return new Promise((resolve) => {
+        port.onmessage = (e) => {
+          const m = e.data;
+          if (m.chunk) controller.enqueue(new Uint8Array(m.chunk));
+          else { controller.close(); port.close(); }
+          resolve();
+        };
+        port.postMessage({ pull: true });
+      });
+    },
+    cancel() {
+      port.postMessage({ cancel: true });
+      port.close();
+    },
+  }, { highWaterMark: 0 });
+  const headers = {
+    'Content-Type': head.mime,
+    'Content-Length': String(head.end - head.start + 1),
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'no-store',
+  };
+  if (!range) return new Response(body, { status: 200, headers });
+  headers['Content-Range'] = `bytes ${head.start}-${head.end}/${head.total}`;
+  return new Response(body, { status: 206, headers });
+}
