@@ -76,7 +76,7 @@ pub enum Urgency {
 
 /// State of one block of an unfinished piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BlockState {
+pub(crate) enum BlockState {
     Missing,
     /// Asked of this many peers (or the web seed) and not yet arrived.
     Requested(u8),
@@ -470,6 +470,19 @@ impl Picker {
             blocks: vec![BlockState::Missing; blocks],
             received: 0,
         })
+    }
+
+    /// For `engine::invariants`: the block states of a partial piece and its
+    /// received count as stored, or `None` if the piece is not partial.
+    pub(crate) fn partial_blocks(&self, piece: u32) -> Option<(&[BlockState], u32)> {
+        self.partial
+            .get(&piece)
+            .map(|part| (part.blocks.as_slice(), part.received))
+    }
+
+    /// For `engine::invariants`: every partial piece, ascending.
+    pub(crate) fn partial_pieces(&self) -> impl Iterator<Item = u32> + '_ {
+        self.partial.keys().copied()
     }
 
     /// Marks and pushes blocks of `piece` requested fewer than `limit` times.

@@ -331,6 +331,9 @@ impl Torrent {
             }
             Verdict::Bad { sole_source } => {
                 self.picker.piece_failed(piece);
+                // The reset also cleared the blocks a web-seed fetch of this
+                // piece had claimed; its answer no longer counts (PIECES.md).
+                self.web_seed.forget_piece(piece);
                 self.event(Event::PieceFailed { piece });
                 if let Some(source) = sole_source {
                     self.ban_source(source, piece);

@@ -19,6 +19,7 @@
 
 mod choke;
 mod handle;
+mod invariants;
 mod peer;
 mod pieces;
 mod webseed;

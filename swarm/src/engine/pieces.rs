@@ -154,6 +154,11 @@ impl PieceStore {
         true
     }
 
+    /// For `engine::invariants`: pieces that have a buffer of received blocks.
+    pub(crate) fn buffered_pieces(&self) -> impl Iterator<Item = u32> + '_ {
+        self.buffers.keys().copied()
+    }
+
     fn judge_suspects(&mut self, piece: u32, good: &[u8]) -> Vec<Source> {
         let mut liars = Vec::new();
         for (index, source, digest) in self.suspects.remove(&piece).unwrap_or_default() {

@@ -61,6 +61,18 @@ impl WebSeed {
         }
     }
 
+    /// Drops fetches of `piece` still in flight: it failed verification and
+    /// was reset, so their claim on its blocks is gone. Their answers are
+    /// ignored when they arrive, like any unknown fetch id.
+    pub(crate) fn forget_piece(&mut self, piece: u32) {
+        self.in_flight.retain(|_, p| *p != piece);
+    }
+
+    /// For `engine::invariants`: the piece of each fetch in flight.
+    pub(crate) fn in_flight_pieces(&self) -> impl Iterator<Item = u32> + '_ {
+        self.in_flight.values().copied()
+    }
+
     pub fn record_corruption(&mut self) {
         self.corruptions += 1;
         if self.corruptions >= MAX_CORRUPTIONS {

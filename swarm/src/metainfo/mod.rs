@@ -145,12 +145,15 @@ impl Metainfo {
     }
 
     /// A magnet link to this torrent: name, trackers, web seeds and total length.
+    /// Each URL appears once, as [`Magnet::parse`] would leave it.
     pub fn magnet(&self) -> Magnet {
+        let mut web_seeds = self.url_list.clone();
+        crate::magnet::dedup_non_empty(&mut web_seeds);
         Magnet {
             info_hash: self.info_hash,
             display_name: Some(self.info.name.clone()),
             trackers: self.trackers(),
-            web_seeds: self.url_list.clone(),
+            web_seeds,
             exact_sources: Vec::new(),
             exact_length: Some(self.info.total_length()),
         }
@@ -282,4 +285,27 @@ fn read_url_list(object: Object<'_, '_>) -> Result<Vec<String>, MetainfoError> {
         other => bencode::text_list(other, "url-list")?,
     };
     Ok(urls.into_iter().filter(|url| !url.is_empty()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (fuzz target `metainfo`): a `url-list` naming one web seed
+    /// twice gave a magnet link that did not survive its own round trip,
+    /// because `Magnet::parse` keeps each URL once.
+    #[test]
+    fn a_repeated_web_seed_appears_once_in_the_magnet() {
+        let url = "https://mirror.example/music/";
+        let meta = TorrentBuilder::single_file("album", 10)
+            .web_seed("https://cdn.example/music/")
+            .web_seed(url)
+            .web_seed(url)
+            .build(&[[0; 20]])
+            .unwrap();
+        assert_eq!(meta.url_list.len(), 3, "the file keeps what it says");
+        let magnet = meta.magnet();
+        assert_eq!(magnet.web_seeds, ["https://cdn.example/music/", url]);
+        assert_eq!(Magnet::parse(&magnet.to_string()), Ok(magnet));
+    }
 }

@@ -223,11 +223,27 @@ impl Sim {
                 continue;
             };
             self.step(ev);
+            if std::env::var_os("SIM_CHECK_EVERY_STEP").is_some() {
+                self.assert_invariants();
+            }
             if self.all_done() {
+                self.assert_invariants();
                 return true;
             }
         }
+        self.assert_invariants();
         self.all_done()
+    }
+
+    /// Every live engine keeps the invariants of `engine/PIECES.md`.
+    pub fn assert_invariants(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(engine) = &node.engine {
+                if let Err(broken) = engine.check_invariants() {
+                    panic!("node {i} at {} µs: {broken}", self.now);
+                }
+            }
+        }
     }
 
     /// Every node that joined and did not leave has all pieces.

@@ -1,0 +1,53 @@
+//! The WebTorrent tracker messages (`swarm::tracker`) from arbitrary bytes.
+//!
+//! Byte 0 picks what the rest is read as:
+//! - 0: a frame a peer sent the tracker (`parse_client_message`); a parsed
+//!   message serializes to JSON that parses back to itself, and a refused
+//!   one still names an `info_hash` only if it is a valid 20-byte id string.
+//! - 1: a frame a tracker sent a peer (`ServerMessage`), likewise.
+//! - 2: a 20-byte id string; a valid one converts back to the same string.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use swarm::tracker::{ServerMessage, id_bytes, id_to_string, parse_client_message};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => match parse_client_message(rest) {
+            Ok(message) => {
+                let json = serde_json::to_vec(&message).expect("tracker messages serialize");
+                let again = parse_client_message(&json);
+                assert_eq!(again.as_ref(), Ok(&message), "client message round trip");
+            }
+            Err(refused) => {
+                assert!(!refused.reason.is_empty(), "a refusal says why");
+                if let Some(hash) = refused.info_hash {
+                    let text = id_to_string(&hash.0);
+                    assert_eq!(id_bytes(&text), Ok(hash.0));
+                }
+            }
+        },
+        1 => {
+            if let Ok(message) = serde_json::from_slice::<ServerMessage>(rest) {
+                let json = serde_json::to_vec(&message).expect("tracker messages serialize");
+                let again = serde_json::from_slice::<ServerMessage>(&json);
+                assert_eq!(
+                    again.ok().as_ref(),
+                    Some(&message),
+                    "server message round trip"
+                );
+            }
+        }
+        _ => {
+            let Ok(text) = std::str::from_utf8(rest) else {
+                return;
+            };
+            if let Ok(bytes) = id_bytes(text) {
+                assert_eq!(id_to_string(&bytes), text, "id string round trip");
+            }
+        }
+    }
+});
