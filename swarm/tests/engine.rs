@@ -579,6 +579,9 @@ fn a_peer_sending_a_corrupt_piece_is_banned_and_the_piece_refetched() {
         .collect();
     let out = send(&mut t, 2, P1, &bad);
     assert!(out.contains(&Output::Event(Event::PieceFailed { piece })));
+    let stats = t.stats();
+    assert_eq!(stats.from_peers, 0, "a failed piece's bytes are not useful");
+    assert_eq!(stats.wasted, u64::from(PIECE));
     assert_eq!(closed(&out, P1), Some(PeerError::Banned(PeerId([2; 20]))));
     assert!(t.is_banned(&PeerId([2; 20])));
     // It cannot come back, and an honest peer gets the piece asked of it.

@@ -23,6 +23,14 @@ fn assert_all_byte_identical(sim: &Sim) {
             sim.assembled(i) == sim.data,
             "node {i} did not assemble the exact track"
         );
+        if node.role == Role::Leecher {
+            let st = node.engine.as_ref().unwrap().stats();
+            assert_eq!(
+                st.from_peers + st.from_web_seed,
+                sim.data.len() as u64,
+                "node {i}: useful bytes must add up to one copy: {st:?}"
+            );
+        }
     }
 }
 

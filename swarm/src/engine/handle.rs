@@ -329,7 +329,16 @@ impl Torrent {
                 }
                 self.on_piece_verified(piece);
             }
-            Verdict::Bad { sole_source } => {
+            Verdict::Bad {
+                sole_source,
+                web_seed_bytes,
+            } => {
+                // Its bytes were counted as useful on arrival; they were not.
+                let size = u64::from(self.picker.piece_size(piece));
+                let peer_bytes = size.saturating_sub(web_seed_bytes);
+                self.stats.from_peers = self.stats.from_peers.saturating_sub(peer_bytes);
+                self.stats.from_web_seed = self.stats.from_web_seed.saturating_sub(web_seed_bytes);
+                self.stats.wasted += size;
                 self.picker.piece_failed(piece);
                 // The reset also cleared the blocks a web-seed fetch of this
                 // piece had claimed; its answer no longer counts (PIECES.md).

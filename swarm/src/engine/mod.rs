@@ -270,9 +270,10 @@ pub enum Output {
 /// Running totals, for the shell's stats and the simulator's checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Useful bytes received from peers.
+    /// Useful bytes received from peers: blocks of pieces that verified or
+    /// are still being assembled (a failed piece's bytes move to `wasted`).
     pub from_peers: u64,
-    /// Useful bytes received from the web seed.
+    /// Useful bytes received from the web seed, counted the same way.
     pub from_web_seed: u64,
     /// Bytes received that were not needed (duplicates, corrupt, unrequested).
     pub wasted: u64,

@@ -29,7 +29,12 @@ pub(crate) enum Verdict {
     /// The piece is good; these sources sent blocks that differ from it.
     Good { liars: Vec<Source> },
     /// The piece is bad; if one source sent every block, it is that one.
-    Bad { sole_source: Option<Source> },
+    /// `web_seed_bytes` of it came from the web seed, the rest from peers:
+    /// bytes that were counted as useful and turned out not to be.
+    Bad {
+        sole_source: Option<Source>,
+        web_seed_bytes: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -112,7 +117,10 @@ impl PieceStore {
     /// storage on success and forgets the buffer either way.
     pub fn verify(&mut self, piece: u32) -> Verdict {
         let Some(buf) = self.buffers.remove(&piece) else {
-            return Verdict::Bad { sole_source: None };
+            return Verdict::Bad {
+                sole_source: None,
+                web_seed_bytes: 0,
+            };
         };
         let good = self.hashes.get(piece as usize) == Some(&sha1(&buf.data));
         if good {
@@ -123,14 +131,21 @@ impl PieceStore {
         let first = buf.sources.first().copied().flatten();
         let sole_source = first.filter(|s| buf.sources.iter().all(|b| *b == Some(*s)));
         let kept = self.suspects.entry(piece).or_default();
+        let mut web_seed_bytes = 0;
         for (i, source) in buf.sources.iter().enumerate() {
             if let Some(source) = source {
                 let start = i * BLOCK_SIZE as usize;
                 let end = (start + BLOCK_SIZE as usize).min(buf.data.len());
                 kept.push((i as u32, *source, sha1(&buf.data[start..end])));
+                if *source == Source::WebSeed {
+                    web_seed_bytes += (end - start) as u64;
+                }
             }
         }
-        Verdict::Bad { sole_source }
+        Verdict::Bad {
+            sole_source,
+            web_seed_bytes,
+        }
     }
 
     /// A block of an already verified piece: whether its bytes match.
@@ -199,7 +214,8 @@ mod tests {
         assert_eq!(
             s.verify(0),
             Verdict::Bad {
-                sole_source: Some(LIAR)
+                sole_source: Some(LIAR),
+                web_seed_bytes: 0,
             }
         );
         assert!(s.verified(0).is_none());
@@ -212,7 +228,13 @@ mod tests {
         let mut s = store(&data, 2 * BLOCK_SIZE);
         s.write_block(0, 0, a, HONEST);
         s.write_block(0, BLOCK_SIZE, &[0; BLOCK_SIZE as usize], LIAR);
-        assert_eq!(s.verify(0), Verdict::Bad { sole_source: None });
+        assert_eq!(
+            s.verify(0),
+            Verdict::Bad {
+                sole_source: None,
+                web_seed_bytes: 0,
+            }
+        );
         s.write_block(0, 0, a, HONEST);
         s.write_block(0, BLOCK_SIZE, b, HONEST);
         assert_eq!(s.verify(0), Verdict::Good { liars: vec![LIAR] });
