@@ -10,16 +10,23 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod hostile;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
-use swarm::engine::{Config, Event, FetchId, Output, PeerKey, Source, Torrent, TorrentSpec};
+use swarm::engine::{
+    Config, Event, FetchId, Output, PeerError, PeerKey, Source, Torrent, TorrentSpec,
+};
 use swarm::picker::Playback;
 use swarm::time::Time;
 use swarm::wire::{Decoder, Frame, Message};
 use swarm::{InfoHash, PeerId};
+
+use hostile::Tamper;
+pub use hostile::{Behaviour, Seen};
 
 /// Simulated microseconds.
 type Micros = u64;
@@ -72,6 +79,8 @@ pub enum Role {
     Seeder,
     /// Starts with every piece and corrupts every block it serves.
     Liar,
+    /// Starts with every piece and misbehaves as its [`Behaviour`] says.
+    Hostile(Behaviour),
 }
 
 #[derive(Debug)]
@@ -108,6 +117,8 @@ struct Conn {
     latency: Micros,
     /// For a liar: re-frames what it sends so piece payloads can be corrupted.
     liar_stream: Option<Decoder>,
+    /// For a hostile node: rewrites what it sends and counts what it gets.
+    tamper: Option<Tamper>,
 }
 
 /// One participant and what was observed of it.
@@ -126,6 +137,10 @@ pub struct Node {
     pub received_from: HashSet<PeerId>,
     /// Peer ids this node banned.
     pub banned: HashSet<PeerId>,
+    /// Connections this node's engine closed: the node at the far end, and why.
+    pub closed: Vec<(usize, PeerError)>,
+    /// For a hostile node: what it received.
+    pub seen: Seen,
     conns: BTreeMap<PeerKey, Conn>,
     next_key: u64,
     up_free_at: Micros,
@@ -195,6 +210,8 @@ impl Sim {
             verified: Vec::new(),
             received_from: HashSet::new(),
             banned: HashSet::new(),
+            closed: Vec::new(),
+            seen: Seen::default(),
             conns: BTreeMap::new(),
             next_key: 0,
             up_free_at: 0,
@@ -233,6 +250,29 @@ impl Sim {
         }
         self.assert_invariants();
         self.all_done()
+    }
+
+    /// Runs every event of the next `span` of virtual time, done or not, so
+    /// connections being set up or torn down settle.
+    pub fn settle(&mut self, span: Duration) {
+        let until = self.now + span.as_micros() as u64;
+        while let Some(&Reverse((at, seq))) = self.queue.peek() {
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            if let Some(ev) = self.events.remove(&seq) {
+                self.step(ev);
+            }
+        }
+        self.now = until;
+        self.assert_invariants();
+    }
+
+    /// The nodes `n` has a connection to right now.
+    pub fn connected_to(&self, n: usize) -> Vec<usize> {
+        self.nodes[n].conns.values().map(|c| c.remote).collect()
     }
 
     /// Every live engine keeps the invariants of `engine/PIECES.md`.
@@ -297,8 +337,16 @@ impl Sim {
                 self.nodes[n].engine = None;
             }
             Ev::Connect(a, b) => self.connect(a, b),
-            Ev::Deliver { node, key, bytes } => {
-                if let Some(e) = self.nodes[node].engine.as_mut() {
+            Ev::Deliver {
+                node,
+                key,
+                mut bytes,
+            } => {
+                let n = &mut self.nodes[node];
+                if let Some(tamper) = n.conns.get_mut(&key).and_then(|c| c.tamper.as_mut()) {
+                    bytes = tamper.incoming(&bytes, &mut n.seen);
+                }
+                if let Some(e) = n.engine.as_mut() {
                     e.handle_peer_data(now, key, &bytes);
                 }
                 self.drain(node);
@@ -402,6 +450,11 @@ impl Sim {
         let kb = self.new_key(b);
         let liar_a = (self.nodes[a].role == Role::Liar).then(|| Decoder::new(1 << 20));
         let liar_b = (self.nodes[b].role == Role::Liar).then(|| Decoder::new(1 << 20));
+        let tamper = |role| match role {
+            Role::Hostile(behaviour) => Some(Tamper::new(behaviour)),
+            _ => None,
+        };
+        let (tamper_a, tamper_b) = (tamper(self.nodes[a].role), tamper(self.nodes[b].role));
         self.nodes[a].conns.insert(
             ka,
             Conn {
@@ -409,6 +462,7 @@ impl Sim {
                 remote_key: kb,
                 latency,
                 liar_stream: liar_a,
+                tamper: tamper_a,
             },
         );
         self.nodes[b].conns.insert(
@@ -418,6 +472,7 @@ impl Sim {
                 remote_key: ka,
                 latency,
                 liar_stream: liar_b,
+                tamper: tamper_b,
             },
         );
         let now = self.time();
@@ -455,7 +510,13 @@ impl Sim {
             };
             match engine.poll() {
                 Output::Send { peer, data } => self.transmit(n, peer, data),
-                Output::Close { peer, .. } => self.drop_conn(n, peer),
+                Output::Close { peer, reason } => {
+                    if let Some(conn) = self.nodes[n].conns.get(&peer) {
+                        let remote = conn.remote;
+                        self.nodes[n].closed.push((remote, reason));
+                    }
+                    self.drop_conn(n, peer);
+                }
                 Output::FetchWebSeed { id, offset, length } => {
                     let latency = self.latency();
                     let start = (self.now + latency).max(self.origin_free_at);
@@ -512,6 +573,9 @@ impl Sim {
         };
         if let Some(stream) = conn.liar_stream.as_mut() {
             data = corrupt_pieces(stream, &data);
+        }
+        if let Some(tamper) = conn.tamper.as_mut() {
+            data = tamper.outgoing(&data, &self.spec);
         }
         let (remote, remote_key, latency) = (conn.remote, conn.remote_key, conn.latency);
         let node = &mut self.nodes[n];
