@@ -14,9 +14,17 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use signal_server::tracker::{ConnectionId, Limits, Outbox, Tracker};
 use swarm::time::Time;
 use swarm::tracker::{id_to_string, parse_client_message};
+use tracker::{ConnectionId, Limits, Outbox, Tracker};
+
+/// The signal-server's tracker core, compiled from its own source: it is
+/// sans-IO and needs only `swarm` and `indexmap`, while depending on the
+/// `signal-server` crate would build tokio, axum and webrtc into every fuzz
+/// build (minutes in CI for code this target never calls).
+#[path = "../../signal-server/src/tracker/mod.rs"]
+#[allow(dead_code)]
+mod tracker;
 
 #[derive(Debug, Arbitrary)]
 enum Op {
