@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod embed;
+pub mod listen;
 pub mod metrics;
 pub mod native;
 pub mod publish;
@@ -119,7 +120,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until the process ends, with the tracker's
-/// housekeeping (peer and offer expiry) running beside it.
+/// housekeeping (peer and offer expiry) running beside it. Each connection
+/// must send its request head within `limits.header_read_timeout`
+/// ([`listen`]).
 pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerError> {
     let housekeeping = state.clone();
     tokio::spawn(async move {
@@ -130,9 +133,9 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerE
             housekeeping.hub().tracker.expire(now);
         }
     });
-    axum::serve(listener, app(state))
-        .await
-        .map_err(ServerError::Serve)
+    let header_read_timeout = state.limits.header_read_timeout;
+    listen::accept_loop(listener, app(state), header_read_timeout).await;
+    Ok(())
 }
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.

@@ -134,6 +134,10 @@ struct ServeArgs {
     /// Tracker messages a connection may send in one burst.
     #[arg(long, env = "FANSWARM_MESSAGE_BURST")]
     message_burst: Option<u32>,
+    /// Tracker sockets open at once from one address (IPv6: one /64);
+    /// fans behind one NAT share it, so keep it generous [default: 64].
+    #[arg(long, env = "FANSWARM_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
     /// Seconds of silence after which a tracker socket is closed.
     #[arg(long, env = "FANSWARM_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
@@ -243,6 +247,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .messages_per_second
             .unwrap_or(defaults.messages_per_second),
         message_burst: args.message_burst.unwrap_or(defaults.message_burst),
+        max_connections_per_address: args
+            .max_connections_per_address
+            .unwrap_or(defaults.max_connections_per_address),
         idle_timeout: args
             .idle_timeout_secs
             .map_or(defaults.idle_timeout, Duration::from_secs),

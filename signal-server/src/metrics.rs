@@ -128,6 +128,14 @@ impl Metrics {
         }
     }
 
+    /// Counts a tracker socket refused because its address has too many
+    /// (`tracker_failures{reason="too_many_from_address"}`).
+    pub fn count_refused_address(&self) {
+        self.failures
+            .get_or_create(&[("reason", "too_many_from_address")])
+            .inc();
+    }
+
     /// Copies the tracker's exact counts into the gauges.
     pub fn observe(&self, tracker: &Tracker) {
         self.connections

@@ -11,6 +11,7 @@ use swarm::time::Time;
 use tokio::sync::mpsc;
 
 use crate::catalog::Catalog;
+use crate::listen::AddressTable;
 use crate::metrics::Metrics;
 use crate::tracker::{ConnectionId, Limits, Tracker};
 
@@ -39,6 +40,8 @@ pub struct Shared {
     pub paths: Paths,
     /// Copy of the tracker's limits, readable without the lock.
     pub limits: Limits,
+    /// Tracker sockets open per address (its own lock, not the hub's).
+    pub addresses: Arc<AddressTable>,
     epoch: Instant,
     next_connection: AtomicU64,
 }
@@ -70,6 +73,7 @@ impl AppState {
             metrics: Metrics::default(),
             catalog,
             paths,
+            addresses: AddressTable::new(limits.max_connections_per_address),
             limits,
             epoch: Instant::now(),
             next_connection: AtomicU64::new(1),

@@ -6,9 +6,13 @@
 //! whose queue is full loses messages instead of holding memory; a silent
 //! socket is closed after `idle_timeout`; an oversized message closes it.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use swarm::tracker::{ClientMessage, parse_client_message};
 use tokio::sync::mpsc;
@@ -16,8 +20,30 @@ use tokio::sync::mpsc;
 use crate::state::AppState;
 use crate::tracker::{ConnectionId, OutMessage};
 
-/// `GET /announce`: upgrade to the tracker protocol.
-pub async fn announce(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// `GET /announce`: upgrade to the tracker protocol, unless the client's
+/// address already holds `max_connections_per_address` tracker sockets
+/// (then 429). Requests without an address (tests calling the router
+/// directly) are not counted.
+pub async fn announce(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let slot = match peer {
+        Some(Extension(ConnectInfo(addr))) => match state.addresses.claim(addr.ip()) {
+            Some(slot) => Some(slot),
+            None => {
+                state.metrics.count_refused_address();
+                tracing::debug!(%addr, "too many tracker sockets from one address");
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many tracker connections from your address\n",
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
     let limits = &state.limits;
     let max = limits.max_message_bytes;
     ws.max_message_size(max)
@@ -28,7 +54,11 @@ pub async fn announce(ws: WebSocketUpgrade, State(state): State<AppState>) -> Re
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .on_upgrade(move |socket: WebSocket| {
             let (sink, stream) = socket.split();
-            serve_connection(state, sink, stream)
+            async move {
+                // Held for as long as the socket is served.
+                let _slot = slot;
+                serve_connection(state, sink, stream).await;
+            }
         })
 }
 

@@ -45,6 +45,14 @@ pub struct Limits {
     /// Messages queued towards one connection; beyond it they are dropped
     /// rather than letting a slow reader hold memory.
     pub outgoing_queue: usize,
+    /// Tracker sockets open at once from one address (an IPv6 address counts
+    /// by its /64); more are refused with HTTP 429. Every fan behind one NAT
+    /// shares an address, one socket per open tab, so this is generous.
+    pub max_connections_per_address: usize,
+    /// An HTTP connection must send a whole request head within this long of
+    /// opening (or of its previous request), or it is closed: a client
+    /// dribbling its upgrade request byte by byte cannot hold a socket.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -66,6 +74,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(180),
             announce_interval: Duration::from_secs(120),
             outgoing_queue: 256,
+            max_connections_per_address: 64,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
