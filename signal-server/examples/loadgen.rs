@@ -9,7 +9,10 @@
 //!     --hold-seconds 20                                    # idle sockets
 //! ```
 //!
-//! Only loopback targets are accepted, and it always stops by itself.
+//! Only loopback targets are accepted, and it always stops by itself. Every
+//! connection comes from one address, so start the server with
+//! `--max-connections-per-address` above `--connections` (the default, 64,
+//! answers the rest with 429).
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
