@@ -173,20 +173,21 @@ async fn a_client_dribbling_its_upgrade_request_is_cut_off() {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
     let mut cut_after = None;
-    // One byte every 50 ms would take ~9 s for the whole head.
+    // One byte every 50 ms would take ~9 s for the whole head; the timeout
+    // is 1 s, and 4 s leaves room for a loaded machine.
     for byte in request.bytes() {
         if stream.write_all(&[byte]).await.is_err() || peer_closed(&mut stream).await {
             cut_after = Some(started.elapsed());
             break;
         }
-        if started.elapsed() > Duration::from_secs(5) {
+        if started.elapsed() > Duration::from_secs(8) {
             break;
         }
         honest_announce_during(addr, started).await;
     }
     let cut_after = cut_after.expect("the dribbling client was never cut off");
     assert!(
-        cut_after < Duration::from_secs(3),
+        cut_after < Duration::from_secs(4),
         "cut after {cut_after:?}"
     );
     honest_announce_works(addr, 6).await;
@@ -207,7 +208,7 @@ async fn a_client_that_never_sends_a_byte_is_cut_off() {
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "the silent socket was not closed within 5 s"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(4));
     honest_announce_works(addr, 7).await;
 }
 
@@ -234,7 +235,7 @@ async fn a_frame_header_without_its_payload_is_cut_off_after_the_idle_timeout() 
             Err(_) => panic!("the half-sent frame held the socket for 5 s"),
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(4));
     honest_announce_works(addr, 8).await;
     // The cut socket left the tracker.
     wait_for_connections(&state, 0).await;
