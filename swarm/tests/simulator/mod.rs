@@ -270,11 +270,6 @@ impl Sim {
         self.assert_invariants();
     }
 
-    /// The nodes `n` has a connection to right now.
-    pub fn connected_to(&self, n: usize) -> Vec<usize> {
-        self.nodes[n].conns.values().map(|c| c.remote).collect()
-    }
-
     /// Every live engine keeps the invariants of `engine/PIECES.md`.
     pub fn assert_invariants(&self) {
         for (i, node) in self.nodes.iter().enumerate() {
