@@ -259,6 +259,11 @@ async fn many_sockets_from_one_address_are_refused_with_429() {
     assert_eq!(response.status(), 429);
     let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
     assert!(body.contains("too many tracker connections"), "{body}");
+    let metrics = state.metrics.render();
+    assert!(
+        metrics.contains(r#"fanswarm_tracker_failures_total{reason="too_many_from_address"} 1"#),
+        "{metrics}"
+    );
 
     // Another address is unaffected: the whole 127/8 is loopback.
     let other = TcpSocket::new_v4().unwrap();
