@@ -236,3 +236,36 @@ fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() {
         );
     }
 }
+
+#[test]
+fn every_kind_of_hostile_peer_at_once_and_the_honest_still_complete() {
+    let mut sim = Sim::new(World {
+        seed: 113,
+        file_len: 1_000_000,
+        piece_length: 32 * 1024,
+        web_seed: false,
+        connect_to: 24,
+        ..World::default()
+    });
+    let hostile: Vec<usize> = Behaviour::ALL
+        .iter()
+        .map(|&b| sim.add_node(Role::Hostile(b), Duration::ZERO, None))
+        .collect();
+    sim.add_node(Role::Seeder, Duration::ZERO, None);
+    for i in 0..HONEST - 1 {
+        sim.add_node(Role::Leecher, Duration::from_millis(100 * i as u64), None);
+    }
+    assert!(
+        sim.run(Duration::from_secs(900)),
+        "every honest leecher completes"
+    );
+    for i in honest(&sim) {
+        assert!(sim.assembled(i) == sim.data, "node {i}");
+        let against_honest: Vec<_> = sim.nodes[i]
+            .closed
+            .iter()
+            .filter(|(remote, _)| !hostile.contains(remote))
+            .collect();
+        assert!(against_honest.is_empty(), "node {i}: {against_honest:?}");
+    }
+}
