@@ -32,7 +32,7 @@ start_server() {
   # every offer it is relayed, as a browser does, so answers are routed too.
   RUST_LOG=warn "$BIN" --listen "127.0.0.1:$PORT" --library "$work/library" \
     --web-dir "$work" --messages-per-second 1000000 --message-burst 1000000 \
-    --max-connections-per-address 100000 &
+    --max-connections-per-address 0 &
   SERVER=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PORT/metrics" >/dev/null && return

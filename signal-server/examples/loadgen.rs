@@ -11,8 +11,8 @@
 //!
 //! Only loopback targets are accepted, and it always stops by itself. Every
 //! connection comes from one address, so start the server with
-//! `--max-connections-per-address` above `--connections` (the default, 64,
-//! answers the rest with 429).
+//! `--max-connections-per-address 0` (no cap) or a cap above `--connections`
+//! (the default, 64, answers the rest with 429).
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;

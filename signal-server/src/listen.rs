@@ -58,7 +58,7 @@ pub struct AddressSlot {
 }
 
 impl AddressTable {
-    /// A table allowing `max` sockets per address.
+    /// A table allowing `max` sockets per address; 0 allows any number.
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(AddressTable {
             max,
@@ -71,7 +71,7 @@ impl AddressTable {
         let key = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(key).or_insert(0);
-        if *count >= self.max {
+        if self.max != 0 && *count >= self.max {
             return None;
         }
         *count += 1;
@@ -153,6 +153,16 @@ mod tests {
             table.claim(a).is_some(),
             "a freed slot can be claimed again"
         );
+    }
+
+    #[test]
+    fn zero_means_no_cap() {
+        let table = AddressTable::new(0);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let slots: Vec<AddressSlot> = (0..1000).map(|_| table.claim(ip).unwrap()).collect();
+        assert_eq!(table.open_from(ip), 1000);
+        drop(slots);
+        assert_eq!(table.open_from(ip), 0);
     }
 
     #[test]

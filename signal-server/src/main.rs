@@ -135,7 +135,8 @@ struct ServeArgs {
     #[arg(long, env = "FANSWARM_MESSAGE_BURST")]
     message_burst: Option<u32>,
     /// Tracker sockets open at once from one address (IPv6: one /64);
-    /// fans behind one NAT share it, so keep it generous [default: 64].
+    /// fans behind one NAT share it, so keep it generous. 0: no cap (behind
+    /// a reverse proxy, where every fan has the proxy's address) [default: 64].
     #[arg(long, env = "FANSWARM_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
     /// Seconds of silence after which a tracker socket is closed.

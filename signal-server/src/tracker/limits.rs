@@ -48,6 +48,8 @@ pub struct Limits {
     /// Tracker sockets open at once from one address (an IPv6 address counts
     /// by its /64); more are refused with HTTP 429. Every fan behind one NAT
     /// shares an address, one socket per open tab, so this is generous.
+    /// 0 means no cap: behind a reverse proxy every fan has the proxy's
+    /// address, so the proxy must do the capping.
     pub max_connections_per_address: usize,
     /// An HTTP connection must send a whole request head within this long of
     /// opening (or of its previous request), or it is closed: a client
