@@ -29,6 +29,8 @@ use std::time::Duration;
 
 pub use pieces::Source;
 
+pub(crate) use handle::UT_METADATA_ID;
+
 use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};
 use crate::metainfo::Metainfo;
@@ -182,6 +184,9 @@ pub enum PeerError {
     /// We are at [`Config::max_peers`].
     #[error("too many peers")]
     TooManyPeers,
+    /// It misbehaved while we fetched a magnet's metadata.
+    #[error("metadata exchange: {0}")]
+    Metadata(#[from] crate::join::MetadataPeerError),
 }
 
 /// Things worth knowing that need no action.
@@ -406,6 +411,27 @@ impl Torrent {
             peer_id: self.our_id,
         };
         self.send_raw(key, handshake.encode().to_vec());
+    }
+
+    /// Takes over a connection from a [`crate::join::MetadataFetch`]: our
+    /// handshake went out already, and `received` is what the peer sent
+    /// (its handshake first), replayed as if it arrived now. Bitfields and
+    /// haves sent before the piece count was known are checked here.
+    pub fn adopt_peer(&mut self, now: Time, key: PeerKey, received: &[u8]) {
+        self.now = now;
+        if self.peers.contains_key(&key) {
+            return;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.outputs.push_back(Output::Close {
+                peer: key,
+                reason: PeerError::TooManyPeers,
+            });
+            return;
+        }
+        let peer = Peer::new(now, self.picker.piece_count(), self.config.max_message_len);
+        self.peers.insert(key, peer);
+        self.handle_peer_data(now, key, received);
     }
 
     /// Bytes arrived on a peer's channel.
