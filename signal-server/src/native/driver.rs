@@ -448,6 +448,7 @@ impl Driver {
             }
         }
         let open = self.conns.values().filter(|c| c.open).count();
+        let complete = self.engine.is_complete();
         self.stats.send_modify(|s| {
             s.verified_pieces = stats.verified_pieces;
             s.total_pieces = stats.total_pieces;
@@ -457,6 +458,7 @@ impl Driver {
             s.wasted = stats.wasted;
             s.peers = stats.peers;
             s.connections = open;
+            s.done = s.done || complete;
         });
     }
 
@@ -523,10 +525,9 @@ impl Driver {
                 tracing::warn!(piece, "the web seed sent a piece that does not verify");
             }
             Event::PieceFailed { piece } => tracing::debug!(piece, "piece failed its hash check"),
-            Event::Done => {
-                tracing::info!(peer = %self.engine.peer_id(), "download complete");
-                self.stats.send_modify(|s| s.done = true);
-            }
+            // `done` is published with the counters at the end of `drain`,
+            // so whoever waits for it reads final totals.
+            Event::Done => tracing::info!(peer = %self.engine.peer_id(), "download complete"),
             _ => {}
         }
     }
