@@ -411,6 +411,12 @@ impl Picker {
         self.have.set(piece);
     }
 
+    /// `piece`, verified earlier, is no longer held (its bytes were evicted
+    /// and playback needs it): it is missing again.
+    pub fn piece_forgotten(&mut self, piece: u32) {
+        self.have.clear(piece);
+    }
+
     /// `piece` failed its hash check: every block is missing again.
     pub fn piece_failed(&mut self, piece: u32) {
         self.partial.remove(&piece);

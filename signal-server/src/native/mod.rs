@@ -78,7 +78,12 @@ impl Default for PeerOptions {
             rtc: RtcConfig::default(),
             max_peers: 40,
             web_seed: true,
-            engine: EngineConfig::default(),
+            // The files on disk are this peer's store; pieces stay in memory
+            // as before rather than be evicted and rejected.
+            engine: EngineConfig {
+                memory_limit: u64::MAX,
+                ..EngineConfig::default()
+            },
             announce: AnnounceConfig::default(),
             corrupt_uploads: false,
         }

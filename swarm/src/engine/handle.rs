@@ -68,7 +68,8 @@ impl Torrent {
                 },
             );
         }
-        let have = self.picker.have();
+        // Evicted pieces are not offered to new peers (PIECES.md).
+        let have = self.advertised();
         let announce = if fast && have.is_full() {
             Message::HaveAll
         } else if fast && have.count() == 0 {
@@ -227,7 +228,7 @@ impl Torrent {
             return Err(PeerError::Protocol(format!("bad request {block:?}")));
         }
         let max_queue = self.config.max_requests_per_peer as usize;
-        let have = self.picker.have().has(block.piece);
+        let have = self.can_serve(block.piece);
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -282,7 +283,8 @@ impl Torrent {
         peer.download.record(now, u64::from(block.length));
         if self.picker.have().has(piece) {
             self.stats.wasted += u64::from(block.length);
-            if !self.store.matches_verified(piece, offset, data) {
+            // An evicted piece has no bytes to compare with: not evidence.
+            if !self.evicted.has(piece) && !self.store.matches_verified(piece, offset, data) {
                 self.ban(id);
             }
             return Ok(());
@@ -366,6 +368,7 @@ impl Torrent {
             self.done_announced = true;
             self.event(Event::Done);
         }
+        self.enforce_memory_limit(piece);
     }
 
     fn ban_source(&mut self, source: Source, piece: u32) {

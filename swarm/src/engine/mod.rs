@@ -18,10 +18,12 @@
 //! Piece-state invariants are written down in `PIECES.md` beside this file.
 
 mod choke;
+mod evict;
 mod handle;
 mod invariants;
 mod peer;
 mod pieces;
+pub mod store;
 mod webseed;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -82,6 +84,10 @@ pub struct Config {
     pub max_message_len: usize,
     /// Client name sent in the extended handshake (`v`).
     pub client_name: String,
+    /// Bytes of verified pieces kept in memory at most; beyond it pieces
+    /// far from the playhead are evicted (see `store.rs`). A track smaller
+    /// than this is never evicted.
+    pub memory_limit: u64,
     /// Piece picker tunables.
     pub picker: PickerConfig,
 }
@@ -103,6 +109,7 @@ impl Default for Config {
             web_seed_idle_wait: Duration::from_millis(1500),
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
+            memory_limit: store::DEFAULT_MEMORY_LIMIT,
             picker: PickerConfig::default(),
         }
     }
@@ -292,6 +299,8 @@ pub struct Stats {
     pub peers: usize,
     /// Peer ids banned.
     pub banned: usize,
+    /// Verified pieces whose bytes were evicted to stay within the memory bound.
+    pub evicted_pieces: u32,
 }
 
 /// One torrent's engine. See the module documentation for how to drive it.
@@ -304,6 +313,8 @@ pub struct Torrent {
     rng: fastrand::Rng,
     picker: Picker,
     store: PieceStore,
+    /// Verified pieces whose bytes were evicted (always a subset of `have`).
+    evicted: Bitfield,
     peers: BTreeMap<PeerKey, Peer>,
     banned: HashSet<PeerId>,
     web_seed: WebSeed,
@@ -344,6 +355,7 @@ impl Torrent {
             spec.piece_length,
             spec.total_length,
             spec.piece_hashes.clone(),
+            config.memory_limit,
         );
         let stats = Stats {
             total_pieces: expected,
@@ -359,6 +371,7 @@ impl Torrent {
             rng,
             picker,
             store,
+            evicted: Bitfield::empty(expected),
             peers: BTreeMap::new(),
             banned: HashSet::new(),
             outputs: VecDeque::new(),
@@ -488,6 +501,7 @@ impl Torrent {
     pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
         self.now = now;
         self.picker.set_playback(playback);
+        self.revive_near_playhead();
         self.schedule_web_seed();
         self.request_everywhere();
     }
