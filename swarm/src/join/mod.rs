@@ -175,6 +175,18 @@ impl Joining {
         }
     }
 
+    /// The info dictionary from another source (the magnet's `xs` torrent
+    /// fetched over HTTP, a cache): if it hashes to the info hash the fetch
+    /// ends and the torrent takes over at once. Returns whether it was used.
+    pub fn offer_metadata(&mut self, now: Time, info_bytes: &[u8]) -> bool {
+        let State::Fetching(f) = &mut self.state else {
+            return false;
+        };
+        let used = f.fetch.provide_metadata(info_bytes);
+        self.advance(now);
+        used
+    }
+
     /// See [`Torrent::add_peer`].
     pub fn add_peer(&mut self, now: Time, key: PeerKey) {
         match &mut self.state {

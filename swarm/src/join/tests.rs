@@ -365,3 +365,25 @@ fn joining_hands_connections_to_the_torrent() {
     }
     assert!(frames.contains(&Frame::Message(Message::Interested)));
 }
+
+#[test]
+fn metadata_from_another_source_ends_the_fetch_only_if_it_hashes_right() {
+    let meta = two_piece_metainfo();
+    let now = Time::from_millis(0);
+    let mut join = Joining::from_magnet(
+        Config::default(),
+        FetchConfig::default(),
+        meta.magnet(),
+        OURS,
+        1,
+        now,
+    );
+    join.add_peer(now, PeerKey(1));
+    assert!(!join.offer_metadata(now, b"d4:name3:fooe"));
+    assert!(!join.has_metadata());
+    assert!(join.offer_metadata(now, &meta.info_bytes));
+    assert_eq!(join.metainfo().map(|m| &m.info), Some(&meta.info));
+    // The connection that had not handshaken yet was handed over too.
+    assert!(join.torrent().is_some());
+    assert!(join.check_invariants().is_ok());
+}
