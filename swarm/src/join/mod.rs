@@ -320,19 +320,21 @@ impl Joining {
         let State::Fetching(f) = &self.state else {
             return;
         };
-        if f.fetch.metadata().is_none() {
+        let Some(bytes) = f.fetch.metadata().map(<[u8]>::to_vec) else {
             return;
-        }
-        let placeholder = State::Failed {
+        };
+        let (info_hash, our_id) = (f.fetch.info_hash(), f.fetch.peer_id());
+        // Only to move the fetch out; every path below sets the real state.
+        let moving = State::Failed {
             error: JoinError::Metainfo(MetainfoError::InfoHashMismatch {
-                expected: f.fetch.info_hash(),
-                found: f.fetch.info_hash(),
+                expected: info_hash,
+                found: info_hash,
             }),
-            info_hash: f.fetch.info_hash(),
-            our_id: f.fetch.peer_id(),
+            info_hash,
+            our_id,
             now,
         };
-        let State::Fetching(f) = std::mem::replace(&mut self.state, placeholder) else {
+        let State::Fetching(f) = std::mem::replace(&mut self.state, moving) else {
             return; // matched just above
         };
         let Fetching {
@@ -342,15 +344,10 @@ impl Joining {
             seed,
             playback,
         } = *f;
-        let (info_hash, our_id) = (fetch.info_hash(), fetch.peer_id());
-        let (metadata, handovers, outputs) = fetch.finish();
+        let (_, handovers, outputs) = fetch.finish();
         self.pending.extend(outputs);
-        let built = metadata
-            .ok_or(JoinError::Metainfo(MetainfoError::InfoHashMismatch {
-                expected: info_hash,
-                found: info_hash,
-            }))
-            .and_then(|bytes| Ok(Metainfo::from_magnet(&magnet, &bytes)?))
+        let built = Metainfo::from_magnet(&magnet, &bytes)
+            .map_err(JoinError::from)
             .and_then(|meta| {
                 let spec = TorrentSpec::from_metainfo(&meta);
                 Ok((Torrent::new(config, spec, our_id, seed, now)?, meta))

@@ -387,3 +387,32 @@ fn metadata_from_another_source_ends_the_fetch_only_if_it_hashes_right() {
     assert!(join.torrent().is_some());
     assert!(join.check_invariants().is_ok());
 }
+
+#[test]
+fn metadata_that_hashes_right_but_is_no_torrent_fails_the_join_clearly() {
+    use sha1::{Digest, Sha1};
+    let bytes = b"d4:name3:fooe";
+    let hash = InfoHash(Sha1::digest(bytes).into());
+    let now = Time::from_millis(0);
+    let mut join = Joining::from_magnet(
+        Config::default(),
+        FetchConfig::default(),
+        Magnet::new(hash),
+        OURS,
+        1,
+        now,
+    );
+    join.add_peer(now, PeerKey(1));
+    assert!(join.offer_metadata(now, bytes));
+    assert!(matches!(join.error(), Some(JoinError::Metainfo(_))));
+    assert!(!join.has_metadata());
+    let mut closed = Vec::new();
+    loop {
+        match join.poll() {
+            Output::Timeout(_) => break,
+            Output::Close { peer, .. } => closed.push(peer),
+            _ => {}
+        }
+    }
+    assert_eq!(closed, vec![PeerKey(1)]);
+}
