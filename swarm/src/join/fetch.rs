@@ -22,11 +22,13 @@ use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 
+mod pieces;
+
 use crate::engine::{Output, PeerError, PeerKey};
 use crate::ids::{InfoHash, PeerId};
 use crate::time::Time;
 use crate::wire::extension::{self, ExtendedHandshake};
-use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataAssembler, MetadataMessage};
+use crate::wire::metadata::{MetadataAssembler, MetadataMessage};
 use crate::wire::{self, Decoder, Frame, Handshake, Message, Reserved};
 
 /// Our extension id for ut_metadata: the same as the engine's, so what a
@@ -67,7 +69,7 @@ impl Default for FetchConfig {
             handshake_timeout: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(150),
             requests_per_peer: 2,
-            max_replay: 1024 * 1024,
+            max_replay: 256 * 1024,
             max_peers: 55,
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -134,6 +136,8 @@ pub struct MetadataFetch {
     suspects: Vec<(u32, PeerKey, [u8; 20])>,
     /// After a mixed failure, every piece comes from one peer.
     single_source: bool,
+    /// Peer ids that sent corrupt metadata: refused if they come back.
+    banned: HashSet<PeerId>,
     done: Option<Vec<u8>>,
     outputs: VecDeque<Output>,
 }
@@ -172,6 +176,7 @@ impl MetadataFetch {
             senders: BTreeMap::new(),
             suspects: Vec::new(),
             single_source: false,
+            banned: HashSet::new(),
             done: None,
             outputs: VecDeque::new(),
         }
@@ -388,6 +393,9 @@ impl MetadataFetch {
         if h.peer_id == self.our_id {
             return Err(PeerError::SelfConnection);
         }
+        if self.banned.contains(&h.peer_id) {
+            return Err(PeerError::Banned(h.peer_id));
+        }
         if self
             .peers
             .iter()
@@ -429,18 +437,6 @@ impl MetadataFetch {
         Ok(())
     }
 
-    fn commit_size(&mut self, size: Option<u64>) {
-        let Some(size) = size else {
-            return;
-        };
-        // Checked against our bound, which is below the assembler's.
-        if let Ok(assembler) = MetadataAssembler::new(size) {
-            self.size = Some(size);
-            self.assembler = Some(assembler);
-            self.senders.clear();
-        }
-    }
-
     fn on_metadata(&mut self, key: PeerKey, payload: &[u8]) -> Result<(), PeerError> {
         let Ok(message) = MetadataMessage::decode(payload) else {
             return Ok(()); // unreadable metadata traffic is ignored, as the engine does
@@ -469,166 +465,6 @@ impl MetadataFetch {
         }
     }
 
-    fn on_metadata_piece(
-        &mut self,
-        key: PeerKey,
-        piece: u32,
-        total_size: u64,
-        data: &[u8],
-    ) -> Result<(), PeerError> {
-        let bad = |why| MetadataPeerError::BadPiece { piece, why };
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Ok(());
-        };
-        let asked = peer.outstanding.iter().position(|(p, _)| *p == piece);
-        let Some(asked) = asked else {
-            if self.done.is_some() {
-                return Ok(()); // a late answer
-            }
-            return Err(bad("not requested").into());
-        };
-        peer.outstanding.swap_remove(asked);
-        if Some(total_size) != self.size {
-            return Err(bad("total_size differs from the metadata_size we fetch").into());
-        }
-        let Some(assembler) = self.assembler.as_mut() else {
-            return Ok(());
-        };
-        if assembler.insert(piece, data).is_err() {
-            return Err(bad("wrong length for its index").into());
-        }
-        self.senders.insert(piece, key);
-        if assembler.is_complete() {
-            self.assemble();
-        }
-        Ok(())
-    }
-
-    /// Every piece is in: keep the result if it hashes right, else find
-    /// whom to blame and start over.
-    fn assemble(&mut self) {
-        let Some(assembler) = self.assembler.take() else {
-            return;
-        };
-        let size = assembler.total_size();
-        let digests: Vec<(u32, PeerKey, [u8; 20])> = self
-            .senders
-            .iter()
-            .filter_map(|(piece, sender)| {
-                let bytes = assembler.piece_bytes(*piece)?;
-                Some((*piece, *sender, Sha1::digest(bytes).into()))
-            })
-            .collect();
-        match assembler.finish(self.info_hash) {
-            Ok(bytes) => {
-                let liars: HashSet<PeerKey> = self
-                    .suspects
-                    .drain(..)
-                    .filter(|(piece, _, digest)| piece_digest(&bytes, *piece) != Some(*digest))
-                    .map(|(_, sender, _)| sender)
-                    .collect();
-                for key in liars {
-                    self.close(key, MetadataPeerError::Corrupt.into());
-                }
-                for peer in self.peers.values_mut() {
-                    peer.outstanding.clear();
-                }
-                self.done = Some(bytes);
-            }
-            Err(_) => {
-                let senders: HashSet<PeerKey> = digests.iter().map(|(_, s, _)| *s).collect();
-                if senders.len() == 1 {
-                    for key in senders {
-                        self.close(key, MetadataPeerError::Corrupt.into());
-                    }
-                } else {
-                    self.suspects.extend(digests);
-                    self.single_source = true;
-                }
-                if self.size == Some(size) {
-                    self.commit_size(Some(size));
-                }
-            }
-        }
-    }
-
-    /// Asks peers for the pieces nobody is sending yet.
-    fn request_pieces(&mut self) {
-        if self.done.is_some() {
-            return;
-        }
-        let Some(assembler) = self.assembler.as_ref() else {
-            return;
-        };
-        let in_flight: HashSet<u32> = self
-            .peers
-            .values()
-            .flat_map(|p| p.outstanding.iter().map(|(piece, _)| *piece))
-            .collect();
-        let mut wanted: VecDeque<u32> = assembler
-            .missing()
-            .filter(|p| !in_flight.contains(p))
-            .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        let size = self.size;
-        let mut eligible: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.unhelpful && p.ut_metadata.is_some() && p.metadata_size == size)
-            .map(|(k, _)| *k)
-            .collect();
-        if self.single_source {
-            // The one that already has requests, else the first.
-            let busy = eligible
-                .iter()
-                .find(|k| self.peers.get(k).is_some_and(|p| !p.outstanding.is_empty()))
-                .copied();
-            eligible = busy.or(eligible.first().copied()).into_iter().collect();
-        }
-        let per_peer = self.config.requests_per_peer;
-        // Round-robin: one piece to each peer with room, until none is left.
-        let mut requests: BTreeMap<PeerKey, Vec<u32>> = BTreeMap::new();
-        loop {
-            let mut gave = false;
-            for key in &eligible {
-                let Some(peer) = self.peers.get(key) else {
-                    continue;
-                };
-                let queued = requests.get(key).map_or(0, Vec::len);
-                if peer.outstanding.len() + queued >= per_peer {
-                    continue;
-                }
-                let Some(piece) = wanted.pop_front() else {
-                    break;
-                };
-                requests.entry(*key).or_default().push(piece);
-                gave = true;
-            }
-            if !gave || wanted.is_empty() {
-                break;
-            }
-        }
-        let now = self.now;
-        for (key, pieces) in requests {
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            let Some(their_id) = peer.ut_metadata else {
-                continue;
-            };
-            let mut data = Vec::new();
-            for piece in pieces {
-                peer.outstanding.push((piece, now));
-                MetadataMessage::Request { piece }
-                    .to_message(their_id)
-                    .encode(&mut data);
-            }
-            self.send_raw(key, data);
-        }
-    }
-
     fn send(&mut self, key: PeerKey, message: &Message) {
         self.send_raw(key, message.to_bytes());
     }
@@ -649,28 +485,4 @@ impl MetadataFetch {
             self.outputs.push_back(Output::Close { peer: key, reason });
         }
     }
-
-    fn forget(&mut self, key: PeerKey) {
-        self.peers.remove(&key);
-        self.senders.retain(|_, sender| *sender != key);
-        if self.size.is_some() && !self.peers.values().any(|p| p.metadata_size == self.size) {
-            // Nobody left states the size we committed to: take the next
-            // one stated (the first may have been a liar's).
-            self.size = None;
-            self.assembler = None;
-            let next = self
-                .peers
-                .values()
-                .find(|p| p.ut_metadata.is_some() && p.metadata_size.is_some())
-                .and_then(|p| p.metadata_size);
-            self.commit_size(next);
-        }
-    }
-}
-
-/// SHA-1 of one metadata piece of `bytes`, if the piece exists.
-fn piece_digest(bytes: &[u8], piece: u32) -> Option<[u8; 20]> {
-    let start = piece as usize * METADATA_PIECE_SIZE;
-    let end = (start + METADATA_PIECE_SIZE).min(bytes.len());
-    bytes.get(start..end).map(|b| Sha1::digest(b).into())
 }

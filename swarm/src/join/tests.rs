@@ -221,6 +221,11 @@ fn a_sole_source_of_bad_metadata_is_dropped_at_once_and_another_asked() {
         vec![(a, PeerError::Metadata(MetadataPeerError::Corrupt))]
     );
     assert_eq!(asked.get(&b), Some(&vec![0, 1]));
+    // The liar coming back under a new connection is refused at its handshake.
+    h.closed.clear();
+    h.connect(1, Some(size), true);
+    h.drain();
+    assert_eq!(h.closed, vec![(a, PeerError::Banned(PeerId([1; 20])))]);
 }
 
 #[test]
