@@ -376,3 +376,32 @@ async fn get_by_bare_magnet_fetches_metadata_from_the_seeder_and_completes_byte_
     println!("get MAGNET of 3 MiB from one native seeder: {elapsed:.2?}");
     seed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_magnet_with_xs_loads_the_torrent_over_http_when_no_peer_has_metadata() {
+    use signal_server::native::commands::{self, GetCommand};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_addr, catalog, _library, data) = library_server(dir.path()).await;
+    let track = &catalog.tracks()[0];
+    // Nobody seeds: the metadata can only come from `xs`.
+    let mut magnet = swarm::magnet::Magnet::parse(&track.magnet).unwrap();
+    magnet.exact_sources = vec![track.torrent_url.clone()];
+    let out = dir.path().join("xs-get");
+    let get = commands::get(GetCommand {
+        torrent: magnet.to_string(),
+        out: out.clone(),
+        exit_when_done: true,
+        options: PeerOptions {
+            rtc: local_rtc(),
+            web_seed: true,
+            ..PeerOptions::default()
+        },
+    });
+    let stats = tokio::time::timeout(Duration::from_secs(60), get)
+        .await
+        .expect("get MAGNET with xs completes within 60 s")
+        .unwrap();
+    assert!(stats.done);
+    assert_eq!(std::fs::read(out.join("song.mp3")).unwrap(), data);
+}
