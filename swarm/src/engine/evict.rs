@@ -307,4 +307,57 @@ mod tests {
         assert!(t.piece(0).is_some());
         assert_eq!(t.check_invariants(), Ok(()));
     }
+
+    #[test]
+    fn a_reject_while_unchoked_means_the_peer_no_longer_has_the_piece() {
+        let mut t = engine(u64::MAX);
+        let key = PeerKey(1);
+        t.add_peer(Time(0), key);
+        let mut bytes = Handshake {
+            reserved: Reserved::FANSWARM,
+            info_hash: INFO_HASH,
+            peer_id: PeerId([2; 20]),
+        }
+        .encode()
+        .to_vec();
+        Message::HaveAll.encode(&mut bytes);
+        Message::Unchoke.encode(&mut bytes);
+        t.handle_peer_data(Time(1), key, &bytes);
+        // One decoder for everything we send: our handshake, then messages.
+        let mut decoder = Decoder::new(1 << 20);
+        let mut requests = |t: &mut Torrent| -> Vec<BlockRef> {
+            let mut out = Vec::new();
+            loop {
+                match t.poll() {
+                    Output::Timeout(_) => return out,
+                    Output::Send { data, .. } => {
+                        decoder.push(&data);
+                        while let Some(frame) = decoder.next().unwrap() {
+                            if let Frame::Message(Message::Request(b)) = frame {
+                                out.push(b);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let first = requests(&mut t);
+        let Some(&rejected) = first.first() else {
+            panic!("nothing was requested");
+        };
+        let mut reject = Vec::new();
+        for block in first.iter().filter(|b| b.piece == rejected.piece) {
+            Message::Reject(*block).encode(&mut reject);
+        }
+        t.handle_peer_data(Time(2), key, &reject);
+        t.handle_timeout(Time(3));
+        let again = requests(&mut t);
+        assert!(
+            again.iter().all(|b| b.piece != rejected.piece),
+            "piece {} asked again of a peer that rejected it: {again:?}",
+            rejected.piece
+        );
+        assert_eq!(t.check_invariants(), Ok(()));
+    }
 }

@@ -156,6 +156,13 @@ impl Torrent {
             Message::Reject(block) => {
                 if peer.take_outstanding(block) {
                     self.picker.unrequest(block);
+                    // Rejected while unchoked: it no longer has the piece
+                    // (evicted; the core protocol has no "don't have").
+                    // Not a source of it until it says `have` again.
+                    if !peer.peer_choking && peer.pieces.clear(block.piece) {
+                        self.picker.remove_peer_piece(block.piece);
+                        self.update_interest(key);
+                    }
                 }
             }
             Message::Piece {
