@@ -294,9 +294,10 @@ async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, 
     });
 }
 
-/// A playing track. Events (via `addEventListener`): `progress` (detail: the
-/// piece just verified), `peers` (detail: connection count), `done`,
-/// `warning` (detail: text).
+/// A playing track. Events (via `addEventListener`, see `TrackEventKind`):
+/// `metadata` (a magnet's metadata arrived; detail: length in bytes),
+/// `progress` (detail: the piece just verified), `peers` (detail: connection
+/// count), `done`, `nostreaming`, `warning` (detail: text).
 #[wasm_bindgen]
 pub struct Track {
     session: SessionRef,
@@ -334,7 +335,8 @@ impl Track {
 
 #[wasm_bindgen]
 impl Track {
-    /// The URL the element plays, served by the service worker.
+    /// The URL the element plays, served by the service worker; empty until
+    /// a magnet's metadata is known (the `metadata` event).
     #[wasm_bindgen(getter, js_name = streamUrl)]
     pub fn stream_url(&self) -> String {
         self.session.borrow().stream_url().to_owned()
@@ -346,13 +348,13 @@ impl Track {
         self.session.borrow().torrent().info_hash().to_hex()
     }
 
-    /// Bytes in the track.
+    /// Bytes in the track; 0 until a magnet's metadata is known.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> f64 {
         self.session.borrow().torrent().total_length() as f64
     }
 
-    /// Listens for `progress`, `peers`, `done` or `warning`.
+    /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming` or `warning`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,
