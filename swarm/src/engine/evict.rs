@@ -89,6 +89,19 @@ impl Torrent {
         }
         self.evicted.set(piece);
         self.stats.evicted_pieces += 1;
+        // Peers that speak lt_donthave are told (WebTorrent does).
+        let tell: Vec<(PeerKey, u8)> = self
+            .peers
+            .iter()
+            .filter_map(|(k, p)| Some((*k, p.lt_donthave?)))
+            .collect();
+        for (key, their_id) in tell {
+            let message = Message::Extended {
+                id: their_id,
+                payload: piece.to_be_bytes().to_vec(),
+            };
+            self.send(key, &message);
+        }
         // Requests for it already queued can no longer be served.
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -358,6 +371,102 @@ mod tests {
             "piece {} asked again of a peer that rejected it: {again:?}",
             rejected.piece
         );
+        assert_eq!(t.check_invariants(), Ok(()));
+    }
+
+    /// Connects a fast peer that speaks lt_donthave (as id 7), sends it
+    /// `then`; returns its key.
+    fn donthave_peer(t: &mut Torrent, then: &[Message]) -> PeerKey {
+        use crate::wire::extension::{ExtendedHandshake, LT_DONTHAVE};
+        let key = PeerKey(1);
+        t.add_peer(Time(0), key);
+        let mut bytes = Handshake {
+            reserved: Reserved::FANSWARM,
+            info_hash: INFO_HASH,
+            peer_id: PeerId([2; 20]),
+        }
+        .encode()
+        .to_vec();
+        let mut ext = ExtendedHandshake::default();
+        ext.m.insert(LT_DONTHAVE.to_owned(), 7);
+        ext.to_message().encode(&mut bytes);
+        for m in then {
+            m.encode(&mut bytes);
+        }
+        t.handle_peer_data(Time(1), key, &bytes);
+        key
+    }
+
+    /// Every message `t` sent, decoded (our handshake first).
+    fn sent_messages(t: &mut Torrent) -> Vec<Message> {
+        let mut decoder = Decoder::new(1 << 20);
+        let mut out = Vec::new();
+        loop {
+            match t.poll() {
+                Output::Timeout(_) => return out,
+                Output::Send { data, .. } => {
+                    decoder.push(&data);
+                    while let Some(frame) = decoder.next().unwrap() {
+                        if let Frame::Message(m) = frame {
+                            out.push(m);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn evictions_are_announced_with_lt_donthave_to_peers_that_speak_it() {
+        let mut t = engine(3 * u64::from(PIECE));
+        t.set_playback(
+            Time(0),
+            Some(Playback {
+                offset: u64::from(7 * PIECE),
+                bytes_per_sec: Some(1000),
+            }),
+        );
+        donthave_peer(&mut t, &[Message::HaveNone]);
+        import_all(&mut t);
+        let told: Vec<u32> = sent_messages(&mut t)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Extended { id: 7, payload } => {
+                    Some(u32::from_be_bytes(payload.try_into().unwrap()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_peers_lt_donthave_stops_us_asking_it_for_that_piece() {
+        // Without it, piece 5 is the first this engine asks for (see the
+        // reject test); after "don't have 5" it must not be asked of it.
+        let mut t = engine(u64::MAX);
+        let donthave = Message::Extended {
+            id: crate::engine::LT_DONTHAVE_ID,
+            payload: 5u32.to_be_bytes().to_vec(),
+        };
+        let malformed = Message::Extended {
+            id: crate::engine::LT_DONTHAVE_ID,
+            payload: vec![1, 2, 3],
+        };
+        donthave_peer(
+            &mut t,
+            &[Message::HaveAll, donthave, malformed, Message::Unchoke],
+        );
+        let requested: Vec<u32> = sent_messages(&mut t)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(b) => Some(b.piece),
+                _ => None,
+            })
+            .collect();
+        assert!(!requested.is_empty());
+        assert!(!requested.contains(&5), "asked for 5: {requested:?}");
         assert_eq!(t.check_invariants(), Ok(()));
     }
 }

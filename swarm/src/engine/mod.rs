@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use pieces::Source;
 
-pub(crate) use handle::UT_METADATA_ID;
+pub(crate) use handle::{LT_DONTHAVE_ID, UT_METADATA_ID};
 
 use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};

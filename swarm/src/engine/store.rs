@@ -15,7 +15,8 @@
 //! Eviction (see `PIECES.md`): an evicted piece stays *had* — we verified it,
 //! and `have` messages cannot be taken back (BitTorrent has no "don't have"
 //! in the core protocol) — but its bytes are gone: requests for it are
-//! answered with a BEP 6 `reject`, and new peers get a bitfield without it.
+//! answered with a BEP 6 `reject`, new peers get a bitfield without it, and
+//! peers that speak `lt_donthave` (WebTorrent's extension) are told.
 //! When the playhead comes near an evicted piece it becomes missing again
 //! and is fetched like any other.
 

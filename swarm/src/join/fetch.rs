@@ -34,6 +34,8 @@ use crate::wire::{self, Decoder, Frame, Handshake, Message, Reserved};
 /// Our extension id for ut_metadata: the same as the engine's, so what a
 /// peer learnt from our first extended handshake stays true after handover.
 pub(crate) const UT_METADATA_ID: u8 = crate::engine::UT_METADATA_ID;
+/// Likewise for lt_donthave.
+const LT_DONTHAVE_ID: u8 = crate::engine::LT_DONTHAVE_ID;
 
 /// Tunables of the metadata phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,6 +412,8 @@ impl MetadataFetch {
             let mut ours = ExtendedHandshake::default();
             ours.m
                 .insert(extension::UT_METADATA.to_owned(), UT_METADATA_ID);
+            ours.m
+                .insert(extension::LT_DONTHAVE.to_owned(), LT_DONTHAVE_ID);
             ours.v = Some(self.config.client_name.clone());
             self.send(key, &ours.to_message());
         }
