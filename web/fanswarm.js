@@ -2,6 +2,7 @@
 //
 //   import fanswarm from '/fanswarm.js';
 //   const track = await fanswarm.play(audioElement, { torrent: '/t/<hex>.torrent' });
+//   // or { magnet: 'magnet:?xt=urn:btih:<hex>&tr=wss://…' }: metadata from peers
 //   track.addEventListener('progress', () => console.log(track.stats().toJSON()));
 //   track.destroy();
 //
@@ -22,7 +23,7 @@ async function setup() {
   }
 }
 
-/** Joins the swarm of `options.torrent` and plays it in `audio`. */
+/** Joins the swarm of `options.torrent` (or `magnet`) and plays it in `audio`. */
 export async function play(audio, options) {
   ready ??= setup();
   await ready;

@@ -1,4 +1,5 @@
 // <fanswarm-player torrent="/t/<hex>.torrent">: one track, plain controls.
+// (Or magnet="magnet:?xt=urn:btih:…&tr=…": metadata from peers.)
 // play(), pause() and stats() are the element's API; the web issue makes it pretty.
 import fanswarm from './fanswarm.js';
 
@@ -84,7 +85,8 @@ class FanswarmPlayer extends HTMLElement {
   }
 
   #options() {
-    const options = { torrent: this.getAttribute('torrent') };
+    const magnet = this.getAttribute('magnet');
+    const options = magnet ? { magnet } : { torrent: this.getAttribute('torrent') };
     const trackers = this.getAttribute('trackers');
     if (trackers) options.trackers = trackers.split(/\s+/).filter(Boolean);
     const ice = this.getAttribute('ice-servers');

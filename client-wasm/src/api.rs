@@ -1,18 +1,21 @@
 //! The JavaScript API: `play(audio, options)` → a [`Track`] with `stats()`,
 //! events and `destroy()`. wasm-bindgen generates the `.d.ts` from here.
 
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlMediaElement;
 
 use swarm::announce::{AnnounceConfig, Announcer};
 use swarm::engine::{Config, Torrent, TorrentSpec};
+use swarm::join::{FetchConfig, Joining};
 use swarm::magnet::Magnet;
 use swarm::metainfo::Metainfo;
 use swarm::{InfoHash, PeerId};
 
 use crate::js::{self, JsError, js_error, property};
-use crate::session::{Session, SessionRef, Settings};
+use crate::session::{Session, SessionRef, Settings, dispatch};
 
 #[wasm_bindgen(typescript_custom_section)]
 const PLAY_OPTIONS: &str = r#"
@@ -20,7 +23,14 @@ const PLAY_OPTIONS: &str = r#"
 export interface PlayOptions {
   /** URL of the track's .torrent file (relative URLs resolve against the page). */
   torrent?: string;
-  /** Or a magnet link whose `xs` names the .torrent (metadata from peers: later). */
+  /**
+   * Or a magnet link. With a tracker (`tr`, or `trackers` below) the page
+   * joins the swarm at once and fetches the metadata from peers
+   * (ut_metadata); if the magnet also has `xs` (the .torrent URL) that is
+   * fetched in parallel and whichever verifies first is used. A magnet
+   * without a tracker needs `xs`. Its `ws` web seeds are used once the
+   * metadata is known. `torrent` may also be a magnet link.
+   */
   magnet?: string;
   /** Or the info hash (40 hex digits) of a track on the fanswarm server at `server`. */
   infoHash?: string;
@@ -34,6 +44,12 @@ export interface PlayOptions {
   maxPeers?: number;
   /** URL prefix the service worker streams under (default "/fanswarm/stream/"). */
   streamPrefix?: string;
+  /**
+   * Bytes of verified audio kept in memory at most (default 256 MiB). Beyond
+   * it, pieces furthest behind the playhead are dropped (and fetched again
+   * if the listener seeks back); a track smaller than this is never dropped.
+   */
+  maxMemory?: number;
 }
 
 /** What track.stats() returns. */
@@ -59,6 +75,20 @@ export interface TrackStats {
   /** Every piece verified. */
   done: boolean;
 }
+
+/**
+ * Events of a Track (`track.addEventListener(kind, listener)`), each a
+ * CustomEvent:
+ * - `metadata`: a magnet's metadata arrived (detail: the track's length in
+ *   bytes); the element starts loading then. Not sent for a .torrent.
+ * - `progress`: a piece verified (detail: its index).
+ * - `peers`: connections changed (detail: how many).
+ * - `done`: every piece verified.
+ * - `nostreaming`: no service worker controls the page; the element plays
+ *   the web seed directly.
+ * - `warning`: something failed and was worked around (detail: text).
+ */
+export type TrackEventKind = "metadata" | "progress" | "peers" | "done" | "nostreaming" | "warning";
 "#;
 
 /// Where the metadata of a track comes from.
@@ -74,10 +104,12 @@ enum TorrentSource {
 impl TorrentSource {
     fn from_options(options: &JsValue) -> Result<Self, JsError> {
         let text = |name| property(options, name).and_then(|v| v.as_string());
-        if let Some(url) = text("torrent") {
+        let torrent = text("torrent").filter(|t| !t.starts_with("magnet:"));
+        if let Some(url) = torrent {
             return Ok(TorrentSource::Url(url));
         }
-        if let Some(link) = text("magnet") {
+        let link = text("magnet").or_else(|| text("torrent"));
+        if let Some(link) = link {
             let magnet = Magnet::parse(&link).map_err(|e| JsError(format!("magnet: {e}")))?;
             return Ok(TorrentSource::Magnet(magnet));
         }
@@ -93,10 +125,9 @@ impl TorrentSource {
     fn torrent_url(&self) -> Result<String, JsError> {
         match self {
             TorrentSource::Url(url) => Ok(url.clone()),
-            // Metadata from peers (ut_metadata) is not wired up yet: the
-            // magnet must name its .torrent.
+            // Only for a magnet with no tracker to find peers through.
             TorrentSource::Magnet(m) => m.exact_sources.first().cloned().ok_or_else(|| {
-                JsError("magnet links without `xs` (a .torrent URL) are not supported yet".into())
+                JsError("a magnet link needs a tracker (`tr` or `trackers`) or `xs`".into())
             }),
             TorrentSource::Server(hash, server) => Ok(format!(
                 "{}/t/{}.torrent",
@@ -134,20 +165,22 @@ pub async fn play(
     #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
 ) -> Result<Track, JsValue> {
     let source = TorrentSource::from_options(&options)?;
-    let torrent_url = source.torrent_url()?;
-    let bytes = fetch_bytes(&torrent_url).await?;
-    let meta = Metainfo::from_bytes(&bytes)
-        .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
-    if let Some(expected) = source.info_hash() {
-        if expected != meta.info_hash {
-            return Err(JsError(format!(
-                "{torrent_url} is torrent {}, not the {expected} asked for",
-                meta.info_hash
-            ))
-            .into());
+    let option_trackers = string_list(&options, "trackers");
+    // A magnet with a tracker joins at once: metadata from peers, `xs` raced.
+    let magnet = match &source {
+        TorrentSource::Magnet(m) if !m.trackers.is_empty() || option_trackers.is_some() => {
+            Some(m.clone())
         }
-    }
-    let mut trackers = string_list(&options, "trackers").unwrap_or_else(|| meta.trackers());
+        _ => None,
+    };
+    let meta = match magnet {
+        Some(_) => None,
+        None => Some(load_torrent(&source).await?),
+    };
+    let mut trackers = option_trackers.unwrap_or_else(|| match &meta {
+        Some(meta) => meta.trackers(),
+        None => Vec::new(),
+    });
     if let TorrentSource::Magnet(m) = &source {
         for tracker in &m.trackers {
             if !trackers.contains(tracker) {
@@ -164,6 +197,13 @@ pub async fn play(
     let prefix = property(&options, "streamPrefix")
         .and_then(|v| v.as_string())
         .unwrap_or_else(|| "/fanswarm/stream/".to_owned());
+    let mut config = Config::default();
+    if let Some(bytes) = property(&options, "maxMemory")
+        .and_then(|v| v.as_f64())
+        .filter(|n| *n >= 1.0)
+    {
+        config.memory_limit = bytes as u64;
+    }
 
     let random: [u8; 20] = js::random_bytes()?;
     let mut id = [0u8; 12];
@@ -175,12 +215,26 @@ pub async fn play(
             .map_err(|_| JsError("seed".into()))?,
     );
     let now = js::now();
-    let spec = TorrentSpec::from_metainfo(&meta);
-    let engine = Torrent::new(Config::default(), spec, peer_id, seed, now)
-        .map_err(|e| JsError(e.to_string()))?;
+    let (engine, info_hash) = match (&meta, &magnet) {
+        (Some(meta), _) => {
+            let spec = TorrentSpec::from_metainfo(meta);
+            let torrent = Torrent::new(config, spec, peer_id, seed, now)
+                .map_err(|e| JsError(e.to_string()))?;
+            (Joining::from_torrent(torrent), meta.info_hash)
+        }
+        (None, Some(m)) => {
+            let fetch = FetchConfig {
+                max_peers: config.max_peers,
+                ..FetchConfig::default()
+            };
+            let join = Joining::from_magnet(config, fetch, m.clone(), peer_id, seed, now);
+            (join, m.info_hash)
+        }
+        (None, None) => return Err(JsError("no torrent and no magnet".into()).into()),
+    };
     let announcer = Announcer::new(
         AnnounceConfig::default(),
-        meta.info_hash,
+        info_hash,
         peer_id,
         trackers,
         seed.rotate_left(17),
@@ -194,34 +248,56 @@ pub async fn play(
     let settings = Settings {
         ice_servers,
         max_peers,
-        stream_url: stream_url(&prefix, meta.info_hash, &meta.info.name),
-        direct_src: if controlled {
-            None
-        } else {
-            meta.url_list.first().cloned()
-        },
+        stream_prefix: prefix,
+        controlled,
     };
-    let session = Session::new(settings, meta, engine, announcer, audio.clone())?;
+    let session = Session::new(settings, meta, engine, announcer, audio)?;
     session.borrow_mut().start()?;
-    if !controlled {
-        session
-            .borrow()
-            .events()
-            .dispatch_event(&web_sys::Event::new("nostreaming").map_err(js_error)?)
-            .ok();
-    }
-    if let Ok(promise) = audio.play() {
-        // Autoplay may be refused until the listener interacts: not an error.
+    if let Some(xs) = magnet.and_then(|m| m.exact_sources.first().cloned()) {
+        let weak = Rc::downgrade(&session);
         wasm_bindgen_futures::spawn_local(async move {
-            let _ = JsFuture::from(promise).await;
+            race_exact_source(weak, xs).await;
         });
     }
     Ok(Track { session })
 }
 
-/// A playing track. Events (via `addEventListener`): `progress` (detail: the
-/// piece just verified), `peers` (detail: connection count), `done`,
-/// `warning` (detail: text).
+/// Fetches the `.torrent` a source names and checks it is the swarm asked for.
+async fn load_torrent(source: &TorrentSource) -> Result<Metainfo, JsError> {
+    let torrent_url = source.torrent_url()?;
+    let bytes = fetch_bytes(&torrent_url).await?;
+    let meta = Metainfo::from_bytes(&bytes)
+        .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
+    match source.info_hash() {
+        Some(expected) if expected != meta.info_hash => Err(JsError(format!(
+            "{torrent_url} is torrent {}, not the {expected} asked for",
+            meta.info_hash
+        ))),
+        _ => Ok(meta),
+    }
+}
+
+/// The magnet's `xs` over plain HTTP, racing ut_metadata: the session takes
+/// its info dictionary if it hashes to the info hash and peers have not
+/// delivered theirs yet. A failure is only a warning: peers may still.
+async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, url: String) {
+    let result = fetch_bytes(&url)
+        .await
+        .and_then(|bytes| Metainfo::from_bytes(&bytes).map_err(|e| JsError(e.to_string())));
+    dispatch(&session, move |s| match result {
+        Ok(meta) => {
+            if !s.torrent().has_metadata() && !s.offer_metadata(&meta.info_bytes) {
+                s.warn(&format!("xs {url} is another torrent"));
+            }
+        }
+        Err(e) => s.warn(&format!("xs {url}: {}", e.0)),
+    });
+}
+
+/// A playing track. Events (via `addEventListener`, see `TrackEventKind`):
+/// `metadata` (a magnet's metadata arrived; detail: length in bytes),
+/// `progress` (detail: the piece just verified), `peers` (detail: connection
+/// count), `done`, `nostreaming`, `warning` (detail: text).
 #[wasm_bindgen]
 pub struct Track {
     session: SessionRef,
@@ -259,7 +335,8 @@ impl Track {
 
 #[wasm_bindgen]
 impl Track {
-    /// The URL the element plays, served by the service worker.
+    /// The URL the element plays, served by the service worker; empty until
+    /// a magnet's metadata is known (the `metadata` event).
     #[wasm_bindgen(getter, js_name = streamUrl)]
     pub fn stream_url(&self) -> String {
         self.session.borrow().stream_url().to_owned()
@@ -268,16 +345,16 @@ impl Track {
     /// The swarm's info hash, 40 hex digits.
     #[wasm_bindgen(getter, js_name = infoHash)]
     pub fn info_hash(&self) -> String {
-        self.session.borrow().meta().info_hash.to_hex()
+        self.session.borrow().torrent().info_hash().to_hex()
     }
 
-    /// Bytes in the track.
+    /// Bytes in the track; 0 until a magnet's metadata is known.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> f64 {
         self.session.borrow().torrent().total_length() as f64
     }
 
-    /// Listens for `progress`, `peers`, `done` or `warning`.
+    /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming` or `warning`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,
@@ -360,7 +437,8 @@ impl TrackStats {
     }
 }
 
-fn stream_url(prefix: &str, info_hash: InfoHash, name: &str) -> String {
+/// The URL the element plays, under the service worker's prefix.
+pub(crate) fn stream_url(prefix: &str, info_hash: InfoHash, name: &str) -> String {
     let name: String = name
         .chars()
         .map(|c| {

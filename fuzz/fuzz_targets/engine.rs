@@ -34,7 +34,7 @@ struct Input {
     /// Bit p: piece p is imported before the run (a partial seeder).
     imported: u8,
     web_seed: bool,
-    /// Tight limits (few peers, slots and requests) reach more edge cases.
+    /// Tight limits (few peers, slots, requests and memory) reach more edge cases.
     tight: bool,
     seed: u64,
     ops: Vec<Op>,
@@ -182,6 +182,9 @@ impl Harness {
             config.max_requests_per_peer = 3;
             config.serve_burst = 2;
             config.web_seed_parallel = 1;
+            // Room for two pieces of four: verifying evicts, seeking back
+            // (`Op::Playback`) revives, requests for evicted pieces are rejected.
+            config.memory_limit = 2 * u64::from(PIECE);
         }
         let mut engine = Torrent::new(config, spec, PeerId([200; 20]), input.seed, Time(0)).ok()?;
         for (piece, chunk) in content.chunks(PIECE as usize).enumerate() {

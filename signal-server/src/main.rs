@@ -90,7 +90,8 @@ struct SeedArgs {
 
 #[derive(Args, Debug)]
 struct GetArgs {
-    /// A `.torrent` path or http:// URL (magnet links: not yet).
+    /// A `.torrent` path, an http:// URL, or a magnet link (metadata from
+    /// its `xs` torrent URL if that loads, else from peers over ut_metadata).
     torrent: String,
     /// Directory the files are written to.
     #[arg(long, default_value = ".")]

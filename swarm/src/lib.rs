@@ -16,12 +16,14 @@
 //! - [`announce`]: the tracker client state machine built on them.
 //! - [`bitfield`], [`picker`]: which pieces exist where, and what to ask next.
 //! - [`engine`]: the per-torrent state machine that ties them together.
+//! - [`join`]: joining by a bare magnet: metadata from peers, then the engine.
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod bitfield;
 pub mod engine;
 pub mod ids;
+pub mod join;
 pub mod magnet;
 pub mod metainfo;
 pub mod picker;

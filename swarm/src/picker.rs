@@ -202,6 +202,14 @@ impl Picker {
         }
     }
 
+    /// A peer no longer has `piece` (it rejected a request for it while
+    /// unchoking us: it evicted the piece).
+    pub fn remove_peer_piece(&mut self, piece: u32) {
+        if let Some(a) = self.availability.get_mut(piece as usize) {
+            *a = a.saturating_sub(1);
+        }
+    }
+
     /// Sets (or clears) where playback is.
     pub fn set_playback(&mut self, playback: Option<Playback>) {
         self.playback = playback;
@@ -409,6 +417,12 @@ impl Picker {
     pub fn piece_verified(&mut self, piece: u32) {
         self.partial.remove(&piece);
         self.have.set(piece);
+    }
+
+    /// `piece`, verified earlier, is no longer held (its bytes were evicted
+    /// and playback needs it): it is missing again.
+    pub fn piece_forgotten(&mut self, piece: u32) {
+        self.have.clear(piece);
     }
 
     /// `piece` failed its hash check: every block is missing again.

@@ -163,11 +163,15 @@ impl Session {
     }
 
     fn fetch_web_seed(&mut self, id: FetchId, offset: u64, length: u32) {
-        let Some(base) = self.meta.url_list.first() else {
+        let Some((base, meta)) = self
+            .meta
+            .as_ref()
+            .and_then(|m| Some((m.url_list.first()?, m)))
+        else {
             self.torrent.handle_web_seed_error(js::now(), id);
             return;
         };
-        let plan = webseed::plan_ranges(&self.meta.info, base, offset, length);
+        let plan = webseed::plan_ranges(&meta.info, base, offset, length);
         let weak = self.me.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = webseed::fetch_ranges(&plan).await;

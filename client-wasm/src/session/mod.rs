@@ -18,7 +18,8 @@ use std::rc::{Rc, Weak};
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use swarm::announce::{Announcer, Progress, TrackerIndex};
-use swarm::engine::{PeerKey, Torrent};
+use swarm::engine::PeerKey;
+use swarm::join::Joining;
 use swarm::metainfo::Metainfo;
 use swarm::picker::Playback;
 use swarm::time::Time;
@@ -45,10 +46,11 @@ pub struct Settings {
     pub ice_servers: Vec<String>,
     /// Concurrent peer connections at most (offers included).
     pub max_peers: usize,
-    /// The URL the `<audio>` element plays (under the worker's scope).
-    pub stream_url: String,
-    /// Set `<audio src>` directly to the web seed (no service worker).
-    pub direct_src: Option<String>,
+    /// URL prefix the service worker streams under.
+    pub stream_prefix: String,
+    /// A service worker controls the page; without one the element plays
+    /// the web seed directly.
+    pub controlled: bool,
 }
 
 /// One connection's bookkeeping besides the browser object.
@@ -64,8 +66,11 @@ struct Conn {
 pub struct Session {
     me: Weak<RefCell<Session>>,
     settings: Settings,
-    meta: Metainfo,
-    torrent: Torrent,
+    /// The torrent; `None` while a bare magnet's metadata is fetched.
+    meta: Option<Metainfo>,
+    /// The URL the element plays, once the metadata is known.
+    stream_url: Option<String>,
+    torrent: Joining,
     announcer: Announcer,
     audio: HtmlMediaElement,
     events: EventTarget,
@@ -104,11 +109,12 @@ pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 's
 }
 
 impl Session {
-    /// A session for `meta`; nothing runs until [`Session::start`].
+    /// A session for `meta` (or a magnet whose metadata `torrent` fetches);
+    /// nothing runs until [`Session::start`].
     pub fn new(
         settings: Settings,
-        meta: Metainfo,
-        torrent: Torrent,
+        meta: Option<Metainfo>,
+        torrent: Joining,
         announcer: Announcer,
         audio: HtmlMediaElement,
     ) -> Result<SessionRef, js::JsError> {
@@ -118,6 +124,7 @@ impl Session {
                 me: me.clone(),
                 settings,
                 meta,
+                stream_url: None,
                 torrent,
                 announcer,
                 audio,
@@ -143,14 +150,53 @@ impl Session {
     /// stream, and runs the first round of the engine and the announcer.
     pub fn start(&mut self) -> Result<(), js::JsError> {
         self.listen()?;
-        let src = self
-            .settings
-            .direct_src
-            .clone()
-            .unwrap_or_else(|| self.settings.stream_url.clone());
-        self.audio.set_src(&src);
+        self.point_element_at_stream();
         self.drive();
         Ok(())
+    }
+
+    /// Metadata that arrived by another way (the magnet's `xs` torrent):
+    /// used if it hashes to the info hash and peers have not delivered yet.
+    pub fn offer_metadata(&mut self, info_bytes: &[u8]) -> bool {
+        self.torrent.offer_metadata(js::now(), info_bytes)
+    }
+
+    /// Once the metadata is known (at once for a `.torrent`), sets the
+    /// element's `src`: the worker's stream URL, or the web seed directly
+    /// without a worker (the track then emits `nostreaming`).
+    fn point_element_at_stream(&mut self) {
+        if self.stream_url.is_some() {
+            return;
+        }
+        let fetched = self.meta.is_none();
+        if fetched {
+            self.meta = self.torrent.metainfo().cloned();
+        }
+        let Some(meta) = &self.meta else {
+            return;
+        };
+        let url = crate::api::stream_url(
+            &self.settings.stream_prefix,
+            meta.info_hash,
+            &meta.info.name,
+        );
+        let direct = (!self.settings.controlled)
+            .then(|| meta.url_list.first().cloned())
+            .flatten();
+        self.audio.set_src(direct.as_deref().unwrap_or(&url));
+        self.stream_url = Some(url);
+        if let Ok(promise) = self.audio.play() {
+            // Autoplay may be refused until the listener interacts: not an error.
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            });
+        }
+        if fetched {
+            self.emit("metadata", (self.torrent.total_length() as f64).into());
+        }
+        if !self.settings.controlled {
+            self.emit("nostreaming", wasm_bindgen::JsValue::UNDEFINED);
+        }
     }
 
     /// The target `track.addEventListener` registers on.
@@ -158,18 +204,18 @@ impl Session {
         &self.events
     }
 
-    /// The URL the element plays.
+    /// The URL the element plays; empty until the metadata is known.
     pub fn stream_url(&self) -> &str {
-        &self.settings.stream_url
+        self.stream_url.as_deref().unwrap_or("")
     }
 
-    /// The parsed torrent.
-    pub fn meta(&self) -> &Metainfo {
-        &self.meta
+    /// The parsed torrent, once known.
+    pub fn meta(&self) -> Option<&Metainfo> {
+        self.meta.as_ref()
     }
 
-    /// The engine.
-    pub fn torrent(&self) -> &Torrent {
+    /// The engine (fetching metadata, or running).
+    pub fn torrent(&self) -> &Joining {
         &self.torrent
     }
 
@@ -209,14 +255,20 @@ impl Session {
             return;
         }
         let engine_wake = self.drain_engine();
+        self.point_element_at_stream();
         let stats = self.torrent.stats();
         let verified = u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
+        // Unknown while fetching metadata: announcing 0 would make us a seeder.
+        let left = self
+            .torrent
+            .has_metadata()
+            .then(|| self.torrent.total_length().saturating_sub(verified));
         self.announcer.set_progress(
             js::now(),
             Progress {
                 uploaded: stats.uploaded,
                 downloaded: stats.from_peers + stats.from_web_seed,
-                left: Some(self.torrent.total_length().saturating_sub(verified)),
+                left,
             },
         );
         self.announcer
@@ -316,7 +368,7 @@ impl Session {
         self.emit("peers", self.torrent.stats().peers.into());
     }
 
-    fn warn(&self, message: &str) {
+    pub(crate) fn warn(&self, message: &str) {
         self.emit("warning", message.into());
     }
 }

@@ -16,13 +16,17 @@ impl Session {
         if request.stream != self.torrent.info_hash().to_hex() {
             return;
         }
+        // The element is pointed at the stream only once the metadata is known.
+        let Some(name) = self.meta.as_ref().map(|m| m.info.name.clone()) else {
+            return;
+        };
         self.next_reader += 1;
         let id = self.next_reader;
         let weak = self.me.clone();
         let sink: PortSink = Rc::new(move |id, request| {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
-        let mime = stream::mime_for(&self.meta.info.name);
+        let mime = stream::mime_for(&name);
         match Reader::open(id, port, request, self.torrent.total_length(), mime, sink) {
             Ok(Some(reader)) => {
                 self.readers.insert(id, reader);

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use swarm::magnet::{Magnet, MagnetError};
 use swarm::metainfo::Metainfo;
 
 use super::{NativeError, NativePeer, PeerOptions, PeerStats, load_torrent};
@@ -23,10 +24,10 @@ pub struct SeedCommand {
     pub options: PeerOptions,
 }
 
-/// `signal-server get TORRENT --out DIR`.
+/// `signal-server get TORRENT|MAGNET --out DIR`.
 #[derive(Debug, Clone)]
 pub struct GetCommand {
-    /// A `.torrent` path or `http://` URL.
+    /// A `.torrent` path, an `http://` URL or a `magnet:?` link.
     pub torrent: String,
     /// Directory the files are written to.
     pub out: PathBuf,
@@ -45,9 +46,9 @@ pub enum CommandError {
     /// A torrent could not be made for a data file.
     #[error(transparent)]
     Publish(#[from] PublishError),
-    /// Magnet links need metadata exchange (BEP 9), not wired up yet.
-    #[error("magnet links are not supported yet: give a .torrent path or URL")]
-    Magnet,
+    /// The magnet link does not parse.
+    #[error("bad magnet link: {0}")]
+    Magnet(#[from] MagnetError),
     /// A `.torrent` could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -104,12 +105,19 @@ pub async fn seed(command: SeedCommand) -> Result<(), CommandError> {
 /// Downloads a torrent into `out`, then seeds until Ctrl-C (or exits when
 /// `exit_when_done`).
 pub async fn get(command: GetCommand) -> Result<PeerStats, CommandError> {
-    if command.torrent.starts_with("magnet:") {
-        return Err(CommandError::Magnet);
-    }
-    let meta = load_torrent(&command.torrent).await?;
-    let target = command.out.join(&meta.info.name);
-    let peer = NativePeer::start(&meta, &target, command.options.clone()).await?;
+    let peer = if command.torrent.starts_with("magnet:") {
+        let magnet = Magnet::parse(&command.torrent)?;
+        match torrent_from_exact_source(&magnet).await {
+            Some(meta) => start_torrent(&meta, &command).await?,
+            None => {
+                tracing::info!(info_hash = %magnet.info_hash, "fetching metadata from peers");
+                NativePeer::start_magnet(&magnet, &command.out, command.options.clone()).await?
+            }
+        }
+    } else {
+        let meta = load_torrent(&command.torrent).await?;
+        start_torrent(&meta, &command).await?
+    };
     let started = Instant::now();
     let mut progress = tokio::time::interval(Duration::from_secs(2));
     let ctrl_c = tokio::signal::ctrl_c();
@@ -128,6 +136,7 @@ pub async fn get(command: GetCommand) -> Result<PeerStats, CommandError> {
                 announced_done = true;
                 let s = peer.stats();
                 let secs = started.elapsed().as_secs_f64();
+                let target = s.target.clone().unwrap_or_default();
                 tracing::info!(
                     file = %target.display(),
                     seconds = format!("{secs:.2}"),
@@ -144,6 +153,29 @@ pub async fn get(command: GetCommand) -> Result<PeerStats, CommandError> {
     let stats = peer.stats();
     peer.stop().await;
     Ok(stats)
+}
+
+async fn start_torrent(meta: &Metainfo, command: &GetCommand) -> Result<NativePeer, NativeError> {
+    let target = command.out.join(&meta.info.name);
+    NativePeer::start(meta, &target, command.options.clone()).await
+}
+
+/// The `.torrent` named by the magnet's `xs`, if one loads and is the
+/// magnet's swarm: a plain HTTP fetch is faster than asking peers, and
+/// works with no peer at all. Anything else falls back to ut_metadata.
+async fn torrent_from_exact_source(magnet: &Magnet) -> Option<Metainfo> {
+    for url in &magnet.exact_sources {
+        let loaded = tokio::time::timeout(Duration::from_secs(10), load_torrent(url)).await;
+        match loaded {
+            Ok(Ok(meta)) if meta.info_hash == magnet.info_hash => return Some(meta),
+            Ok(Ok(meta)) => {
+                tracing::warn!(%url, found = %meta.info_hash, "xs torrent is another swarm")
+            }
+            Ok(Err(e)) => tracing::warn!(%url, %e, "xs torrent did not load"),
+            Err(_) => tracing::warn!(%url, "xs torrent timed out"),
+        }
+    }
+    None
 }
 
 async fn make_torrent(path: &Path, command: &SeedCommand) -> Result<Metainfo, CommandError> {

@@ -9,13 +9,15 @@
 //! has one owner.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use swarm::PeerId;
 use swarm::announce::{Action, Announcer, Progress, TrackerIndex, TrackerNotice};
-use swarm::engine::{Event, FetchId, Output, PeerKey, Source, Torrent};
+use swarm::engine::{Event, FetchId, Output, PeerKey, Source};
+use swarm::join::Joining;
 use swarm::metainfo::Info;
 use swarm::time::Time;
 use swarm::tracker::OfferId;
@@ -110,11 +112,16 @@ struct TrackerLink {
 
 /// The engine's owner. See the module documentation.
 pub(super) struct Driver {
-    pub(super) engine: Torrent,
+    pub(super) engine: Joining,
     pub(super) announcer: Announcer,
-    pub(super) storage: Storage,
-    pub(super) info: Arc<Info>,
+    /// The files; `None` while a magnet's metadata is being fetched.
+    pub(super) storage: Option<Storage>,
+    /// The torrent's layout; `None` while a magnet's metadata is being fetched.
+    pub(super) info: Option<Arc<Info>>,
     pub(super) web_seed: Option<String>,
+    /// For a magnet: where the files go once the metadata is known, and
+    /// whether to use its `ws` web seeds.
+    pub(super) magnet_out: Option<(PathBuf, bool)>,
     pub(super) http: HttpClient,
     pub(super) rtc: Arc<RtcConfig>,
     pub(super) inbox: Inbox,
@@ -135,10 +142,10 @@ impl Driver {
     /// A driver for an engine and announcer built at `start`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        engine: Torrent,
+        engine: Joining,
         announcer: Announcer,
-        storage: Storage,
-        info: Arc<Info>,
+        storage: Option<Storage>,
+        info: Option<Arc<Info>>,
         web_seed: Option<String>,
         rtc: Arc<RtcConfig>,
         inbox: Inbox,
@@ -152,6 +159,7 @@ impl Driver {
             storage,
             info,
             web_seed,
+            magnet_out: None,
             http: HttpClient::default(),
             rtc,
             inbox,
@@ -167,6 +175,13 @@ impl Driver {
             announcer_wake: Time::from_millis(0),
             corrupt_uploads: false,
         }
+    }
+
+    /// A magnet join: once the metadata is in, the files are made under
+    /// `out` (and the magnet's `ws` web seeds used if `web_seed`).
+    pub(super) fn magnet_target(mut self, out: PathBuf, web_seed: bool) -> Self {
+        self.magnet_out = Some((out, web_seed));
+        self
     }
 
     /// Fault injection: serve corrupt blocks (see `fault.rs`).
@@ -388,6 +403,7 @@ impl Driver {
 
     /// Drains the engine, then the announcer, until both wait for a time.
     fn drain(&mut self) {
+        self.open_files_once_known();
         loop {
             match self.engine.poll() {
                 Output::Timeout(t) => {
@@ -400,19 +416,24 @@ impl Driver {
         let now = self.now();
         let stats = self.engine.stats();
         let piece_length = u64::from(self.engine.piece_length());
-        let left = if self.engine.is_complete() {
-            0
+        // Unknown until the metadata is: announcing 0 would make us a seeder.
+        let left = if !self.engine.has_metadata() {
+            None
+        } else if self.engine.is_complete() {
+            Some(0)
         } else {
-            self.engine
-                .total_length()
-                .saturating_sub(u64::from(stats.verified_pieces) * piece_length)
+            Some(
+                self.engine
+                    .total_length()
+                    .saturating_sub(u64::from(stats.verified_pieces) * piece_length),
+            )
         };
         self.announcer.set_progress(
             now,
             Progress {
                 uploaded: stats.uploaded,
                 downloaded: stats.from_peers + stats.from_web_seed,
-                left: Some(left),
+                left,
             },
         );
         self.announcer
@@ -427,6 +448,7 @@ impl Driver {
             }
         }
         let open = self.conns.values().filter(|c| c.open).count();
+        let complete = self.engine.is_complete();
         self.stats.send_modify(|s| {
             s.verified_pieces = stats.verified_pieces;
             s.total_pieces = stats.total_pieces;
@@ -436,6 +458,7 @@ impl Driver {
             s.wasted = stats.wasted;
             s.peers = stats.peers;
             s.connections = open;
+            s.done = s.done || complete;
         });
     }
 
@@ -459,12 +482,11 @@ impl Driver {
             }
             Output::FetchWebSeed { id, offset, length } => {
                 tracing::trace!(?id, offset, length, "web seed fetch");
-                let Some(base) = self.web_seed.clone() else {
+                let (Some(base), Some(info)) = (self.web_seed.clone(), self.info.clone()) else {
                     self.engine.handle_web_seed_error(self.now(), id);
                     return;
                 };
-                let (http, info, inbox) =
-                    (self.http.clone(), self.info.clone(), self.inbox.clone());
+                let (http, inbox) = (self.http.clone(), self.inbox.clone());
                 tokio::spawn(async move {
                     let result = http.web_seed_range(&info, &base, offset, length).await;
                     let _ = inbox.send(Input::WebSeed { id, result });
@@ -478,11 +500,12 @@ impl Driver {
     fn engine_event(&mut self, event: Event) {
         match event {
             Event::PieceVerified { piece } => {
-                let Some(data) = self.engine.piece(piece) else {
+                let (Some(data), Some(storage)) = (self.engine.piece(piece), self.storage.as_ref())
+                else {
                     return;
                 };
                 // A page-cache write of one piece: short enough to do inline.
-                if let Err(e) = self.storage.write_piece(piece, data) {
+                if let Err(e) = storage.write_piece(piece, data) {
                     tracing::error!(%e, piece, "cannot write a verified piece");
                     self.stats
                         .send_modify(|s| s.storage_error = Some(e.to_string()));
@@ -502,12 +525,46 @@ impl Driver {
                 tracing::warn!(piece, "the web seed sent a piece that does not verify");
             }
             Event::PieceFailed { piece } => tracing::debug!(piece, "piece failed its hash check"),
-            Event::Done => {
-                tracing::info!(peer = %self.engine.peer_id(), "download complete");
-                self.stats.send_modify(|s| s.done = true);
-            }
+            // `done` is published with the counters at the end of `drain`,
+            // so whoever waits for it reads final totals.
+            Event::Done => tracing::info!(peer = %self.engine.peer_id(), "download complete"),
             _ => {}
         }
+    }
+
+    /// A magnet's metadata just arrived: open the files, take the web seed.
+    fn open_files_once_known(&mut self) {
+        if self.storage.is_some() {
+            return;
+        }
+        if self.magnet_out.is_none() || !self.engine.has_metadata() {
+            return;
+        }
+        let (Some((out, use_web_seed)), Some(meta)) =
+            (self.magnet_out.take(), self.engine.metainfo())
+        else {
+            return;
+        };
+        let target = out.join(&meta.info.name);
+        tracing::info!(
+            name = %meta.info.name,
+            pieces = meta.info.piece_count(),
+            bytes = meta.info.total_length(),
+            "metadata received from peers"
+        );
+        match Storage::new(&meta.info, &target) {
+            Ok(storage) => self.storage = Some(storage),
+            Err(e) => {
+                tracing::error!(%e, "cannot open the files of a magnet download");
+                self.stats
+                    .send_modify(|s| s.storage_error = Some(e.to_string()));
+            }
+        }
+        if use_web_seed {
+            self.web_seed = meta.url_list.first().cloned();
+        }
+        self.info = Some(Arc::new(meta.info.clone()));
+        self.stats.send_modify(|s| s.target = Some(target));
     }
 
     fn announcer_action(&mut self, action: Action) {

@@ -30,13 +30,15 @@ mod rtc;
 mod tracker_socket;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swarm::PeerId;
 use swarm::announce::{AnnounceConfig, Announcer};
 use swarm::engine::{Config as EngineConfig, SpecError, Torrent, TorrentSpec};
+use swarm::join::{FetchConfig, Joining};
+use swarm::magnet::Magnet;
 use swarm::metainfo::{Metainfo, MetainfoError};
 use swarm::time::Time;
 use tokio::sync::{mpsc, watch};
@@ -76,7 +78,12 @@ impl Default for PeerOptions {
             rtc: RtcConfig::default(),
             max_peers: 40,
             web_seed: true,
-            engine: EngineConfig::default(),
+            // The files on disk are this peer's store; pieces stay in memory
+            // as before rather than be evicted and rejected.
+            engine: EngineConfig {
+                memory_limit: u64::MAX,
+                ..EngineConfig::default()
+            },
             announce: AnnounceConfig::default(),
             corrupt_uploads: false,
         }
@@ -114,6 +121,8 @@ pub struct PeerStats {
     pub done: bool,
     /// The last error writing a verified piece, if any.
     pub storage_error: Option<String>,
+    /// Where the files are; for a magnet, known once the metadata is.
+    pub target: Option<PathBuf>,
 }
 
 /// Why a native peer could not start.
@@ -207,14 +216,15 @@ impl NativePeer {
             peer_id: Some(peer_id),
             imported_pieces: imported,
             done: engine.is_complete(),
+            target: Some(target.to_path_buf()),
             ..PeerStats::default()
         });
         let (inbox, rx) = mpsc::unbounded_channel();
         let driver = Driver::new(
-            engine,
+            Joining::from_torrent(engine),
             announcer,
-            storage,
-            Arc::new(meta.info.clone()),
+            Some(storage),
+            Some(Arc::new(meta.info.clone())),
             web_seed,
             Arc::new(options.rtc.clone()),
             inbox.clone(),
@@ -222,6 +232,68 @@ impl NativePeer {
             options.max_peers,
             start,
         )
+        .corrupting_uploads(options.corrupt_uploads);
+        let task = tokio::spawn(driver.run(rx));
+        Ok(NativePeer { inbox, stats, task })
+    }
+
+    /// Joins the swarm of a bare magnet: the metadata comes from peers over
+    /// ut_metadata (BEP 9), then the same connections carry the pieces,
+    /// written under `out_dir` by the torrent's name. The magnet's `ws` web
+    /// seeds are used once the metadata is known (if `options.web_seed`).
+    pub async fn start_magnet(
+        magnet: &Magnet,
+        out_dir: &Path,
+        options: PeerOptions,
+    ) -> Result<NativePeer, NativeError> {
+        let mut trackers = options.trackers.clone();
+        if trackers.is_empty() {
+            trackers = magnet.trackers.clone();
+        }
+        if trackers.is_empty() {
+            return Err(NativeError::NoTracker);
+        }
+        let peer_id = PeerId::generate(std::array::from_fn(|_| fastrand::u8(..)));
+        let start = Instant::now();
+        let fetch = FetchConfig {
+            max_peers: options.engine.max_peers,
+            client_name: options.engine.client_name.clone(),
+            ..FetchConfig::default()
+        };
+        let engine = Joining::from_magnet(
+            options.engine.clone(),
+            fetch,
+            magnet.clone(),
+            peer_id,
+            fastrand::u64(..),
+            Time::from_millis(0),
+        );
+        let announcer = Announcer::new(
+            options.announce.clone(),
+            magnet.info_hash,
+            peer_id,
+            trackers,
+            fastrand::u64(..),
+            Time::from_millis(start.elapsed().as_millis() as u64),
+        );
+        let (stats_tx, stats) = watch::channel(PeerStats {
+            peer_id: Some(peer_id),
+            ..PeerStats::default()
+        });
+        let (inbox, rx) = mpsc::unbounded_channel();
+        let driver = Driver::new(
+            engine,
+            announcer,
+            None,
+            None,
+            None,
+            Arc::new(options.rtc.clone()),
+            inbox.clone(),
+            stats_tx,
+            options.max_peers,
+            start,
+        )
+        .magnet_target(out_dir.to_path_buf(), options.web_seed)
         .corrupting_uploads(options.corrupt_uploads);
         let task = tokio::spawn(driver.run(rx));
         Ok(NativePeer { inbox, stats, task })

@@ -13,6 +13,10 @@ use super::{Event, PeerError, PeerKey, Torrent};
 /// Our extension id for ut_metadata, advertised in our extended handshake.
 pub(crate) const UT_METADATA_ID: u8 = 1;
 
+/// Our extension id for lt_donthave ("I no longer have piece N", 4-byte
+/// index), which WebTorrent speaks: how evictions are announced.
+pub(crate) const LT_DONTHAVE_ID: u8 = 2;
+
 /// Unrequested blocks tolerated from one peer (in flight across a choke)
 /// before it is dropped.
 const MAX_UNREQUESTED_BLOCKS: u32 = 64;
@@ -57,6 +61,8 @@ impl Torrent {
             let mut ours = ExtendedHandshake::default();
             ours.m
                 .insert(extension::UT_METADATA.to_owned(), UT_METADATA_ID);
+            ours.m
+                .insert(extension::LT_DONTHAVE.to_owned(), LT_DONTHAVE_ID);
             ours.v = Some(self.config.client_name.clone());
             ours.reqq = Some(self.config.max_requests_per_peer);
             ours.metadata_size = metadata_size;
@@ -68,7 +74,8 @@ impl Torrent {
                 },
             );
         }
-        let have = self.picker.have();
+        // Evicted pieces are not offered to new peers (PIECES.md).
+        let have = self.advertised();
         let announce = if fast && have.is_full() {
             Message::HaveAll
         } else if fast && have.count() == 0 {
@@ -155,6 +162,12 @@ impl Torrent {
             Message::Reject(block) => {
                 if peer.take_outstanding(block) {
                     self.picker.unrequest(block);
+                    // Rejected while unchoked: it no longer has the piece
+                    // (evicted; the core protocol has no "don't have").
+                    // Not a source of it until it says `have` again.
+                    if !peer.peer_choking {
+                        self.peer_lost_piece(key, block.piece);
+                    }
                 }
             }
             Message::Piece {
@@ -166,6 +179,19 @@ impl Torrent {
             Message::Extended { id, payload } => self.on_extended(key, id, &payload),
         }
         Ok(())
+    }
+
+    /// The peer no longer has `piece` (lt_donthave, or a reject while it
+    /// unchokes us): not a source of it until it says `have` again.
+    fn peer_lost_piece(&mut self, key: PeerKey, piece: u32) {
+        if self
+            .peers
+            .get_mut(&key)
+            .is_some_and(|p| p.pieces.clear(piece))
+        {
+            self.picker.remove_peer_piece(piece);
+            self.update_interest(key);
+        }
     }
 
     fn set_peer_pieces(&mut self, key: PeerKey, pieces: Bitfield) {
@@ -185,9 +211,18 @@ impl Torrent {
                 (ExtendedHandshake::decode(payload), self.peers.get_mut(&key))
             {
                 peer.ut_metadata = theirs.id_of(extension::UT_METADATA);
+                peer.lt_donthave = theirs.id_of(extension::LT_DONTHAVE);
                 if let Some(reqq) = theirs.reqq {
                     peer.reqq = reqq.clamp(1, self.config.max_requests_per_peer);
                 }
+            }
+            return;
+        }
+        if id == LT_DONTHAVE_ID {
+            // Four bytes, a piece index; anything else is ignored.
+            let piece = <[u8; 4]>::try_from(payload).map(u32::from_be_bytes);
+            if let Ok(piece) = piece {
+                self.peer_lost_piece(key, piece);
             }
             return;
         }
@@ -227,7 +262,7 @@ impl Torrent {
             return Err(PeerError::Protocol(format!("bad request {block:?}")));
         }
         let max_queue = self.config.max_requests_per_peer as usize;
-        let have = self.picker.have().has(block.piece);
+        let have = self.can_serve(block.piece);
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -282,7 +317,8 @@ impl Torrent {
         peer.download.record(now, u64::from(block.length));
         if self.picker.have().has(piece) {
             self.stats.wasted += u64::from(block.length);
-            if !self.store.matches_verified(piece, offset, data) {
+            // An evicted piece has no bytes to compare with: not evidence.
+            if !self.evicted.has(piece) && !self.store.matches_verified(piece, offset, data) {
                 self.ban(id);
             }
             return Ok(());
@@ -366,6 +402,7 @@ impl Torrent {
             self.done_announced = true;
             self.event(Event::Done);
         }
+        self.enforce_memory_limit(piece);
     }
 
     fn ban_source(&mut self, source: Source, piece: u32) {

@@ -8,7 +8,8 @@
 //!
 //! The checks, in order:
 //! 1. A piece is in exactly one state: verified (in `have`, bytes stored,
-//!    no partial entry, no buffer), partial, or untouched.
+//!    no partial entry, no buffer), evicted (had, in the evicted set, no
+//!    bytes, no partial entry, no buffer), partial, or untouched.
 //! 2. Verified bytes have the piece's length and SHA-1.
 //! 3. A partial piece has at least one block requested or received, its
 //!    received count matches its blocks, and it has a buffer iff a block was
@@ -23,7 +24,8 @@
 //!    piece.
 //! 7. At most `upload_slots + 1` peers are unchoked; no banned or duplicate
 //!    peer id is connected, nor our own.
-//! 8. Stats agree: `verified_pieces` is the count of `have`; web-seed fetches
+//! 8. Stats agree: `verified_pieces` is the count of `have`, `evicted_pieces`
+//!    of the evicted set; web-seed fetches
 //!    in flight stay within `web_seed_parallel`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -51,6 +53,15 @@ impl Torrent {
         for piece in 0..self.picker.piece_count() {
             let partial = self.picker.partial_blocks(piece);
             let verified = self.store.verified(piece);
+            if self.evicted.has(piece) {
+                if !have.has(piece) {
+                    return Err(format!("piece {piece} is evicted but not had"));
+                }
+                if verified.is_some() || partial.is_some() || buffered.contains(&piece) {
+                    return Err(format!("evicted piece {piece} still has bytes or a buffer"));
+                }
+                continue;
+            }
             if have.has(piece) {
                 let bytes = verified.ok_or(format!("piece {piece} is had but has no bytes"))?;
                 if bytes.len() != self.picker.piece_size(piece) as usize {
@@ -233,6 +244,13 @@ impl Torrent {
                 self.stats.verified_pieces
             ));
         }
+        if self.stats.evicted_pieces != self.evicted.count() {
+            return Err(format!(
+                "stats count {} evicted pieces, {} are",
+                self.stats.evicted_pieces,
+                self.evicted.count()
+            ));
+        }
         let in_flight = self.web_seed.in_flight_pieces().count();
         if in_flight > self.config.web_seed_parallel {
             return Err(format!("{in_flight} web-seed fetches in flight"));
@@ -244,7 +262,7 @@ impl Torrent {
     /// what we accept in one request.
     fn queued_block_ok(&self, block: BlockRef) -> bool {
         let size = u64::from(self.picker.piece_size(block.piece));
-        self.picker.have().has(block.piece)
+        self.can_serve(block.piece)
             && block.length > 0
             && block.length <= MAX_REQUEST_LEN
             && u64::from(block.offset) + u64::from(block.length) <= size

@@ -18,16 +18,20 @@
 //! Piece-state invariants are written down in `PIECES.md` beside this file.
 
 mod choke;
+mod evict;
 mod handle;
 mod invariants;
 mod peer;
 mod pieces;
+pub mod store;
 mod webseed;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 pub use pieces::Source;
+
+pub(crate) use handle::{LT_DONTHAVE_ID, UT_METADATA_ID};
 
 use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};
@@ -80,6 +84,10 @@ pub struct Config {
     pub max_message_len: usize,
     /// Client name sent in the extended handshake (`v`).
     pub client_name: String,
+    /// Bytes of verified pieces kept in memory at most; beyond it pieces
+    /// far from the playhead are evicted (see `store.rs`). A track smaller
+    /// than this is never evicted.
+    pub memory_limit: u64,
     /// Piece picker tunables.
     pub picker: PickerConfig,
 }
@@ -101,6 +109,7 @@ impl Default for Config {
             web_seed_idle_wait: Duration::from_millis(1500),
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
+            memory_limit: store::DEFAULT_MEMORY_LIMIT,
             picker: PickerConfig::default(),
         }
     }
@@ -182,6 +191,9 @@ pub enum PeerError {
     /// We are at [`Config::max_peers`].
     #[error("too many peers")]
     TooManyPeers,
+    /// It misbehaved while we fetched a magnet's metadata.
+    #[error("metadata exchange: {0}")]
+    Metadata(#[from] crate::join::MetadataPeerError),
 }
 
 /// Things worth knowing that need no action.
@@ -287,6 +299,8 @@ pub struct Stats {
     pub peers: usize,
     /// Peer ids banned.
     pub banned: usize,
+    /// Verified pieces whose bytes were evicted to stay within the memory bound.
+    pub evicted_pieces: u32,
 }
 
 /// One torrent's engine. See the module documentation for how to drive it.
@@ -299,6 +313,8 @@ pub struct Torrent {
     rng: fastrand::Rng,
     picker: Picker,
     store: PieceStore,
+    /// Verified pieces whose bytes were evicted (always a subset of `have`).
+    evicted: Bitfield,
     peers: BTreeMap<PeerKey, Peer>,
     banned: HashSet<PeerId>,
     web_seed: WebSeed,
@@ -339,6 +355,7 @@ impl Torrent {
             spec.piece_length,
             spec.total_length,
             spec.piece_hashes.clone(),
+            config.memory_limit,
         );
         let stats = Stats {
             total_pieces: expected,
@@ -354,6 +371,7 @@ impl Torrent {
             rng,
             picker,
             store,
+            evicted: Bitfield::empty(expected),
             peers: BTreeMap::new(),
             banned: HashSet::new(),
             outputs: VecDeque::new(),
@@ -406,6 +424,27 @@ impl Torrent {
             peer_id: self.our_id,
         };
         self.send_raw(key, handshake.encode().to_vec());
+    }
+
+    /// Takes over a connection from a [`crate::join::MetadataFetch`]: our
+    /// handshake went out already, and `received` is what the peer sent
+    /// (its handshake first), replayed as if it arrived now. Bitfields and
+    /// haves sent before the piece count was known are checked here.
+    pub fn adopt_peer(&mut self, now: Time, key: PeerKey, received: &[u8]) {
+        self.now = now;
+        if self.peers.contains_key(&key) {
+            return;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.outputs.push_back(Output::Close {
+                peer: key,
+                reason: PeerError::TooManyPeers,
+            });
+            return;
+        }
+        let peer = Peer::new(now, self.picker.piece_count(), self.config.max_message_len);
+        self.peers.insert(key, peer);
+        self.handle_peer_data(now, key, received);
     }
 
     /// Bytes arrived on a peer's channel.
@@ -462,6 +501,7 @@ impl Torrent {
     pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
         self.now = now;
         self.picker.set_playback(playback);
+        self.revive_near_playhead();
         self.schedule_web_seed();
         self.request_everywhere();
     }

@@ -37,6 +37,8 @@ pub(crate) struct Peer {
     pub extended: bool,
     /// The peer's id for ut_metadata, from its extended handshake.
     pub ut_metadata: Option<u8>,
+    /// The peer's id for lt_donthave, from its extended handshake.
+    pub lt_donthave: Option<u8>,
     /// Requests the peer says it will queue (`reqq`).
     pub reqq: u32,
     pub pieces: Bitfield,
@@ -71,6 +73,7 @@ impl Peer {
             fast: false,
             extended: false,
             ut_metadata: None,
+            lt_donthave: None,
             reqq: DEFAULT_REQQ,
             pieces: Bitfield::empty(piece_count),
             am_choking: true,

@@ -14,6 +14,8 @@ use sha1::{Digest, Sha1};
 use crate::ids::PeerId;
 use crate::wire::BLOCK_SIZE;
 
+use super::store::MemoryStore;
+
 /// Who delivered a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -49,7 +51,8 @@ pub(crate) struct PieceStore {
     piece_length: u32,
     total_length: u64,
     hashes: Vec<[u8; 20]>,
-    verified: Vec<Option<Box<[u8]>>>,
+    /// Verified pieces (see `store.rs`).
+    memory: MemoryStore,
     buffers: HashMap<u32, Buffer>,
     /// Digests of blocks that lost a verification or arrived as a differing
     /// duplicate, per piece: (block index, who sent it, SHA-1 of the block).
@@ -57,13 +60,13 @@ pub(crate) struct PieceStore {
 }
 
 impl PieceStore {
-    pub fn new(piece_length: u32, total_length: u64, hashes: Vec<[u8; 20]>) -> Self {
-        let n = hashes.len();
+    pub fn new(piece_length: u32, total_length: u64, hashes: Vec<[u8; 20]>, limit: u64) -> Self {
+        let n = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
         PieceStore {
             piece_length,
             total_length,
             hashes,
-            verified: (0..n).map(|_| None).collect(),
+            memory: MemoryStore::new(n, limit),
             buffers: HashMap::new(),
             suspects: HashMap::new(),
         }
@@ -78,7 +81,17 @@ impl PieceStore {
 
     /// The verified bytes of `piece`.
     pub fn verified(&self, piece: u32) -> Option<&[u8]> {
-        self.verified.get(piece as usize)?.as_deref()
+        self.memory.get(piece)
+    }
+
+    /// The verified pieces held in memory, and their bound.
+    pub fn memory(&self) -> &MemoryStore {
+        &self.memory
+    }
+
+    /// Drops the bytes of a verified piece to stay within the bound.
+    pub fn evict(&mut self, piece: u32) -> bool {
+        self.memory.remove(piece)
     }
 
     /// Stores a received block of an unfinished piece. A block that was
@@ -125,7 +138,7 @@ impl PieceStore {
         let good = self.hashes.get(piece as usize) == Some(&sha1(&buf.data));
         if good {
             let liars = self.judge_suspects(piece, &buf.data);
-            self.verified[piece as usize] = Some(buf.data.into_boxed_slice());
+            self.memory.insert(piece, buf.data.into_boxed_slice());
             return Verdict::Good { liars };
         }
         let first = buf.sources.first().copied().flatten();
@@ -165,7 +178,7 @@ impl PieceStore {
             return false;
         }
         self.buffers.remove(&piece);
-        self.verified[piece as usize] = Some(data.into());
+        self.memory.insert(piece, data.into());
         true
     }
 
@@ -199,7 +212,7 @@ mod tests {
 
     fn store(data: &[u8], piece_length: u32) -> PieceStore {
         let hashes = data.chunks(piece_length as usize).map(sha1).collect();
-        PieceStore::new(piece_length, data.len() as u64, hashes)
+        PieceStore::new(piece_length, data.len() as u64, hashes, u64::MAX)
     }
 
     const HONEST: Source = Source::Peer(PeerId([1; 20]));

@@ -232,6 +232,16 @@ impl MetadataAssembler {
         Ok(())
     }
 
+    /// The bytes of one piece as received so far (zeros where nothing
+    /// arrived); `None` past the last piece.
+    pub fn piece_bytes(&self, piece: u32) -> Option<&[u8]> {
+        let start = (piece as usize).checked_mul(METADATA_PIECE_SIZE)?;
+        let end = start
+            .saturating_add(METADATA_PIECE_SIZE)
+            .min(self.bytes.len());
+        self.bytes.get(start..end)
+    }
+
     /// Whether every piece has arrived.
     pub fn is_complete(&self) -> bool {
         self.received_count == self.piece_count()

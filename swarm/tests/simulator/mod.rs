@@ -20,6 +20,9 @@ use sha1::{Digest, Sha1};
 use swarm::engine::{
     Config, Event, FetchId, Output, PeerError, PeerKey, Source, Torrent, TorrentSpec,
 };
+use swarm::join::{FetchConfig, Joining};
+use swarm::magnet::Magnet;
+use swarm::metainfo::TorrentBuilder;
 use swarm::picker::Playback;
 use swarm::time::Time;
 use swarm::wire::{Decoder, Frame, Message};
@@ -52,6 +55,9 @@ pub struct World {
     pub web_seed: bool,
     /// Engine configuration for every peer.
     pub engine: Config,
+    /// Leechers start from a bare magnet (info hash and web seed only) and
+    /// fetch the metadata from peers over ut_metadata.
+    pub magnet: bool,
 }
 
 impl Default for World {
@@ -66,6 +72,7 @@ impl Default for World {
             connect_to: 8,
             web_seed: true,
             engine: Config::default(),
+            magnet: false,
         }
     }
 }
@@ -125,8 +132,10 @@ struct Conn {
 #[derive(Debug)]
 pub struct Node {
     pub role: Role,
-    pub engine: Option<Torrent>,
+    pub engine: Option<Joining>,
     pub peer_id: PeerId,
+    /// When the metadata was known (at join for a node with the torrent).
+    pub metadata_at: Option<Micros>,
     pub playback: Option<Playback>,
     pub joined_at: Option<Micros>,
     pub done_at: Option<Micros>,
@@ -152,6 +161,8 @@ pub struct Sim {
     pub world: World,
     pub data: Vec<u8>,
     pub spec: TorrentSpec,
+    /// What a magnet leecher knows at start.
+    pub magnet: Magnet,
     pub nodes: Vec<Node>,
     pub origin_bytes: u64,
     pub now: Micros,
@@ -171,7 +182,7 @@ impl Sim {
             .chunks(world.piece_length as usize)
             .map(|c| Sha1::digest(c).into())
             .collect();
-        let spec = TorrentSpec {
+        let mut spec = TorrentSpec {
             info_hash: InfoHash(Sha1::digest(b"simulated track").into()),
             piece_length: world.piece_length,
             total_length: data.len() as u64,
@@ -179,10 +190,25 @@ impl Sim {
             metadata: None,
             web_seed: world.web_seed,
         };
+        let mut magnet = Magnet::new(spec.info_hash);
+        if world.magnet {
+            // A real info dictionary, so its hash is the swarm's.
+            let meta = TorrentBuilder::single_file("track.wav", data.len() as u64)
+                .piece_length(world.piece_length)
+                .build(&spec.piece_hashes)
+                .expect("the simulated track makes a valid torrent");
+            spec.info_hash = meta.info_hash;
+            spec.metadata = Some(meta.info_bytes.clone());
+            magnet = Magnet::new(meta.info_hash);
+            if world.web_seed {
+                magnet.web_seeds = vec!["http://origin.invalid/track.wav".to_owned()];
+            }
+        }
         Sim {
             world,
             data,
             spec,
+            magnet,
             nodes: Vec::new(),
             origin_bytes: 0,
             now: 0,
@@ -203,6 +229,7 @@ impl Sim {
             role,
             engine: None,
             peer_id: PeerId::generate(random),
+            metadata_at: None,
             playback,
             joined_at: None,
             done_at: None,
@@ -390,14 +417,29 @@ impl Sim {
     fn join(&mut self, n: usize) {
         let seed = self.rng.u64(..);
         let node = &mut self.nodes[n];
-        let mut engine = Torrent::new(
-            self.world.engine.clone(),
-            self.spec.clone(),
-            node.peer_id,
-            seed,
-            Time::from_millis(self.now / 1000),
-        )
-        .expect("the simulated spec is consistent");
+        let now = Time::from_millis(self.now / 1000);
+        let mut engine = if self.world.magnet && node.role == Role::Leecher {
+            Joining::from_magnet(
+                self.world.engine.clone(),
+                FetchConfig::default(),
+                self.magnet.clone(),
+                node.peer_id,
+                seed,
+                now,
+            )
+        } else {
+            node.metadata_at = Some(self.now);
+            Joining::from_torrent(
+                Torrent::new(
+                    self.world.engine.clone(),
+                    self.spec.clone(),
+                    node.peer_id,
+                    seed,
+                    now,
+                )
+                .expect("the simulated spec is consistent"),
+            )
+        };
         if node.role != Role::Leecher {
             for (p, chunk) in self
                 .data
@@ -499,6 +541,10 @@ impl Sim {
 
     /// Drains a node's engine and turns its outputs into scheduled events.
     fn drain(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        if node.metadata_at.is_none() && node.engine.as_ref().is_some_and(Joining::has_metadata) {
+            node.metadata_at = Some(self.now);
+        }
         loop {
             let Some(engine) = self.nodes[n].engine.as_mut() else {
                 return;

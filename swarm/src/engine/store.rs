@@ -1,0 +1,142 @@
+//! Where verified pieces live, and which ones to let go when memory is full.
+//!
+//! [`MemoryStore`] is the storage boundary: the engine puts a piece in once
+//! its SHA-1 matched, reads it to play and to serve, and removes it when the
+//! store is over its byte bound. It is memory only, and synchronous, because
+//! the engine reads a piece in the same call that serves it.
+//!
+//! A persistent cache (IndexedDB, the Cache API, a disk file) is a
+//! write-through layer in the shell, as the native peer's disk already is:
+//! the shell writes each piece on `PieceVerified` and hands pieces back with
+//! `Torrent::import_piece` when a track is opened again; an evicted piece can
+//! be re-imported the same way instead of fetched again. Nothing in the
+//! engine has to wait on such a store.
+//!
+//! Eviction (see `PIECES.md`): an evicted piece stays *had* — we verified it,
+//! and `have` messages cannot be taken back (BitTorrent has no "don't have"
+//! in the core protocol) — but its bytes are gone: requests for it are
+//! answered with a BEP 6 `reject`, new peers get a bitfield without it, and
+//! peers that speak `lt_donthave` (WebTorrent's extension) are told.
+//! When the playhead comes near an evicted piece it becomes missing again
+//! and is fetched like any other.
+
+use std::cmp::Reverse;
+
+/// Default bound on the bytes of verified pieces one torrent keeps.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Verified pieces in memory, bounded by bytes (the bound is enforced by the
+/// engine, which knows what may be evicted).
+#[derive(Debug)]
+pub struct MemoryStore {
+    limit: u64,
+    pieces: Vec<Option<Box<[u8]>>>,
+    bytes: u64,
+}
+
+impl MemoryStore {
+    /// A store for `piece_count` pieces that wants to hold at most `limit` bytes.
+    pub fn new(piece_count: u32, limit: u64) -> Self {
+        MemoryStore {
+            limit,
+            pieces: (0..piece_count).map(|_| None).collect(),
+            bytes: 0,
+        }
+    }
+
+    /// Keeps a verified piece (replacing any earlier copy).
+    pub fn insert(&mut self, piece: u32, data: Box<[u8]>) {
+        if let Some(slot) = self.pieces.get_mut(piece as usize) {
+            self.bytes += data.len() as u64;
+            if let Some(old) = slot.replace(data) {
+                self.bytes -= old.len() as u64;
+            }
+        }
+    }
+
+    /// The bytes of `piece`, if held.
+    pub fn get(&self, piece: u32) -> Option<&[u8]> {
+        self.pieces.get(piece as usize)?.as_deref()
+    }
+
+    /// Lets `piece` go; returns whether it was held.
+    pub fn remove(&mut self, piece: u32) -> bool {
+        match self.pieces.get_mut(piece as usize).and_then(Option::take) {
+            Some(old) => {
+                self.bytes -= old.len() as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The bound.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether more is held than the bound allows.
+    pub fn is_over_limit(&self) -> bool {
+        self.bytes > self.limit
+    }
+}
+
+/// The order to evict pieces in, least hurtful first: pieces behind the
+/// playhead (furthest behind first), then pieces ahead of it (furthest ahead
+/// first). `piece_start(p)` is the byte offset of `p`; with no playback the
+/// playhead is taken to be at 0.
+pub(crate) fn eviction_order(
+    candidates: impl Iterator<Item = u32>,
+    playhead: u64,
+    piece_start: impl Fn(u32) -> u64,
+) -> Vec<u32> {
+    let mut order: Vec<u32> = candidates.collect();
+    order.sort_by_key(|&p| {
+        let start = piece_start(p);
+        if start < playhead {
+            (0, Reverse(playhead - start))
+        } else {
+            (1, Reverse(start - playhead))
+        }
+    });
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_bytes_through_insert_replace_and_remove() {
+        let mut s = MemoryStore::new(3, 10);
+        s.insert(0, vec![1; 6].into());
+        s.insert(1, vec![2; 6].into());
+        assert_eq!(s.bytes(), 12);
+        assert!(s.is_over_limit());
+        s.insert(1, vec![3; 4].into());
+        assert_eq!(s.bytes(), 10);
+        assert!(!s.is_over_limit());
+        assert!(s.remove(0));
+        assert!(!s.remove(0));
+        assert_eq!(s.get(0), None);
+        assert_eq!(s.get(1), Some(&[3u8; 4][..]));
+        assert_eq!(s.bytes(), 4);
+        s.insert(7, vec![0; 4].into()); // out of range: ignored
+        assert_eq!(s.bytes(), 4);
+    }
+
+    #[test]
+    fn evicts_far_behind_first_then_far_ahead() {
+        // Pieces of 10 bytes, playhead at byte 50 (piece 5).
+        let order = eviction_order(0..10, 50, |p| u64::from(p) * 10);
+        assert_eq!(order, vec![0, 1, 2, 3, 4, 9, 8, 7, 6, 5]);
+        // No playback: everything is ahead of 0, the end goes first.
+        let order = eviction_order(0..4, 0, |p| u64::from(p) * 10);
+        assert_eq!(order, vec![3, 2, 1, 0]);
+    }
+}
