@@ -4,7 +4,8 @@
 //! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
 //!   WebSocket ([`tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
-//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /metrics`;
+//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
+//!   page's live panel), `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
 //! - everything else from the `web/` directory (player, service worker).
 //!
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod embed;
 pub mod metrics;
 pub mod native;
+pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
@@ -89,12 +91,12 @@ pub enum ServerError {
 
 /// The whole HTTP surface, ready for `oneshot` or a listener.
 pub fn app(state: AppState) -> Router {
-    let counter = state.metrics.webseed_bytes.clone();
+    let counted = state.clone();
     let files = ServeDir::new(&state.paths.media_dir).append_index_html_on_directories(false);
     let media = ServiceExt::<axum::extract::Request>::map_response(
         files,
         move |response: axum::http::Response<ServeFileSystemResponseBody>| {
-            routes::count_body(response, counter.clone())
+            routes::count_body(response, counted.clone())
         },
     );
     let cors = CorsLayer::new()
@@ -110,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/announce", get(ws::announce))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
+        .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
         .route("/metrics", get(routes::metrics))
         .nest_service("/media", media)

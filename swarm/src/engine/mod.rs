@@ -20,6 +20,7 @@
 mod choke;
 mod handle;
 mod invariants;
+mod origin;
 mod peer;
 mod pieces;
 mod webseed;
@@ -27,6 +28,7 @@ mod webseed;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
+pub use origin::PieceOrigin;
 pub use pieces::Source;
 
 use crate::bitfield::Bitfield;
@@ -35,6 +37,7 @@ use crate::metainfo::Metainfo;
 use crate::picker::{Picker, PickerConfig, Playback};
 use crate::time::Time;
 use crate::wire::{self, Handshake, Message, Reserved};
+use origin::Origins;
 use peer::Peer;
 use pieces::PieceStore;
 use webseed::WebSeed;
@@ -299,6 +302,7 @@ pub struct Torrent {
     rng: fastrand::Rng,
     picker: Picker,
     store: PieceStore,
+    origins: Origins,
     peers: BTreeMap<PeerKey, Peer>,
     banned: HashSet<PeerId>,
     web_seed: WebSeed,
@@ -354,6 +358,7 @@ impl Torrent {
             rng,
             picker,
             store,
+            origins: Origins::default(),
             peers: BTreeMap::new(),
             banned: HashSet::new(),
             outputs: VecDeque::new(),
@@ -380,6 +385,7 @@ impl Torrent {
         if self.picker.have().has(piece) || !self.store.import(piece, data) {
             return false;
         }
+        self.origins.record(piece, PieceOrigin::Imported);
         self.on_piece_verified(piece);
         true
     }
@@ -492,6 +498,13 @@ impl Torrent {
     /// Verified bytes of `piece`, for playback and for writing to disk.
     pub fn piece(&self, piece: u32) -> Option<&[u8]> {
         self.store.verified(piece)
+    }
+
+    /// Where the bytes of verified `piece` came from (peers, the web seed,
+    /// both, or the shell); `None` while it is not verified. For the
+    /// player's piece map.
+    pub fn piece_origin(&self, piece: u32) -> Option<PieceOrigin> {
+        self.origins.get(piece)
     }
 
     /// Pieces we have.
