@@ -4,7 +4,7 @@
 // --fanswarm-fg) to match its colours.
 
 export const STYLE = `
-:host { display: block; min-width: 280px; max-width: 100%; box-sizing: border-box;
+:host { display: block; min-width: 240px; max-width: 100%; box-sizing: border-box;
   --accent: var(--fanswarm-accent, #6d4aff); --bg: var(--fanswarm-bg, #fff);
   --fg: var(--fanswarm-fg, #1d1b26); --muted: color-mix(in srgb, var(--fg) 55%, transparent);
   --fans: #1fa37a; --server: #e0a030; --played: var(--accent);
@@ -25,6 +25,7 @@ input[type=range] { accent-color: var(--accent); margin: 0; min-width: 0; }
 .time { font-variant-numeric: tabular-nums; color: var(--muted); font-size: 12px; white-space: nowrap; }
 .volume { width: 64px; flex: none; }
 .map { display: grid; gap: 1px; height: 18px; border-radius: 3px; overflow: hidden; }
+.map:empty { background: color-mix(in srgb, var(--fg) 10%, transparent); }
 .map i { background: color-mix(in srgb, var(--fg) 10%, transparent); min-width: 0; }
 .map i[data-state=fans] { background: var(--fans); }
 .map i[data-state=server] { background: var(--server); }
@@ -33,7 +34,7 @@ input[type=range] { accent-color: var(--accent); margin: 0; min-width: 0; }
 .map i[data-state=played] { background: var(--played); }
 .figures { display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 12px; color: var(--muted); }
 .figures b { color: var(--fg); font-variant-numeric: tabular-nums; font-weight: 600; }
-.legend { display: flex; flex-wrap: wrap; gap: 2px 10px; font-size: 11px; color: var(--muted); }
+.legend { display: flex; flex-wrap: wrap; gap: 2px 8px; font-size: 11px; color: var(--muted); }
 .legend span::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 2px;
   margin-right: 4px; background: var(--c); }
 .status:empty { display: none; }
@@ -60,7 +61,7 @@ export function template() {
   </div>
   <div class="map" data-ui="map"></div>
   <div class="legend" aria-hidden="true">
-    <span style="--c:var(--fans)">from fans</span><span style="--c:var(--server)">from the server</span>
+    <span style="--c:var(--fans)">from fans</span><span style="--c:var(--server)">from server</span>
     <span style="--c:var(--played)">played</span><span style="--c:color-mix(in srgb,var(--fg) 10%,transparent)">missing</span>
   </div>
   <div class="figures">

@@ -41,6 +41,7 @@ class FanswarmPlayer extends HTMLElement {
   #remote = null;
   #onMessage = (e) => this.#message(e);
   #onKey = (e) => this.#key(e);
+  #resize = null;
 
   connectedCallback() {
     if (this.#ui || this.#frame) return; // moved in the DOM: keep playing
@@ -55,6 +56,7 @@ class FanswarmPlayer extends HTMLElement {
 
   disconnectedCallback() {
     window.removeEventListener('message', this.#onMessage);
+    this.#resize?.disconnect();
     clearInterval(this.#timer);
     this.#timer = null;
     this.#track?.destroy();
@@ -132,6 +134,14 @@ class FanswarmPlayer extends HTMLElement {
     }
     this.addEventListener('keydown', this.#onKey);
     this.#render();
+    if (window.parent !== window) {
+      // Framed (the /embed page): tell the parent our height, so an
+      // embed.js element can size its frame to fit.
+      const box = this.#root.querySelector('.box');
+      this.#resize = new ResizeObserver(() => window.parent.postMessage(
+        { fanswarm: 'size', height: Math.ceil(this.getBoundingClientRect().height) + 2 }, '*'));
+      this.#resize.observe(box);
+    }
   }
 
   async #toggle() {
@@ -180,7 +190,7 @@ class FanswarmPlayer extends HTMLElement {
     const text = JSON.stringify(stats);
     if (text !== this.#lastStats) {
       this.#lastStats = text;
-      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: stats }));
+      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: stats, bubbles: true, composed: true }));
       this.#forward(stats);
     }
   }
@@ -256,7 +266,7 @@ class FanswarmPlayer extends HTMLElement {
     frame.allow = 'autoplay';
     frame.title = this.getAttribute('title') || 'fanswarm player';
     frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
-    this.#root.innerHTML = '<style>:host{display:block;height:150px;min-width:280px}</style>';
+    this.#root.innerHTML = '<style>:host{display:block;height:190px;min-width:240px}</style>';
     this.#root.append(frame);
     this.#frame = frame;
   }
@@ -266,9 +276,12 @@ class FanswarmPlayer extends HTMLElement {
   #message(e) {
     const data = e.data;
     if (!data || typeof data.fanswarm !== 'string') return;
-    if (this.#frame && e.source === this.#frame.contentWindow && data.fanswarm === 'stats') {
+    if (this.#frame && e.source === this.#frame.contentWindow && data.fanswarm === 'size') {
+      const height = Number(data.height);
+      if (height > 0 && height < 2000) this.style.height = `${height}px`;
+    } else if (this.#frame && e.source === this.#frame.contentWindow && data.fanswarm === 'stats') {
       this.#remote = data;
-      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: data.stats }));
+      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: data.stats, bubbles: true, composed: true }));
     } else if (!this.#frame && e.source === window.parent && window.parent !== window
       && document.querySelectorAll('fanswarm-player').length === 1) {
       if (data.fanswarm === 'play') this.play().catch(() => {});

@@ -96,7 +96,7 @@ impl Links {
             torrent_url: format!("{base}/t/{hex}.torrent"),
             media_url: Self::media_url(base, relative_path),
             embed_html: format!(
-                r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:150px" title="fanswarm player"></iframe>"#
+                r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:190px" title="fanswarm player"></iframe>"#
             ),
             embed_script_html: format!(
                 r#"<script type="module" src="{base}/embed.js"></script><fanswarm-player src="{base}/t/{hex}.torrent"></fanswarm-player>"#
