@@ -108,6 +108,33 @@ async fn run() -> anyhow::Result<()> {
         events.last().unwrap()
     );
 
+    // Keyboard and accessible names: K on the focused player pauses, then plays.
+    let names = browser.eval(&demo, NAMES).await?;
+    println!("accessible names: {names}");
+    ensure!(
+        names["toggle"] == format!("Pause {}", srv.track.name).as_str()
+            && names["seek"] == "Seek"
+            && names["volume"] == "Volume"
+            && names["map"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("Piece map of {total} pieces"))),
+        "accessible names: {names}"
+    );
+    press_k(&mut browser, &demo).await?;
+    let paused = browser.eval(&demo, NAMES).await?;
+    ensure!(
+        paused["paused"] == true && paused["toggle"] == format!("Play {}", srv.track.name).as_str(),
+        "K paused: {paused}"
+    );
+    press_k(&mut browser, &demo).await?;
+    wait_for(
+        &mut browser,
+        &demo,
+        "K plays again",
+        "!document.querySelector('fanswarm-player').audio.paused",
+    )
+    .await?;
+
     // 2. The iframe snippet on the artist's page: the frame posts its stats.
     let framed = browser.open(&format!("{}/iframe.html", site.base)).await?;
     web::set_viewport(&mut browser, &framed, 1000, 700).await?;
@@ -202,6 +229,13 @@ const START_DEMO: &str = "(async () => {
     return true;
 })()";
 
+/// The accessible names of the demo player's controls, and whether it is paused.
+const NAMES: &str =
+    "(() => { const p = document.querySelector('fanswarm-player'); const r = p.shadowRoot;
+    const name = (ui) => r.querySelector(`[data-ui=${ui}]`).getAttribute('aria-label');
+    return { toggle: name('toggle'), seek: name('seek'), volume: name('volume'), map: name('map'),
+             paused: p.audio.paused }; })()";
+
 const TIME_TEXT: &str = "document.querySelector('fanswarm-player').shadowRoot.querySelector('[data-ui=time]').textContent";
 
 /// The artist's two pages: one with the iframe line, one with the script
@@ -279,6 +313,25 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Ok(())
+}
+
+/// Focuses the demo player's button and types K, as a keyboard user would.
+async fn press_k(browser: &mut Browser, page: &Page) -> anyhow::Result<()> {
+    browser
+        .eval(page, "document.querySelector('fanswarm-player').shadowRoot.querySelector('[data-ui=toggle]').focus(); true")
+        .await?;
+    for kind in ["keyDown", "keyUp"] {
+        browser
+            .call(
+                Some(page),
+                "Input.dispatchKeyEvent",
+                serde_json::json!({ "type": kind, "key": "k", "code": "KeyK", "text": "k",
+                                    "windowsVirtualKeyCode": 75 }),
+            )
+            .await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
 }
 
