@@ -318,6 +318,44 @@ async fn web_files_allow_other_origins_for_the_script_embed() {
 }
 
 #[tokio::test]
+async fn precompressed_web_files_are_sent_gzipped_to_browsers_that_accept_it() {
+    let f = fixture().await;
+    let web = f._root.path().join("web");
+    let script = b"export const answer = 42; // long enough to be worth it".repeat(20);
+    std::fs::write(web.join("app.js"), &script).unwrap();
+    let gz = system_gzip(&script);
+    std::fs::write(web.join("app.js.gz"), &gz).unwrap();
+    let (res, body) = get(&f.state, "/app.js", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "gzip");
+    assert!(header_of(&res, header::CONTENT_TYPE).contains("javascript"));
+    assert!(
+        res.headers()
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v == "accept-encoding"),
+        "caches must key on Accept-Encoding"
+    );
+    assert_eq!(body, gz);
+    let (res, body) = get(&f.state, "/app.js", &[]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "");
+    assert_eq!(body, script);
+}
+
+/// `data` gzipped by the system's `gzip` (small input: no pipe deadlock),
+/// so the test needs no codec crate.
+fn system_gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-9c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[tokio::test]
 async fn web_dir_is_served_at_the_root_and_a_missing_one_is_404() {
     let f = fixture().await;
     let (res, body) = get(&f.state, "/", &[]).await;
