@@ -276,10 +276,12 @@ class FanswarmPlayer extends HTMLElement {
   #message(e) {
     const data = e.data;
     if (!data || typeof data.fanswarm !== 'string') return;
-    if (this.#frame && e.source === this.#frame.contentWindow && data.fanswarm === 'size') {
+    const fromFrame = this.#frame && e.source === this.#frame.contentWindow
+      && e.origin === MODULE_ORIGIN;
+    if (fromFrame && data.fanswarm === 'size') {
       const height = Number(data.height);
       if (height > 0 && height < 2000) this.style.height = `${height}px`;
-    } else if (this.#frame && e.source === this.#frame.contentWindow && data.fanswarm === 'stats') {
+    } else if (fromFrame && data.fanswarm === 'stats') {
       this.#remote = data;
       this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: data.stats, bubbles: true, composed: true }));
     } else if (!this.#frame && e.source === window.parent && window.parent !== window

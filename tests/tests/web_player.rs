@@ -209,6 +209,15 @@ async fn run() -> anyhow::Result<()> {
         "pieces() reports verified pieces"
     );
 
+    // The first fan again, after serving the others: "passed on" counts.
+    let first_fan = browser
+        .eval(&demo, "document.querySelector('fanswarm-player').stats()")
+        .await?;
+    println!("demo page at the end: {first_fan}");
+    web::set_viewport(&mut browser, &demo, 1000, 860).await?;
+    browser.eval(&demo, "scrollTo(0, 0); true").await?;
+    shots.push(web::screenshot(&mut browser, &demo, "demo-desktop-end").await?);
+
     for path in shots {
         println!("screenshot: {}", path.display());
     }
