@@ -38,25 +38,26 @@ class FanswarmPlayer extends HTMLElement {
   #ui = null;
   // Remote mode: the frame and what it last reported.
   #frame = null;
+  #frameOrigin = MODULE_ORIGIN;
   #remote = null;
   #onMessage = (e) => this.#message(e);
   #onKey = (e) => this.#key(e);
-  #resize = null;
 
   connectedCallback() {
-    if (this.#ui || this.#frame) return; // moved in the DOM: keep playing
+    window.addEventListener('message', this.#onMessage);
+    // Mounted before: removing the element left the swarm; play() rejoins.
+    if (this.#ui || this.#frame) return;
     const hex = infoHashOf(this.#source());
     if (REMOTE && hex) {
       this.#mountFrame(hex);
     } else {
       this.#mountPlayer();
     }
-    window.addEventListener('message', this.#onMessage);
   }
 
+  /** Leaves the swarm: a removed player holds no connection or timer. */
   disconnectedCallback() {
     window.removeEventListener('message', this.#onMessage);
-    this.#resize?.disconnect();
     clearInterval(this.#timer);
     this.#timer = null;
     this.#track?.destroy();
@@ -67,11 +68,14 @@ class FanswarmPlayer extends HTMLElement {
   /** Starts (or resumes) playback; joins the swarm on first use. */
   async play() {
     if (this.#frame) {
-      this.#frame.contentWindow?.postMessage({ fanswarm: 'play' }, MODULE_ORIGIN);
+      this.#frame.contentWindow?.postMessage({ fanswarm: 'play' }, this.#frameOrigin);
       return;
     }
     if (!this.#track) {
-      this.#starting ??= this.#join();
+      this.#starting ??= this.#join().catch((e) => {
+        this.#starting = null; // a later play() tries again
+        throw e;
+      });
       await this.#starting;
       return;
     }
@@ -80,7 +84,7 @@ class FanswarmPlayer extends HTMLElement {
 
   pause() {
     if (this.#frame) {
-      this.#frame.contentWindow?.postMessage({ fanswarm: 'pause' }, MODULE_ORIGIN);
+      this.#frame.contentWindow?.postMessage({ fanswarm: 'pause' }, this.#frameOrigin);
       return;
     }
     this.#audio.pause();
@@ -138,9 +142,9 @@ class FanswarmPlayer extends HTMLElement {
       // Framed (the /embed page): tell the parent our height, so an
       // embed.js element can size its frame to fit.
       const box = this.#root.querySelector('.box');
-      this.#resize = new ResizeObserver(() => window.parent.postMessage(
-        { fanswarm: 'size', height: Math.ceil(this.getBoundingClientRect().height) + 2 }, '*'));
-      this.#resize.observe(box);
+      new ResizeObserver(() => window.parent.postMessage(
+        { fanswarm: 'size', height: Math.ceil(this.getBoundingClientRect().height) + 2 }, '*'))
+        .observe(box);
     }
   }
 
@@ -225,6 +229,7 @@ class FanswarmPlayer extends HTMLElement {
 
   /** Space or k: play/pause; arrows (outside the sliders): ±5 s. */
   #key(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // the browser's shortcuts
     const onSlider = e.composedPath()[0]?.type === 'range';
     if ((e.key === ' ' && e.composedPath()[0]?.tagName !== 'BUTTON') || e.key === 'k') {
       e.preventDefault();
@@ -260,9 +265,13 @@ class FanswarmPlayer extends HTMLElement {
 
   // ---- remote mode (another origin) ----
 
+  /** The player page of the server that publishes the track: the one
+   *  serving the .torrent, or (for a magnet) the one serving this module. */
   #mountFrame(hex) {
+    const src = this.#source();
+    if (!src.startsWith('magnet:')) this.#frameOrigin = new URL(src, location.href).origin;
     const frame = document.createElement('iframe');
-    frame.src = `${MODULE_ORIGIN}/embed/${hex}`;
+    frame.src = `${this.#frameOrigin}/embed/${hex}`;
     frame.allow = 'autoplay';
     frame.title = this.getAttribute('title') || 'fanswarm player';
     frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
@@ -277,7 +286,7 @@ class FanswarmPlayer extends HTMLElement {
     const data = e.data;
     if (!data || typeof data.fanswarm !== 'string') return;
     const fromFrame = this.#frame && e.source === this.#frame.contentWindow
-      && e.origin === MODULE_ORIGIN;
+      && e.origin === this.#frameOrigin;
     if (fromFrame && data.fanswarm === 'size') {
       const height = Number(data.height);
       if (height > 0 && height < 2000) this.style.height = `${height}px`;

@@ -227,7 +227,9 @@ async fn run() -> anyhow::Result<()> {
 /// Waits for the demo page's first player, records its `fanswarm-stats`
 /// events and presses play (no STUN: the namespace has no route out).
 const START_DEMO: &str = "(async () => {
-    await customElements.whenDefined('fanswarm-player');
+    await Promise.race([customElements.whenDefined('fanswarm-player'),
+        new Promise((_, reject) => setTimeout(() =>
+            reject(new Error('player.js defined no <fanswarm-player>: a module error?')), 20000))]);
     for (let i = 0; i < 200 && !document.querySelector('fanswarm-player'); i++)
         await new Promise((r) => setTimeout(r, 50));
     const p = document.querySelector('fanswarm-player');
