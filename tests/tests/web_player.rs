@@ -213,9 +213,29 @@ async fn run() -> anyhow::Result<()> {
     let first_fan = browser
         .eval(&demo, "document.querySelector('fanswarm-player').stats()")
         .await?;
-    println!("demo page at the end: {first_fan}");
+    let panel = browser
+        .eval(&demo, "fetch('/api/swarm').then((r) => r.text())")
+        .await?;
+    println!("demo page at the end: {first_fan}; /api/swarm: {panel}");
     web::set_viewport(&mut browser, &demo, 1000, 860).await?;
     browser.eval(&demo, "scrollTo(0, 0); true").await?;
+    // The track's "Share or embed" section: magnet and both snippets.
+    let shown = browser
+        .eval(
+            &demo,
+            "(() => { document.querySelector('details').open = true;
+            return [...document.querySelectorAll('details code')].map((c) => c.textContent); })()",
+        )
+        .await?;
+    ensure!(
+        shown
+            == serde_json::json!([
+                srv.track.magnet,
+                srv.track.embed_html,
+                srv.track.embed_script_html
+            ]),
+        "the demo page shows the magnet and both snippets: {shown}"
+    );
     shots.push(web::screenshot(&mut browser, &demo, "demo-desktop-end").await?);
 
     for path in shots {
