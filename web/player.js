@@ -1,50 +1,65 @@
-// <fanswarm-player torrent="/t/<hex>.torrent">: one track, plain controls.
-// (Or magnet="magnet:?xt=urn:btih:…&tr=…": metadata from peers.)
-// play(), pause() and stats() are the element's API; the web issue makes it pretty.
+// <fanswarm-player src="/t/<hex>.torrent"> — one track: play/pause, seek,
+// time, volume, a piece map and the swarm's figures, in a shadow root so the
+// host page's CSS cannot break it (nor ours leak out).
+//
+// API: play(), pause(), stats() (the JS API's stats object), pieces() (one
+// state name per piece), `track`, `audio`; a `fanswarm-stats` event (detail:
+// stats) whenever the figures change.
+//
+// Two modes, chosen by origin:
+// - on the server's own origin (the /embed/<hex> page, the demo page) the
+//   element plays here, streamed by the service worker from verified pieces;
+//   inside a frame it forwards its stats to the parent with postMessage and
+//   takes `play`/`pause` commands from it;
+// - on any other origin (an artist's page that loaded /embed.js) a service
+//   worker of ours cannot run, so the element shows the /embed/<hex> frame
+//   and proxies play/pause/stats to it: the fan still streams from the swarm.
 import fanswarm from './fanswarm.js';
+import { PieceMap, STATES } from './piecemap.js';
+import { STYLE, formatBytes, formatTime, template } from './player-view.js';
+
+const MODULE_ORIGIN = new URL(import.meta.url).origin;
+const REMOTE = MODULE_ORIGIN !== location.origin;
+const TICK_MS = 1000;
+
+const EMPTY_STATS = Object.freeze({
+  peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, uploaded: 0,
+  downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
+});
 
 class FanswarmPlayer extends HTMLElement {
+  #root = this.attachShadow({ mode: 'open' });
   #audio = document.createElement('audio');
-  #button = document.createElement('button');
   #track = null;
   #starting = null;
-
-  constructor() {
-    super();
-    // The audio element has no source until the swarm is joined, so its own
-    // controls cannot start anything: this button does. Listeners are on the
-    // element's own children and go with them.
-    this.#button.type = 'button';
-    this.#button.textContent = 'Play';
-    this.#button.addEventListener('click', () => this.#toggle());
-    this.#audio.addEventListener('play', () => { this.#button.textContent = 'Pause'; });
-    this.#audio.addEventListener('pause', () => { this.#button.textContent = 'Play'; });
-  }
+  #timer = null;
+  #lastStats = '';
+  #map = null;
+  #ui = null;
+  // Remote mode: the frame and what it last reported.
+  #frame = null;
+  #frameOrigin = MODULE_ORIGIN;
+  #remote = null;
+  #onMessage = (e) => this.#message(e);
+  #onKey = (e) => this.#key(e);
 
   connectedCallback() {
-    const title = this.getAttribute('title') || 'track';
-    this.#button.setAttribute('aria-label', `Play or pause ${title}`);
-    this.#audio.controls = true;
-    this.#audio.preload = 'none';
-    this.append(this.#button, this.#audio);
-  }
-
-  async #toggle() {
-    if (this.#track && !this.#audio.paused) {
-      this.pause();
-      return;
-    }
-    this.#button.disabled = true;
-    try {
-      await this.play();
-    } catch (e) {
-      this.dispatchEvent(new CustomEvent('warning', { detail: String(e) }));
-    } finally {
-      this.#button.disabled = false;
+    window.addEventListener('message', this.#onMessage);
+    // Mounted before: removing the element left the swarm; play() rejoins.
+    if (this.#ui || this.#frame) return;
+    const hex = infoHashOf(this.#source());
+    if (REMOTE && hex) {
+      this.#mountFrame(hex);
+    } else {
+      this.#mountPlayer();
     }
   }
 
+  /** Leaves the swarm: a removed player holds no connection or timer. */
   disconnectedCallback() {
+    window.removeEventListener('message', this.#onMessage);
+    clearInterval(this.#timer);
+    this.#timer = null;
     this.#track?.destroy();
     this.#track = null;
     this.#starting = null;
@@ -52,47 +67,260 @@ class FanswarmPlayer extends HTMLElement {
 
   /** Starts (or resumes) playback; joins the swarm on first use. */
   async play() {
+    if (this.#frame) {
+      this.#frame.contentWindow?.postMessage({ fanswarm: 'play' }, this.#frameOrigin);
+      return;
+    }
     if (!this.#track) {
-      this.#starting ??= fanswarm.play(this.#audio, this.#options());
-      this.#track = await this.#starting;
-      this.#track.addEventListener('progress', () =>
-        this.dispatchEvent(new CustomEvent('progress', { detail: this.stats() })));
+      this.#starting ??= this.#join().catch((e) => {
+        this.#starting = null; // a later play() tries again
+        throw e;
+      });
+      await this.#starting;
       return;
     }
     await this.#audio.play();
   }
 
-  /** The playing track (null before play()): stats, events, streamUrl. */
+  pause() {
+    if (this.#frame) {
+      this.#frame.contentWindow?.postMessage({ fanswarm: 'pause' }, this.#frameOrigin);
+      return;
+    }
+    this.#audio.pause();
+  }
+
+  /** The figures right now, as track.stats() gives them (zeros before play). */
+  stats() {
+    if (this.#frame) return this.#remote?.stats ?? { ...EMPTY_STATS };
+    return this.#track ? this.#track.stats() : { ...EMPTY_STATS };
+  }
+
+  /** One state name per piece: missing, fans, server, mixed, local, played. */
+  pieces() {
+    if (this.#frame) return (this.#remote?.pieces ?? []).slice();
+    return this.#map ? this.#map.states() : [];
+  }
+
+  /** The playing track (null before play(), and in remote mode). */
   get track() {
     return this.#track;
   }
 
-  /** The element that plays. */
+  /** The element that plays (in remote mode it is in the frame). */
   get audio() {
     return this.#audio;
   }
 
-  pause() {
-    this.#audio.pause();
+  // ---- local mode ----
+
+  #mountPlayer() {
+    this.#root.innerHTML = `<style>${STYLE}</style>${template()}`;
+    const $ = (name) => this.#root.querySelector(`[data-ui="${name}"]`);
+    this.#ui = {
+      title: $('title'), toggle: $('toggle'), seek: $('seek'), time: $('time'),
+      volume: $('volume'), map: $('map'), fans: $('fans'), share: $('share'),
+      passed: $('passed'), status: $('status'),
+    };
+    this.#map = new PieceMap(this.#ui.map);
+    this.#audio.preload = 'none';
+    this.#root.append(this.#audio);
+    this.#setTitle(this.getAttribute('title') || 'fanswarm track');
+    const ui = this.#ui;
+    ui.toggle.addEventListener('click', () => this.#toggle());
+    ui.seek.addEventListener('input', () => {
+      const d = this.#audio.duration;
+      if (Number.isFinite(d)) this.#audio.currentTime = (ui.seek.value / 1000) * d;
+    });
+    ui.volume.addEventListener('input', () => { this.#audio.volume = ui.volume.value / 100; });
+    for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
+      this.#audio.addEventListener(kind, () => this.#render());
+    }
+    this.addEventListener('keydown', this.#onKey);
+    this.#render();
+    if (window.parent !== window) {
+      // Framed (the /embed page): tell the parent our height, so an
+      // embed.js element can size its frame to fit.
+      const box = this.#root.querySelector('.box');
+      new ResizeObserver(() => window.parent.postMessage(
+        { fanswarm: 'size', height: Math.ceil(this.getBoundingClientRect().height) + 2 }, '*'))
+        .observe(box);
+    }
   }
 
-  /** The track's stats as a plain object (zeros before play()). */
-  stats() {
-    return this.#track ? this.#track.stats() : {
-      peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, uploaded: 0,
-      downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
-    };
+  async #toggle() {
+    if (this.#track && !this.#audio.paused) {
+      this.pause();
+      return;
+    }
+    this.#ui.toggle.disabled = true;
+    try {
+      await this.play();
+    } catch (e) {
+      this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+      this.dispatchEvent(new CustomEvent('warning', { detail: String(e) }));
+    } finally {
+      this.#ui.toggle.disabled = false;
+    }
+  }
+
+  async #join() {
+    this.#ui.status.textContent = 'Joining the swarm…';
+    const track = await fanswarm.play(this.#audio, this.#options());
+    this.#track = track;
+    this.#ui.status.textContent = '';
+    if (!this.hasAttribute('title')) this.#setTitle(track.name);
+    this.#ui.seek.disabled = false;
+    const update = () => this.#update();
+    for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, update);
+    track.addEventListener('progress', () =>
+      this.dispatchEvent(new CustomEvent('progress', { detail: this.stats() })));
+    this.#timer = setInterval(update, TICK_MS);
+    update();
+  }
+
+  /** Redraws figures and map from the engine; announces changed stats. */
+  #update() {
+    if (!this.#track) return;
+    const stats = this.#track.stats();
+    const pieces = this.#track.pieces();
+    this.#map.draw(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
+      this.#track.length));
+    const ui = this.#ui;
+    ui.fans.textContent = String(stats.peers);
+    ui.share.textContent = stats.downloaded > 0
+      ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
+    ui.passed.textContent = formatBytes(stats.uploaded);
+    const text = JSON.stringify(stats);
+    if (text !== this.#lastStats) {
+      this.#lastStats = text;
+      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: stats, bubbles: true, composed: true }));
+      this.#forward(stats);
+    }
+  }
+
+  /** Inside a frame: tells the parent page (any origin: stats are public). */
+  #forward(stats) {
+    if (window.parent === window) return;
+    window.parent.postMessage({
+      fanswarm: 'stats',
+      infoHash: this.#track.infoHash,
+      name: this.#track.name,
+      stats,
+      pieces: this.#map.states(),
+      paused: this.#audio.paused,
+      currentTime: this.#audio.currentTime,
+    }, '*');
+  }
+
+  #render() {
+    const a = this.#audio;
+    const ui = this.#ui;
+    const playing = !a.paused;
+    ui.toggle.dataset.playing = String(playing);
+    ui.toggle.setAttribute('aria-label', `${playing ? 'Pause' : 'Play'} ${this.#titleText()}`);
+    const d = Number.isFinite(a.duration) ? a.duration : 0;
+    ui.time.textContent = `${formatTime(a.currentTime)} / ${formatTime(d)}`;
+    if (d > 0 && this.#root.activeElement !== ui.seek) ui.seek.value = String(Math.round((a.currentTime / d) * 1000));
+    ui.seek.setAttribute('aria-valuetext', `${formatTime(a.currentTime)} of ${formatTime(d)}`);
+    ui.volume.value = String(Math.round(a.volume * 100));
+    if (this.#track) this.#update();
+  }
+
+  /** Space or k: play/pause; arrows (outside the sliders): ±5 s. */
+  #key(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // the browser's shortcuts
+    const onSlider = e.composedPath()[0]?.type === 'range';
+    if ((e.key === ' ' && e.composedPath()[0]?.tagName !== 'BUTTON') || e.key === 'k') {
+      e.preventDefault();
+      this.#toggle();
+    } else if (!onSlider && (e.key === 'ArrowLeft' || e.key === 'ArrowRight') && this.#track) {
+      e.preventDefault();
+      this.#audio.currentTime = Math.max(0, this.#audio.currentTime + (e.key === 'ArrowLeft' ? -5 : 5));
+    }
+  }
+
+  #setTitle(text) {
+    this.#ui.title.textContent = text;
+    this.#render();
+  }
+
+  #titleText() {
+    return this.#ui.title.textContent;
+  }
+
+  #source() {
+    return this.getAttribute('src') || this.getAttribute('torrent')
+      || this.getAttribute('magnet') || '';
   }
 
   #options() {
-    const magnet = this.getAttribute('magnet');
-    const options = magnet ? { magnet } : { torrent: this.getAttribute('torrent') };
+    const src = this.#source();
+    const options = src.startsWith('magnet:') ? { magnet: src } : { torrent: src };
     const trackers = this.getAttribute('trackers');
     if (trackers) options.trackers = trackers.split(/\s+/).filter(Boolean);
     const ice = this.getAttribute('ice-servers');
     if (ice !== null) options.iceServers = ice.split(/\s+/).filter(Boolean);
     return options;
   }
+
+  // ---- remote mode (another origin) ----
+
+  /** The player page of the server that publishes the track: the one
+   *  serving the .torrent, or (for a magnet) the one serving this module. */
+  #mountFrame(hex) {
+    const src = this.#source();
+    if (!src.startsWith('magnet:')) this.#frameOrigin = new URL(src, location.href).origin;
+    const frame = document.createElement('iframe');
+    frame.src = `${this.#frameOrigin}/embed/${hex}`;
+    frame.allow = 'autoplay';
+    frame.title = this.getAttribute('title') || 'fanswarm player';
+    frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
+    this.#root.innerHTML = '<style>:host{display:block;height:190px;min-width:240px}</style>';
+    this.#root.append(frame);
+    this.#frame = frame;
+  }
+
+  // ---- messages: commands from our parent, or stats from our frame ----
+
+  #message(e) {
+    const data = e.data;
+    if (!data || typeof data.fanswarm !== 'string') return;
+    const fromFrame = this.#frame && e.source === this.#frame.contentWindow
+      && e.origin === this.#frameOrigin;
+    if (fromFrame && data.fanswarm === 'size') {
+      const height = Number(data.height);
+      if (height > 0 && height < 2000) this.style.height = `${height}px`;
+    } else if (fromFrame && data.fanswarm === 'stats') {
+      this.#remote = data;
+      this.dispatchEvent(new CustomEvent('fanswarm-stats', { detail: data.stats, bubbles: true, composed: true }));
+    } else if (!this.#frame && e.source === window.parent && window.parent !== window
+      && document.querySelectorAll('fanswarm-player').length === 1) {
+      if (data.fanswarm === 'play') this.play().catch(() => {});
+      if (data.fanswarm === 'pause') this.pause();
+    }
+  }
 }
 
+/** 40 hex digits of a `/t/<hex>.torrent` URL or a hex `btih` magnet. */
+function infoHashOf(src) {
+  const m = /\/t\/([0-9a-f]{40})\.torrent$/i.exec(src) ?? /xt=urn:btih:([0-9a-f]{40})/i.exec(src);
+  return m ? m[1].toLowerCase() : null;
+}
+
+/** Which pieces the listener has heard: `audio.played` mapped to bytes. */
+function playedPieces(audio, count, pieceLength, length) {
+  const played = new Uint8Array(count);
+  const d = audio.duration;
+  if (!Number.isFinite(d) || d <= 0 || !pieceLength) return played;
+  const perSec = length / d;
+  for (let i = 0; i < audio.played.length; i++) {
+    const from = Math.floor((audio.played.start(i) * perSec) / pieceLength);
+    const to = Math.min(count - 1, Math.floor((audio.played.end(i) * perSec) / pieceLength));
+    for (let p = from; p <= to; p++) played[p] = 1;
+  }
+  return played;
+}
+
+export { STATES };
 customElements.define('fanswarm-player', FanswarmPlayer);

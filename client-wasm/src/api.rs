@@ -8,7 +8,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlMediaElement;
 
 use swarm::announce::{AnnounceConfig, Announcer};
-use swarm::engine::{Config, Torrent, TorrentSpec};
+use swarm::engine::{Config, PieceOrigin, Torrent, TorrentSpec};
 use swarm::join::{FetchConfig, Joining};
 use swarm::magnet::Magnet;
 use swarm::metainfo::Metainfo;
@@ -50,6 +50,9 @@ export interface PlayOptions {
    * if the listener seeks back); a track smaller than this is never dropped.
    */
   maxMemory?: number;
+  /** false: play the web seed URL directly even if a service worker
+   *  controls the page (it may be another site's worker, not ours). */
+  streaming?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -240,11 +243,15 @@ pub async fn play(
         seed.rotate_left(17),
         now,
     );
-    let controlled = js::window()?
-        .navigator()
-        .service_worker()
-        .controller()
-        .is_some();
+    let streaming = property(&options, "streaming")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let controlled = streaming
+        && js::window()?
+            .navigator()
+            .service_worker()
+            .controller()
+            .is_some();
     let settings = Settings {
         ice_servers,
         max_peers,
@@ -335,6 +342,25 @@ impl Track {
 
 #[wasm_bindgen]
 impl Track {
+    /// Each piece's state, one byte per piece in order (see `PIECE_*`):
+    /// 0 missing, 1 from peers, 2 from the web seed, 3 from both,
+    /// 4 handed in by the page. From the engine, recorded when the piece
+    /// verified: what the player's piece map draws.
+    pub fn pieces(&self) -> js_sys::Uint8Array {
+        let s = self.session.borrow();
+        let torrent = s.torrent();
+        let states: Vec<u8> = (0..torrent.stats().total_pieces)
+            .map(|p| piece_state(torrent.piece_origin(p)))
+            .collect();
+        js_sys::Uint8Array::from(&states[..])
+    }
+
+    /// Bytes per piece (the last piece may be shorter).
+    #[wasm_bindgen(getter, js_name = pieceLength)]
+    pub fn piece_length(&self) -> u32 {
+        self.session.borrow().torrent().piece_length()
+    }
+
     /// The URL the element plays, served by the service worker; empty until
     /// a magnet's metadata is known (the `metadata` event).
     #[wasm_bindgen(getter, js_name = streamUrl)]
@@ -346,6 +372,15 @@ impl Track {
     #[wasm_bindgen(getter, js_name = infoHash)]
     pub fn info_hash(&self) -> String {
         self.session.borrow().torrent().info_hash().to_hex()
+    }
+
+    /// The torrent's name (`info.name`): the track's title.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.session
+            .borrow()
+            .meta()
+            .map_or_else(String::new, |m| m.info.name.clone())
     }
 
     /// Bytes in the track; 0 until a magnet's metadata is known.
@@ -434,6 +469,17 @@ impl TrackStats {
             let _ = js_sys::Reflect::set(&o, &k.into(), &v);
         }
         o.into()
+    }
+}
+
+/// A piece's byte in `Track::pieces()`.
+fn piece_state(origin: Option<PieceOrigin>) -> u8 {
+    match origin {
+        None => 0,
+        Some(PieceOrigin::Peers) => 1,
+        Some(PieceOrigin::WebSeed) => 2,
+        Some(PieceOrigin::Mixed) => 3,
+        Some(PieceOrigin::Imported) => 4,
     }
 }
 

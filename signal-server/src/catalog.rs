@@ -24,8 +24,10 @@ pub struct Track {
     pub media_url: String,
     /// `<base>/embed/<hex>`: the player page for this track.
     pub embed_url: String,
-    /// The one line an artist pastes into a page.
+    /// The one line an artist pastes into a page: an `<iframe>`.
     pub embed_html: String,
+    /// The alternative: `/embed.js` and a `<fanswarm-player>` element.
+    pub embed_script_html: String,
     /// The bencoded `.torrent`, served at `torrent_url`.
     #[serde(skip)]
     pub torrent: Bytes,
@@ -77,6 +79,8 @@ pub struct Links {
     pub embed_url: String,
     /// An `<iframe>` of the embed page, with autoplay allowed.
     pub embed_html: String,
+    /// `<script type=module src=<base>/embed.js>` and the player element.
+    pub embed_script_html: String,
     /// `ws(s)://…/announce`.
     pub tracker_url: String,
 }
@@ -92,7 +96,10 @@ impl Links {
             torrent_url: format!("{base}/t/{hex}.torrent"),
             media_url: Self::media_url(base, relative_path),
             embed_html: format!(
-                r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:96px" title="fanswarm player"></iframe>"#
+                r#"<iframe src="{embed_url}" allow="autoplay" style="border:0;width:100%;height:190px" title="fanswarm player"></iframe>"#
+            ),
+            embed_script_html: format!(
+                r#"<script type="module" src="{base}/embed.js"></script><fanswarm-player src="{base}/t/{hex}.torrent"></fanswarm-player>"#
             ),
             embed_url,
             tracker_url: Self::tracker_url(base),
@@ -155,6 +162,14 @@ mod tests {
             format!("https://music.example/t/{}.torrent", h.to_hex())
         );
         assert!(l.embed_html.contains(&l.embed_url));
+        assert!(
+            l.embed_script_html
+                .contains(r#"src="https://music.example/embed.js""#)
+        );
+        assert!(
+            l.embed_script_html
+                .contains(&format!(r#"<fanswarm-player src="{}">"#, l.torrent_url))
+        );
         let l = Links::new("http://127.0.0.1:8080", &h, "a.wav");
         assert_eq!(l.tracker_url, "ws://127.0.0.1:8080/announce");
     }
@@ -170,6 +185,7 @@ mod tests {
             media_url: String::new(),
             embed_url: String::new(),
             embed_html: String::new(),
+            embed_script_html: String::new(),
             torrent: Bytes::from_static(b"d"),
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);

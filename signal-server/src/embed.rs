@@ -38,11 +38,11 @@ pub fn render(name: &str, info_hash: &InfoHash) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · fanswarm</title>
-<style>body{{margin:0;font:14px system-ui,sans-serif}} audio{{width:100%}}</style>
+<style>html,body{{margin:0;background:transparent}} fanswarm-player{{margin:1px}}</style>
 <script type="module" src="/player.js"></script>
 </head>
 <body>
-<fanswarm-player torrent="/t/{hex}.torrent" title="{title}"></fanswarm-player>
+<fanswarm-player src="/t/{hex}.torrent" title="{title}"></fanswarm-player>
 </body>
 </html>
 "#
@@ -73,7 +73,7 @@ mod tests {
         let hash = InfoHash([0xab; 20]);
         let html = render("a <b>\"song\"</b> & more.mp3", &hash);
         assert_eq!(html.matches("<fanswarm-player").count(), 1);
-        assert!(html.contains(&format!(r#"torrent="/t/{}.torrent""#, hash.to_hex())));
+        assert!(html.contains(&format!(r#"src="/t/{}.torrent""#, hash.to_hex())));
         assert!(html.contains("a &lt;b&gt;&quot;song&quot;&lt;/b&gt; &amp; more.mp3"));
         assert!(!html.contains("<b>"));
     }

@@ -4,7 +4,8 @@
 //! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
 //!   WebSocket ([`tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
-//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /metrics`;
+//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
+//!   page's live panel), `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
 //! - everything else from the `web/` directory (player, service worker).
 //!
@@ -18,6 +19,7 @@ pub mod embed;
 pub mod listen;
 pub mod metrics;
 pub mod native;
+pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
@@ -29,7 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -90,12 +92,24 @@ pub enum ServerError {
 
 /// The whole HTTP surface, ready for `oneshot` or a listener.
 pub fn app(state: AppState) -> Router {
-    let counter = state.metrics.webseed_bytes.clone();
+    let counted = state.clone();
     let files = ServeDir::new(&state.paths.media_dir).append_index_html_on_directories(false);
     let media = ServiceExt::<axum::extract::Request>::map_response(
         files,
         move |response: axum::http::Response<ServeFileSystemResponseBody>| {
-            routes::count_body(response, counter.clone())
+            routes::count_body(response, counted.clone())
+        },
+    );
+    // `scripts/build-web` writes `web/pkg/*.gz` beside the wasm and its
+    // glue: sent as `Content-Encoding: gzip` to browsers that take it (the
+    // wasm: 468 KB raw, 186 KB gzipped), with `Vary` so caches keep both.
+    let web = ServiceExt::<axum::extract::Request>::map_response(
+        ServeDir::new(&state.paths.web_dir).precompressed_gzip(),
+        |mut response: axum::http::Response<ServeFileSystemResponseBody>| {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+            response
         },
     );
     let cors = CorsLayer::new()
@@ -111,10 +125,11 @@ pub fn app(state: AppState) -> Router {
         .route("/announce", get(ws::announce))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
+        .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
         .route("/metrics", get(routes::metrics))
         .nest_service("/media", media)
-        .fallback_service(ServeDir::new(&state.paths.web_dir))
+        .fallback_service(web)
         .layer(cors)
         .with_state(state)
 }

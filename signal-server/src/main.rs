@@ -340,5 +340,6 @@ fn publish_one(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
     println!("  info hash: {}", metainfo.info_hash);
     println!("  magnet:    {}", metainfo.magnet());
     println!("  embed:     {}", links.embed_html);
+    println!("  or:        {}", links.embed_script_html);
     Ok(())
 }

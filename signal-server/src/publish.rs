@@ -196,6 +196,7 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
         media_url: links.media_url,
         embed_url: links.embed_url,
         embed_html: links.embed_html,
+        embed_script_html: links.embed_script_html,
         torrent: Bytes::from(metainfo.to_bytes()),
     })
 }

@@ -1,5 +1,5 @@
-//! The HTTP routes other than the tracker: torrents, track list, metrics,
-//! and the byte counter on the web seed.
+//! The HTTP routes other than the tracker: torrents, track list, the live
+//! swarm panel, metrics, and the byte counter on the web seed.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,11 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
-use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
 use swarm::InfoHash;
 
 use crate::catalog::Track;
 use crate::metrics::CONTENT_TYPE;
+use crate::offload::Today;
 use crate::state::AppState;
 
 /// `GET /t/<hex>.torrent`.
@@ -40,6 +41,49 @@ pub async fn tracks(State(state): State<AppState>) -> Json<Vec<Track>> {
     Json(state.catalog.tracks().to_vec())
 }
 
+/// What `GET /api/swarm` answers: the demo page's live panel.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmReport {
+    /// Today's (UTC) web-seed bytes and self-reported fan-to-fan bytes.
+    pub today: Today,
+    /// Every published track's swarm right now.
+    pub tracks: Vec<TrackSwarm>,
+}
+
+/// One track's swarm in [`SwarmReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackSwarm {
+    /// The track's info hash, hex.
+    pub info_hash: String,
+    /// The track's name.
+    pub name: String,
+    /// Fans announced to the tracker (seeders included).
+    pub fans: usize,
+    /// Of those, fans with the whole track.
+    pub seeders: usize,
+}
+
+/// `GET /api/swarm`: fans per track from the tracker, today's bytes.
+pub async fn swarm(State(state): State<AppState>) -> Json<SwarmReport> {
+    let today = state.offload.today(state.today());
+    let hub = state.hub();
+    let tracks = state
+        .catalog
+        .tracks()
+        .iter()
+        .map(|t| {
+            let (seeders, leechers) = hub.tracker.swarm_peers(&t.info_hash);
+            TrackSwarm {
+                info_hash: t.info_hash.to_hex(),
+                name: t.name.clone(),
+                fans: seeders + leechers,
+                seeders,
+            }
+        })
+        .collect();
+    Json(SwarmReport { today, tracks })
+}
+
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.observe(&state.hub().tracker);
@@ -50,8 +94,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Wraps a web-seed response so its body bytes are counted as they are sent.
-pub fn count_body<B>(response: axum::http::Response<B>, counter: Counter) -> Response
+/// Wraps a web-seed response so its body bytes are counted as they are
+/// sent: in `/metrics` and in today's figures.
+pub fn count_body<B>(response: axum::http::Response<B>, state: AppState) -> Response
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -59,16 +104,16 @@ where
     response.map(|inner| {
         Body::new(CountingBody {
             inner: Body::new(inner),
-            counter,
+            state,
         })
     })
 }
 
-/// A body that adds every data frame's length to a counter. It forwards the
-/// size hint, so `Content-Length` responses stay un-chunked.
+/// A body that adds every data frame's length to the web-seed counters. It
+/// forwards the size hint, so `Content-Length` responses stay un-chunked.
 struct CountingBody {
     inner: Body,
-    counter: Counter,
+    state: AppState,
 }
 
 impl HttpBody for CountingBody {
@@ -84,7 +129,9 @@ impl HttpBody for CountingBody {
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            this.counter.inc_by(data.len() as u64);
+            let bytes = data.len() as u64;
+            this.state.metrics.webseed_bytes.inc_by(bytes);
+            this.state.offload.add_webseed(this.state.today(), bytes);
         }
         polled
     }

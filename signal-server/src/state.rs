@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::ws::Message;
 use swarm::time::Time;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::catalog::Catalog;
 use crate::listen::AddressTable;
 use crate::metrics::Metrics;
+use crate::offload::{Day, Offload};
 use crate::tracker::{ConnectionId, Limits, Tracker};
 
 /// Cheap to clone: one `Arc`.
@@ -34,6 +35,8 @@ pub struct Shared {
     hub: Mutex<Hub>,
     /// Exported at `/metrics`.
     pub metrics: Metrics,
+    /// Today's web-seed and fan-to-fan bytes, for `/api/swarm`.
+    pub offload: Offload,
     /// Published tracks.
     pub catalog: Catalog,
     /// File locations.
@@ -71,6 +74,7 @@ impl AppState {
                 senders: HashMap::new(),
             }),
             metrics: Metrics::default(),
+            offload: Offload::default(),
             catalog,
             paths,
             addresses: AddressTable::new(limits.max_connections_per_address),
@@ -89,6 +93,14 @@ impl AppState {
     /// Milliseconds since the server started, as the tracker's clock.
     pub fn now(&self) -> Time {
         Time(u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Today (UTC) by the wall clock, for the daily figures.
+    pub fn today(&self) -> Day {
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Day(secs / 86_400)
     }
 
     /// A fresh connection id.

@@ -111,6 +111,7 @@ where
         // Dropping the last sender ends the writer task.
         hub.senders.remove(&id);
     }
+    state.offload.forget_connection(id);
     let _ = writer.await;
 }
 
@@ -118,8 +119,15 @@ where
 fn handle_frame(state: &AppState, id: ConnectionId, frame: &[u8]) {
     let request = parse_client_message(frame);
     match &request {
-        Ok(ClientMessage::Announce(_)) => {
+        Ok(ClientMessage::Announce(a)) => {
             state.metrics.announces.inc();
+            if let (Some(uploaded), Some(track)) = (a.uploaded, state.catalog.get(&a.info_hash)) {
+                let day = state.today();
+                let length = track.length;
+                state
+                    .offload
+                    .report_uploaded(day, id, a.info_hash, uploaded, length);
+            }
         }
         Ok(ClientMessage::Scrape(_)) => {
             state.metrics.scrapes.inc();

@@ -297,6 +297,12 @@ async fn api_tracks_lists_every_track_with_links() {
     );
     assert!(song["embed_html"].as_str().unwrap().contains("<iframe"));
     assert_eq!(
+        song["embed_script_html"],
+        format!(
+            r#"<script type="module" src="{BASE}/embed.js"></script><fanswarm-player src="{BASE}/t/{hex}.torrent"></fanswarm-player>"#
+        )
+    );
+    assert_eq!(
         tracks[1]["media_url"],
         "https://music.example/media/sub%20dir/b.ogg"
     );
@@ -330,6 +336,77 @@ async fn metrics_count_web_seed_bytes() {
         );
     }
     assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn api_swarm_reports_each_track_and_todays_web_seed_bytes() {
+    let f = fixture().await;
+    let (_, body) = get(&f.state, "/api/swarm", &[]).await;
+    let before: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(before["today"]["webseed_bytes"], 0);
+    get(&f.state, "/media/song.mp3", &[("range", "bytes=0-1233")]).await;
+    let (res, body) = get(&f.state, "/api/swarm", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["today"]["webseed_bytes"], 1234);
+    assert_eq!(report["today"]["fan_bytes"], 0);
+    let tracks = report["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(tracks[0]["name"], "song.mp3");
+    assert_eq!(tracks[0]["fans"], 0, "nobody announced");
+    assert_eq!(tracks[0]["info_hash"].as_str().unwrap().len(), 40);
+}
+
+#[tokio::test]
+async fn web_files_allow_other_origins_for_the_script_embed() {
+    // embed.js, the wasm and its glue are loaded by pages of other origins.
+    let f = fixture().await;
+    let (res, _) = get(
+        &f.state,
+        "/index.html",
+        &[("origin", "https://artist.example")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+}
+
+#[tokio::test]
+async fn precompressed_web_files_are_sent_gzipped_to_browsers_that_accept_it() {
+    let f = fixture().await;
+    let web = f._root.path().join("web");
+    let script = b"export const answer = 42; // long enough to be worth it".repeat(20);
+    std::fs::write(web.join("app.js"), &script).unwrap();
+    let gz = system_gzip(&script);
+    std::fs::write(web.join("app.js.gz"), &gz).unwrap();
+    let (res, body) = get(&f.state, "/app.js", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "gzip");
+    assert!(header_of(&res, header::CONTENT_TYPE).contains("javascript"));
+    assert!(
+        res.headers()
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v == "accept-encoding"),
+        "caches must key on Accept-Encoding"
+    );
+    assert_eq!(body, gz);
+    let (res, body) = get(&f.state, "/app.js", &[]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "");
+    assert_eq!(body, script);
+}
+
+/// `data` gzipped by the system's `gzip` (small input: no pipe deadlock),
+/// so the test needs no codec crate.
+fn system_gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-9c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
 }
 
 #[tokio::test]

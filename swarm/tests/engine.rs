@@ -51,6 +51,10 @@ fn seeder() -> Torrent {
     let mut t = engine(false);
     for (i, chunk) in content().chunks(PIECE as usize).enumerate() {
         assert!(t.import_piece(i as u32, chunk));
+        assert_eq!(
+            t.piece_origin(i as u32),
+            Some(swarm::engine::PieceOrigin::Imported)
+        );
     }
     t
 }
@@ -220,6 +224,9 @@ fn a_leecher_downloads_verifies_and_says_done() {
         .collect();
     assert_eq!(assembled, data);
     assert_eq!(t.stats().from_peers, data.len() as u64);
+    for p in 0..PIECES as u32 {
+        assert_eq!(t.piece_origin(p), Some(swarm::engine::PieceOrigin::Peers));
+    }
 }
 
 #[test]
@@ -389,6 +396,8 @@ fn a_web_seed_serves_the_playhead_when_no_peer_can() {
     t.handle_web_seed_data(Time(50), fetches[0].0, &data[..PIECE as usize]);
     let out = drain(&mut t);
     assert!(out.contains(&Output::Event(Event::PieceVerified { piece: 0 })));
+    assert_eq!(t.piece_origin(0), Some(swarm::engine::PieceOrigin::WebSeed));
+    assert_eq!(t.piece_origin(1), None, "not verified yet");
     // A failure backs off and the piece is asked for again later.
     t.handle_web_seed_error(Time(60), fetches[1].0);
     let out = drain(&mut t);

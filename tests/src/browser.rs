@@ -117,7 +117,9 @@ impl Browser {
         Ok(result["result"]["value"].clone())
     }
 
-    async fn call(
+    /// Sends one DevTools command (to `page`'s session, or the browser's)
+    /// and returns its result.
+    pub async fn call(
         &mut self,
         page: Option<&Page>,
         method: &str,

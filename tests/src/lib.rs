@@ -10,3 +10,4 @@
 pub mod browser;
 pub mod netns;
 pub mod server;
+pub mod web;

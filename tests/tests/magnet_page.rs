@@ -84,7 +84,9 @@ async fn run() -> anyhow::Result<()> {
 /// Presses play on the page's `<fanswarm-player>`, by `magnet` if given.
 async fn start(browser: &mut Browser, page: &Page, magnet: Option<&str>) -> anyhow::Result<()> {
     let set_magnet = match magnet {
-        Some(m) => format!("p.removeAttribute('torrent'); p.setAttribute('magnet', {m:?});"),
+        Some(m) => format!(
+            "p.removeAttribute('src'); p.removeAttribute('torrent'); p.setAttribute('magnet', {m:?});"
+        ),
         None => String::new(),
     };
     browser

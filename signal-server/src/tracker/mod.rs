@@ -210,6 +210,13 @@ impl Tracker {
     pub fn peer_count(&self) -> usize {
         self.peer_count
     }
+
+    /// `(seeders, leechers)` in one swarm right now; zeros if it is empty.
+    pub fn swarm_peers(&self, info_hash: &InfoHash) -> (usize, usize) {
+        self.swarms
+            .get(info_hash)
+            .map_or((0, 0), |t| (t.seeders(), t.leechers()))
+    }
 }
 
 /// Per-connection state.

@@ -359,10 +359,11 @@ impl Torrent {
 
     pub(super) fn verify_piece(&mut self, piece: u32) {
         match self.store.verify(piece) {
-            Verdict::Good { liars } => {
+            Verdict::Good { liars, origin } => {
                 for liar in liars {
                     self.ban_source(liar, piece);
                 }
+                self.origins.record(piece, origin);
                 self.on_piece_verified(piece);
             }
             Verdict::Bad {

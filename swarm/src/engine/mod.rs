@@ -21,6 +21,7 @@ mod choke;
 mod evict;
 mod handle;
 mod invariants;
+mod origin;
 mod peer;
 mod pieces;
 pub mod store;
@@ -29,6 +30,7 @@ mod webseed;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
+pub use origin::PieceOrigin;
 pub use pieces::Source;
 
 pub(crate) use handle::{LT_DONTHAVE_ID, UT_METADATA_ID};
@@ -39,6 +41,7 @@ use crate::metainfo::Metainfo;
 use crate::picker::{Picker, PickerConfig, Playback};
 use crate::time::Time;
 use crate::wire::{self, Handshake, Message, Reserved};
+use origin::Origins;
 use peer::Peer;
 use pieces::PieceStore;
 use webseed::WebSeed;
@@ -315,6 +318,7 @@ pub struct Torrent {
     store: PieceStore,
     /// Verified pieces whose bytes were evicted (always a subset of `have`).
     evicted: Bitfield,
+    origins: Origins,
     peers: BTreeMap<PeerKey, Peer>,
     banned: HashSet<PeerId>,
     web_seed: WebSeed,
@@ -372,6 +376,7 @@ impl Torrent {
             picker,
             store,
             evicted: Bitfield::empty(expected),
+            origins: Origins::default(),
             peers: BTreeMap::new(),
             banned: HashSet::new(),
             outputs: VecDeque::new(),
@@ -398,6 +403,7 @@ impl Torrent {
         if self.picker.have().has(piece) || !self.store.import(piece, data) {
             return false;
         }
+        self.origins.record(piece, PieceOrigin::Imported);
         self.on_piece_verified(piece);
         true
     }
@@ -532,6 +538,13 @@ impl Torrent {
     /// Verified bytes of `piece`, for playback and for writing to disk.
     pub fn piece(&self, piece: u32) -> Option<&[u8]> {
         self.store.verified(piece)
+    }
+
+    /// Where the bytes of verified `piece` came from (peers, the web seed,
+    /// both, or the shell); `None` while it is not verified. For the
+    /// player's piece map.
+    pub fn piece_origin(&self, piece: u32) -> Option<PieceOrigin> {
+        self.origins.get(piece)
     }
 
     /// Pieces we have.

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use sha1::{Digest, Sha1};
 
+use super::origin::PieceOrigin;
+use super::store::MemoryStore;
 use crate::ids::PeerId;
 use crate::wire::BLOCK_SIZE;
-
-use super::store::MemoryStore;
 
 /// Who delivered a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,8 +28,12 @@ pub enum Source {
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// The piece is good; these sources sent blocks that differ from it.
-    Good { liars: Vec<Source> },
+    /// The piece is good; these sources sent blocks that differ from it,
+    /// and its kept blocks came from `origin`.
+    Good {
+        liars: Vec<Source>,
+        origin: PieceOrigin,
+    },
     /// The piece is bad; if one source sent every block, it is that one.
     /// `web_seed_bytes` of it came from the web seed, the rest from peers:
     /// bytes that were counted as useful and turned out not to be.
@@ -138,8 +142,9 @@ impl PieceStore {
         let good = self.hashes.get(piece as usize) == Some(&sha1(&buf.data));
         if good {
             let liars = self.judge_suspects(piece, &buf.data);
+            let origin = PieceOrigin::of_blocks(&buf.sources);
             self.memory.insert(piece, buf.data.into_boxed_slice());
-            return Verdict::Good { liars };
+            return Verdict::Good { liars, origin };
         }
         let first = buf.sources.first().copied().flatten();
         let sole_source = first.filter(|s| buf.sources.iter().all(|b| *b == Some(*s)));
@@ -250,7 +255,13 @@ mod tests {
         );
         s.write_block(0, 0, a, HONEST);
         s.write_block(0, BLOCK_SIZE, b, HONEST);
-        assert_eq!(s.verify(0), Verdict::Good { liars: vec![LIAR] });
+        assert_eq!(
+            s.verify(0),
+            Verdict::Good {
+                liars: vec![LIAR],
+                origin: PieceOrigin::Peers
+            }
+        );
         assert_eq!(s.verified(0), Some(&data[..]));
         assert!(s.matches_verified(0, BLOCK_SIZE, b));
         assert!(!s.matches_verified(0, BLOCK_SIZE, a));
@@ -263,7 +274,13 @@ mod tests {
         s.write_block(0, 0, &data, HONEST);
         s.write_block(0, 0, &[6; BLOCK_SIZE as usize], LIAR);
         s.write_block(0, 0, &data, Source::WebSeed);
-        assert_eq!(s.verify(0), Verdict::Good { liars: vec![LIAR] });
+        assert_eq!(
+            s.verify(0),
+            Verdict::Good {
+                liars: vec![LIAR],
+                origin: PieceOrigin::Peers
+            }
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ use std::time::Duration;
 
 pub use fetch::{FetchConfig, Handover, MetadataFetch, MetadataPeerError};
 
-use crate::engine::{Config, FetchId, Output, PeerKey, SpecError, Stats, Torrent, TorrentSpec};
+use crate::engine::{
+    Config, FetchId, Output, PeerKey, PieceOrigin, SpecError, Stats, Torrent, TorrentSpec,
+};
 use crate::ids::{InfoHash, PeerId};
 use crate::magnet::Magnet;
 use crate::metainfo::{Metainfo, MetainfoError};
@@ -280,6 +282,11 @@ impl Joining {
     pub fn import_piece(&mut self, piece: u32, data: &[u8]) -> bool {
         self.torrent_mut()
             .is_some_and(|t| t.import_piece(piece, data))
+    }
+
+    /// See [`Torrent::piece_origin`]; `None` while fetching.
+    pub fn piece_origin(&self, piece: u32) -> Option<PieceOrigin> {
+        self.torrent()?.piece_origin(piece)
     }
 
     /// See [`Torrent::is_complete`].
