@@ -80,6 +80,7 @@ class FanswarmPlayer extends HTMLElement {
     return this.#track ? this.#track.stats() : {
       peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, uploaded: 0,
       downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
+      banned: 0, wasted: 0,
     };
   }
 

@@ -58,6 +58,10 @@ export interface TrackStats {
   totalPieces: number;
   /** Every piece verified. */
   done: boolean;
+  /** Peers banned for sending data that failed its SHA-1 check. */
+  banned: number;
+  /** Bytes received that were not needed (duplicates, corrupt, unrequested). */
+  wasted: number;
 }
 "#;
 
@@ -253,6 +257,8 @@ impl Track {
             verified_pieces: t.verified_pieces,
             total_pieces: t.total_pieces,
             done: s.is_done(),
+            banned: t.banned as u32,
+            wasted: t.wasted as f64,
         }
     }
 }
@@ -333,6 +339,10 @@ pub struct TrackStats {
     pub total_pieces: u32,
     /// Every piece verified.
     pub done: bool,
+    /// Peers banned for sending data that failed its SHA-1 check.
+    pub banned: u32,
+    /// Bytes received that were not needed (duplicates, corrupt, unrequested).
+    pub wasted: f64,
 }
 
 impl TrackStats {
@@ -340,7 +350,7 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 10] = [
+        let fields: [(&str, JsValue); 12] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
@@ -351,6 +361,8 @@ impl TrackStats {
             ("verifiedPieces", self.verified_pieces.into()),
             ("totalPieces", self.total_pieces.into()),
             ("done", self.done.into()),
+            ("banned", self.banned.into()),
+            ("wasted", self.wasted.into()),
         ];
         for (k, v) in fields {
             // Setting a property on a fresh plain object cannot throw.
