@@ -8,6 +8,7 @@
 //! no Chromium.
 
 pub mod browser;
+pub mod native;
 pub mod netns;
 pub mod player;
 pub mod server;

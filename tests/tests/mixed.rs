@@ -3,14 +3,13 @@
 //!
 //! Prints the page's download speed from the native peer (first peer
 //! connected to done).
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
-use signal_server::native::{NativePeer, PeerOptions, RtcConfig};
 use swarm::metainfo::Metainfo;
 
 use fanswarm_e2e::browser::Browser;
+use fanswarm_e2e::native::{self, Behaviour};
 use fanswarm_e2e::netns;
 use fanswarm_e2e::player::{self, num};
 use fanswarm_e2e::server::{self, ServerOptions};
@@ -34,22 +33,7 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     let meta = Metainfo::from_bytes(&srv.track.torrent)?;
     assert!(meta.url_list.is_empty(), "the torrent names no web seed");
-    let seeder = NativePeer::start(
-        &meta,
-        &srv.track_path,
-        PeerOptions {
-            trackers: vec![srv.tracker_url()],
-            rtc: RtcConfig {
-                bind: netns::ADDRESS,
-                gather_timeout: Duration::from_secs(2),
-                ..RtcConfig::default()
-            },
-            web_seed: false,
-            ..PeerOptions::default()
-        },
-    )
-    .await?;
-    assert!(seeder.stats().done, "the seeder's file verifies in full");
+    let seeder = native::seeder(&srv, Behaviour::Honest).await?;
 
     let mut browser = Browser::launch().await?;
     let started = Instant::now();

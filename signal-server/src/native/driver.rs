@@ -427,6 +427,7 @@ impl Driver {
             }
         }
         let open = self.conns.values().filter(|c| c.open).count();
+        let complete = self.engine.is_complete();
         self.stats.send_modify(|s| {
             s.verified_pieces = stats.verified_pieces;
             s.total_pieces = stats.total_pieces;
@@ -436,6 +437,8 @@ impl Driver {
             s.wasted = stats.wasted;
             s.peers = stats.peers;
             s.connections = open;
+            // Every verified piece was written as its event was handled.
+            s.done |= complete;
         });
     }
 
@@ -502,9 +505,11 @@ impl Driver {
                 tracing::warn!(piece, "the web seed sent a piece that does not verify");
             }
             Event::PieceFailed { piece } => tracing::debug!(piece, "piece failed its hash check"),
+            // `done` is published with the figures at the end of `drain`:
+            // set here, mid-drain, a waiter could wake and read `from_peers`
+            // one block short, before the refresh.
             Event::Done => {
                 tracing::info!(peer = %self.engine.peer_id(), "download complete");
-                self.stats.send_modify(|s| s.done = true);
             }
             _ => {}
         }
