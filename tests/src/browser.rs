@@ -111,9 +111,15 @@ impl Browser {
                 .to_owned(),
             target: target_id,
         };
-        self.call(Some(&page), "Page.navigate", json!({ "url": url }))
-            .await?;
+        self.navigate(&page, url).await?;
         Ok(page)
+    }
+
+    /// Starts loading `url` in `page` without waiting for it.
+    pub async fn navigate(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
+        self.call(Some(page), "Page.navigate", json!({ "url": url }))
+            .await?;
+        Ok(())
     }
 
     /// Waits until `page` shows `url` with its document loaded.

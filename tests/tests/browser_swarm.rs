@@ -33,11 +33,14 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     let embed = srv.track.embed_url.clone();
     let mut browser = Browser::launch().await?;
-    let started = Instant::now();
-
+    // Windows first, so the pages themselves start loading together.
     let mut pages = Vec::with_capacity(PAGES);
     for _ in 0..PAGES {
-        pages.push(browser.open_unloaded(&embed).await?);
+        pages.push(browser.open_unloaded("about:blank").await?);
+    }
+    let started = Instant::now();
+    for page in &pages {
+        browser.navigate(page, &embed).await?;
     }
     for page in &pages {
         browser.wait_loaded(page, &embed).await?;
@@ -84,8 +87,9 @@ async fn run() -> anyhow::Result<()> {
     let length = srv.file.len() as f64;
     let per_copy = origin as f64 / (PAGES as f64 * length);
     println!(
-        "track: {} bytes; {PAGES} pages opened and pressed play within {opened_ms} ms \
-         (presses {spread_ms:.0} ms apart at most); all done {all_done_secs:.1} s after opening",
+        "track: {} bytes; {PAGES} pages loaded the embed and pressed play within {opened_ms} ms \
+         of the first navigation (presses {spread_ms:.0} ms apart at most); \
+         all done {all_done_secs:.1} s after it",
         srv.file.len()
     );
     for (i, s) in done.iter().enumerate() {
@@ -104,6 +108,9 @@ async fn run() -> anyhow::Result<()> {
     for (i, got) in assembled.iter().enumerate() {
         assert_eq!(got, &expected, "page {i} assembled exactly the file");
     }
+    // Pressing play is when a page joins the swarm; loading four windows
+    // at once takes 1.3-1.6 s on a loaded 2-core machine, so it is printed,
+    // not asserted.
     assert!(
         spread_ms < 1000.0,
         "the {PAGES} pages pressed play within a second ({spread_ms:.0} ms)"
