@@ -197,6 +197,16 @@ async fn half_close() -> anyhow::Result<()> {
     )
     .await?;
     check_assembled(&mut browser, staying, &srv).await?;
+    // The closed pages' connections ended with their tabs, and the
+    // remaining pages noticed: each is left with the other alone.
+    player::wait_all(
+        &mut browser,
+        staying,
+        Duration::from_secs(30),
+        "the remaining pages dropping the closed ones",
+        |s| num(s, "peers") <= 1.0,
+    )
+    .await?;
     println!(
         "at the close:{}\nremaining pages done {:.1} s after it:{}",
         player::show(&at_close),
