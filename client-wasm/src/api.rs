@@ -225,7 +225,8 @@ pub async fn play(
 
 /// A playing track. Events (via `addEventListener`): `progress` (detail: the
 /// piece just verified), `peers` (detail: connection count), `done`,
-/// `warning` (detail: text).
+/// `warning` (detail: text), `peerclose` (detail: why a connection ended:
+/// the engine's reason, or "the connection closed" when the channel did).
 #[wasm_bindgen]
 pub struct Track {
     session: SessionRef,
@@ -283,7 +284,7 @@ impl Track {
         self.session.borrow().torrent().total_length() as f64
     }
 
-    /// Listens for `progress`, `peers`, `done` or `warning`.
+    /// Listens for `progress`, `peers`, `done`, `warning` or `peerclose`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,

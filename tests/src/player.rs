@@ -38,7 +38,7 @@ pub async fn press_play(browser: &mut Browser, page: &Page) -> anyhow::Result<f6
             p.play().then(() => {
                 p.track.addEventListener('peers', () => { window.__peerAt ??= performance.now(); });
                 p.track.addEventListener('done', () => { window.__doneAt = performance.now(); });
-                for (const kind of ['warning', 'peers', 'done'])
+                for (const kind of ['warning', 'peers', 'done', 'tracker', 'peerclose'])
                     p.track.addEventListener(kind, (e) => window.__log.push(kind + ' ' + e.detail + ' @' + stamp()));
             }, (e) => { window.__playError = String(e); });
             return performance.timeOrigin + window.__t0;

@@ -168,7 +168,7 @@ async fn start_player(browser: &mut Browser, page: &Page) -> anyhow::Result<()> 
             window.__log = [];
             p.track.addEventListener('peers', () => { window.__peerAt ??= performance.now(); });
             p.track.addEventListener('done', () => { window.__doneAt = performance.now(); });
-            for (const kind of ['warning', 'peers', 'done', 'tracker'])
+            for (const kind of ['warning', 'peers', 'done', 'tracker', 'peerclose'])
                 p.track.addEventListener(kind, (e) => window.__log.push(kind + ' ' + e.detail + ' @' + Math.round(performance.now())));
             return true;
         })()")

@@ -307,6 +307,7 @@ impl Session {
             if conn.in_engine {
                 self.torrent.handle_peer_closed(js::now(), key);
                 self.emit_peers();
+                self.emit("peerclose", "the connection closed".into());
             }
         }
     }
