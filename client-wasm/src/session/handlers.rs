@@ -310,18 +310,6 @@ impl Session {
         });
     }
 
-    /// Hands an open channel to the engine, once: it sends our handshake.
-    fn admit(&mut self, now: Time, key: PeerKey) {
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
-        };
-        if conn.in_engine || !conn.rtc.is_open() {
-            return;
-        }
-        conn.in_engine = true;
-        self.torrent.add_peer(now, key);
-    }
-
     fn on_channel(&mut self, key: PeerKey, event: ChannelEvent) {
         let now = js::now();
         match event {
@@ -334,15 +322,17 @@ impl Session {
                     self.on_channel(key, ChannelEvent::Open);
                 }
             }
-            ChannelEvent::Open => self.admit(now, key),
-            ChannelEvent::Data(bytes) => {
-                // Seen in the end-to-end suite: the remote's first message
-                // (its handshake) handled before our `open`; dropped, the
-                // next message was taken for the handshake and the
-                // connection failed. A channel that delivers data is open.
-                self.admit(now, key);
-                self.torrent.handle_peer_data(now, key, &bytes);
+            ChannelEvent::Open => {
+                let Some(conn) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if conn.in_engine || !conn.rtc.is_open() {
+                    return;
+                }
+                conn.in_engine = true;
+                self.torrent.add_peer(now, key);
             }
+            ChannelEvent::Data(bytes) => self.torrent.handle_peer_data(now, key, &bytes),
             ChannelEvent::Drained => {
                 if self.conns.get_mut(&key).is_some_and(|c| c.rtc.drained()) {
                     self.torrent.set_send_blocked(now, key, false);
