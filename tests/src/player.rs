@@ -20,7 +20,8 @@ use crate::browser::{Browser, Page};
 ///
 /// The page records, on `window`: `__playError` if `play()` rejects,
 /// `__audioError` if the element reports an error, `__firstAudio` (ms from
-/// the press to `playing`), `__peerAt`/`__doneAt` (`performance.now()` of
+/// the press to `playing`), `__statsError` if `track.stats()` threw inside a
+/// `progress` listener, `__peerAt`/`__doneAt` (`performance.now()` of
 /// the first `peers` and the `done` event) and `__log` (every event).
 pub async fn press_play(browser: &mut Browser, page: &Page) -> anyhow::Result<f64> {
     browser
@@ -38,6 +39,11 @@ pub async fn press_play(browser: &mut Browser, page: &Page) -> anyhow::Result<f6
             p.play().then(() => {
                 p.track.addEventListener('peers', () => { window.__peerAt ??= performance.now(); });
                 p.track.addEventListener('done', () => { window.__doneAt = performance.now(); });
+                // What player.js and fanswarm.js's example do: read the stats
+                // from inside a progress listener.
+                p.track.addEventListener('progress', () => {
+                    try { p.track.stats(); } catch (e) { window.__statsError ??= String(e); }
+                });
                 for (const kind of ['warning', 'peers', 'done', 'tracker', 'peerclose'])
                     p.track.addEventListener(kind, (e) => window.__log.push(kind + ' ' + e.detail + ' @' + stamp()));
             }, (e) => { window.__playError = String(e); });
@@ -50,7 +56,7 @@ pub async fn press_play(browser: &mut Browser, page: &Page) -> anyhow::Result<f6
 }
 
 /// The track's stats (`TrackStats` of the wasm API) plus what the page
-/// recorded: `currentTime`, `paused`, `playError`, `audioError`.
+/// recorded: `currentTime`, `paused`, `playError`, `audioError`, `statsError`.
 pub async fn state(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
     let text = browser
         .eval(
@@ -59,7 +65,7 @@ pub async fn state(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> 
             const p = document.querySelector('fanswarm-player');
             return JSON.stringify({ ...p.stats(), currentTime: p.audio.currentTime,
                 paused: p.audio.paused, playError: window.__playError ?? null,
-                audioError: window.__audioError ?? null });
+                audioError: window.__audioError ?? null, statsError: window.__statsError ?? null });
         })()",
         )
         .await?;
@@ -73,7 +79,8 @@ pub fn num(state: &Value, key: &str) -> f64 {
 
 /// Polls every page's [`state`] until `ready` holds for all of them;
 /// after `limit`, fails with `what` and every page's last state. Fails at
-/// once if a page's `play()` rejected or its element errored.
+/// once if a page's `play()` rejected, its element errored or its stats
+/// could not be read from a `progress` listener.
 pub async fn wait_all(
     browser: &mut Browser,
     pages: &[Page],
@@ -88,7 +95,10 @@ pub async fn wait_all(
             states.push(state(browser, page).await?);
         }
         for (i, s) in states.iter().enumerate() {
-            if !s["playError"].is_null() || !s["audioError"].is_null() {
+            if ["playError", "audioError", "statsError"]
+                .iter()
+                .any(|k| !s[*k].is_null())
+            {
                 bail!("page {i} failed while waiting for {what}: {s}");
             }
         }

@@ -312,12 +312,20 @@ impl Session {
         }
     }
 
+    /// Fires `kind` on the track once the current call into the session has
+    /// returned, in order. Fired at once, a listener that calls back into
+    /// the track (`track.stats()` in a `progress` listener, as player.js and
+    /// fanswarm.js's own example do) would find the session borrowed, and
+    /// the wasm call traps ("RuntimeError: unreachable").
     fn emit(&self, kind: &str, detail: wasm_bindgen::JsValue) {
         let init = web_sys::CustomEventInit::new();
         init.set_detail(&detail);
         if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict(kind, &init) {
-            // A listener that throws is the page's problem, not ours.
-            let _ = self.events.dispatch_event(&event);
+            let events = self.events.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                // A listener that throws is the page's problem, not ours.
+                let _ = events.dispatch_event(&event);
+            });
         }
     }
 
