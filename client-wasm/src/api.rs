@@ -77,6 +77,10 @@ export interface TrackStats {
   totalPieces: number;
   /** Every piece verified. */
   done: boolean;
+  /** Peers banned for sending data that failed its SHA-1 check. */
+  banned: number;
+  /** Bytes received that were not needed (duplicates, corrupt, unrequested). */
+  wasted: number;
 }
 
 /**
@@ -90,8 +94,11 @@ export interface TrackStats {
  * - `nostreaming`: no service worker controls the page; the element plays
  *   the web seed directly.
  * - `warning`: something failed and was worked around (detail: text).
+ * - `peerclose`: a connection ended (detail: why: the engine's reason, or
+ *   "the connection closed" when the channel did).
  */
-export type TrackEventKind = "metadata" | "progress" | "peers" | "done" | "nostreaming" | "warning";
+export type TrackEventKind =
+  "metadata" | "progress" | "peers" | "done" | "nostreaming" | "warning" | "peerclose";
 "#;
 
 /// Where the metadata of a track comes from.
@@ -304,7 +311,9 @@ async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, 
 /// A playing track. Events (via `addEventListener`, see `TrackEventKind`):
 /// `metadata` (a magnet's metadata arrived; detail: length in bytes),
 /// `progress` (detail: the piece just verified), `peers` (detail: connection
-/// count), `done`, `nostreaming`, `warning` (detail: text).
+/// count), `done`, `nostreaming`, `warning` (detail: text), `peerclose`
+/// (detail: why a connection ended: the engine's reason, or "the connection
+/// closed" when the channel did).
 #[wasm_bindgen]
 pub struct Track {
     session: SessionRef,
@@ -336,6 +345,8 @@ impl Track {
             verified_pieces: t.verified_pieces,
             total_pieces: t.total_pieces,
             done: s.is_done(),
+            banned: t.banned as u32,
+            wasted: t.wasted as f64,
         }
     }
 }
@@ -389,7 +400,8 @@ impl Track {
         self.session.borrow().torrent().total_length() as f64
     }
 
-    /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming` or `warning`.
+    /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming`,
+    /// `warning` or `peerclose`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,
@@ -445,6 +457,10 @@ pub struct TrackStats {
     pub total_pieces: u32,
     /// Every piece verified.
     pub done: bool,
+    /// Peers banned for sending data that failed its SHA-1 check.
+    pub banned: u32,
+    /// Bytes received that were not needed (duplicates, corrupt, unrequested).
+    pub wasted: f64,
 }
 
 impl TrackStats {
@@ -452,7 +468,7 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 10] = [
+        let fields: [(&str, JsValue); 12] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
@@ -463,6 +479,8 @@ impl TrackStats {
             ("verifiedPieces", self.verified_pieces.into()),
             ("totalPieces", self.total_pieces.into()),
             ("done", self.done.into()),
+            ("banned", self.banned.into()),
+            ("wasted", self.wasted.into()),
         ];
         for (k, v) in fields {
             // Setting a property on a fresh plain object cannot throw.

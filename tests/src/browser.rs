@@ -27,6 +27,7 @@ pub struct Browser {
 #[derive(Debug, Clone)]
 pub struct Page {
     session: String,
+    target: String,
 }
 
 impl Browser {
@@ -47,6 +48,11 @@ impl Browser {
                 "--disable-sync",
                 "--disable-features=WebRtcHideLocalIpsWithMdns",
                 "--autoplay-policy=no-user-gesture-required",
+                // Every tab is a listener's foreground page: no timer
+                // throttling of the ones the test is not looking at.
+                "--disable-background-timer-throttling",
+                "--disable-renderer-backgrounding",
+                "--disable-backgrounding-occluded-windows",
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -69,8 +75,26 @@ impl Browser {
 
     /// Opens a tab at `url` and waits until its document has loaded.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
+        let page = self.create(url, false).await?;
+        self.wait_loaded(&page, url).await?;
+        Ok(page)
+    }
+
+    /// Opens a window of its own and starts loading `url` there without
+    /// waiting, so several pages can load at once ([`Browser::wait_loaded`]
+    /// waits). A window each, not tabs: Chromium defers media in a tab that
+    /// was never shown, so only the last tab of a window would play.
+    pub async fn open_unloaded(&mut self, url: &str) -> anyhow::Result<Page> {
+        self.create(url, true).await
+    }
+
+    async fn create(&mut self, url: &str, new_window: bool) -> anyhow::Result<Page> {
         let target = self
-            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+            .call(
+                None,
+                "Target.createTarget",
+                json!({ "url": "about:blank", "newWindow": new_window }),
+            )
             .await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
         let attached = self
@@ -85,20 +109,44 @@ impl Browser {
                 .as_str()
                 .context("sessionId")?
                 .to_owned(),
+            target: target_id,
         };
-        self.call(Some(&page), "Page.navigate", json!({ "url": url }))
+        self.navigate(&page, url).await?;
+        Ok(page)
+    }
+
+    /// Starts loading `url` in `page` without waiting for it.
+    pub async fn navigate(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
+        self.call(Some(page), "Page.navigate", json!({ "url": url }))
             .await?;
+        Ok(())
+    }
+
+    /// Waits until `page` shows `url` with its document loaded.
+    pub async fn wait_loaded(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
         for _ in 0..200 {
             let state = self
-                .eval(&page, "location.href + ' ' + document.readyState")
+                .eval(page, "location.href + ' ' + document.readyState")
                 .await
                 .unwrap_or_default();
             if state.as_str() == Some(&format!("{url} complete")) {
-                return Ok(page);
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("{url} did not load")
+    }
+
+    /// Closes the tab at once, as a listener closing it would: no page
+    /// script gets to say goodbye beyond what the browser itself does.
+    pub async fn close(&mut self, page: &Page) -> anyhow::Result<()> {
+        self.call(
+            None,
+            "Target.closeTarget",
+            json!({ "targetId": page.target }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Evaluates `expression` in the page, awaiting a promise, and returns

@@ -1,6 +1,6 @@
 //! Helpers for fanswarm's end-to-end tests: a private network namespace,
-//! the server with a track, and headless Chromium driven over the DevTools
-//! protocol.
+//! the server with a track, headless Chromium driven over the DevTools
+//! protocol, and the `<fanswarm-player>` helpers the tests share.
 //!
 //! Why a crate of its own: these tests need the server, the built browser
 //! bundle and a browser at once, so they belong to no single crate; kept
@@ -8,6 +8,8 @@
 //! no Chromium.
 
 pub mod browser;
+pub mod native;
 pub mod netns;
+pub mod player;
 pub mod server;
 pub mod web;

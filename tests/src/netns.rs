@@ -6,10 +6,15 @@
 //! default route into it. Server and browser both live in there: no test
 //! traffic can leave it.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
+
+/// This host's address on the namespace's veth (set by `scripts/in-netns`):
+/// where native WebRTC peers bind so Chromium's host candidates reach them.
+pub const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 
 /// Set in the re-executed child.
 const INSIDE: &str = "FANSWARM_E2E_NETNS";

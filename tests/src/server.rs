@@ -1,14 +1,30 @@
 //! The fanswarm server, in process, with a library of one synthesized track.
+//!
+//! The server runs on a thread and runtime of its own, so [`TestServer::stop`]
+//! really ends every socket it has, as a crashed or restarted server would,
+//! and [`TestServer::restart`] brings it back on the same port.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
-use signal_server::catalog::Track;
+use signal_server::catalog::{Catalog, Links, Track};
+use signal_server::publish::{TorrentOptions, make_torrent};
 use signal_server::state::{AppState, Paths};
 use signal_server::tracker::Limits;
+
+/// What the test server publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Length of the synthesized WAV track (22.05 kHz mono, ~44 KB/s).
+    pub seconds: u32,
+    /// Whether the torrent names the server's `/media/` URL as its web seed
+    /// (`url-list`). Without it, pages can only get the track from peers.
+    pub web_seed: bool,
+}
 
 /// A running server and what it publishes.
 pub struct TestServer {
@@ -20,6 +36,12 @@ pub struct TestServer {
     pub track: Track,
     /// The track's bytes, to compare pages against.
     pub file: Vec<u8>,
+    /// The track's file in the library: what a native seeder serves.
+    pub track_path: PathBuf,
+    catalog: Catalog,
+    paths: Paths,
+    state: AppState,
+    running: Option<Running>,
     _library: tempfile::TempDir,
 }
 
@@ -28,8 +50,18 @@ pub fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
 }
 
-/// Publishes a WAV track of `seconds` and serves it with the real router.
+/// Publishes a WAV track of `seconds` (with its web seed) and serves it
+/// with the real router.
 pub async fn start(seconds: u32) -> anyhow::Result<TestServer> {
+    start_with(ServerOptions {
+        seconds,
+        web_seed: true,
+    })
+    .await
+}
+
+/// Publishes a WAV track as `options` say and serves it with the real router.
+pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
     let web = web_dir();
     anyhow::ensure!(
         web.join("pkg/client_wasm_bg.wasm").is_file(),
@@ -37,17 +69,22 @@ pub async fn start(seconds: u32) -> anyhow::Result<TestServer> {
         web.display()
     );
     let library = tempfile::tempdir()?;
-    let samples = signal_server::demo::synthesize(seconds, 7);
+    let samples = signal_server::demo::synthesize(options.seconds, 7);
     let file = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
-    std::fs::write(library.path().join("e2e track.wav"), &file)?;
+    let track_path = library.path().join("e2e track.wav");
+    std::fs::write(&track_path, &file)?;
 
+    // Bind first: the published links name the port.
     let listener = TcpListener::bind("0.0.0.0:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://localhost:{}", addr.port());
-    let catalog =
+    let catalog = if options.web_seed {
         signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
             .await
-            .context("publishing the test library")?;
+            .context("publishing the test library")?
+    } else {
+        Catalog::new(vec![track_without_web_seed(&track_path, &base)?])
+    };
     let track = catalog
         .tracks()
         .first()
@@ -57,13 +94,142 @@ pub async fn start(seconds: u32) -> anyhow::Result<TestServer> {
         media_dir: library.path().to_path_buf(),
         web_dir: web,
     };
-    let state = AppState::new(catalog, paths, Limits::default());
-    tokio::spawn(signal_server::serve(listener, state));
+    let state = AppState::new(catalog.clone(), paths.clone(), Limits::default());
+    let running = Running::start(listener.into_std()?, state.clone())?;
     Ok(TestServer {
         base,
         addr,
         track,
         file,
+        track_path,
+        catalog,
+        paths,
+        state,
+        running: Some(running),
         _library: library,
+    })
+}
+
+impl TestServer {
+    /// The tracker URL with a literal address, for native peers (which
+    /// would otherwise resolve `localhost` themselves).
+    pub fn tracker_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/announce", self.addr.port())
+    }
+
+    /// Body bytes `/media/` has sent since the server (re)started.
+    pub fn webseed_bytes(&self) -> u64 {
+        self.state.metrics.webseed_bytes.get()
+    }
+
+    /// Peers the tracker knows, over all swarms.
+    pub fn tracker_peers(&self) -> usize {
+        self.state.hub().tracker.peer_count()
+    }
+
+    /// Stops serving: every connection (tracker sockets included) ends.
+    pub fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop();
+        }
+    }
+
+    /// Serves again on the same port with a fresh tracker (it knows no
+    /// peer until they announce again), as after a server restart.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let mut last = None;
+        // The old listener is closed once its runtime is gone; retry briefly
+        // in case the port is not free at once.
+        for _ in 0..50 {
+            match std::net::TcpListener::bind(self.addr) {
+                Ok(listener) => {
+                    listener.set_nonblocking(true)?;
+                    self.state =
+                        AppState::new(self.catalog.clone(), self.paths.clone(), Limits::default());
+                    self.running = Some(Running::start(listener, self.state.clone())?);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cannot listen on {} again: {last:?}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server's thread: a runtime of its own, dropped on stop so that every
+/// connection task ends with it.
+struct Running {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(listener: std::net::TcpListener, state: AppState) -> anyhow::Result<Running> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("test-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            eprintln!("test server: {e}");
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        result = signal_server::serve(listener, state) => {
+                            if let Err(e) = result {
+                                eprintln!("test server: {e}");
+                            }
+                        }
+                        _ = stop => {}
+                    }
+                });
+                // Dropping the runtime here cancels every connection task.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok(Running { shutdown, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// The track at `path` published like the server does, but with no
+/// `url-list`: the only way to get it is from peers.
+fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
+    let options = TorrentOptions {
+        trackers: vec![Links::tracker_url(base)],
+        web_seeds: Vec::new(),
+    };
+    let metainfo = make_torrent(path, &options, |_| {})?;
+    let name = metainfo.info.name.clone();
+    let links = Links::new(base, &metainfo.info_hash, &name);
+    Ok(Track {
+        name,
+        info_hash: metainfo.info_hash,
+        length: metainfo.info.files.iter().map(|f| f.length).sum(),
+        magnet: metainfo.magnet().to_string(),
+        torrent_url: links.torrent_url,
+        media_url: links.media_url,
+        embed_url: links.embed_url,
+        embed_html: links.embed_html,
+        embed_script_html: links.embed_script_html,
+        torrent: metainfo.to_bytes().into(),
     })
 }

@@ -25,7 +25,10 @@ fn two_pages_swarm_and_assemble_the_file() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let srv = server::start(120).await?;
+    // 60 s: a page alone fetches from the web seed at about the pace it
+    // plays (urgent pieces, then one orphan at a time), so page 1 takes
+    // about the track's length to finish.
+    let srv = server::start(60).await?;
     let hex = srv.track.info_hash.to_hex();
     let file_sha = hex_of(&Sha1::digest(&srv.file));
     let mut browser = Browser::launch().await?;
@@ -51,7 +54,7 @@ async fn run() -> anyhow::Result<()> {
     let embed = format!("{}/embed/{hex}", srv.base);
     let first = browser.open(&embed).await?;
     start_player(&mut browser, &first).await?;
-    let first_stats = wait_done(&mut browser, &first, Duration::from_secs(90)).await?;
+    let first_stats = wait_done(&mut browser, &first, Duration::from_secs(120)).await?;
     let first_ms = first_audio(&mut browser, &first).await?;
 
     let started = Instant::now();
@@ -72,13 +75,13 @@ async fn run() -> anyhow::Result<()> {
     let first_sha = assembled_sha1(&mut browser, &first).await?;
     let second_sha = assembled_sha1(&mut browser, &second).await?;
     let first_after = stats(&mut browser, &first).await?;
-    let (from, to) = (3_000_000usize, 3_000_999usize);
+    let (from, to) = (2_000_000usize, 2_000_999usize);
     let ranged = range_through_worker(&mut browser, &second, from, to).await?;
     let seeked_to = browser
         .eval(&second, "(async () => {
             const a = document.querySelector('fanswarm-player').audio;
             const seeked = new Promise((resolve) => a.addEventListener('seeked', resolve, { once: true }));
-            a.currentTime = 100;
+            a.currentTime = 50;
             await seeked;
             return a.currentTime;
         })()")
@@ -140,8 +143,8 @@ async fn run() -> anyhow::Result<()> {
         "a range request is answered with exactly that range"
     );
     assert!(
-        seeked_to >= 99.0,
-        "the element seeked to 100 s, is at {seeked_to}"
+        seeked_to >= 49.0,
+        "the element seeked to 50 s, is at {seeked_to}"
     );
     assert_eq!(
         num(&first_stats, "fromPeers") + num(&first_stats, "fromWebSeed"),
@@ -165,7 +168,7 @@ async fn start_player(browser: &mut Browser, page: &Page) -> anyhow::Result<()> 
             window.__log = [];
             p.track.addEventListener('peers', () => { window.__peerAt ??= performance.now(); });
             p.track.addEventListener('done', () => { window.__doneAt = performance.now(); });
-            for (const kind of ['warning', 'peers', 'done', 'tracker'])
+            for (const kind of ['warning', 'peers', 'done', 'tracker', 'peerclose'])
                 p.track.addEventListener(kind, (e) => window.__log.push(kind + ' ' + e.detail + ' @' + Math.round(performance.now())));
             return true;
         })()")

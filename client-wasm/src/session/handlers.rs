@@ -30,6 +30,7 @@ impl Session {
                         conn.in_engine = false;
                         self.offers.retain(|_, k| *k != peer);
                         self.emit_peers();
+                        self.emit("peerclose", reason.to_string().into());
                     }
                     if matches!(reason, swarm::engine::PeerError::Banned(_)) {
                         self.warn(&reason.to_string());

@@ -1,6 +1,6 @@
 //! The session's side of service-worker streaming: range requests become
-//! [`Reader`]s, answered from verified pieces, and the first byte a reader
-//! waits for becomes the engine's playhead.
+//! [`Reader`]s, answered from verified pieces; the first byte a reader
+//! waits for is the engine's playhead when the element stalls on it.
 
 use std::rc::Rc;
 
@@ -89,7 +89,7 @@ impl Session {
         }
     }
 
-    /// Makes the first byte any reader waits for the engine's playhead.
+    /// Notes the first byte any reader waits for (see `update_playback`).
     fn note_waiting_readers(&mut self) {
         let first = self
             .readers
