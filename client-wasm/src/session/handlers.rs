@@ -12,6 +12,7 @@ use swarm::engine::{Event, FetchId, Output, PeerKey};
 use swarm::time::Time;
 
 use super::{Conn, Session, dispatch};
+use crate::channel::EarlyBytes;
 use crate::js;
 use crate::rtc::{self, ChannelEvent, EventSink, PeerConn};
 use crate::stream;
@@ -234,6 +235,7 @@ impl Session {
                         rtc,
                         since: None,
                         in_engine: false,
+                        early: EarlyBytes::default(),
                     },
                 );
                 Some(key)
@@ -334,9 +336,23 @@ impl Session {
                     return;
                 }
                 conn.in_engine = true;
+                let early = conn.early.take();
                 self.torrent.add_peer(now, key);
+                if !early.is_empty() {
+                    self.torrent.handle_peer_data(now, key, &early);
+                }
             }
-            ChannelEvent::Data(bytes) => self.torrent.handle_peer_data(now, key, &bytes),
+            ChannelEvent::Data(bytes) => {
+                let Some(conn) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if conn.in_engine {
+                    self.torrent.handle_peer_data(now, key, &bytes);
+                } else if !conn.early.push(&bytes) {
+                    self.warn("a peer sent too much before its channel opened");
+                    self.remove_conn(key);
+                }
+            }
             ChannelEvent::Drained => {
                 if self.conns.get_mut(&key).is_some_and(|c| c.rtc.drained()) {
                     self.torrent.set_send_blocked(now, key, false);

@@ -26,6 +26,7 @@ use swarm::time::Time;
 use swarm::tracker::OfferId;
 use web_sys::{EventTarget, HtmlMediaElement};
 
+use crate::channel::EarlyBytes;
 use crate::js;
 use crate::rate::RateMeter;
 use crate::rtc::PeerConn;
@@ -60,6 +61,8 @@ struct Conn {
     since: Option<Time>,
     /// The engine knows it (`add_peer` was called).
     in_engine: bool,
+    /// Bytes that arrived before our `open` was handled.
+    early: EarlyBytes,
 }
 
 /// Everything one playing track owns.
