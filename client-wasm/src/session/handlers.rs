@@ -32,6 +32,7 @@ impl Session {
                         self.offers.retain(|_, k| *k != peer);
                         self.emit_peers();
                         self.emit("peerclose", reason.to_string().into());
+                        self.after_peer_gone();
                     }
                     if matches!(reason, swarm::engine::PeerError::Banned(_)) {
                         self.warn(&reason.to_string());

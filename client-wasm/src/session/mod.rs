@@ -363,7 +363,18 @@ impl Session {
                 self.torrent.handle_peer_closed(js::now(), key);
                 self.emit_peers();
                 self.emit("peerclose", "the connection closed".into());
+                self.after_peer_gone();
             }
+        }
+    }
+
+    /// The last peer the engine knew went away while pieces are missing:
+    /// look for peers again soon instead of after the tracker's interval
+    /// (one failed connection would otherwise leave the listener alone,
+    /// on the web seed, for minutes).
+    pub(crate) fn after_peer_gone(&mut self) {
+        if !self.torrent.is_complete() && !self.conns.values().any(|c| c.in_engine) {
+            self.announcer.peers_lost(js::now());
         }
     }
 

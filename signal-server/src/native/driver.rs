@@ -377,6 +377,12 @@ impl Driver {
         if let Some(pc) = conn.pc {
             rtc::close(pc);
         }
+        // The last open connection went: look for peers again soon rather
+        // than after the tracker's interval (see `Announcer::peers_lost`).
+        if conn.open && !self.engine.is_complete() && !self.conns.values().any(|c| c.open) {
+            let now = self.now();
+            self.announcer.peers_lost(now);
+        }
     }
 
     /// Gives up on connections that never opened.

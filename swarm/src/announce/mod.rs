@@ -358,6 +358,36 @@ impl Announcer {
         self.want_peers = want;
     }
 
+    /// Every peer connection ended (or the first ones failed) while we
+    /// still want peers: announce again soon, with fresh offers, instead of
+    /// waiting out the tracker's interval — otherwise one failed connection
+    /// leaves a listener alone, fetching the whole track from the web seed,
+    /// for minutes. At most one announce per `min_interval` (10 s by
+    /// default) still holds, counted from the last one, so a peer whose
+    /// connections keep failing cannot hammer the tracker.
+    pub fn peers_lost(&mut self, now: Time) {
+        self.now = now;
+        if self.stopped || !self.want_peers {
+            return;
+        }
+        let gap = self.config.min_interval;
+        for tracker in &mut self.trackers {
+            if let Conn::Connected {
+                next_announce,
+                interval,
+                started: true,
+                ..
+            } = &mut tracker.conn
+            {
+                let last = *next_announce - *interval;
+                let soon = (last + gap).max(now);
+                if soon < *next_announce {
+                    *next_announce = soon;
+                }
+            }
+        }
+    }
+
     /// Leave the swarm: `stopped` to every connected tracker, every pending
     /// offer dropped, every socket closed. Nothing more happens afterwards.
     pub fn stop(&mut self, now: Time) {

@@ -478,3 +478,54 @@ fn no_offers_when_peers_are_not_wanted() {
     assert_eq!(sends[0].1.event, Some(AnnounceEvent::Started));
     assert!(sends[0].1.offers.is_none());
 }
+
+#[test]
+fn losing_every_peer_brings_the_next_announce_forward_but_not_before_min_interval() {
+    let mut a = announcer(1, 8);
+    drain(&mut a);
+    connect_and_offer(&mut a, Time(0), T0);
+    drain(&mut a);
+    a.handle_message(Time(0), T0, &reply(120));
+    drain(&mut a);
+    // At 3 s the only peer went away: not at once (10 s since the last
+    // announce have not passed), but at 10 s rather than 120 s.
+    a.peers_lost(Time(3_000));
+    let (_, wake) = drain(&mut a);
+    assert_eq!(wake, Time(10_000), "next announce brought forward to 10 s");
+    a.handle_timeout(Time(9_999));
+    assert!(offers_asked(&drain(&mut a).0).is_empty(), "not before 10 s");
+    a.handle_timeout(Time(10_000));
+    let ids = offers_asked(&drain(&mut a).0);
+    assert_eq!(ids.len(), 5, "fresh offers at 10 s");
+    for id in ids {
+        a.offer_ready(Time(10_001), id, "x".into());
+    }
+    assert_eq!(sent(&drain(&mut a).0).len(), 1);
+    // Lost again right after: the gap counts from this announce.
+    a.peers_lost(Time(10_500));
+    assert_eq!(drain(&mut a).1, Time(20_001));
+}
+
+#[test]
+fn peers_lost_is_ignored_at_the_peer_cap_and_after_stop() {
+    let mut a = announcer(1, 9);
+    drain(&mut a);
+    connect_and_offer(&mut a, Time(0), T0);
+    drain(&mut a);
+    a.handle_message(Time(0), T0, &reply(120));
+    drain(&mut a);
+    a.set_want_peers(false);
+    a.peers_lost(Time(30_000));
+    drain(&mut a);
+    a.handle_timeout(Time(45_000));
+    let (actions, _) = drain(&mut a);
+    assert!(
+        sent(&actions).is_empty() && offers_asked(&actions).is_empty(),
+        "at the cap: no early announce"
+    );
+    a.set_want_peers(true);
+    a.stop(Time(31_000));
+    drain(&mut a);
+    a.peers_lost(Time(32_000));
+    assert!(sent(&drain(&mut a).0).is_empty());
+}
