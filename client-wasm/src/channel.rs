@@ -104,7 +104,7 @@ mod tests {
     fn early_bytes_replay_in_order_and_refuse_past_the_limit() {
         let mut early = EarlyBytes::default();
         assert!(early.push(&[19, b'B']));
-        assert!(early.push(&[b'i', b't']));
+        assert!(early.push(b"it"));
         assert_eq!(early.take(), vec![19, b'B', b'i', b't']);
         assert!(early.take().is_empty(), "take leaves it empty");
         assert!(early.push(&vec![0; EarlyBytes::LIMIT]));
