@@ -169,8 +169,17 @@ class FanswarmPlayer extends HTMLElement {
     this.#ui.status.textContent = 'Joining the swarm…';
     const track = await fanswarm.play(this.#audio, this.#options());
     this.#track = track;
-    this.#ui.status.textContent = '';
-    if (!this.hasAttribute('title')) this.#setTitle(track.name);
+    // A bare magnet: no details until a fan sends them (the `metadata`
+    // event); the engine's `warning`s say why it is taking long.
+    this.#ui.status.textContent = track.length > 0 ? '' : 'Waiting for the track\u2019s details from fans\u2026';
+    if (!this.hasAttribute('title') && track.name) this.#setTitle(track.name);
+    track.addEventListener('metadata', () => {
+      this.#ui.status.textContent = '';
+      if (!this.hasAttribute('title')) this.#setTitle(track.name);
+    });
+    track.addEventListener('warning', (e) => {
+      if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
+    });
     this.#ui.seek.disabled = false;
     const update = () => this.#update();
     for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, update);

@@ -93,7 +93,9 @@ export interface TrackStats {
  * - `done`: every piece verified.
  * - `nostreaming`: no service worker controls the page; the element plays
  *   the web seed directly.
- * - `warning`: something failed and was worked around (detail: text).
+ * - `warning`: something failed and was worked around, or a magnet's
+ *   metadata is slow to come ("no metadata after 15 s: …", then at 45 s,
+ *   105 s…, saying whether any peer has it) (detail: text).
  * - `peerclose`: a connection ended (detail: why: the engine's reason, or
  *   "the connection closed" when the channel did).
  */

@@ -147,6 +147,11 @@ impl Session {
                 self.warn(&format!("web seed sent a corrupt piece {piece}"))
             }
             Event::PieceFailed { .. } => {}
+            Event::MetadataWaiting {
+                waited,
+                peers,
+                offering,
+            } => self.warn(&swarm::join::waiting_message(waited, peers, offering)),
             Event::Done => {
                 self.done = true;
                 self.emit("done", wasm_bindgen::JsValue::UNDEFINED);

@@ -531,6 +531,11 @@ impl Driver {
                 tracing::warn!(piece, "the web seed sent a piece that does not verify");
             }
             Event::PieceFailed { piece } => tracing::debug!(piece, "piece failed its hash check"),
+            Event::MetadataWaiting {
+                waited,
+                peers,
+                offering,
+            } => tracing::warn!("{}", swarm::join::waiting_message(waited, peers, offering)),
             // `done` is published with the counters at the end of `drain`,
             // so whoever waits for it reads final totals.
             Event::Done => tracing::info!(peer = %self.engine.peer_id(), "download complete"),

@@ -245,6 +245,17 @@ pub enum Event {
     },
     /// Every piece is verified.
     Done,
+    /// Joining by a bare magnet: still no metadata (from
+    /// [`crate::join::MetadataFetch`], never from a running torrent).
+    MetadataWaiting {
+        /// Since the join started.
+        waited: Duration,
+        /// Peers connected and handshaken.
+        peers: usize,
+        /// Of those, how many said they have the metadata (ut_metadata
+        /// with a size); 0 with peers connected means none of them can help.
+        offering: usize,
+    },
 }
 
 /// One thing the shell must do, or the time to call back.

@@ -24,7 +24,7 @@ use sha1::{Digest, Sha1};
 
 mod pieces;
 
-use crate::engine::{Output, PeerError, PeerKey};
+use crate::engine::{Event, Output, PeerError, PeerKey};
 use crate::ids::{InfoHash, PeerId};
 use crate::time::Time;
 use crate::wire::extension::{self, ExtendedHandshake};
@@ -61,7 +61,15 @@ pub struct FetchConfig {
     pub max_message_len: usize,
     /// Client name sent in the extended handshake (`v`).
     pub client_name: String,
+    /// With no metadata this long after the start, an
+    /// [`Event::MetadataWaiting`] tells the shell (so a user is not left
+    /// staring at a silent join); again after twice as long, and so on, at
+    /// most [`MAX_WAITING_NOTICE_GAP`] apart. Zero: never.
+    pub waiting_notice: Duration,
 }
+
+/// The longest gap between two [`Event::MetadataWaiting`] notices.
+pub const MAX_WAITING_NOTICE_GAP: Duration = Duration::from_secs(300);
 
 impl Default for FetchConfig {
     fn default() -> Self {
@@ -75,6 +83,7 @@ impl Default for FetchConfig {
             max_peers: 55,
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
+            waiting_notice: Duration::from_secs(15),
         }
     }
 }
@@ -121,13 +130,16 @@ pub struct Handover {
 
 /// The metadata phase of a magnet join. Driven like the engine: inputs with
 /// the time, then [`MetadataFetch::poll`] until [`Output::Timeout`]. Only
-/// `Send`, `Close` and `Timeout` come out.
+/// `Send`, `Close`, `Timeout` and [`Event::MetadataWaiting`] come out.
 #[derive(Debug)]
 pub struct MetadataFetch {
     config: FetchConfig,
     info_hash: InfoHash,
     our_id: PeerId,
     now: Time,
+    started: Time,
+    /// When the next [`Event::MetadataWaiting`] is due, and the gap after it.
+    next_notice: Option<(Time, Duration)>,
     peers: BTreeMap<PeerKey, FetchPeer>,
     /// The size we committed to (the first acceptable one stated).
     size: Option<u64>,
@@ -167,7 +179,10 @@ struct FetchPeer {
 impl MetadataFetch {
     /// A fetch for `info_hash` with no connection yet.
     pub fn new(config: FetchConfig, info_hash: InfoHash, our_id: PeerId, now: Time) -> Self {
+        let notice = config.waiting_notice;
         MetadataFetch {
+            next_notice: (!notice.is_zero()).then(|| (now + notice, notice)),
+            started: now,
             config,
             info_hash,
             our_id,
@@ -267,6 +282,34 @@ impl MetadataFetch {
             self.close(key, reason);
         }
         self.request_pieces();
+        self.notice_waiting(now);
+    }
+
+    /// Tells the shell the metadata is still missing, when a notice is due.
+    fn notice_waiting(&mut self, now: Time) {
+        let Some((due, gap)) = self.next_notice else {
+            return;
+        };
+        if self.done.is_some() {
+            self.next_notice = None;
+            return;
+        }
+        if now < due {
+            return;
+        }
+        let handshaken = self.peers.values().filter(|p| p.id.is_some());
+        let offering = handshaken
+            .clone()
+            .filter(|p| p.ut_metadata.is_some() && p.metadata_size.is_some())
+            .count();
+        self.outputs
+            .push_back(Output::Event(Event::MetadataWaiting {
+                waited: now.since(self.started),
+                peers: handshaken.count(),
+                offering,
+            }));
+        let next_gap = (gap * 2).min(MAX_WAITING_NOTICE_GAP);
+        self.next_notice = Some((now + next_gap, next_gap));
     }
 
     /// The next thing to do; call until it returns [`Output::Timeout`].
@@ -275,6 +318,9 @@ impl MetadataFetch {
             return out;
         }
         let mut at = self.now + Duration::from_secs(1);
+        if let (None, Some((due, _))) = (&self.done, self.next_notice) {
+            at = at.min(due);
+        }
         for peer in self.peers.values() {
             for (_, since) in &peer.outstanding {
                 at = at.min(*since + self.config.request_timeout);

@@ -31,7 +31,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use fetch::{FetchConfig, Handover, MetadataFetch, MetadataPeerError};
+pub use fetch::{FetchConfig, Handover, MAX_WAITING_NOTICE_GAP, MetadataFetch, MetadataPeerError};
 
 use crate::engine::{
     Config, FetchId, Output, PeerKey, PieceOrigin, SpecError, Stats, Torrent, TorrentSpec,
@@ -51,6 +51,22 @@ pub enum JoinError {
     /// Its piece hashes do not describe its length.
     #[error(transparent)]
     Spec(#[from] SpecError),
+}
+
+/// What a shell tells its user for [`crate::engine::Event::MetadataWaiting`].
+pub fn waiting_message(waited: Duration, peers: usize, offering: usize) -> String {
+    let secs = waited.as_secs();
+    match (peers, offering) {
+        (0, _) => format!(
+            "no metadata after {secs} s: no peer has connected; a bare magnet needs a peer \
+             that has the track (or an xs= link to its .torrent)"
+        ),
+        (1, 0) => format!("no metadata after {secs} s: the one peer connected does not have it"),
+        (_, 0) => format!("no metadata after {secs} s: none of the {peers} peers connected has it"),
+        _ => format!(
+            "no metadata after {secs} s: {offering} of {peers} peers have it, still fetching"
+        ),
+    }
 }
 
 /// One swarm being joined: fetching metadata, running, or failed. See the

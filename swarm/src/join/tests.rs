@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::engine::{PeerError, UT_METADATA_ID};
+use crate::engine::{Event, PeerError, UT_METADATA_ID};
 use crate::metainfo::TorrentBuilder;
 use crate::wire::extension::{ExtendedHandshake, HANDSHAKE_ID, UT_METADATA};
 use crate::wire::metadata::MetadataMessage;
@@ -38,6 +38,8 @@ struct Harness {
     fetch: MetadataFetch,
     remotes: BTreeMap<PeerKey, Remote>,
     closed: Vec<(PeerKey, PeerError)>,
+    /// `MetadataWaiting` notices, with the time they came out.
+    notices: Vec<(Time, Event)>,
     now: Time,
 }
 
@@ -47,6 +49,7 @@ impl Harness {
             fetch: MetadataFetch::new(config, info_hash, OURS, Time::from_millis(0)),
             remotes: BTreeMap::new(),
             closed: Vec::new(),
+            notices: Vec::new(),
             now: Time::from_millis(0),
         }
     }
@@ -103,8 +106,34 @@ impl Harness {
                     }
                 }
                 Output::Close { peer, reason } => self.closed.push((peer, reason)),
+                Output::Event(e @ Event::MetadataWaiting { .. }) => {
+                    self.notices.push((self.now, e))
+                }
                 other => panic!("unexpected output {other:?}"),
             }
+        }
+    }
+
+    /// Follows the fetch's own wake-up times until `until`.
+    fn run_until(&mut self, until: Time) {
+        loop {
+            let at = loop {
+                match self.fetch.poll() {
+                    Output::Timeout(at) => break at,
+                    Output::Event(e @ Event::MetadataWaiting { .. }) => {
+                        self.notices.push((self.now, e))
+                    }
+                    Output::Close { peer, reason } => self.closed.push((peer, reason)),
+                    Output::Send { .. } => {}
+                    other => panic!("unexpected output {other:?}"),
+                }
+            };
+            assert!(at >= self.now, "asked to wake in the past");
+            if at > until {
+                return;
+            }
+            self.now = at;
+            self.fetch.handle_timeout(at);
         }
     }
 
@@ -420,4 +449,76 @@ fn metadata_that_hashes_right_but_is_no_torrent_fails_the_join_clearly() {
         }
     }
     assert_eq!(closed, vec![PeerKey(1)]);
+}
+
+fn notice_at(secs: u64, peers: usize, offering: usize) -> (Time, Event) {
+    (
+        Time::from_millis(secs * 1000),
+        Event::MetadataWaiting {
+            waited: Duration::from_secs(secs),
+            peers,
+            offering,
+        },
+    )
+}
+
+#[test]
+fn a_join_without_metadata_says_so_ever_less_often_until_it_arrives() {
+    let meta = two_piece_metainfo();
+    let size = meta.info_bytes.len() as u64;
+    let mut h = Harness::new(meta.info_hash, FetchConfig::default());
+    h.run_until(Time::from_millis(50_000));
+    // Alone: at 15 s, then 30 s later.
+    assert_eq!(h.notices, vec![notice_at(15, 0, 0), notice_at(45, 0, 0)]);
+    // A peer that cannot serve metadata is counted as no help.
+    h.connect(1, None, false);
+    h.drain();
+    h.run_until(Time::from_millis(110_000));
+    assert_eq!(h.notices[2..], [notice_at(105, 1, 0)]);
+    // Gaps double up to five minutes: 225, 465, 765, 1065 s…
+    h.run_until(Time::from_millis(1_100_000));
+    let times: Vec<u64> = h
+        .notices
+        .iter()
+        .map(|(t, _)| t.as_millis() / 1000)
+        .collect();
+    assert_eq!(times, [15, 45, 105, 225, 465, 765, 1065]);
+    // A peer with the metadata: the notice says it is being fetched, and
+    // once it is in there are no more.
+    // (peer 1, silent, was closed at 200 s.)
+    h.run_until(Time::from_millis(1_360_000));
+    assert_eq!(h.notices.len(), 7);
+    let b = h.connect(2, Some(size), true);
+    h.drain();
+    h.run_until(Time::from_millis(1_366_000));
+    assert_eq!(h.notices.last(), Some(&notice_at(1365, 1, 1)));
+    h.answer(b, 0, size, piece_of(&meta.info_bytes, 0));
+    h.answer(b, 1, size, piece_of(&meta.info_bytes, 1));
+    assert_eq!(h.fetch.metadata(), Some(&meta.info_bytes[..]));
+    let before = h.notices.len();
+    h.run_until(Time::from_millis(5_000_000));
+    assert_eq!(h.notices.len(), before, "no notice once the metadata is in");
+}
+
+#[test]
+fn a_zero_waiting_notice_turns_the_notices_off() {
+    let mut h = Harness::new(
+        two_piece_metainfo().info_hash,
+        FetchConfig {
+            waiting_notice: Duration::ZERO,
+            ..FetchConfig::default()
+        },
+    );
+    h.run_until(Time::from_millis(1_000_000));
+    assert!(h.notices.is_empty());
+}
+
+#[test]
+fn the_waiting_message_says_what_is_missing() {
+    let s = Duration::from_secs(15);
+    assert!(waiting_message(s, 0, 0).contains("no peer has connected"));
+    assert!(waiting_message(s, 1, 0).contains("the one peer connected does not have it"));
+    assert!(waiting_message(s, 3, 0).contains("none of the 3 peers"));
+    assert!(waiting_message(s, 3, 2).contains("2 of 3 peers have it"));
+    assert!(waiting_message(s, 3, 2).starts_with("no metadata after 15 s"));
 }
