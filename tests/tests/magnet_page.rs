@@ -1,6 +1,7 @@
 //! A page joins by a bare magnet (info hash and tracker only: no `xs`, no
 //! `ws`): the metadata comes from another page over ut_metadata, and the
-//! same WebRTC connection then carries every piece.
+//! same WebRTC connection then carries every piece. Meanwhile a page with a
+//! magnet of a swarm nobody is in tells its fan why nothing plays.
 
 use std::time::{Duration, Instant};
 
@@ -36,9 +37,47 @@ async fn run() -> anyhow::Result<()> {
     let mut browser = Browser::launch().await?;
     let embed = format!("{}/embed/{hex}", srv.base);
 
+    // A magnet of a swarm with no one in it, opened first: it waits out the
+    // seeder's whole download (about a minute), time enough for the 15 s
+    // and 45 s notices.
+    let mut nowhere = magnet.clone();
+    nowhere.info_hash = swarm::ids::InfoHash([0x5a; 20]);
+    nowhere.display_name = None;
+    let lonely = browser.open(&embed).await?;
+    let lonely_started = Instant::now();
+    start(&mut browser, &lonely, Some(&nowhere.to_string())).await?;
+    let first_status = player_status(&mut browser, &lonely).await?;
+
     let seeder = browser.open(&embed).await?;
     start(&mut browser, &seeder, None).await?;
     wait_done(&mut browser, &seeder, Duration::from_secs(90)).await?;
+
+    // The seeder takes about a minute; should it be quicker, wait for 45 s.
+    let until = lonely_started + Duration::from_secs(75);
+    let mut lonely_status = player_status(&mut browser, &lonely).await?;
+    while lonely_status.contains("after 15 s") && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lonely_status = player_status(&mut browser, &lonely).await?;
+    }
+    let lonely_log = browser
+        .eval(&lonely, "JSON.stringify(window.__log)")
+        .await?;
+    println!("lonely page: status {first_status:?} then {lonely_status:?}; events {lonely_log}");
+    anyhow::ensure!(
+        first_status.starts_with("Waiting for the track"),
+        "a bare magnet's player says it waits for the details: {first_status:?}"
+    );
+    anyhow::ensure!(
+        ["45", "105"].iter().any(|t| lonely_status
+            .starts_with(&format!("no metadata after {t} s: no peer has connected"))),
+        "the player says why nothing plays: {lonely_status:?}"
+    );
+    anyhow::ensure!(
+        lonely_log
+            .as_str()
+            .is_some_and(|l| l.contains("warning no metadata after 15 s")),
+        "the track warned at 15 s: {lonely_log}"
+    );
 
     let started = Instant::now();
     let joiner = browser.open(&embed).await?;
@@ -105,6 +144,17 @@ async fn start(browser: &mut Browser, page: &Page, magnet: Option<&str>) -> anyh
         }})()"))
         .await?;
     Ok(())
+}
+
+/// The text of the player's status line.
+async fn player_status(browser: &mut Browser, page: &Page) -> anyhow::Result<String> {
+    let v = browser
+        .eval(
+            page,
+            "document.querySelector('fanswarm-player').shadowRoot.querySelector('[data-ui=status]').textContent",
+        )
+        .await?;
+    Ok(v.as_str().context("status text")?.to_owned())
 }
 
 async fn wait_done(browser: &mut Browser, page: &Page, limit: Duration) -> anyhow::Result<Value> {
