@@ -41,6 +41,8 @@ struct Harness {
     /// `MetadataWaiting` notices, with the time they came out.
     notices: Vec<(Time, Event)>,
     now: Time,
+    /// The wake-up time of the last `drain`.
+    wake: Time,
 }
 
 impl Harness {
@@ -51,6 +53,7 @@ impl Harness {
             closed: Vec::new(),
             notices: Vec::new(),
             now: Time::from_millis(0),
+            wake: Time::from_millis(0),
         }
     }
 
@@ -89,7 +92,10 @@ impl Harness {
         let mut asked: BTreeMap<PeerKey, Vec<u32>> = BTreeMap::new();
         loop {
             match self.fetch.poll() {
-                Output::Timeout(_) => return asked,
+                Output::Timeout(at) => {
+                    self.wake = at;
+                    return asked;
+                }
                 Output::Send { peer, data } => {
                     let remote = self.remotes.get_mut(&peer).unwrap();
                     remote.decoder.push(&data);
@@ -117,17 +123,8 @@ impl Harness {
     /// Follows the fetch's own wake-up times until `until`.
     fn run_until(&mut self, until: Time) {
         loop {
-            let at = loop {
-                match self.fetch.poll() {
-                    Output::Timeout(at) => break at,
-                    Output::Event(e @ Event::MetadataWaiting { .. }) => {
-                        self.notices.push((self.now, e))
-                    }
-                    Output::Close { peer, reason } => self.closed.push((peer, reason)),
-                    Output::Send { .. } => {}
-                    other => panic!("unexpected output {other:?}"),
-                }
-            };
+            self.drain();
+            let at = self.wake;
             assert!(at >= self.now, "asked to wake in the past");
             if at > until {
                 return;
