@@ -22,6 +22,7 @@
 pub mod announce;
 pub mod bitfield;
 pub mod engine;
+pub mod error;
 pub mod ids;
 pub mod join;
 pub mod magnet;

@@ -7,7 +7,8 @@ use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataMessage};
 use crate::wire::{BlockRef, Frame, Handshake, MAX_REQUEST_LEN, Message};
 
 use super::peer::{Outstanding, Phase};
-use super::pieces::{Source, Verdict};
+use super::origin::Source;
+use super::pieces::Verdict;
 use super::{Event, PeerError, PeerKey, Torrent};
 
 /// Our extension id for ut_metadata, advertised in our extended handshake.

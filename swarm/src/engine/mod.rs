@@ -30,8 +30,8 @@ mod webseed;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
-pub use origin::PieceOrigin;
-pub use pieces::Source;
+pub use crate::error::PeerError;
+pub use origin::{PieceOrigin, Source};
 
 pub(crate) use handle::{LT_DONTHAVE_ID, UT_METADATA_ID};
 
@@ -164,39 +164,6 @@ pub enum SpecError {
         /// Bytes per piece.
         piece_length: u32,
     },
-}
-
-/// Why the engine closes a connection. Each is about that peer only: the
-/// torrent goes on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PeerError {
-    /// The byte stream broke the wire protocol.
-    #[error("wire protocol: {0}")]
-    Wire(#[from] wire::WireError),
-    /// The handshake named another torrent.
-    #[error("handshake for another torrent {0}")]
-    WrongInfoHash(InfoHash),
-    /// We connected to ourselves.
-    #[error("connected to ourselves")]
-    SelfConnection,
-    /// Another connection already has this peer id.
-    #[error("peer id {0} is already connected")]
-    DuplicatePeerId(PeerId),
-    /// The peer sent data that failed verification.
-    #[error("peer {0} sent corrupt data and is banned")]
-    Banned(PeerId),
-    /// A message the peer had no business sending.
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// A timer ran out.
-    #[error("timed out: {0}")]
-    Timeout(&'static str),
-    /// We are at [`Config::max_peers`].
-    #[error("too many peers")]
-    TooManyPeers,
-    /// It misbehaved while we fetched a magnet's metadata.
-    #[error("metadata exchange: {0}")]
-    Metadata(#[from] crate::join::MetadataPeerError),
 }
 
 /// Things worth knowing that need no action.

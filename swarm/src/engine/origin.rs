@@ -4,7 +4,16 @@
 //! Kept apart from the piece store on purpose: it is history, not storage.
 //! A piece's origin stays known even if the store later drops its bytes.
 
-use super::pieces::Source;
+use crate::ids::PeerId;
+
+/// Who delivered a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A peer, by the id from its handshake.
+    Peer(PeerId),
+    /// The HTTP web seed.
+    WebSeed,
+}
 
 /// Who delivered the bytes of a verified piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

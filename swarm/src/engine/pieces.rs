@@ -11,19 +11,9 @@ use std::collections::HashMap;
 
 use sha1::{Digest, Sha1};
 
-use super::origin::PieceOrigin;
+use super::origin::{PieceOrigin, Source};
 use super::store::MemoryStore;
-use crate::ids::PeerId;
 use crate::wire::BLOCK_SIZE;
-
-/// Who delivered a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// A peer, by the id from its handshake.
-    Peer(PeerId),
-    /// The HTTP web seed.
-    WebSeed,
-}
 
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +204,7 @@ pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::PeerId;
 
     fn store(data: &[u8], piece_length: u32) -> PieceStore {
         let hashes = data.chunks(piece_length as usize).map(sha1).collect();

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::time::Time;
 
-use super::pieces::Source;
+use super::origin::Source;
 use super::{Event, FetchId, Output, Torrent};
 
 /// Web-seed pieces that fail verification before we stop asking it.

@@ -24,7 +24,8 @@ use sha1::{Digest, Sha1};
 
 mod pieces;
 
-use crate::engine::{Event, Output, PeerError, PeerKey};
+use crate::engine::{Event, Output, PeerKey};
+use crate::error::{MetadataPeerError, PeerError};
 use crate::ids::{InfoHash, PeerId};
 use crate::time::Time;
 use crate::wire::extension::{self, ExtendedHandshake};
@@ -86,36 +87,6 @@ impl Default for FetchConfig {
             waiting_notice: Duration::from_secs(15),
         }
     }
-}
-
-/// Why a peer was dropped during the metadata phase (inside
-/// [`PeerError::Metadata`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MetadataPeerError {
-    /// The peer's `metadata_size` is above [`FetchConfig::max_metadata_size`].
-    #[error("metadata_size {size} is above our limit of {limit} bytes")]
-    TooLarge {
-        /// What the peer stated.
-        size: u64,
-        /// Our bound.
-        limit: u64,
-    },
-    /// A metadata piece that cannot be right whatever the hash says: an index
-    /// we did not ask for, a wrong length, or a different `total_size`.
-    #[error("bad metadata piece {piece}: {why}")]
-    BadPiece {
-        /// The piece index received.
-        piece: u32,
-        /// What was wrong.
-        why: &'static str,
-    },
-    /// Pieces it sent made the assembled metadata miss the info hash.
-    #[error("sent metadata that does not hash to the info hash")]
-    Corrupt,
-    /// It sent more than [`FetchConfig::max_replay`] bytes before the
-    /// metadata was known.
-    #[error("sent more than {0} bytes before the metadata was known")]
-    ReplayTooLong(usize),
 }
 
 /// A connection handed from the fetch to the torrent.

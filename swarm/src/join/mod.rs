@@ -31,7 +31,8 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use fetch::{FetchConfig, Handover, MAX_WAITING_NOTICE_GAP, MetadataFetch, MetadataPeerError};
+pub use crate::error::MetadataPeerError;
+pub use fetch::{FetchConfig, Handover, MAX_WAITING_NOTICE_GAP, MetadataFetch};
 
 use crate::engine::{
     Config, FetchId, Output, PeerKey, PieceOrigin, SpecError, Stats, Torrent, TorrentSpec,

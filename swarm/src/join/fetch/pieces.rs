@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use sha1::{Digest, Sha1};
 
-use super::{MetadataFetch, MetadataPeerError};
-use crate::engine::{PeerError, PeerKey};
+use super::MetadataFetch;
+use crate::engine::PeerKey;
+use crate::error::{MetadataPeerError, PeerError};
 use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataAssembler, MetadataMessage};
 
 impl MetadataFetch {
