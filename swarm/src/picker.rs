@@ -309,48 +309,26 @@ impl Picker {
         out
     }
 
-    /// Picks a piece for the web seed: urgent pieces first, then (when
-    /// `idle_fallback`) a piece no connected peer has, read-ahead first.
-    /// `peer_can_deliver(piece)` says whether a peer is expected to deliver it
-    /// in time. Every block of the returned piece is marked requested.
-    pub fn pick_for_web_seed(
-        &mut self,
-        idle_fallback: bool,
-        rng: &mut fastrand::Rng,
-        mut peer_can_deliver: impl FnMut(u32) -> bool,
-    ) -> Option<u32> {
-        let untouched = |s: &Self, p: u32| {
-            !s.have.has(p)
-                && s.partial
-                    .get(&p)
-                    .is_none_or(|part| part.blocks.iter().all(|b| *b != BlockState::Received))
-        };
-        let urgent = self.urgent_pieces();
-        let pick = urgent
-            .iter()
-            .copied()
-            .find(|&p| untouched(self, p) && !self.web_seed_has(p) && !peer_can_deliver(p))
-            .or_else(|| {
-                if !idle_fallback {
-                    return None;
-                }
-                let ahead = self.read_ahead_pieces().into_iter().find(|&p| {
-                    untouched(self, p)
-                        && self.availability(p) == 0
-                        && !self.partial.contains_key(&p)
-                });
-                ahead.or_else(|| {
-                    let orphans: Vec<u32> = (0..self.piece_count())
-                        .filter(|&p| {
-                            !self.have.has(p)
-                                && !self.partial.contains_key(&p)
-                                && self.availability(p) == 0
-                        })
-                        .collect();
-                    (!orphans.is_empty()).then(|| orphans[rng.usize(..orphans.len())])
-                })
-            })?;
-        let part = self.partial_mut(pick);
+    /// Whether the web seed may be asked for all of `piece`: we lack it,
+    /// no block of it has arrived, and it is not handed out in full
+    /// already (the web seed takes whole pieces).
+    pub fn web_seed_eligible(&self, piece: u32) -> bool {
+        piece < self.piece_count()
+            && !self.have.has(piece)
+            && !self.web_seed_has(piece)
+            && self
+                .partial
+                .get(&piece)
+                .is_none_or(|part| part.blocks.iter().all(|b| *b != BlockState::Received))
+    }
+
+    /// Marks every block of `piece` requested once more: a web-seed fetch
+    /// now covers it.
+    pub fn claim_for_web_seed(&mut self, piece: u32) {
+        if piece >= self.piece_count() || self.have.has(piece) {
+            return;
+        }
+        let part = self.partial_mut(piece);
         for b in part.blocks.iter_mut() {
             *b = match *b {
                 BlockState::Missing => BlockState::Requested(1),
@@ -358,7 +336,24 @@ impl Picker {
                 BlockState::Received => BlockState::Received,
             };
         }
-        Some(pick)
+    }
+
+    /// Pieces no connected peer has and nobody was asked for, read-ahead
+    /// pieces first (in playback order), then the rest ascending: what the
+    /// web seed may take when we are idle.
+    pub fn orphans(&self) -> Vec<u32> {
+        let orphan = |p: u32| {
+            !self.have.has(p) && !self.partial.contains_key(&p) && self.availability(p) == 0
+        };
+        let ahead: Vec<u32> = self
+            .read_ahead_pieces()
+            .into_iter()
+            .filter(|&p| orphan(p))
+            .collect();
+        let rest = (0..self.piece_count()).filter(|&p| orphan(p) && !ahead.contains(&p));
+        let mut all = ahead.clone();
+        all.extend(rest);
+        all
     }
 
     /// A request for `block` ended without data (timeout, choke, reject, peer
@@ -680,25 +675,25 @@ mod tests {
     }
 
     #[test]
-    fn web_seed_takes_urgent_pieces_no_peer_can_deliver() {
+    fn web_seed_claims_whole_untouched_pieces_and_orphans_put_read_ahead_first() {
         let mut p = picker(100);
-        let mut rng = fastrand::Rng::with_seed(3);
-        assert_eq!(
-            p.pick_for_web_seed(false, &mut rng, |_| false),
-            None,
-            "no playhead, not idle"
-        );
+        assert!(p.web_seed_eligible(0));
+        p.claim_for_web_seed(0);
+        assert!(!p.web_seed_eligible(0), "handed out in full");
+        assert!(p.all_missing_requested() == false);
+        let blocks = p.pick_blocks(&Bitfield::full(100), &[], 4);
+        assert!(blocks.iter().all(|b| b.piece != 0), "{blocks:?}");
+        // A piece with a block received from a peer is not the web seed's.
+        assert!(p.block_received(blocks[0]));
+        assert!(!p.web_seed_eligible(blocks[0].piece));
+        assert!(!p.web_seed_eligible(100), "out of range");
         p.set_playback(Some(Playback {
-            offset: 0,
-            bytes_per_sec: None,
+            offset: u64::from(PL) * 50,
+            bytes_per_sec: Some(u64::from(PL)),
         }));
-        assert_eq!(
-            p.pick_for_web_seed(false, &mut rng, |piece| piece == 0),
-            Some(1)
-        );
-        assert_eq!(p.pick_for_web_seed(false, &mut rng, |_| false), Some(0));
-        assert_eq!(p.pick_for_web_seed(false, &mut rng, |_| false), Some(2));
-        let fallback = p.pick_for_web_seed(true, &mut rng, |_| true);
-        assert!(fallback.is_some_and(|x| x >= 3));
+        let orphans = p.orphans();
+        assert_eq!(orphans[0], 56, "first read-ahead piece past the urgent ones");
+        assert!(!orphans.contains(&0) && !orphans.contains(&blocks[0].piece));
+        assert_eq!(orphans.len(), 98);
     }
 }

@@ -373,7 +373,7 @@ fn handshake_timeout_and_keepalive() {
 }
 
 #[test]
-fn a_web_seed_serves_the_playhead_when_no_peer_can() {
+fn a_web_seed_serves_the_playhead_in_one_streamed_run_when_no_peer_can() {
     let mut t = engine(true);
     t.set_playback(
         Time(0),
@@ -382,36 +382,44 @@ fn a_web_seed_serves_the_playhead_when_no_peer_can() {
             bytes_per_sec: None,
         }),
     );
-    let out = drain(&mut t);
-    let fetches: Vec<(FetchId, u64, u32)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::FetchWebSeed { id, offset, length } => Some((*id, *offset, *length)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(fetches.len(), Config::default().web_seed_parallel);
-    assert_eq!((fetches[0].1, fetches[0].2), (0, PIECE), "piece 0 first");
+    let fetches = |out: &[Output]| -> Vec<(FetchId, u64, u32)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::FetchWebSeed { id, offset, length } => Some((*id, *offset, *length)),
+                _ => None,
+            })
+            .collect()
+    };
     let data = content();
-    t.handle_web_seed_data(Time(50), fetches[0].0, &data[..PIECE as usize]);
+    // Every piece is due within the urgent window: one fetch, the whole run.
+    let first = fetches(&drain(&mut t));
+    assert_eq!(first, vec![(first[0].0, 0, data.len() as u32)]);
+    // The body arrives in odd chunks; each piece verifies as its last byte
+    // comes in, before the rest of the run is on the wire.
+    let cut = PIECE as usize + 777;
+    for chunk in data[..cut].chunks(5_000) {
+        t.handle_web_seed_data(Time(50), first[0].0, chunk);
+    }
     let out = drain(&mut t);
     assert!(out.contains(&Output::Event(Event::PieceVerified { piece: 0 })));
     assert_eq!(t.piece_origin(0), Some(swarm::engine::PieceOrigin::WebSeed));
     assert_eq!(t.piece_origin(1), None, "not verified yet");
-    // A failure backs off and the piece is asked for again later.
-    t.handle_web_seed_error(Time(60), fetches[1].0);
+    // The body ends short: what did not come goes back, the web seed backs off.
+    t.handle_web_seed_end(Time(60), first[0].0);
+    assert_eq!(t.check_invariants(), Ok(()));
     let out = drain(&mut t);
-    assert!(
-        !out.iter().any(|o| matches!(o, Output::FetchWebSeed { .. })),
-        "backing off"
-    );
+    assert!(fetches(&out).is_empty(), "backing off");
     t.handle_timeout(Time(5_000));
-    let out = drain(&mut t);
-    assert!(
-        out.iter().any(
-            |o| matches!(o, Output::FetchWebSeed { offset, .. } if *offset == u64::from(PIECE))
-        )
+    let again = fetches(&drain(&mut t));
+    assert_eq!(
+        again.iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(),
+        vec![(u64::from(PIECE), data.len() as u32 - PIECE)],
+        "the rest, from piece 1 on"
     );
+    t.handle_web_seed_data(Time(5_050), again[0].0, &data[PIECE as usize..]);
+    drain(&mut t);
+    assert!(t.is_complete());
+    assert_eq!(t.check_invariants(), Ok(()));
 }
 
 // ---- hostile peers ----

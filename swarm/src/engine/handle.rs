@@ -7,6 +7,7 @@ use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataMessage};
 use crate::wire::{BlockRef, Frame, Handshake, MAX_REQUEST_LEN, Message};
 
 use super::peer::{Outstanding, Phase};
+use super::crowd;
 use super::origin::Source;
 use super::pieces::Verdict;
 use super::{Event, PeerError, PeerKey, Torrent};
@@ -64,6 +65,7 @@ impl Torrent {
                 .insert(extension::UT_METADATA.to_owned(), UT_METADATA_ID);
             ours.m
                 .insert(extension::LT_DONTHAVE.to_owned(), LT_DONTHAVE_ID);
+            ours.m.insert(crowd::FS_CROWD.to_owned(), crowd::FS_CROWD_ID);
             ours.v = Some(self.config.client_name.clone());
             ours.reqq = Some(self.config.max_requests_per_peer);
             ours.metadata_size = metadata_size;
@@ -132,6 +134,7 @@ impl Torrent {
             Message::NotInterested => peer.peer_interested = false,
             Message::Have { piece } => {
                 check_piece(piece)?;
+                peer.crowd.getting.remove(&piece);
                 if peer.pieces.set(piece) {
                     self.picker.add_peer_piece(piece);
                     self.update_interest(key);
@@ -216,7 +219,14 @@ impl Torrent {
                 if let Some(reqq) = theirs.reqq {
                     peer.reqq = reqq.clamp(1, self.config.max_requests_per_peer);
                 }
+                if let Some(id) = theirs.id_of(crowd::FS_CROWD) {
+                    self.crowd_peer_joined(key, id);
+                }
             }
+            return;
+        }
+        if id == crowd::FS_CROWD_ID {
+            self.on_crowd_message(key, payload);
             return;
         }
         if id == LT_DONTHAVE_ID {
@@ -378,6 +388,7 @@ impl Torrent {
                 self.stats.from_web_seed = self.stats.from_web_seed.saturating_sub(web_seed_bytes);
                 self.stats.wasted += size;
                 self.picker.piece_failed(piece);
+                self.forget_intent(piece);
                 // The reset also cleared the blocks a web-seed fetch of this
                 // piece had claimed; its answer no longer counts (PIECES.md).
                 self.web_seed.forget_piece(piece);
@@ -403,6 +414,7 @@ impl Torrent {
         if self.picker.is_complete() && !self.done_announced {
             self.done_announced = true;
             self.event(Event::Done);
+            self.sync_crowd_state();
         }
         self.enforce_memory_limit(piece);
     }
@@ -475,13 +487,19 @@ impl Torrent {
             return;
         }
         let mut data = Vec::new();
+        let mut soon: Vec<u32> = Vec::new();
         if let Some(peer) = self.peers.get_mut(&key) {
             for block in picked {
                 peer.outstanding.push(Outstanding { block, since: now });
                 Message::Request(block).encode(&mut data);
+                if soon.last() != Some(&block.piece) {
+                    soon.push(block.piece);
+                }
             }
         }
         self.send_raw(key, data);
+        soon.retain(|&p| self.picker.urgency(p) <= crate::picker::Urgency::ReadAhead);
+        self.announce_getting(&soon);
     }
 
     pub(super) fn request_everywhere(&mut self) {

@@ -251,7 +251,7 @@ impl Torrent {
                 self.evicted.count()
             ));
         }
-        let in_flight = self.web_seed.in_flight_pieces().count();
+        let in_flight = self.web_seed.fetch_count();
         if in_flight > self.config.web_seed_parallel {
             return Err(format!("{in_flight} web-seed fetches in flight"));
         }
@@ -425,16 +425,18 @@ mod tests {
             "the sole source of a bad piece"
         );
         assert_eq!(t.check_invariants(), Ok(()));
-        // The forgotten fetch's answer changes nothing; a new fetch gets piece 0.
+        // The fetch no longer claims piece 0; its failure un-requests only
+        // the pieces it still claimed, and after the back-off a new fetch
+        // gets piece 0.
         t.handle_web_seed_error(Time(20), fetches[0]);
         assert_eq!(t.check_invariants(), Ok(()));
-        t.handle_timeout(Time(30));
+        t.handle_timeout(Time(2_000));
         let again = drain(&mut t).into_iter().find_map(|o| match o {
             Output::FetchWebSeed { id, offset: 0, .. } => Some(id),
             _ => None,
         });
         let again = again.expect("piece 0 is fetched again");
-        t.handle_web_seed_data(Time(40), again, &content()[..PIECE as usize]);
+        t.handle_web_seed_data(Time(2_040), again, &content()[..PIECE as usize]);
         drain(&mut t);
         assert!(t.have().has(0));
         assert_eq!(t.check_invariants(), Ok(()));

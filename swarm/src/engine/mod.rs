@@ -18,6 +18,7 @@
 //! Piece-state invariants are written down in `PIECES.md` beside this file.
 
 mod choke;
+pub mod crowd;
 mod evict;
 mod handle;
 mod invariants;
@@ -83,6 +84,19 @@ pub struct Config {
     /// a piece nobody has; the wait spreads a crowd's fetches over distinct
     /// pieces. Scaled up by the number of connected peers.
     pub web_seed_idle_wait: Duration,
+    /// Bytes of consecutive pieces a peer is elected to fetch from the web
+    /// seed together (see `crowd.rs`): about 256 KiB.
+    pub web_seed_group: u32,
+    /// Bytes one web-seed fetch asks for at most (consecutive urgent pieces).
+    pub web_seed_max_run: u32,
+    /// An urgent piece a neighbour has or is getting is taken from the web
+    /// seed only once it is due within this; the elected fetcher does not wait.
+    pub web_seed_fallback: Duration,
+    /// A neighbour's "getting" is believed this long (or until its `have`).
+    pub intent_ttl: Duration,
+    /// Use the web seed only while something plays (the browser: a page that
+    /// joined on load but was never played costs the origin nothing).
+    pub web_seed_needs_playback: bool,
     /// Longest message accepted from a peer.
     pub max_message_len: usize,
     /// Client name sent in the extended handshake (`v`).
@@ -110,6 +124,11 @@ impl Default for Config {
             serve_burst: 16,
             web_seed_parallel: 2,
             web_seed_idle_wait: Duration::from_millis(1500),
+            web_seed_group: 256 * 1024,
+            web_seed_max_run: 2 * 1024 * 1024,
+            web_seed_fallback: Duration::from_secs(2),
+            intent_ttl: Duration::from_secs(10),
+            web_seed_needs_playback: false,
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             memory_limit: store::DEFAULT_MEMORY_LIMIT,
@@ -297,6 +316,8 @@ pub struct Torrent {
     /// Verified pieces whose bytes were evicted (always a subset of `have`).
     evicted: Bitfield,
     origins: Origins,
+    /// Pieces we told neighbours we are getting (see `crowd.rs`).
+    intents: Bitfield,
     peers: BTreeMap<PeerKey, Peer>,
     banned: HashSet<PeerId>,
     web_seed: WebSeed,
@@ -355,6 +376,7 @@ impl Torrent {
             store,
             evicted: Bitfield::empty(expected),
             origins: Origins::default(),
+            intents: Bitfield::empty(expected),
             peers: BTreeMap::new(),
             banned: HashSet::new(),
             outputs: VecDeque::new(),
@@ -486,6 +508,7 @@ impl Torrent {
         self.now = now;
         self.picker.set_playback(playback);
         self.revive_near_playhead();
+        self.sync_crowd_state();
         self.schedule_web_seed();
         self.request_everywhere();
     }
@@ -497,6 +520,7 @@ impl Torrent {
         if now >= self.next_rechoke {
             self.rechoke();
         }
+        self.sync_crowd_state();
         self.schedule_web_seed();
         self.request_everywhere();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();

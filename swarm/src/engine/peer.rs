@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::crowd::PeerCrowd;
 use crate::bitfield::Bitfield;
 use crate::ids::PeerId;
 use crate::time::Time;
@@ -62,6 +63,8 @@ pub(crate) struct Peer {
     pub unchoked_at: Option<Time>,
     pub download: Rate,
     pub upload: Rate,
+    /// What it said and what we told it of the crowd (see `crowd.rs`).
+    pub crowd: PeerCrowd,
 }
 
 impl Peer {
@@ -91,6 +94,7 @@ impl Peer {
             unchoked_at: None,
             download: Rate::default(),
             upload: Rate::default(),
+            crowd: PeerCrowd::new(piece_count),
         }
     }
 

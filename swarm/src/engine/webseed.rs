@@ -1,20 +1,30 @@
-//! The HTTP web seed as a source the engine asks for whole pieces.
+//! The HTTP web seed as a source the engine asks for runs of whole pieces.
 //!
-//! Two reasons to use it, and only these:
-//! - **Deadline.** An urgent piece (see the picker) that no connected peer is
-//!   expected to deliver in time. This is what makes the first second of a
-//!   track as fast as plain HTTP.
-//! - **Orphans.** We are idle — no request to any peer outstanding, nothing a
-//!   peer has that we lack — and some piece is held by no connected peer.
-//!   Before fetching, each idle peer waits a random time that grows with the
-//!   number of peers it sees, so a crowd that arrives together spreads its
-//!   fetches over distinct pieces and then trades them, instead of every fan
-//!   pulling the same piece from the artist's server.
+//! When the web seed is used, and only then:
+//! - **Deadline.** An urgent piece (see the picker) that no connected peer
+//!   is expected to deliver in time. In a crowd (see `crowd.rs`) the peer
+//!   elected for the piece's group takes it at once and says so; everybody
+//!   else waits for it to arrive from a neighbour until it is due within
+//!   [`super::Config::web_seed_fallback`], and only then goes to HTTP. A
+//!   listener alone is elected for everything: its first audio comes as fast
+//!   as plain HTTP.
+//! - **Orphans.** We are idle — no request to any peer outstanding, nothing
+//!   a peer has that we lack — and some piece is held by no connected peer
+//!   and nobody said they are getting it. After a random wait that grows
+//!   with the number of peers, the peer elected for it fetches it.
 //!
-//! Failures back off exponentially; a web seed that serves corrupt data three
-//! times is abandoned.
+//! Consecutive urgent pieces go out as one fetch (one HTTP Range request
+//! for a single-file torrent) of up to [`super::Config::web_seed_max_run`]
+//! bytes. Its body is handed in as it arrives
+//! ([`Torrent::handle_web_seed_data`], any chunking) and verified piece by
+//! piece, so the first piece plays while the rest is still on the wire.
+//!
+//! With [`super::Config::web_seed_needs_playback`] (the browser) nothing is
+//! fetched while nothing plays: a page that joined the swarm on load but was
+//! never played costs the artist nothing. Failures back off exponentially;
+//! a web seed that serves corrupt data three times is abandoned.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::time::Time;
@@ -28,12 +38,29 @@ const MAX_CORRUPTIONS: u32 = 3;
 /// A peer we have no rate for yet is assumed to manage this much.
 const NOMINAL_PEER_RATE: u64 = 64 * 1024;
 
+/// One fetch in flight: pieces `next..=last`, the bytes of `next` so far.
+#[derive(Debug)]
+struct Fetch {
+    next: u32,
+    last: u32,
+    buf: Vec<u8>,
+    /// Pieces of the run reset since (they failed verification from
+    /// other sources): their bytes are dropped when they arrive.
+    skip: BTreeSet<u32>,
+}
+
+impl Fetch {
+    fn pending(&self) -> impl Iterator<Item = u32> + '_ {
+        (self.next..=self.last).filter(|p| !self.skip.contains(p))
+    }
+}
+
 /// Bookkeeping of the web seed.
 #[derive(Debug)]
 pub(crate) struct WebSeed {
     enabled: bool,
     next_id: u64,
-    in_flight: HashMap<FetchId, u32>,
+    in_flight: HashMap<FetchId, Fetch>,
     corruptions: u32,
     failures_in_row: u32,
     retry_at: Option<Time>,
@@ -61,16 +88,27 @@ impl WebSeed {
         }
     }
 
-    /// Drops fetches of `piece` still in flight: it failed verification and
-    /// was reset, so their claim on its blocks is gone. Their answers are
-    /// ignored when they arrive, like any unknown fetch id.
+    /// `piece` failed verification and was reset, so a fetch's claim on
+    /// its blocks is gone: that fetch drops its bytes when they come.
     pub(crate) fn forget_piece(&mut self, piece: u32) {
-        self.in_flight.retain(|_, p| *p != piece);
+        for f in self.in_flight.values_mut() {
+            if (f.next..=f.last).contains(&piece) {
+                if piece == f.next {
+                    f.buf.clear();
+                }
+                f.skip.insert(piece);
+            }
+        }
     }
 
-    /// For `engine::invariants`: the piece of each fetch in flight.
+    /// For `engine::invariants`: the pieces every fetch in flight still claims.
     pub(crate) fn in_flight_pieces(&self) -> impl Iterator<Item = u32> + '_ {
-        self.in_flight.values().copied()
+        self.in_flight.values().flat_map(Fetch::pending)
+    }
+
+    /// For `engine::invariants`: fetches in flight.
+    pub(crate) fn fetch_count(&self) -> usize {
+        self.in_flight.len()
     }
 
     pub fn record_corruption(&mut self) {
@@ -79,21 +117,64 @@ impl WebSeed {
             self.enabled = false;
         }
     }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
 }
 
 impl Torrent {
-    /// The web seed answered fetch `id`.
+    /// The web seed sent more of fetch `id`'s body: the next `data.len()`
+    /// bytes of the range it asked for, in order, cut anywhere. Each piece
+    /// is verified as soon as its last byte is in; bytes past the range
+    /// are ignored.
     pub fn handle_web_seed_data(&mut self, now: Time, id: FetchId, data: &[u8]) {
         self.now = now;
-        let Some(piece) = self.web_seed.in_flight.remove(&id) else {
-            return;
-        };
-        if data.len() != self.picker.piece_size(piece) as usize {
-            self.web_seed_failed(piece);
-            return;
+        let mut data = data;
+        while !data.is_empty() {
+            let Some(f) = self.web_seed.in_flight.get_mut(&id) else {
+                break;
+            };
+            let size = self.picker.piece_size(f.next) as usize;
+            let take = (size - f.buf.len()).min(data.len());
+            f.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if f.buf.len() < size {
+                break;
+            }
+            let piece = f.next;
+            let bytes = std::mem::take(&mut f.buf);
+            let skipped = f.skip.remove(&piece);
+            f.next += 1;
+            if f.next > f.last {
+                self.web_seed.in_flight.remove(&id);
+                self.web_seed.failures_in_row = 0;
+                self.web_seed.retry_at = None;
+            }
+            if !skipped {
+                self.deliver_web_seed_piece(piece, &bytes);
+            }
         }
-        self.web_seed.failures_in_row = 0;
-        self.web_seed.retry_at = None;
+        self.schedule_web_seed();
+        self.request_everywhere();
+    }
+
+    /// Fetch `id`'s body ended. If it stopped short of the range, the
+    /// missing pieces go back to the picker and the web seed backs off.
+    pub fn handle_web_seed_end(&mut self, now: Time, id: FetchId) {
+        self.now = now;
+        if let Some(f) = self.web_seed.in_flight.remove(&id) {
+            self.web_seed_failed(&f);
+        }
+    }
+
+    /// Fetch `id` failed (HTTP error, network error, timeout): what did not
+    /// arrive goes back to the picker and the web seed backs off.
+    pub fn handle_web_seed_error(&mut self, now: Time, id: FetchId) {
+        self.handle_web_seed_end(now, id);
+    }
+
+    fn deliver_web_seed_piece(&mut self, piece: u32, data: &[u8]) {
         for index in 0..self.picker.block_count(piece) {
             let block = self.picker.block(piece, index);
             let start = block.offset as usize;
@@ -117,63 +198,115 @@ impl Torrent {
         if self.picker.piece_blocks_done(piece) {
             self.verify_piece(piece);
         }
-        self.schedule_web_seed();
-        self.request_everywhere();
     }
 
-    /// Fetch `id` failed (HTTP error, network error, timeout).
-    pub fn handle_web_seed_error(&mut self, now: Time, id: FetchId) {
-        self.now = now;
-        if let Some(piece) = self.web_seed.in_flight.remove(&id) {
-            self.web_seed_failed(piece);
+    fn web_seed_failed(&mut self, fetch: &Fetch) {
+        for piece in fetch.pending() {
+            self.picker.unrequest_piece(piece);
+            self.forget_intent(piece);
         }
-    }
-
-    fn web_seed_failed(&mut self, piece: u32) {
-        self.picker.unrequest_piece(piece);
         let ws = &mut self.web_seed;
         ws.failures_in_row += 1;
         let backoff = Duration::from_millis(500u64 << ws.failures_in_row.min(7));
         ws.retry_at = Some(self.now + backoff);
     }
 
+    /// Whether this peer takes pieces from the web seed now: it has one,
+    /// lacks pieces, and plays (unless it may fetch without playing).
+    pub(super) fn fetches_web_seed(&self) -> bool {
+        self.web_seed.is_enabled()
+            && !self.picker.is_complete()
+            && (self.picker.playback().is_some() || !self.config.web_seed_needs_playback)
+    }
+
     /// Starts web-seed fetches that the rules in the module docs call for.
     pub(super) fn schedule_web_seed(&mut self) {
-        let now = self.now;
-        if !self.web_seed.enabled || self.picker.is_complete() {
+        if !self.fetches_web_seed() {
             self.web_seed.idle_until = None;
             return;
         }
-        if self.web_seed.retry_at.is_some_and(|t| now < t) {
+        if self.web_seed.retry_at.is_some_and(|t| self.now < t) {
             return;
         }
         self.web_seed.retry_at = None;
         while self.web_seed.in_flight.len() < self.config.web_seed_parallel {
-            let deliverable = self.deliverable_urgent_pieces();
-            let urgent = self
-                .picker
-                .pick_for_web_seed(false, &mut self.rng, |p| deliverable.contains(&p));
-            let pick = match urgent {
-                Some(p) => Some(p),
-                None if self.idle_wait_over() => {
-                    self.web_seed.idle_until = None;
-                    self.picker
-                        .pick_for_web_seed(true, &mut self.rng, |p| deliverable.contains(&p))
-                }
-                None => None,
-            };
-            let Some(piece) = pick else {
+            let Some((first, last)) = self.pick_web_seed_run() else {
                 return;
             };
-            let id = FetchId(self.web_seed.next_id);
-            self.web_seed.next_id += 1;
-            self.web_seed.in_flight.insert(id, piece);
-            self.outputs.push_back(Output::FetchWebSeed {
-                id,
-                offset: u64::from(piece) * u64::from(self.spec.piece_length),
-                length: self.picker.piece_size(piece),
-            });
+            self.start_web_seed_fetch(first, last);
         }
+    }
+
+    fn start_web_seed_fetch(&mut self, first: u32, last: u32) {
+        for piece in first..=last {
+            self.picker.claim_for_web_seed(piece);
+        }
+        let id = FetchId(self.web_seed.next_id);
+        self.web_seed.next_id += 1;
+        self.web_seed.in_flight.insert(
+            id,
+            Fetch {
+                next: first,
+                last,
+                buf: Vec::new(),
+                skip: BTreeSet::new(),
+            },
+        );
+        let offset = u64::from(first) * u64::from(self.spec.piece_length);
+        let end = u64::from(last) * u64::from(self.spec.piece_length)
+            + u64::from(self.picker.piece_size(last));
+        self.outputs.push_back(Output::FetchWebSeed {
+            id,
+            offset,
+            length: u32::try_from(end - offset).unwrap_or(u32::MAX),
+        });
+        let pieces: Vec<u32> = (first..=last).collect();
+        self.announce_getting(&pieces);
+    }
+
+    /// The next run of pieces to fetch, if the rules say so.
+    fn pick_web_seed_run(&mut self) -> Option<(u32, u32)> {
+        let urgent = self.picker.urgent_pieces();
+        let deliverable = self.deliverable_urgent_pieces(&urgent);
+        let may_take = |t: &Self, p: u32| {
+            t.picker.web_seed_eligible(p) && !deliverable.contains(&p) && t.web_seed_turn(p)
+        };
+        let max_run = u64::from(self.config.web_seed_max_run.max(1));
+        for (i, &first) in urgent.iter().enumerate() {
+            if !may_take(self, first) {
+                continue;
+            }
+            let mut last = first;
+            let mut bytes = u64::from(self.picker.piece_size(first));
+            for &next in &urgent[i + 1..] {
+                let size = u64::from(self.picker.piece_size(next));
+                if next != last + 1 || bytes + size > max_run || !may_take(self, next) {
+                    break;
+                }
+                last = next;
+                bytes += size;
+            }
+            return Some((first, last));
+        }
+        if !self.idle_wait_over() {
+            return None;
+        }
+        self.web_seed.idle_until = None;
+        let orphan = self
+            .picker
+            .orphans()
+            .into_iter()
+            .find(|&p| !self.someone_has_or_gets(p) && self.elected(p));
+        orphan.map(|p| (p, p))
+    }
+
+    /// Whether it is our turn to take urgent `piece` from the web seed: it
+    /// is due within the fallback time, or we are its elected fetcher and
+    /// no neighbour has it or says it is getting it.
+    fn web_seed_turn(&self, piece: u32) -> bool {
+        let due = self.picker.due_in(piece).unwrap_or(Duration::ZERO);
+        due <= self.config.web_seed_fallback
+            || (!self.someone_has_or_gets(piece) && self.elected(piece))
     }
 
     /// Whether we have been idle long enough to fetch an orphan piece; starts
@@ -200,12 +333,13 @@ impl Torrent {
         }
     }
 
-    /// Urgent pieces some unchoking peer should deliver before they are due.
-    fn deliverable_urgent_pieces(&self) -> Vec<u32> {
+    /// Of `urgent`, the pieces some unchoking peer should deliver before
+    /// they are due.
+    fn deliverable_urgent_pieces(&self, urgent: &[u32]) -> Vec<u32> {
         let now = self.now;
-        self.picker
-            .urgent_pieces()
-            .into_iter()
+        urgent
+            .iter()
+            .copied()
             .filter(|&piece| {
                 let Some(due) = self.picker.due_in(piece) else {
                     return false;

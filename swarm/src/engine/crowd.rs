@@ -1,0 +1,362 @@
+//! Crowd awareness: how fanswarm peers that see each other agree on who
+//! fetches a piece from the web seed, so the artist's server sends it about
+//! once per crowd instead of once per listener.
+//!
+//! In a flash crowd every fan's playhead is at the same place at the same
+//! moment: the same pieces turn urgent for everybody before anybody has
+//! them. Two things break the tie:
+//!
+//! - **Election.** Pieces are grouped in runs of about
+//!   [`super::Config::web_seed_group`] bytes. For each group, the fetcher
+//!   is the peer with the highest rendezvous hash of (peer id, group) among
+//!   us and the connected peers that can fetch it themselves (they speak
+//!   this extension, say they use the web seed, and lack the piece). The
+//!   fetcher takes an urgent piece at once; everybody else waits until the
+//!   piece is due within [`super::Config::web_seed_fallback`].
+//! - **Intent.** A peer that starts getting a piece — from the web seed,
+//!   from a peer, or because a neighbour said it is getting it — tells its
+//!   neighbours once ("getting"), so a peer that hears it waits for the
+//!   piece to arrive there instead of going to HTTP itself, until its own
+//!   deadline forces it. Intents travel hop by hop ahead of the data, so
+//!   one fetch quiets a whole mesh. An intent expires after
+//!   [`super::Config::intent_ttl`] or when that peer says `have`.
+//!
+//! The wire: a BEP 10 extension named [`FS_CROWD`]. Payload byte 0 is the
+//! kind: [`KIND_STATE`] then one byte of flags ([`FLAG_WEB_SEED`]: the
+//! sender fetches from the web seed now); [`KIND_GETTING`] then piece
+//! indexes, four bytes each, big-endian. Other clients (WebTorrent,
+//! libtorrent) ignore the extension and are never elected, so a swarm
+//! with them works exactly as before.
+
+use std::collections::BTreeMap;
+
+use crate::bitfield::Bitfield;
+use crate::ids::PeerId;
+use crate::picker::Urgency;
+use crate::time::Time;
+use crate::wire::Message;
+
+use super::{PeerKey, Torrent};
+
+/// The extension's name in the extended handshake's `m`.
+pub const FS_CROWD: &str = "fs_crowd";
+
+/// Our id for [`FS_CROWD`] messages, advertised in our extended handshake.
+pub(crate) const FS_CROWD_ID: u8 = 3;
+
+/// Payload kind: the sender's state (one flags byte follows).
+pub const KIND_STATE: u8 = 0;
+/// Payload kind: pieces the sender is getting (4-byte indexes follow).
+pub const KIND_GETTING: u8 = 1;
+/// State flag: the sender fetches from the web seed (it is playing, or
+/// downloading everything), so it can be elected.
+pub const FLAG_WEB_SEED: u8 = 1;
+
+/// Indexes in one `getting` message at most; more are sent in several.
+const MAX_GETTING_PER_MESSAGE: usize = 1024;
+
+/// A crowd message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrowdMessage {
+    /// Whether the sender fetches from the web seed.
+    State {
+        /// [`FLAG_WEB_SEED`] was set.
+        web_seed: bool,
+    },
+    /// The sender is getting these pieces.
+    Getting(Vec<u32>),
+}
+
+impl CrowdMessage {
+    /// The extension payload.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            CrowdMessage::State { web_seed } => {
+                vec![KIND_STATE, if *web_seed { FLAG_WEB_SEED } else { 0 }]
+            }
+            CrowdMessage::Getting(pieces) => {
+                let mut out = Vec::with_capacity(1 + 4 * pieces.len());
+                out.push(KIND_GETTING);
+                for p in pieces {
+                    out.extend_from_slice(&p.to_be_bytes());
+                }
+                out
+            }
+        }
+    }
+
+    /// Reads a payload; `None` for anything malformed (an unknown kind, a
+    /// length that is not whole indexes), which is ignored, not fatal:
+    /// the extension is advice.
+    pub fn decode(payload: &[u8]) -> Option<CrowdMessage> {
+        let (&kind, rest) = payload.split_first()?;
+        match kind {
+            KIND_STATE => Some(CrowdMessage::State {
+                web_seed: rest.first()? & FLAG_WEB_SEED != 0,
+            }),
+            KIND_GETTING => {
+                if rest.len() % 4 != 0 || rest.len() / 4 > MAX_GETTING_PER_MESSAGE {
+                    return None;
+                }
+                let pieces = rest
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                Some(CrowdMessage::Getting(pieces))
+            }
+            _ => None,
+        }
+    }
+
+    /// `Getting` messages for `pieces`, split to stay within one message's bound.
+    pub fn getting(pieces: &[u32]) -> impl Iterator<Item = CrowdMessage> + '_ {
+        pieces
+            .chunks(MAX_GETTING_PER_MESSAGE)
+            .map(|c| CrowdMessage::Getting(c.to_vec()))
+    }
+}
+
+/// What we know of one peer's crowd state.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerCrowd {
+    /// Our id for its messages, from its extended handshake.
+    pub id: Option<u8>,
+    /// It said it fetches from the web seed.
+    pub web_seed: bool,
+    /// Pieces it said it is getting, and when that intent expires.
+    pub getting: BTreeMap<u32, Time>,
+    /// Pieces we told it we are getting (never twice).
+    pub told: Bitfield,
+    /// The last state we sent it.
+    pub told_web_seed: Option<bool>,
+}
+
+impl PeerCrowd {
+    pub fn new(piece_count: u32) -> Self {
+        PeerCrowd {
+            id: None,
+            web_seed: false,
+            getting: BTreeMap::new(),
+            told: Bitfield::empty(piece_count),
+            told_web_seed: None,
+        }
+    }
+
+    /// Speaks the extension.
+    pub fn speaks(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// It said it is getting `piece` and the intent has not expired.
+    pub fn is_getting(&self, piece: u32, now: Time) -> bool {
+        self.getting.get(&piece).is_some_and(|&until| now < until)
+    }
+
+    /// Forgets expired intents (and one for a piece it now has).
+    pub fn expire(&mut self, now: Time) {
+        self.getting.retain(|_, until| now < *until);
+    }
+}
+
+/// The rendezvous weight of `peer` for `group`: every fanswarm peer computes
+/// the same number, so peers that see the same neighbours elect the same
+/// fetcher. FNV-1a over the id, then SplitMix64 with the group.
+pub fn rendezvous(peer: &PeerId, group: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in peer.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h ^ u64::from(group).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Torrent {
+    /// The group a piece is elected in: runs of about `web_seed_group` bytes.
+    fn group_of(&self, piece: u32) -> u32 {
+        let per_group = (self.config.web_seed_group / self.spec.piece_length.max(1)).max(1);
+        piece / per_group
+    }
+
+    /// Whether we are `piece`'s elected web-seed fetcher among ourselves and
+    /// the connected peers that would fetch it themselves.
+    pub(super) fn elected(&self, piece: u32) -> bool {
+        let group = self.group_of(piece);
+        let ours = rendezvous(&self.our_id, group);
+        !self.peers.values().any(|p| {
+            p.crowd.speaks()
+                && p.crowd.web_seed
+                && !p.pieces.has(piece)
+                && p.id.is_some_and(|id| (rendezvous(&id, group), id) > (ours, self.our_id))
+        })
+    }
+
+    /// Whether a connected peer has `piece` or said it is getting it.
+    pub(super) fn someone_has_or_gets(&self, piece: u32) -> bool {
+        let now = self.now;
+        self.peers
+            .values()
+            .any(|p| p.pieces.has(piece) || p.crowd.is_getting(piece, now))
+    }
+
+    /// Tells every neighbour that speaks the extension, once per piece,
+    /// that we are getting `pieces` (those we lack).
+    pub(super) fn announce_getting(&mut self, pieces: &[u32]) {
+        let fresh: Vec<u32> = pieces
+            .iter()
+            .copied()
+            .filter(|&p| !self.picker.have().has(p) && self.intents.set(p))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.tell_getting(key, &fresh);
+        }
+    }
+
+    /// Sends `key` the pieces of `pieces` it was not told of and lacks.
+    fn tell_getting(&mut self, key: PeerKey, pieces: &[u32]) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(id) = peer.crowd.id.filter(|_| peer.is_connected()) else {
+            return;
+        };
+        let news: Vec<u32> = pieces
+            .iter()
+            .copied()
+            .filter(|&p| !peer.pieces.has(p) && peer.crowd.told.set(p))
+            .collect();
+        for message in CrowdMessage::getting(&news) {
+            self.send(
+                key,
+                &Message::Extended {
+                    id,
+                    payload: message.encode(),
+                },
+            );
+        }
+    }
+
+    /// We are no longer getting `piece` (its fetch failed, it failed
+    /// verification): a later attempt is announced afresh.
+    pub(super) fn forget_intent(&mut self, piece: u32) {
+        self.intents.clear(piece);
+        for peer in self.peers.values_mut() {
+            peer.crowd.told.clear(piece);
+        }
+    }
+
+    /// Sends our state to every neighbour that speaks the extension and
+    /// has not heard it yet.
+    pub(super) fn sync_crowd_state(&mut self) {
+        let web_seed = self.fetches_web_seed();
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.is_connected() && p.crowd.speaks() && p.crowd.told_web_seed != Some(web_seed)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            peer.crowd.told_web_seed = Some(web_seed);
+            let Some(id) = peer.crowd.id else {
+                continue;
+            };
+            self.send(
+                key,
+                &Message::Extended {
+                    id,
+                    payload: CrowdMessage::State { web_seed }.encode(),
+                },
+            );
+        }
+    }
+
+    /// A peer's extended handshake said it speaks the extension under `id`:
+    /// our state, and what we are getting now.
+    pub(super) fn crowd_peer_joined(&mut self, key: PeerKey, id: u8) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.crowd.id = Some(id);
+        }
+        self.sync_crowd_state();
+        let getting: Vec<u32> = self.intents.ones().filter(|&p| !self.picker.have().has(p)).collect();
+        self.tell_getting(key, &getting);
+    }
+
+    /// A crowd message arrived. Advice only: nothing in it can hurt us.
+    pub(super) fn on_crowd_message(&mut self, key: PeerKey, payload: &[u8]) {
+        let Some(message) = CrowdMessage::decode(payload) else {
+            return;
+        };
+        let (now, ttl, count) = (self.now, self.config.intent_ttl, self.picker.piece_count());
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match message {
+            CrowdMessage::State { web_seed } => peer.crowd.web_seed = web_seed,
+            CrowdMessage::Getting(pieces) => {
+                peer.crowd.expire(now);
+                let mut relay = Vec::new();
+                for piece in pieces.into_iter().filter(|&p| p < count) {
+                    peer.crowd.getting.insert(piece, now + ttl);
+                    relay.push(piece);
+                }
+                // We will fetch those we need soon from it: say so, so our
+                // other neighbours wait too.
+                relay.retain(|&p| {
+                    !self.picker.have().has(p) && self.picker.urgency(p) <= Urgency::ReadAhead
+                });
+                self.announce_getting(&relay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_ignored() {
+        for m in [
+            CrowdMessage::State { web_seed: true },
+            CrowdMessage::State { web_seed: false },
+            CrowdMessage::Getting(vec![0, 7, u32::MAX]),
+            CrowdMessage::Getting(vec![]),
+        ] {
+            assert_eq!(CrowdMessage::decode(&m.encode()), Some(m));
+        }
+        assert_eq!(CrowdMessage::decode(&[]), None);
+        assert_eq!(CrowdMessage::decode(&[KIND_STATE]), None);
+        assert_eq!(CrowdMessage::decode(&[KIND_GETTING, 0, 0, 1]), None);
+        assert_eq!(CrowdMessage::decode(&[9, 1]), None);
+        let too_many = [&[KIND_GETTING][..], &[0; 4 * 1025]].concat();
+        assert_eq!(CrowdMessage::decode(&too_many), None);
+        let long: Vec<u32> = (0..2500).collect();
+        let parts: Vec<CrowdMessage> = CrowdMessage::getting(&long).collect();
+        assert_eq!(parts.len(), 3);
+    }
+
+    #[test]
+    fn rendezvous_spreads_groups_over_peers() {
+        let peers: Vec<PeerId> = (0..10u8).map(|i| PeerId([i; 20])).collect();
+        let mut wins = [0u32; 10];
+        for group in 0..1000 {
+            let best = (0..10)
+                .max_by_key(|&i| rendezvous(&peers[i], group))
+                .unwrap_or(0);
+            wins[best] += 1;
+        }
+        assert!(wins.iter().all(|&w| (50..=150).contains(&w)), "{wins:?}");
+        assert_eq!(rendezvous(&peers[3], 5), rendezvous(&peers[3], 5));
+    }
+}
