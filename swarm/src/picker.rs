@@ -680,7 +680,7 @@ mod tests {
         assert!(p.web_seed_eligible(0));
         p.claim_for_web_seed(0);
         assert!(!p.web_seed_eligible(0), "handed out in full");
-        assert!(p.all_missing_requested() == false);
+        assert!(!p.all_missing_requested());
         let blocks = p.pick_blocks(&Bitfield::full(100), &[], 4);
         assert!(blocks.iter().all(|b| b.piece != 0), "{blocks:?}");
         // A piece with a block received from a peer is not the web seed's.
