@@ -3,7 +3,7 @@
 //! This crate has no I/O, no clock, no timers and no randomness of its own.
 //! Shells (the browser peer in `client-wasm`, the native peer in
 //! `signal-server`) feed it events with the current time — `handle_*(now, …)`
-//! — and then drain what it wants done with `poll_action()` until it answers
+//! — and then drain what it wants done with `poll()` until it answers
 //! "nothing more, wake me at T". The same engine therefore runs in a page,
 //! in a native process, and a thousand times over in the deterministic
 //! simulator of this crate's tests.
@@ -17,6 +17,8 @@
 //! - [`bitfield`], [`picker`]: which pieces exist where, and what to ask next.
 //! - [`engine`]: the per-torrent state machine that ties them together.
 //! - [`join`]: joining by a bare magnet: metadata from peers, then the engine.
+//! - [`node`]: one running peer: engine, tracker client, connection table
+//!   and web-seed planning, driven alike by both shells and the simulator.
 #![forbid(unsafe_code)]
 
 pub mod announce;
@@ -27,6 +29,7 @@ pub mod ids;
 pub mod join;
 pub mod magnet;
 pub mod metainfo;
+pub mod node;
 pub mod picker;
 pub mod time;
 pub mod tracker;

@@ -324,6 +324,20 @@ fn metadata_is_served_over_ut_metadata() {
             .any(|m| matches!(m, Message::Extended { id: 3, .. })),
         "out of range is rejected"
     );
+    // An index whose byte offset does not fit a 32-bit usize (wasm32):
+    // rejected, not an overflow (this test runs on i686 in scripts/test).
+    for piece in [1 << 18, u32::MAX] {
+        let req = Message::Extended {
+            id: ours,
+            payload: MetadataMessage::Request { piece }.encode(),
+        };
+        let out = send(&mut t, 7, P1, &[req]);
+        let reply = messages(&out, P1).into_iter().find_map(|m| match m {
+            Message::Extended { id: 3, payload } => MetadataMessage::decode(&payload).ok(),
+            _ => None,
+        });
+        assert_eq!(reply, Some(MetadataMessage::Reject { piece }));
+    }
 }
 
 #[test]

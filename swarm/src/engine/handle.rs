@@ -3,7 +3,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::wire::extension::{self, ExtendedHandshake};
-use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataMessage};
+use crate::wire::metadata::{MetadataMessage, metadata_piece};
 use crate::wire::{BlockRef, Frame, Handshake, MAX_REQUEST_LEN, Message};
 
 use super::peer::{Outstanding, Phase};
@@ -246,14 +246,16 @@ impl Torrent {
         let Some(their_id) = self.peers.get(&key).and_then(|p| p.ut_metadata) else {
             return;
         };
-        let start = piece as usize * METADATA_PIECE_SIZE;
-        let reply = match &self.spec.metadata {
-            Some(meta) if start < meta.len() => MetadataMessage::Data {
-                piece,
-                total_size: meta.len() as u64,
-                data: meta[start..(start + METADATA_PIECE_SIZE).min(meta.len())].to_vec(),
+        let reply = match self.spec.metadata.as_deref() {
+            Some(meta) => match metadata_piece(meta, piece) {
+                Some(data) => MetadataMessage::Data {
+                    piece,
+                    total_size: meta.len() as u64,
+                    data: data.to_vec(),
+                },
+                None => MetadataMessage::Reject { piece },
             },
-            _ => MetadataMessage::Reject { piece },
+            None => MetadataMessage::Reject { piece },
         };
         self.send(
             key,

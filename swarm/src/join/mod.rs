@@ -271,6 +271,13 @@ impl Joining {
         }
     }
 
+    /// See [`Torrent::handle_web_seed_end`].
+    pub fn handle_web_seed_end(&mut self, now: Time, id: FetchId) {
+        if let State::Running { torrent, .. } = &mut self.state {
+            torrent.handle_web_seed_end(now, id);
+        }
+    }
+
     /// See [`Torrent::handle_web_seed_error`].
     pub fn handle_web_seed_error(&mut self, now: Time, id: FetchId) {
         if let State::Running { torrent, .. } = &mut self.state {

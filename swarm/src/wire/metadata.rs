@@ -18,6 +18,20 @@ use crate::ids::InfoHash;
 /// Bytes in one metadata piece; only the last piece may be shorter.
 pub const METADATA_PIECE_SIZE: usize = 16384;
 
+/// Metadata piece `piece` of the info dictionary `bytes` (the last one may
+/// be shorter); `None` past the end. The index is a peer's `u32`: the
+/// offset is computed without overflow on 32-bit targets too, where
+/// `piece as usize * 16384` wraps for indexes ≥ 2^18 (and traps in wasm
+/// debug builds).
+pub fn metadata_piece(bytes: &[u8], piece: u32) -> Option<&[u8]> {
+    let start = usize::try_from(u64::from(piece) * METADATA_PIECE_SIZE as u64).ok()?;
+    if start >= bytes.len() {
+        return None;
+    }
+    let end = start.saturating_add(METADATA_PIECE_SIZE).min(bytes.len());
+    bytes.get(start..end)
+}
+
 /// Largest metadata we accept; WebTorrent refuses more than 10 MB too.
 pub const MAX_METADATA_SIZE: u64 = 10_000_000;
 
@@ -235,11 +249,7 @@ impl MetadataAssembler {
     /// The bytes of one piece as received so far (zeros where nothing
     /// arrived); `None` past the last piece.
     pub fn piece_bytes(&self, piece: u32) -> Option<&[u8]> {
-        let start = (piece as usize).checked_mul(METADATA_PIECE_SIZE)?;
-        let end = start
-            .saturating_add(METADATA_PIECE_SIZE)
-            .min(self.bytes.len());
-        self.bytes.get(start..end)
+        metadata_piece(&self.bytes, piece)
     }
 
     /// Whether every piece has arrived.

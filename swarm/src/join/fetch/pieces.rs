@@ -9,7 +9,7 @@ use sha1::{Digest, Sha1};
 use super::MetadataFetch;
 use crate::engine::PeerKey;
 use crate::error::{MetadataPeerError, PeerError};
-use crate::wire::metadata::{METADATA_PIECE_SIZE, MetadataAssembler, MetadataMessage};
+use crate::wire::metadata::{MetadataAssembler, MetadataMessage, metadata_piece};
 
 impl MetadataFetch {
     pub(super) fn commit_size(&mut self, size: Option<u64>) {
@@ -212,7 +212,5 @@ impl MetadataFetch {
 
 /// SHA-1 of one metadata piece of `bytes`, if the piece exists.
 fn piece_digest(bytes: &[u8], piece: u32) -> Option<[u8; 20]> {
-    let start = piece as usize * METADATA_PIECE_SIZE;
-    let end = (start + METADATA_PIECE_SIZE).min(bytes.len());
-    bytes.get(start..end).map(|b| Sha1::digest(b).into())
+    metadata_piece(bytes, piece).map(|b| Sha1::digest(b).into())
 }

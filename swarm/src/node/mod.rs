@@ -1,0 +1,788 @@
+//! One running peer of one swarm, sans-IO: the engine, the tracker client,
+//! the connection table and web-seed planning behind one pair of calls —
+//! events in, [`Node::poll`] out, time as input.
+//!
+//! The browser shell, the native shell and the simulator are I/O adapters
+//! around a [`Node`] (as quinn's async layer and its tests drive the same
+//! `quinn_proto::Endpoint`): each opens the WebSockets, RTCPeerConnections
+//! and HTTP requests the node asks for and reports what happened. Every rule
+//! about *when* — connect timeouts, the connection cap, what to do with
+//! bytes that arrive before a channel's `open`, announcing `left`, looking
+//! for peers again when the last one is lost — lives here once.
+//!
+//! A shell calls, with the current time:
+//! - trackers: [`Node::tracker_opened`], [`Node::tracker_message`],
+//!   [`Node::tracker_closed`];
+//! - connections: [`Node::offer_made`] / [`Node::answer_made`] once the
+//!   description it was asked for is complete (ICE gathered),
+//!   [`Node::channel_open`], [`Node::channel_data`],
+//!   [`Node::send_blocked`] from the channel's `bufferedAmount`
+//!   watermarks, [`Node::connection_closed`] when anything about the
+//!   connection fails or ends;
+//! - the web seed: [`Node::http_data`] with each body chunk as it arrives,
+//!   then [`Node::http_end`] (or [`Node::http_failed`]);
+//! - the player: [`Node::set_playback`];
+//! - [`Node::handle_timeout`] when the time it asked for comes,
+//!
+//! and after each call drains [`Node::poll`] until [`Output::Timeout`].
+
+mod conns;
+mod http;
+mod stats;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+pub use http::{HttpId, RangeRequest, plan as plan_ranges};
+pub use stats::{NodeStats, RateMeter};
+
+use crate::announce::{Action, AnnounceConfig, Announcer, Progress, TrackerIndex, TrackerNotice};
+use crate::engine::{Config, Event, FetchId, Output as EngineOutput, PeerKey, PieceOrigin};
+use crate::engine::{SpecError, Torrent, TorrentSpec};
+use crate::error::PeerError;
+use crate::ids::{InfoHash, PeerId};
+use crate::join::{FetchConfig, Joining};
+use crate::magnet::Magnet;
+use crate::metainfo::Metainfo;
+use crate::picker::Playback;
+use crate::time::Time;
+use conns::{Conns, Deadlines, EARLY_BYTES_LIMIT, Stage};
+use http::{HttpTable, Step};
+
+/// Tunables of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The engine's.
+    pub engine: Config,
+    /// The magnet metadata fetch's.
+    pub fetch: FetchConfig,
+    /// The tracker client's.
+    pub announce: AnnounceConfig,
+    /// Connections at most, counting those still being made.
+    pub max_connections: usize,
+    /// Making one offer or answer (ICE gathering included) at most.
+    pub setup_timeout: Duration,
+    /// From descriptions exchanged to an open channel at most (the
+    /// reference client: 25 s).
+    pub connect_timeout: Duration,
+    /// Use the torrent's web seed (`url-list`, a magnet's `ws`).
+    pub web_seed: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            engine: Config::default(),
+            fetch: FetchConfig::default(),
+            announce: AnnounceConfig::default(),
+            max_connections: 20,
+            setup_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(25),
+            web_seed: true,
+        }
+    }
+}
+
+/// What a node joins with.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A parsed `.torrent`.
+    Torrent(Box<Metainfo>),
+    /// A bare magnet: the metadata comes from peers (or [`Node::offer_metadata`]).
+    Magnet(Magnet),
+}
+
+/// Why a connection the engine knew ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoneReason {
+    /// The channel or the connection closed or failed (the shell said so).
+    Closed,
+    /// The engine closed it.
+    Peer(PeerError),
+    /// It sent more than [`conns::EARLY_BYTES_LIMIT`] before its channel opened.
+    TooEarly,
+}
+
+impl fmt::Display for GoneReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GoneReason::Closed => f.write_str("the connection closed"),
+            GoneReason::Peer(e) => write!(f, "{e}"),
+            GoneReason::TooEarly => f.write_str("it sent too much before its channel opened"),
+        }
+    }
+}
+
+/// Things worth knowing that need no action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// From the engine: pieces verified, bytes moved, peers connected or
+    /// banned, done, a magnet's metadata still missing.
+    Engine(Event),
+    /// From the tracker client: a tracker's reply, refusal or garbage.
+    Tracker(TrackerNotice),
+    /// A connection the engine knew ended (or one that sent too much
+    /// before its channel opened was dropped).
+    PeerGone {
+        /// Which.
+        conn: PeerKey,
+        /// Why.
+        reason: GoneReason,
+    },
+    /// A magnet's metadata arrived: [`Node::metainfo`] is known now.
+    MetadataReady,
+    /// A web-seed request failed (the engine backs off and tries again).
+    WebSeedFailed {
+        /// What the shell said.
+        error: String,
+    },
+}
+
+/// One thing the shell must do, or the time to call back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Open a WebSocket to this tracker.
+    ConnectTracker {
+        /// Which.
+        tracker: TrackerIndex,
+        /// Its URL.
+        url: String,
+    },
+    /// Send one text frame to the tracker (dropped if its socket is not open).
+    SendTracker {
+        /// Which.
+        tracker: TrackerIndex,
+        /// One JSON message.
+        text: String,
+    },
+    /// Close the tracker's WebSocket.
+    CloseTracker {
+        /// Which.
+        tracker: TrackerIndex,
+    },
+    /// Make an RTCPeerConnection with one ordered, reliable data channel and
+    /// a complete offer (ICE gathered), then call [`Node::offer_made`].
+    CreateOffer {
+        /// The connection's key from now on.
+        conn: PeerKey,
+    },
+    /// Make an RTCPeerConnection for a remote offer and a complete answer,
+    /// then call [`Node::answer_made`]; the remote creates the channel.
+    AnswerOffer {
+        /// The connection's key from now on.
+        conn: PeerKey,
+        /// The remote's SDP offer.
+        sdp: String,
+    },
+    /// Apply the remote's answer to our offer's connection.
+    AcceptAnswer {
+        /// Which connection.
+        conn: PeerKey,
+        /// Its SDP answer.
+        sdp: String,
+    },
+    /// Write these bytes to the connection's channel, in order.
+    SendPeer {
+        /// To whom.
+        conn: PeerKey,
+        /// Bytes of whole wire messages.
+        data: Vec<u8>,
+    },
+    /// Close this connection; the node has forgotten it.
+    CloseConn {
+        /// Which.
+        conn: PeerKey,
+    },
+    /// Fetch bytes `start..=end` of `url` (an HTTP Range request) and hand
+    /// the body to [`Node::http_data`] as it arrives, then [`Node::http_end`].
+    HttpGet {
+        /// Echo this back.
+        id: HttpId,
+        /// The request.
+        request: RangeRequest,
+    },
+    /// Abandon this request (leaving the swarm).
+    CancelHttp {
+        /// Which.
+        id: HttpId,
+    },
+    /// Something happened.
+    Event(NodeEvent),
+    /// Nothing more to do now: call [`Node::handle_timeout`] at this time.
+    Timeout(Time),
+}
+
+/// One running peer of one swarm. See the module documentation.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    torrent: Joining,
+    /// The torrent, once known.
+    meta: Option<Metainfo>,
+    announcer: Announcer,
+    conns: Conns,
+    http: HttpTable,
+    outputs: VecDeque<Output>,
+    now: Time,
+    engine_wake: Time,
+    announce_wake: Time,
+    down: RateMeter,
+    up: RateMeter,
+    stopped: bool,
+}
+
+impl Node {
+    /// A peer of `source`'s swarm announcing to `trackers` (WebSocket URLs;
+    /// asked to connect at once). `seed` feeds every random choice.
+    pub fn new(
+        config: NodeConfig,
+        source: Source,
+        trackers: Vec<String>,
+        peer_id: PeerId,
+        seed: u64,
+        now: Time,
+    ) -> Result<Node, SpecError> {
+        let (torrent, meta) = match source {
+            Source::Torrent(meta) => {
+                let mut spec = TorrentSpec::from_metainfo(&meta);
+                spec.web_seed &= config.web_seed;
+                let torrent = Torrent::new(config.engine.clone(), spec, peer_id, seed, now)?;
+                (Joining::from_torrent(torrent), Some(*meta))
+            }
+            Source::Magnet(mut magnet) => {
+                if !config.web_seed {
+                    magnet.web_seeds.clear();
+                }
+                let join = Joining::from_magnet(
+                    config.engine.clone(),
+                    config.fetch.clone(),
+                    magnet,
+                    peer_id,
+                    seed,
+                    now,
+                );
+                (join, None)
+            }
+        };
+        let announcer = Announcer::new(
+            config.announce.clone(),
+            torrent.info_hash(),
+            peer_id,
+            trackers,
+            seed.rotate_left(17),
+            now,
+        );
+        let mut node = Node {
+            config,
+            torrent,
+            meta,
+            announcer,
+            conns: Conns::default(),
+            http: HttpTable::default(),
+            outputs: VecDeque::new(),
+            now,
+            engine_wake: now,
+            announce_wake: now,
+            down: RateMeter::default(),
+            up: RateMeter::default(),
+            stopped: false,
+        };
+        node.pump();
+        Ok(node)
+    }
+
+    // ---- trackers ----
+
+    /// The tracker's WebSocket opened.
+    pub fn tracker_opened(&mut self, now: Time, tracker: TrackerIndex) {
+        self.now = now;
+        self.announcer.tracker_connected(now, tracker);
+        self.pump();
+    }
+
+    /// A text frame arrived from the tracker.
+    pub fn tracker_message(&mut self, now: Time, tracker: TrackerIndex, text: &str) {
+        self.now = now;
+        self.announcer.handle_message(now, tracker, text);
+        self.pump();
+    }
+
+    /// The tracker's WebSocket closed or failed (the node reconnects later).
+    pub fn tracker_closed(&mut self, now: Time, tracker: TrackerIndex) {
+        self.now = now;
+        self.announcer.tracker_closed(now, tracker);
+        self.pump();
+    }
+
+    // ---- connections ----
+
+    /// The offer asked for by [`Output::CreateOffer`] is complete (`Ok(sdp)`)
+    /// or could not be made. If the node gave up on the connection
+    /// meanwhile, it asks for it to be closed.
+    pub fn offer_made(&mut self, now: Time, conn: PeerKey, sdp: Result<String, String>) {
+        self.now = now;
+        let offer = match self.conns.get(conn).map(|c| &c.stage) {
+            Some(Stage::MakingOffer { offer }) => *offer,
+            _ => {
+                self.outputs.push_back(Output::CloseConn { conn });
+                return;
+            }
+        };
+        match sdp {
+            Ok(sdp) => {
+                self.conns.set_stage(conn, now, Stage::Offered { offer });
+                self.announcer.offer_ready(now, offer, sdp);
+            }
+            Err(_) => {
+                self.conns.remove(conn);
+                self.announcer.offer_failed(now, offer);
+                self.outputs.push_back(Output::CloseConn { conn });
+            }
+        }
+        self.pump();
+    }
+
+    /// The answer asked for by [`Output::AnswerOffer`] is complete (`Ok(sdp)`)
+    /// or could not be made.
+    pub fn answer_made(&mut self, now: Time, conn: PeerKey, sdp: Result<String, String>) {
+        self.now = now;
+        let (tracker, offer, peer) = match self.conns.get(conn).map(|c| &c.stage) {
+            Some(Stage::Answering {
+                tracker,
+                offer,
+                peer,
+            }) => (*tracker, *offer, *peer),
+            _ => {
+                self.outputs.push_back(Output::CloseConn { conn });
+                return;
+            }
+        };
+        match sdp {
+            Ok(sdp) => {
+                self.conns.set_stage(conn, now, Stage::Connecting);
+                self.announcer.answer_ready(now, tracker, offer, peer, sdp);
+            }
+            Err(_) => {
+                self.conns.remove(conn);
+                self.outputs.push_back(Output::CloseConn { conn });
+            }
+        }
+        self.pump();
+    }
+
+    /// The connection's data channel opened: the engine handshakes, and
+    /// any bytes that came before the `open` are replayed.
+    pub fn channel_open(&mut self, now: Time, conn: PeerKey) {
+        self.now = now;
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if c.stage == Stage::Open {
+            return;
+        }
+        let early = std::mem::take(&mut c.early);
+        self.conns.set_stage(conn, now, Stage::Open);
+        self.torrent.add_peer(now, conn);
+        if !early.is_empty() {
+            self.torrent.handle_peer_data(now, conn, &early);
+        }
+        self.pump();
+    }
+
+    /// Bytes arrived on the connection's channel. Before its `open` (a
+    /// browser can deliver the remote's first message first) they are kept,
+    /// up to a bound.
+    pub fn channel_data(&mut self, now: Time, conn: PeerKey, bytes: &[u8]) {
+        self.now = now;
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if c.stage == Stage::Open {
+            self.torrent.handle_peer_data(now, conn, bytes);
+        } else if c.early.len() + bytes.len() <= EARLY_BYTES_LIMIT {
+            c.early.extend_from_slice(bytes);
+            return;
+        } else {
+            self.conns.remove(conn);
+            self.outputs.push_back(Output::CloseConn { conn });
+            self.event(NodeEvent::PeerGone {
+                conn,
+                reason: GoneReason::TooEarly,
+            });
+        }
+        self.pump();
+    }
+
+    /// The channel's send buffer crossed its high-water mark (`true`) or
+    /// drained below its low mark (`false`).
+    pub fn send_blocked(&mut self, now: Time, conn: PeerKey, blocked: bool) {
+        self.now = now;
+        self.torrent.set_send_blocked(now, conn, blocked);
+        self.pump();
+    }
+
+    /// The connection is gone: its channel closed, it failed, or applying a
+    /// description failed. The shell has dropped it already.
+    pub fn connection_closed(&mut self, now: Time, conn: PeerKey) {
+        self.now = now;
+        self.forget_conn(conn, GoneReason::Closed);
+        self.pump();
+    }
+
+    // ---- the web seed ----
+
+    /// More of request `id`'s body, in order.
+    pub fn http_data(&mut self, now: Time, id: HttpId, bytes: &[u8]) {
+        self.now = now;
+        if let Some(Step::Data(fetch, bytes)) = self.http.data(id, bytes) {
+            self.torrent.handle_web_seed_data(now, fetch, &bytes);
+        }
+        self.pump();
+    }
+
+    /// Request `id`'s body ended (a short body counts as a failure).
+    pub fn http_end(&mut self, now: Time, id: HttpId) {
+        self.now = now;
+        match self.http.end(id) {
+            Some(Step::Next(id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
+            Some(Step::End(fetch)) => self.torrent.handle_web_seed_end(now, fetch),
+            Some(Step::Data(..)) | None => {}
+        }
+        self.pump();
+    }
+
+    /// Request `id` failed (HTTP status, network, timeout).
+    pub fn http_failed(&mut self, now: Time, id: HttpId, error: String) {
+        self.now = now;
+        if let Some(fetch) = self.http.fail(id) {
+            self.torrent.handle_web_seed_error(now, fetch);
+            self.event(NodeEvent::WebSeedFailed { error });
+        }
+        self.pump();
+    }
+
+    // ---- the rest ----
+
+    /// The player moved (or stopped: `None`).
+    pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
+        self.now = now;
+        self.torrent.set_playback(now, playback);
+        self.pump();
+    }
+
+    /// The info dictionary from elsewhere (a magnet's `xs` fetched over
+    /// HTTP): used if it hashes to the info hash and peers have not
+    /// delivered theirs yet. Returns whether it was used.
+    pub fn offer_metadata(&mut self, now: Time, info_bytes: &[u8]) -> bool {
+        self.now = now;
+        let used = self.torrent.offer_metadata(now, info_bytes);
+        self.pump();
+        used
+    }
+
+    /// A piece the shell already holds (a seeder's file); kept if it verifies.
+    pub fn import_piece(&mut self, piece: u32, data: &[u8]) -> bool {
+        let kept = self.torrent.import_piece(piece, data);
+        self.pump();
+        kept
+    }
+
+    /// The time asked for in [`Output::Timeout`] came (or any time later).
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.now = now;
+        self.torrent.handle_timeout(now);
+        self.announcer.handle_timeout(now);
+        for conn in self.conns.overdue(now, &self.deadlines()) {
+            if let Some(Stage::MakingOffer { offer }) = self.conns.get(conn).map(|c| &c.stage) {
+                self.announcer.offer_failed(now, *offer);
+            }
+            self.conns.remove(conn);
+            self.outputs.push_back(Output::CloseConn { conn });
+        }
+        self.pump();
+    }
+
+    /// Leave the swarm: `stopped` to every tracker, every connection and
+    /// request closed. Nothing more happens afterwards.
+    pub fn stop(&mut self, now: Time) {
+        self.now = now;
+        if self.stopped {
+            return;
+        }
+        self.announcer.stop(now);
+        self.pump();
+        self.stopped = true;
+        for id in self.http.ids() {
+            self.outputs.push_back(Output::CancelHttp { id });
+        }
+        for conn in self.conns.clear() {
+            self.outputs.push_back(Output::CloseConn { conn });
+        }
+    }
+
+    /// The next thing to do; call until it returns [`Output::Timeout`].
+    pub fn poll(&mut self) -> Output {
+        if let Some(out) = self.outputs.pop_front() {
+            return out;
+        }
+        let mut at = self.engine_wake.min(self.announce_wake);
+        if let Some(deadline) = self.conns.next_deadline(&self.deadlines()) {
+            at = at.min(deadline);
+        }
+        if self.stopped {
+            at = self.now + Duration::from_secs(3600);
+        }
+        Output::Timeout(at.max(self.now))
+    }
+
+    // ---- what the shell reads ----
+
+    /// The swarm.
+    pub fn info_hash(&self) -> InfoHash {
+        self.torrent.info_hash()
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.torrent.peer_id()
+    }
+
+    /// The torrent, once known (at once for a `.torrent`).
+    pub fn metainfo(&self) -> Option<&Metainfo> {
+        self.meta.as_ref()
+    }
+
+    /// The engine, fetching metadata or running.
+    pub fn torrent(&self) -> &Joining {
+        &self.torrent
+    }
+
+    /// Verified bytes of `piece`.
+    pub fn piece(&self, piece: u32) -> Option<&[u8]> {
+        self.torrent.piece(piece)
+    }
+
+    /// Where verified `piece` came from.
+    pub fn piece_origin(&self, piece: u32) -> Option<PieceOrigin> {
+        self.torrent.piece_origin(piece)
+    }
+
+    /// Every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.torrent.is_complete()
+    }
+
+    /// Figures right now.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            engine: self.torrent.stats(),
+            connections: self.conns.open(),
+            connecting: self.conns.len() - self.conns.open(),
+            download_rate: self.down.per_second(self.now),
+            upload_rate: self.up.per_second(self.now),
+        }
+    }
+
+    /// Engine invariants (`engine/PIECES.md`), for the simulator and fuzzing.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.torrent.check_invariants()
+    }
+
+    // ---- inside ----
+
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            setup: self.config.setup_timeout,
+            connect: self.config.connect_timeout,
+            offered: self.config.announce.offer_ttl + self.config.setup_timeout,
+        }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Drains the engine and the tracker client into outputs until both
+    /// only wait for a time; what one asks may feed the other.
+    fn pump(&mut self) {
+        if self.stopped {
+            return;
+        }
+        loop {
+            let mut busy = false;
+            loop {
+                match self.torrent.poll() {
+                    EngineOutput::Timeout(t) => {
+                        self.engine_wake = t;
+                        break;
+                    }
+                    output => {
+                        busy = true;
+                        self.on_engine(output);
+                    }
+                }
+            }
+            if self.meta.is_none() {
+                if let Some(meta) = self.torrent.metainfo() {
+                    self.meta = Some(meta.clone());
+                    self.event(NodeEvent::MetadataReady);
+                }
+            }
+            self.report_progress();
+            loop {
+                match self.announcer.poll() {
+                    Action::Timeout(t) => {
+                        self.announce_wake = t;
+                        break;
+                    }
+                    action => {
+                        busy = true;
+                        self.on_action(action);
+                    }
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn report_progress(&mut self) {
+        let stats = self.torrent.stats();
+        // Unknown while fetching metadata: announcing 0 would make us a seeder.
+        let left = if !self.torrent.has_metadata() {
+            None
+        } else if self.torrent.is_complete() {
+            Some(0)
+        } else {
+            let verified = u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
+            Some(self.torrent.total_length().saturating_sub(verified).max(1))
+        };
+        self.announcer.set_progress(
+            self.now,
+            Progress {
+                uploaded: stats.uploaded,
+                downloaded: stats.from_peers + stats.from_web_seed,
+                left,
+            },
+        );
+        self.announcer
+            .set_want_peers(self.conns.len() < self.config.max_connections);
+    }
+
+    fn on_engine(&mut self, output: EngineOutput) {
+        match output {
+            EngineOutput::Send { peer, data } => self.outputs.push_back(Output::SendPeer {
+                conn: peer,
+                data,
+            }),
+            EngineOutput::Close { peer, reason } => {
+                if self.conns.get(peer).is_some() {
+                    self.outputs.push_back(Output::CloseConn { conn: peer });
+                    self.forget_conn(peer, GoneReason::Peer(reason));
+                }
+            }
+            EngineOutput::FetchWebSeed { id, offset, length } => {
+                self.start_fetch(id, offset, length)
+            }
+            EngineOutput::Event(event) => {
+                match &event {
+                    Event::Downloaded { bytes, .. } => self.down.add(self.now, u64::from(*bytes)),
+                    Event::Uploaded { bytes, .. } => self.up.add(self.now, u64::from(*bytes)),
+                    _ => {}
+                }
+                self.event(NodeEvent::Engine(event));
+            }
+            EngineOutput::Timeout(_) => {}
+        }
+    }
+
+    fn start_fetch(&mut self, fetch: FetchId, offset: u64, length: u32) {
+        let base = self.meta.as_ref().and_then(|m| m.url_list.first());
+        let plan = match (base, &self.meta) {
+            (Some(base), Some(meta)) => http::plan(&meta.info, base, offset, u64::from(length)),
+            _ => Vec::new(),
+        };
+        match self.http.start(fetch, plan.into()) {
+            Some((id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
+            None => self.torrent.handle_web_seed_error(self.now, fetch),
+        }
+    }
+
+    fn on_action(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Connect { tracker, url } => {
+                self.outputs.push_back(Output::ConnectTracker { tracker, url })
+            }
+            Action::Send { tracker, text } => {
+                self.outputs.push_back(Output::SendTracker { tracker, text })
+            }
+            Action::Disconnect { tracker } => {
+                self.outputs.push_back(Output::CloseTracker { tracker })
+            }
+            Action::CreateOffers { offers } => {
+                for offer in offers {
+                    if self.conns.len() >= self.config.max_connections {
+                        self.announcer.offer_failed(now, offer);
+                        continue;
+                    }
+                    let conn = self.conns.insert(now, Stage::MakingOffer { offer });
+                    self.outputs.push_back(Output::CreateOffer { conn });
+                }
+            }
+            Action::AcceptAnswer { offer, sdp, .. } => {
+                if let Some(conn) = self.conns.by_offer(offer) {
+                    self.conns.set_stage(conn, now, Stage::Connecting);
+                    self.outputs.push_back(Output::AcceptAnswer { conn, sdp });
+                }
+            }
+            Action::DropOffer { offer } => {
+                if let Some(conn) = self.conns.by_offer(offer) {
+                    self.conns.remove(conn);
+                    self.outputs.push_back(Output::CloseConn { conn });
+                }
+            }
+            Action::AnswerOffer {
+                tracker,
+                offer,
+                peer,
+                sdp,
+            } => {
+                if self.conns.len() < self.config.max_connections {
+                    let stage = Stage::Answering {
+                        tracker,
+                        offer,
+                        peer,
+                    };
+                    let conn = self.conns.insert(now, stage);
+                    self.outputs.push_back(Output::AnswerOffer { conn, sdp });
+                }
+            }
+            Action::Event(notice) => self.event(NodeEvent::Tracker(notice)),
+            Action::Timeout(_) => {}
+        }
+    }
+
+    /// Forgets a connection; if its channel had opened, the engine hears it
+    /// is gone, and losing the last one brings the next announce forward.
+    fn forget_conn(&mut self, conn: PeerKey, reason: GoneReason) {
+        let Some(c) = self.conns.remove(conn) else {
+            return;
+        };
+        if c.stage != Stage::Open {
+            return;
+        }
+        if !matches!(reason, GoneReason::Peer(_)) {
+            self.torrent.handle_peer_closed(self.now, conn);
+        }
+        self.event(NodeEvent::PeerGone { conn, reason });
+        if !self.torrent.is_complete() && self.conns.open() == 0 {
+            self.announcer.peers_lost(self.now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

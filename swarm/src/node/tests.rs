@@ -1,0 +1,255 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::metainfo::TorrentBuilder;
+use crate::tracker::{
+    ClientMessage, OfferRelay, SdpKind, ServerMessage, SessionDescription, parse_client_message,
+};
+use crate::wire::{Handshake, Reserved};
+
+const TRACKER: TrackerIndex = TrackerIndex(0);
+const PIECE: u32 = 16 * 1024;
+
+fn content() -> Vec<u8> {
+    (0..PIECE as usize * 8).map(|i| (i * 13 % 251) as u8).collect()
+}
+
+fn meta() -> Metainfo {
+    let data = content();
+    let hashes = crate::metainfo::hash_pieces(&data, PIECE).unwrap();
+    TorrentBuilder::single_file("track.wav", data.len() as u64)
+        .piece_length(PIECE)
+        .tracker("ws://tracker.invalid/announce")
+        .web_seed("http://origin.invalid/media/track.wav")
+        .build(&hashes)
+        .unwrap()
+}
+
+fn node(config: NodeConfig) -> Node {
+    Node::new(
+        config,
+        Source::Torrent(Box::new(meta())),
+        vec!["ws://tracker.invalid/announce".into()],
+        PeerId::generate([5; 12]),
+        7,
+        Time(0),
+    )
+    .unwrap()
+}
+
+fn drain(node: &mut Node) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        match node.poll() {
+            Output::Timeout(_) => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+fn offers(out: &[Output]) -> Vec<PeerKey> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::CreateOffer { conn } => Some(*conn),
+            _ => None,
+        })
+        .collect()
+}
+
+fn announces(out: &[Output]) -> Vec<crate::tracker::AnnounceRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendTracker { text, .. } => match parse_client_message(text.as_bytes()) {
+                Ok(ClientMessage::Announce(a)) => Some(a),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// A node whose tracker is open and whose first announce is out.
+fn announced(config: NodeConfig) -> (Node, Vec<PeerKey>) {
+    let mut n = node(config);
+    let out = drain(&mut n);
+    assert!(matches!(out[0], Output::ConnectTracker { .. }), "{out:?}");
+    n.tracker_opened(Time(10), TRACKER);
+    let conns = offers(&drain(&mut n));
+    for &c in &conns {
+        n.offer_made(Time(20), c, Ok(format!("sdp {c:?}")));
+    }
+    (n, conns)
+}
+
+#[test]
+fn offers_are_capped_and_the_announce_carries_those_made_with_left() {
+    let (mut n, conns) = announced(NodeConfig {
+        max_connections: 3,
+        ..NodeConfig::default()
+    });
+    assert_eq!(conns.len(), 3, "at most max_connections");
+    let sent = announces(&drain(&mut n));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].offers.as_ref().map(Vec::len), Some(3));
+    assert_eq!(sent[0].left, Some(content().len() as u64));
+    assert_eq!(n.stats().connecting, 3);
+}
+
+#[test]
+fn a_connection_that_never_opens_is_closed_after_the_connect_timeout() {
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    n.tracker_opened(Time(10), TRACKER);
+    drain(&mut n);
+    let relay = ServerMessage::Offer(OfferRelay {
+        action: crate::tracker::Action::Announce,
+        info_hash: n.info_hash(),
+        peer_id: PeerId([9; 20]),
+        offer_id: crate::tracker::OfferId([3; 20]),
+        offer: SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "remote offer".into(),
+        },
+    });
+    n.tracker_message(Time(100), TRACKER, &serde_json::to_string(&relay).unwrap());
+    let out = drain(&mut n);
+    let conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::AnswerOffer { conn, sdp } if sdp == "remote offer" => Some(*conn),
+            _ => None,
+        })
+        .expect("the relayed offer is answered");
+    n.answer_made(Time(200), conn, Ok("our answer".into()));
+    let sent = announces(&drain(&mut n));
+    assert_eq!(sent[0].answer.as_ref().unwrap().sdp, "our answer");
+    n.handle_timeout(Time(200 + 24_000));
+    assert!(!drain(&mut n).contains(&Output::CloseConn { conn }));
+    n.handle_timeout(Time(200 + 25_000));
+    assert!(drain(&mut n).contains(&Output::CloseConn { conn }));
+    assert_eq!(
+        n.stats().connecting,
+        0,
+        "our own offers, never made, went after the set-up timeout"
+    );
+}
+
+#[test]
+fn bytes_before_open_are_replayed_and_too_many_close_the_connection() {
+    let (mut n, conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    let handshake = Handshake {
+        reserved: Reserved::FANSWARM,
+        info_hash: n.info_hash(),
+        peer_id: PeerId([8; 20]),
+    }
+    .encode();
+    n.channel_data(Time(30), conns[0], &handshake);
+    assert!(
+        !drain(&mut n)
+            .iter()
+            .any(|o| matches!(o, Output::Event(NodeEvent::Engine(Event::PeerConnected { .. })))),
+        "nothing happens before the channel opens"
+    );
+    n.channel_open(Time(31), conns[0]);
+    let out = drain(&mut n);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(NodeEvent::Engine(Event::PeerConnected { peer, .. })) if *peer == conns[0]
+    )));
+    assert_eq!(n.stats().connections, 1);
+
+    n.channel_data(Time(40), conns[1], &vec![0; EARLY_BYTES_LIMIT + 1]);
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::CloseConn { conn: conns[1] }));
+    assert!(out.contains(&Output::Event(NodeEvent::PeerGone {
+        conn: conns[1],
+        reason: GoneReason::TooEarly
+    })));
+}
+
+#[test]
+fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    n.set_playback(
+        Time(5),
+        Some(Playback {
+            offset: 0,
+            bytes_per_sec: Some(u64::from(PIECE)),
+        }),
+    );
+    let out = drain(&mut n);
+    let gets: Vec<(HttpId, RangeRequest)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::HttpGet { id, request } => Some((*id, request.clone())),
+            _ => None,
+        })
+        .collect();
+    // Six seconds at one piece a second: pieces 0..=5 in one request.
+    assert_eq!(gets.len(), 1, "{out:?}");
+    let (id, request) = &gets[0];
+    assert_eq!(request.url, "http://origin.invalid/media/track.wav");
+    assert_eq!((request.start, request.end), (0, 6 * u64::from(PIECE) - 1));
+    let data = content();
+    n.http_data(Time(10), *id, &data[..PIECE as usize + 10]);
+    let verified: Vec<u32> = drain(&mut n)
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(NodeEvent::Engine(Event::PieceVerified { piece })) => Some(*piece),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec![0], "the first piece plays before the rest is in");
+    n.http_data(Time(20), *id, &data[PIECE as usize + 10..request.len() as usize]);
+    n.http_end(Time(21), *id);
+    drain(&mut n);
+    assert_eq!(n.stats().engine.verified_pieces, 6);
+    assert_eq!(n.stats().engine.from_web_seed, 6 * u64::from(PIECE));
+}
+
+#[test]
+fn losing_the_last_peer_brings_the_next_announce_forward() {
+    let (mut n, conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    let reply = ServerMessage::Announce(crate::tracker::AnnounceResponse {
+        action: crate::tracker::Action::Announce,
+        info_hash: n.info_hash(),
+        interval: 120,
+        complete: 0,
+        incomplete: 2,
+    });
+    n.tracker_message(Time(50), TRACKER, &serde_json::to_string(&reply).unwrap());
+    drain(&mut n);
+    n.channel_open(Time(60), conns[0]);
+    drain(&mut n);
+    n.connection_closed(Time(1_000), conns[0]);
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::Event(NodeEvent::PeerGone {
+        conn: conns[0],
+        reason: GoneReason::Closed
+    })));
+    // The tracker said 120 s; with no peer left the next announce is 10 s
+    // after the last one.
+    n.handle_timeout(Time(10_100));
+    let out = drain(&mut n);
+    assert!(!offers(&out).is_empty(), "fresh offers for the next announce");
+}
+
+#[test]
+fn stop_says_stopped_and_closes_everything() {
+    let (mut n, conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    n.stop(Time(100));
+    let out = drain(&mut n);
+    let sent = announces(&out);
+    assert_eq!(
+        sent.last().and_then(|a| a.event),
+        Some(crate::tracker::AnnounceEvent::Stopped)
+    );
+    for c in conns {
+        assert!(out.contains(&Output::CloseConn { conn: c }));
+    }
+    assert!(out.contains(&Output::CloseTracker { tracker: TRACKER }));
+}
