@@ -7,11 +7,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlMediaElement;
 
-use swarm::announce::{AnnounceConfig, Announcer};
-use swarm::engine::{Config, PieceOrigin, Torrent, TorrentSpec};
-use swarm::join::{FetchConfig, Joining};
+use swarm::engine::PieceOrigin;
 use swarm::magnet::Magnet;
 use swarm::metainfo::Metainfo;
+use swarm::node::{Node, NodeConfig, Source};
 use swarm::{InfoHash, PeerId};
 
 use crate::js::{self, JsError, js_error, property};
@@ -53,6 +52,19 @@ export interface PlayOptions {
   /** false: play the web seed URL directly even if a service worker
    *  controls the page (it may be another site's worker, not ours). */
   streaming?: boolean;
+  /**
+   * false: join the swarm and point the element at the stream, but do not
+   * call `audio.play()` (a page joining on load; nothing is fetched from
+   * the web seed until the element plays). Default true.
+   */
+  autoplay?: boolean;
+  /** false: never use the torrent's web seed, only peers. Default true. */
+  webSeed?: boolean;
+  /**
+   * The .torrent's bytes, when the page fetched them already (a preload):
+   * used instead of fetching `torrent` again. Checked like a fetched one.
+   */
+  torrentBytes?: Uint8Array;
 }
 
 /** What track.stats() returns. */
@@ -185,9 +197,13 @@ pub async fn play(
         }
         _ => None,
     };
-    let meta = match magnet {
-        Some(_) => None,
-        None => Some(load_torrent(&source).await?),
+    let preloaded = property(&options, "torrentBytes")
+        .filter(|v| v.is_instance_of::<js_sys::Uint8Array>())
+        .map(|v| js_sys::Uint8Array::new(&v).to_vec());
+    let meta = match (&magnet, preloaded) {
+        (Some(_), _) => None,
+        (None, Some(bytes)) => Some(check_torrent(&source, "torrentBytes", &bytes)?),
+        (None, None) => Some(load_torrent(&source).await?),
     };
     let mut trackers = option_trackers.unwrap_or_else(|| match &meta {
         Some(meta) => meta.trackers(),
@@ -202,20 +218,28 @@ pub async fn play(
     }
     let ice_servers =
         string_list(&options, "iceServers").unwrap_or_else(|| vec![DEFAULT_ICE.to_owned()]);
-    let max_peers = property(&options, "maxPeers")
-        .and_then(|v| v.as_f64())
-        .filter(|n| *n >= 1.0)
-        .map_or(DEFAULT_MAX_PEERS, |n| n.min(200.0) as usize);
-    let prefix = property(&options, "streamPrefix")
-        .and_then(|v| v.as_string())
-        .unwrap_or_else(|| "/fanswarm/stream/".to_owned());
-    let mut config = Config::default();
+    let flag = |name: &str| property(&options, name).and_then(|v| v.as_bool());
+    let mut config = NodeConfig {
+        max_connections: property(&options, "maxPeers")
+            .and_then(|v| v.as_f64())
+            .filter(|n| *n >= 1.0)
+            .map_or(DEFAULT_MAX_PEERS, |n| n.min(200.0) as usize),
+        web_seed: flag("webSeed").unwrap_or(true),
+        ..NodeConfig::default()
+    };
+    config.engine.max_peers = config.max_connections;
+    config.fetch.max_peers = config.max_connections;
+    // A page that joined on load but was never played costs the origin nothing.
+    config.engine.web_seed_needs_playback = true;
     if let Some(bytes) = property(&options, "maxMemory")
         .and_then(|v| v.as_f64())
         .filter(|n| *n >= 1.0)
     {
-        config.memory_limit = bytes as u64;
+        config.engine.memory_limit = bytes as u64;
     }
+    let prefix = property(&options, "streamPrefix")
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(|| "/fanswarm/stream/".to_owned());
 
     let random: [u8; 20] = js::random_bytes()?;
     let mut id = [0u8; 12];
@@ -226,36 +250,14 @@ pub async fn play(
             .try_into()
             .map_err(|_| JsError("seed".into()))?,
     );
-    let now = js::now();
-    let (engine, info_hash) = match (&meta, &magnet) {
-        (Some(meta), _) => {
-            let spec = TorrentSpec::from_metainfo(meta);
-            let torrent = Torrent::new(config, spec, peer_id, seed, now)
-                .map_err(|e| JsError(e.to_string()))?;
-            (Joining::from_torrent(torrent), meta.info_hash)
-        }
-        (None, Some(m)) => {
-            let fetch = FetchConfig {
-                max_peers: config.max_peers,
-                ..FetchConfig::default()
-            };
-            let join = Joining::from_magnet(config, fetch, m.clone(), peer_id, seed, now);
-            (join, m.info_hash)
-        }
+    let source = match (meta, &magnet) {
+        (Some(meta), _) => Source::Torrent(Box::new(meta)),
+        (None, Some(m)) => Source::Magnet(m.clone()),
         (None, None) => return Err(JsError("no torrent and no magnet".into()).into()),
     };
-    let announcer = Announcer::new(
-        AnnounceConfig::default(),
-        info_hash,
-        peer_id,
-        trackers,
-        seed.rotate_left(17),
-        now,
-    );
-    let streaming = property(&options, "streaming")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true);
-    let controlled = streaming
+    let node = Node::new(config, source, trackers, peer_id, seed, js::now())
+        .map_err(|e| JsError(e.to_string()))?;
+    let controlled = flag("streaming").unwrap_or(true)
         && js::window()?
             .navigator()
             .service_worker()
@@ -263,11 +265,11 @@ pub async fn play(
             .is_some();
     let settings = Settings {
         ice_servers,
-        max_peers,
         stream_prefix: prefix,
         controlled,
+        autoplay: flag("autoplay").unwrap_or(true),
     };
-    let session = Session::new(settings, meta, engine, announcer, audio)?;
+    let session = Session::new(settings, node, audio)?;
     session.borrow_mut().start()?;
     if let Some(xs) = magnet.and_then(|m| m.exact_sources.first().cloned()) {
         let weak = Rc::downgrade(&session);
@@ -282,7 +284,13 @@ pub async fn play(
 async fn load_torrent(source: &TorrentSource) -> Result<Metainfo, JsError> {
     let torrent_url = source.torrent_url()?;
     let bytes = fetch_bytes(&torrent_url).await?;
-    let meta = Metainfo::from_bytes(&bytes)
+    check_torrent(source, &torrent_url, &bytes)
+}
+
+/// Parses a `.torrent` (from `origin`) and checks it is the swarm asked for.
+fn check_torrent(source: &TorrentSource, origin: &str, bytes: &[u8]) -> Result<Metainfo, JsError> {
+    let torrent_url = origin;
+    let meta = Metainfo::from_bytes(bytes)
         .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
     match source.info_hash() {
         Some(expected) if expected != meta.info_hash => Err(JsError(format!(
@@ -302,7 +310,7 @@ async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, 
         .and_then(|bytes| Metainfo::from_bytes(&bytes).map_err(|e| JsError(e.to_string())));
     dispatch(&session, move |s| match result {
         Ok(meta) => {
-            if !s.torrent().has_metadata() && !s.offer_metadata(&meta.info_bytes) {
+            if !s.node().torrent().has_metadata() && !s.offer_metadata(&meta.info_bytes) {
                 s.warn(&format!("xs {url} is another torrent"));
             }
         }
@@ -333,17 +341,17 @@ impl Track {
 impl Track {
     /// The figures behind `stats()`.
     pub fn figures(&self) -> TrackStats {
-        let mut s = self.session.borrow_mut();
-        let (down, up) = s.speeds();
-        let t = s.torrent().stats();
+        let s = self.session.borrow();
+        let stats = s.node().stats();
+        let (t, down, up) = (stats.engine, stats.download_rate, stats.upload_rate);
         TrackStats {
             peers: t.peers as u32,
             downloaded: (t.from_peers + t.from_web_seed) as f64,
             from_peers: t.from_peers as f64,
             from_web_seed: t.from_web_seed as f64,
             uploaded: t.uploaded as f64,
-            download_speed: down,
-            upload_speed: up,
+            download_speed: down as f64,
+            upload_speed: up as f64,
             verified_pieces: t.verified_pieces,
             total_pieces: t.total_pieces,
             done: s.is_done(),
@@ -361,9 +369,9 @@ impl Track {
     /// verified: what the player's piece map draws.
     pub fn pieces(&self) -> js_sys::Uint8Array {
         let s = self.session.borrow();
-        let torrent = s.torrent();
-        let states: Vec<u8> = (0..torrent.stats().total_pieces)
-            .map(|p| piece_state(torrent.piece_origin(p)))
+        let node = s.node();
+        let states: Vec<u8> = (0..node.stats().engine.total_pieces)
+            .map(|p| piece_state(node.piece_origin(p)))
             .collect();
         js_sys::Uint8Array::from(&states[..])
     }
@@ -371,7 +379,7 @@ impl Track {
     /// Bytes per piece (the last piece may be shorter).
     #[wasm_bindgen(getter, js_name = pieceLength)]
     pub fn piece_length(&self) -> u32 {
-        self.session.borrow().torrent().piece_length()
+        self.session.borrow().node().torrent().piece_length()
     }
 
     /// The URL the element plays, served by the service worker; empty until
@@ -384,7 +392,7 @@ impl Track {
     /// The swarm's info hash, 40 hex digits.
     #[wasm_bindgen(getter, js_name = infoHash)]
     pub fn info_hash(&self) -> String {
-        self.session.borrow().torrent().info_hash().to_hex()
+        self.session.borrow().node().info_hash().to_hex()
     }
 
     /// The torrent's name (`info.name`): the track's title.
@@ -392,14 +400,15 @@ impl Track {
     pub fn name(&self) -> String {
         self.session
             .borrow()
-            .meta()
+            .node()
+            .metainfo()
             .map_or_else(String::new, |m| m.info.name.clone())
     }
 
     /// Bytes in the track; 0 until a magnet's metadata is known.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> f64 {
-        self.session.borrow().torrent().total_length() as f64
+        self.session.borrow().node().torrent().total_length() as f64
     }
 
     /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming`,
@@ -501,21 +510,6 @@ fn piece_state(origin: Option<PieceOrigin>) -> u8 {
         Some(PieceOrigin::Mixed) => 3,
         Some(PieceOrigin::Imported) => 4,
     }
-}
-
-/// The URL the element plays, under the service worker's prefix.
-pub(crate) fn stream_url(prefix: &str, info_hash: InfoHash, name: &str) -> String {
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{prefix}{}/{name}", info_hash.to_hex())
 }
 
 fn string_list(options: &JsValue, name: &str) -> Option<Vec<String>> {

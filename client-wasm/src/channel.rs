@@ -37,39 +37,6 @@ pub fn watermark_crossing(buffered: u32, blocked: bool) -> Option<bool> {
     }
 }
 
-/// Bytes a channel delivered before its `open` event was handled.
-///
-/// Chromium can run a channel's first `message` before its `open` under
-/// load (the remote's handshake, seen in the end-to-end suite). Those bytes
-/// are kept here and replayed to the engine right after `add_peer`; the
-/// channel cannot be admitted at once, since `send` throws while
-/// `readyState` still says "connecting".
-#[derive(Debug, Default)]
-pub struct EarlyBytes {
-    bytes: Vec<u8>,
-}
-
-impl EarlyBytes {
-    /// Most bytes kept. Before the remote hears our handshake it sends at
-    /// most its handshake, extended handshake and bitfield, far below this.
-    pub const LIMIT: usize = 256 * 1024;
-
-    /// Keeps `data`; `false` (keeping nothing more) past [`Self::LIMIT`]:
-    /// the peer is misbehaving and its connection should go.
-    pub fn push(&mut self, data: &[u8]) -> bool {
-        if self.bytes.len() + data.len() > Self::LIMIT {
-            return false;
-        }
-        self.bytes.extend_from_slice(data);
-        true
-    }
-
-    /// Everything kept, in arrival order; leaves the buffer empty.
-    pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.bytes)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,17 +65,5 @@ mod tests {
         assert_eq!(watermark_crossing(LOW_WATER, true), Some(false));
         assert_eq!(watermark_crossing(0, false), None);
         const { assert!(LOW_WATER < HIGH_WATER) };
-    }
-
-    #[test]
-    fn early_bytes_replay_in_order_and_refuse_past_the_limit() {
-        let mut early = EarlyBytes::default();
-        assert!(early.push(&[19, b'B']));
-        assert!(early.push(b"it"));
-        assert_eq!(early.take(), vec![19, b'B', b'i', b't']);
-        assert!(early.take().is_empty(), "take leaves it empty");
-        assert!(early.push(&vec![0; EarlyBytes::LIMIT]));
-        assert!(!early.push(&[1]), "one byte past the limit is refused");
-        assert_eq!(early.take().len(), EarlyBytes::LIMIT, "nothing more kept");
     }
 }

@@ -1,13 +1,13 @@
 //! fanswarm's browser peer: Rust compiled to WebAssembly, driving the
 //! `swarm` engine inside a page.
 //!
-//! The engine and the tracker client (`swarm::engine`, `swarm::announce`)
-//! decide everything; this crate is the thin shell that does what they ask
-//! with browser objects:
+//! One `swarm::node::Node` per track decides everything (the engine, the
+//! tracker client, the connection table, web-seed planning); this crate is
+//! the thin shell that does what it asks with browser objects:
 //! - [`tracker_ws`]: one WebSocket per tracker;
 //! - [`rtc`]: one `RTCPeerConnection` + ordered reliable data channel per peer;
 //! - [`channel`]: message sizes and `bufferedAmount` backpressure;
-//! - [`webseed`]: HTTP Range fetches from the `url-list`;
+//! - [`webseed`]: HTTP Range requests, bodies streamed back as they arrive;
 //! - [`stream`]: the page's half of service-worker streaming;
 //! - [`session`]: one playing track, owning all of the above;
 //! - [`api`]: `play(audio, options)` and the `Track` object JavaScript sees.
@@ -16,7 +16,6 @@
 pub mod api;
 pub mod channel;
 pub mod js;
-pub mod rate;
 pub mod rtc;
 pub mod session;
 pub mod stream;

@@ -180,6 +180,21 @@ pub fn next_chunk(piece_length: u32, pos: u64, end: u64) -> (u32, std::ops::Rang
     (u32::try_from(piece).unwrap_or(u32::MAX), from..to)
 }
 
+/// The URL the element plays, under the service worker's prefix.
+pub fn stream_url(prefix: &str, info_hash: swarm::InfoHash, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}{}/{name}", info_hash.to_hex())
+}
+
 /// The MIME type a stream is served with, from its file name.
 pub fn mime_for(name: &str) -> &'static str {
     let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();

@@ -1,14 +1,17 @@
-//! One track being played: the engine, the tracker client and every browser
-//! object they drive, behind one `Rc<RefCell<_>>`.
+//! One track being played: a `swarm::node::Node` and every browser object
+//! it asks for, behind one `Rc<RefCell<_>>`.
 //!
-//! Callbacks (sockets, channels, timers, fetches, the service worker) hold
-//! only a `Weak` to the session and go through [`dispatch`]: borrow, apply
-//! the event, then [`Session::drive`] — drain the engine's `poll()` and the
-//! announcer's `poll()` until both say "wake me at T", and set one timer for
-//! the earlier T. Dropping the session drops every listener, socket,
-//! connection and timer it owns.
+//! The node decides everything (what to announce, which connections to
+//! make and when to give up on them, what to fetch from the web seed); the
+//! session only opens the WebSockets, RTCPeerConnections and `fetch`es it
+//! asks for, and reports back what happened. Callbacks (sockets, channels,
+//! timers, fetches, the service worker) hold only a `Weak` to the session
+//! and go through [`dispatch`]: borrow, apply the event, then
+//! [`Session::drive`] — drain the node's `poll()` until it says "wake me at
+//! T", and set one timer for T. Dropping the session drops every listener,
+//! socket, connection, request and timer it owns.
 
-mod handlers;
+mod outputs;
 mod streaming;
 
 use std::cell::RefCell;
@@ -17,25 +20,17 @@ use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
-use swarm::announce::{Announcer, Progress, TrackerIndex};
+use swarm::announce::TrackerIndex;
 use swarm::engine::PeerKey;
-use swarm::join::Joining;
-use swarm::metainfo::Metainfo;
+use swarm::node::{HttpId, Node};
 use swarm::picker::Playback;
 use swarm::time::Time;
-use swarm::tracker::OfferId;
-use web_sys::{EventTarget, HtmlMediaElement};
+use web_sys::{AbortController, EventTarget, HtmlMediaElement};
 
-use crate::channel::EarlyBytes;
 use crate::js;
-use crate::rate::RateMeter;
 use crate::rtc::PeerConn;
-use crate::stream::Reader;
+use crate::stream::{self, Reader};
 use crate::tracker_ws::TrackerSocket;
-
-/// How long a connection may take from offer/answer to an open channel
-/// (the reference client: 25 s).
-const CONNECT_TIMEOUT_MS: u64 = 25_000;
 
 /// Shared handle to a session.
 pub type SessionRef = Rc<RefCell<Session>>;
@@ -45,48 +40,33 @@ pub type SessionRef = Rc<RefCell<Session>>;
 pub struct Settings {
     /// STUN/TURN server URLs.
     pub ice_servers: Vec<String>,
-    /// Concurrent peer connections at most (offers included).
-    pub max_peers: usize,
     /// URL prefix the service worker streams under.
     pub stream_prefix: String,
     /// A service worker controls the page; without one the element plays
     /// the web seed directly.
     pub controlled: bool,
-}
-
-/// One connection's bookkeeping besides the browser object.
-struct Conn {
-    rtc: PeerConn,
-    /// When the offer was answered or our answer made: the connect clock.
-    since: Option<Time>,
-    /// The engine knows it (`add_peer` was called).
-    in_engine: bool,
-    /// Bytes that arrived before our `open` was handled.
-    early: EarlyBytes,
+    /// Start playing as soon as the element has its source; `false` joins
+    /// the swarm and waits for the page to call `audio.play()` (a page that
+    /// joins on load: it costs the origin nothing until played).
+    pub autoplay: bool,
 }
 
 /// Everything one playing track owns.
 pub struct Session {
     me: Weak<RefCell<Session>>,
     settings: Settings,
-    /// The torrent; `None` while a bare magnet's metadata is fetched.
-    meta: Option<Metainfo>,
+    node: Node,
     /// The URL the element plays, once the metadata is known.
     stream_url: Option<String>,
-    torrent: Joining,
-    announcer: Announcer,
     audio: HtmlMediaElement,
     events: EventTarget,
     sockets: BTreeMap<TrackerIndex, TrackerSocket>,
-    conns: BTreeMap<PeerKey, Conn>,
-    offers: BTreeMap<OfferId, PeerKey>,
-    next_key: u64,
+    conns: BTreeMap<PeerKey, PeerConn>,
+    requests: BTreeMap<HttpId, AbortController>,
     readers: BTreeMap<u64, Reader>,
     next_reader: u64,
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
-    down: RateMeter,
-    up: RateMeter,
     waiting_reader_pos: Option<u64>,
     done: bool,
     destroyed: bool,
@@ -112,13 +92,10 @@ pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 's
 }
 
 impl Session {
-    /// A session for `meta` (or a magnet whose metadata `torrent` fetches);
-    /// nothing runs until [`Session::start`].
+    /// A session around `node`; nothing runs until [`Session::start`].
     pub fn new(
         settings: Settings,
-        meta: Option<Metainfo>,
-        torrent: Joining,
-        announcer: Announcer,
+        node: Node,
         audio: HtmlMediaElement,
     ) -> Result<SessionRef, js::JsError> {
         let events = EventTarget::new().map_err(js::js_error)?;
@@ -126,22 +103,17 @@ impl Session {
             RefCell::new(Session {
                 me: me.clone(),
                 settings,
-                meta,
+                node,
                 stream_url: None,
-                torrent,
-                announcer,
                 audio,
                 events,
                 sockets: BTreeMap::new(),
                 conns: BTreeMap::new(),
-                offers: BTreeMap::new(),
-                next_key: 0,
+                requests: BTreeMap::new(),
                 readers: BTreeMap::new(),
                 next_reader: 0,
                 timer: None,
                 listeners: Vec::new(),
-                down: RateMeter::default(),
-                up: RateMeter::default(),
                 waiting_reader_pos: None,
                 done: false,
                 destroyed: false,
@@ -150,7 +122,7 @@ impl Session {
     }
 
     /// Listens to the worker and the element, points the element at the
-    /// stream, and runs the first round of the engine and the announcer.
+    /// stream, and runs the node's first round.
     pub fn start(&mut self) -> Result<(), js::JsError> {
         self.listen()?;
         self.point_element_at_stream();
@@ -158,10 +130,14 @@ impl Session {
         Ok(())
     }
 
-    /// Metadata that arrived by another way (the magnet's `xs` torrent):
-    /// used if it hashes to the info hash and peers have not delivered yet.
+    /// The node (for the track's figures and pieces).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Metadata that arrived by another way (the magnet's `xs` torrent).
     pub fn offer_metadata(&mut self, info_bytes: &[u8]) -> bool {
-        self.torrent.offer_metadata(js::now(), info_bytes)
+        self.node.offer_metadata(js::now(), info_bytes)
     }
 
     /// Once the metadata is known (at once for a `.torrent`), sets the
@@ -171,14 +147,10 @@ impl Session {
         if self.stream_url.is_some() {
             return;
         }
-        let fetched = self.meta.is_none();
-        if fetched {
-            self.meta = self.torrent.metainfo().cloned();
-        }
-        let Some(meta) = &self.meta else {
+        let Some(meta) = self.node.metainfo() else {
             return;
         };
-        let url = crate::api::stream_url(
+        let url = stream::stream_url(
             &self.settings.stream_prefix,
             meta.info_hash,
             &meta.info.name,
@@ -188,14 +160,13 @@ impl Session {
             .flatten();
         self.audio.set_src(direct.as_deref().unwrap_or(&url));
         self.stream_url = Some(url);
-        if let Ok(promise) = self.audio.play() {
-            // Autoplay may be refused until the listener interacts: not an error.
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-            });
-        }
-        if fetched {
-            self.emit("metadata", (self.torrent.total_length() as f64).into());
+        if self.settings.autoplay {
+            if let Ok(promise) = self.audio.play() {
+                // Autoplay may be refused until the listener interacts: not an error.
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+                });
+            }
         }
         if !self.settings.controlled {
             self.emit("nostreaming", wasm_bindgen::JsValue::UNDEFINED);
@@ -212,72 +183,39 @@ impl Session {
         self.stream_url.as_deref().unwrap_or("")
     }
 
-    /// The parsed torrent, once known.
-    pub fn meta(&self) -> Option<&Metainfo> {
-        self.meta.as_ref()
-    }
-
-    /// The engine (fetching metadata, or running).
-    pub fn torrent(&self) -> &Joining {
-        &self.torrent
-    }
-
-    /// Bytes per second down and up, over the last seconds.
-    pub fn speeds(&mut self) -> (f64, f64) {
-        let now = js::now_ms();
-        (self.down.per_second(now), self.up.per_second(now))
-    }
-
     /// Whether every piece is verified.
     pub fn is_done(&self) -> bool {
         self.done
     }
 
     /// Leaves the swarm and releases everything: `stopped` to the trackers,
-    /// every connection, socket, reader, listener and the timer.
+    /// every connection, socket, request, reader, listener and the timer.
     pub fn destroy(&mut self) {
         if self.destroyed {
             return;
         }
-        self.announcer.stop(js::now());
-        self.drain_announcer();
+        self.node.stop(js::now());
+        self.drain();
         self.destroyed = true;
         self.timer = None;
         self.listeners.clear();
         self.readers.clear();
-        self.offers.clear();
+        for (_, request) in std::mem::take(&mut self.requests) {
+            request.abort();
+        }
         self.conns.clear();
         self.sockets.clear();
         self.audio.remove_attribute("src").ok();
         self.audio.load();
     }
 
-    /// Drains both state machines and re-arms the timer.
+    /// Drains the node and re-arms the timer.
     pub fn drive(&mut self) {
         if self.destroyed {
             return;
         }
-        let engine_wake = self.drain_engine();
-        self.point_element_at_stream();
-        let stats = self.torrent.stats();
-        let verified = u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
-        // Unknown while fetching metadata: announcing 0 would make us a seeder.
-        let left = self
-            .torrent
-            .has_metadata()
-            .then(|| self.torrent.total_length().saturating_sub(verified));
-        self.announcer.set_progress(
-            js::now(),
-            Progress {
-                uploaded: stats.uploaded,
-                downloaded: stats.from_peers + stats.from_web_seed,
-                left,
-            },
-        );
-        self.announcer
-            .set_want_peers(self.conns.len() < self.settings.max_peers);
-        let announce_wake = self.drain_announcer();
-        self.arm_timer(engine_wake.min(announce_wake));
+        let wake = self.drain();
+        self.arm_timer(wake);
     }
 
     fn arm_timer(&mut self, at: Time) {
@@ -295,33 +233,16 @@ impl Session {
             // From a microtask, so the timer's own closure is not dropped
             // while it runs.
             wasm_bindgen_futures::spawn_local(async move {
-                dispatch(&weak, |s| s.on_timer());
+                dispatch(&weak, |s| {
+                    s.timer = None;
+                    s.node.handle_timeout(js::now());
+                });
             });
         });
         self.timer = Some((at, timeout));
     }
 
-    fn on_timer(&mut self) {
-        self.timer = None;
-        let now = js::now();
-        self.torrent.handle_timeout(now);
-        self.announcer.handle_timeout(now);
-        let stale: Vec<PeerKey> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                !c.rtc.is_open()
-                    && c.since
-                        .is_some_and(|t| now.as_millis() > t.as_millis() + CONNECT_TIMEOUT_MS)
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for key in stale {
-            self.remove_conn(key);
-        }
-    }
-
-    /// Where the engine should think the player is: the element's position
+    /// Where the node should think the player is: the element's position
     /// scaled to bytes, or the first byte a waiting reader needs if that is
     /// earlier (the element is stalled on it) or the scale is not known yet.
     ///
@@ -329,9 +250,12 @@ impl Session {
     /// ahead of what it plays, so its reader walks the whole file within
     /// seconds, and every piece it touched would turn urgent and come from
     /// the web seed instead of from peers (measured: each of four pages
-    /// fetched ~95 % of the track from the origin).
+    /// fetched ~95 % of the track from the origin that way).
     fn update_playback(&mut self) {
-        let total = self.torrent.total_length();
+        let total = self.node.torrent().total_length();
+        if total == 0 {
+            return;
+        }
         let duration = self.audio.duration();
         let rate =
             (duration.is_finite() && duration > 0.0).then(|| (total as f64 / duration) as u64);
@@ -340,42 +264,14 @@ impl Session {
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             (waiting, played) => waiting.or(played),
         };
-        if let Some(offset) = offset {
-            self.torrent.set_playback(
-                js::now(),
-                Some(Playback {
-                    offset: offset.min(total.saturating_sub(1)),
-                    bytes_per_sec: rate,
-                }),
-            );
-        }
-    }
-
-    fn new_key(&mut self) -> PeerKey {
-        self.next_key += 1;
-        PeerKey(self.next_key)
-    }
-
-    fn remove_conn(&mut self, key: PeerKey) {
-        if let Some(conn) = self.conns.remove(&key) {
-            self.offers.retain(|_, k| *k != key);
-            if conn.in_engine {
-                self.torrent.handle_peer_closed(js::now(), key);
-                self.emit_peers();
-                self.emit("peerclose", "the connection closed".into());
-                self.after_peer_gone();
-            }
-        }
-    }
-
-    /// The last peer the engine knew went away while pieces are missing:
-    /// look for peers again soon instead of after the tracker's interval
-    /// (one failed connection would otherwise leave the listener alone,
-    /// on the web seed, for minutes).
-    pub(crate) fn after_peer_gone(&mut self) {
-        if !self.torrent.is_complete() && !self.conns.values().any(|c| c.in_engine) {
-            self.announcer.peers_lost(js::now());
-        }
+        // A paused element that nothing waits on is not playing: the
+        // swarm may still trade, but the web seed is not used for it.
+        let idle = self.audio.paused() && self.waiting_reader_pos.is_none();
+        let playback = offset.filter(|_| !idle).map(|offset| Playback {
+            offset: offset.min(total.saturating_sub(1)),
+            bytes_per_sec: rate,
+        });
+        self.node.set_playback(js::now(), playback);
     }
 
     /// Fires `kind` on the track once the current call into the session has
@@ -396,7 +292,7 @@ impl Session {
     }
 
     fn emit_peers(&self) {
-        self.emit("peers", self.torrent.stats().peers.into());
+        self.emit("peers", self.node.stats().engine.peers.into());
     }
 
     pub(crate) fn warn(&self, message: &str) {

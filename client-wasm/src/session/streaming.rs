@@ -13,11 +13,11 @@ impl Session {
         port: web_sys::MessagePort,
         request: &stream::OpenRequest,
     ) {
-        if request.stream != self.torrent.info_hash().to_hex() {
+        if request.stream != self.node.info_hash().to_hex() {
             return;
         }
         // The element is pointed at the stream only once the metadata is known.
-        let Some(name) = self.meta.as_ref().map(|m| m.info.name.clone()) else {
+        let Some(name) = self.node.metainfo().map(|m| m.info.name.clone()) else {
             return;
         };
         self.next_reader += 1;
@@ -27,7 +27,7 @@ impl Session {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
         let mime = stream::mime_for(&name);
-        match Reader::open(id, port, request, self.torrent.total_length(), mime, sink) {
+        match Reader::open(id, port, request, self.node.torrent().total_length(), mime, sink) {
             Ok(Some(reader)) => {
                 self.readers.insert(id, reader);
             }
@@ -53,7 +53,7 @@ impl Session {
 
     /// Answers every waiting reader whose next byte is in `piece`.
     pub(super) fn serve_waiting(&mut self, piece: u32) {
-        let piece_length = self.torrent.piece_length();
+        let piece_length = self.node.torrent().piece_length();
         let ready: Vec<u64> = self
             .readers
             .iter()
@@ -68,7 +68,7 @@ impl Session {
 
     /// Sends a waiting reader its next chunk if the piece is verified.
     fn serve_reader(&mut self, id: u64) {
-        let piece_length = self.torrent.piece_length();
+        let piece_length = self.node.torrent().piece_length();
         let Some(reader) = self.readers.get_mut(&id) else {
             return;
         };
@@ -79,7 +79,7 @@ impl Session {
             reader.send_done()
         } else {
             let (piece, range) = stream::next_chunk(piece_length, reader.pos, reader.end);
-            match self.torrent.piece(piece).and_then(|p| p.get(range)) {
+            match self.node.piece(piece).and_then(|p| p.get(range)) {
                 Some(bytes) => reader.send_chunk(bytes),
                 None => return, // still waiting for the piece
             }
