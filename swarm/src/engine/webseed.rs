@@ -24,7 +24,7 @@
 //! never played costs the artist nothing. Failures back off exponentially;
 //! a web seed that serves corrupt data three times is abandoned.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::time::Time;
@@ -60,7 +60,7 @@ impl Fetch {
 pub(crate) struct WebSeed {
     enabled: bool,
     next_id: u64,
-    in_flight: HashMap<FetchId, Fetch>,
+    in_flight: BTreeMap<FetchId, Fetch>,
     corruptions: u32,
     failures_in_row: u32,
     retry_at: Option<Time>,
@@ -72,7 +72,7 @@ impl WebSeed {
         WebSeed {
             enabled,
             next_id: 0,
-            in_flight: HashMap::new(),
+            in_flight: BTreeMap::new(),
             corruptions: 0,
             failures_in_row: 0,
             retry_at: None,

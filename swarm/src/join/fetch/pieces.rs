@@ -2,7 +2,7 @@
 //! what, what an answer may contain, and whom to blame when the assembled
 //! bytes miss the info hash.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use sha1::{Digest, Sha1};
 
@@ -76,7 +76,7 @@ impl MetadataFetch {
             .collect();
         match assembler.finish(self.info_hash) {
             Ok(bytes) => {
-                let liars: HashSet<PeerKey> = self
+                let liars: BTreeSet<PeerKey> = self
                     .suspects
                     .drain(..)
                     .filter(|(piece, _, digest)| piece_digest(&bytes, *piece) != Some(*digest))
@@ -91,7 +91,7 @@ impl MetadataFetch {
                 self.done = Some(bytes);
             }
             Err(_) => {
-                let senders: HashSet<PeerKey> = digests.iter().map(|(_, s, _)| *s).collect();
+                let senders: BTreeSet<PeerKey> = digests.iter().map(|(_, s, _)| *s).collect();
                 if senders.len() == 1 {
                     for key in senders {
                         self.drop_liar(key);
