@@ -108,13 +108,9 @@ async fn run() -> anyhow::Result<()> {
     for (i, got) in assembled.iter().enumerate() {
         assert_eq!(got, &expected, "page {i} assembled exactly the file");
     }
-    // Pressing play is when a page joins the swarm; loading four windows
-    // at once takes 1.3-1.6 s on a loaded 2-core machine, so it is printed,
-    // not asserted.
-    assert!(
-        spread_ms < 1000.0,
-        "the {PAGES} pages pressed play within a second ({spread_ms:.0} ms)"
-    );
+    // How far apart the presses were depends on how fast this machine
+    // loads four windows: printed above, never asserted (a timing is a
+    // benchmark's business, not a test's).
     let from_peers = done.iter().filter(|s| num(s, "fromPeers") > 0.0).count();
     assert!(
         from_peers >= PAGES - 1,
