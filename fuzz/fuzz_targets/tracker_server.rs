@@ -1,4 +1,4 @@
-//! The signal-server's tracker core (`Tracker::handle`, sans-IO) fed frames
+//! The tracker core (`fanswarm_tracker::Tracker::handle`, sans-IO) fed frames
 //! from four connections: mostly WebTorrent-shaped announces, answers and
 //! scrapes over a few swarms, peer ids and offer ids (so ids collide, answers
 //! match offers and limits bite), sometimes raw bytes; plus disconnects and
@@ -12,19 +12,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
+use fanswarm_tracker::{ConnectionId, Limits, Outbox, Tracker};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use swarm::time::Time;
 use swarm::tracker::{id_to_string, parse_client_message};
-use tracker::{ConnectionId, Limits, Outbox, Tracker};
-
-/// The signal-server's tracker core, compiled from its own source: it is
-/// sans-IO and needs only `swarm` and `indexmap`, while depending on the
-/// `signal-server` crate would build tokio, axum and webrtc into every fuzz
-/// build (minutes in CI for code this target never calls).
-#[path = "../../signal-server/src/tracker/mod.rs"]
-#[allow(dead_code)]
-mod tracker;
 
 #[derive(Debug, Arbitrary)]
 enum Op {

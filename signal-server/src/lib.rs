@@ -2,7 +2,7 @@
 //!
 //! It publishes every track of a music folder as a torrent, and serves:
 //! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
-//!   WebSocket ([`tracker`] decides, [`ws`] carries);
+//!   WebSocket (the sans-IO [`fanswarm_tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
 //!   page's live panel), `GET /metrics`;
@@ -23,7 +23,6 @@ pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
-pub mod tracker;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -33,6 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
+use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
@@ -41,7 +41,6 @@ use tower_http::services::fs::ServeFileSystemResponseBody;
 
 use crate::publish::PublishError;
 use crate::state::{AppState, Paths};
-use crate::tracker::Limits;
 
 /// Everything `signal-server serve` needs.
 #[derive(Debug, Clone)]

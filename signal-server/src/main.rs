@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use fanswarm_tracker::Limits;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_server::catalog::{Links, encode_path};
 use signal_server::native::commands::{self, GetCommand, SeedCommand};
 use signal_server::native::{IceServer, PeerOptions, RtcConfig};
 use signal_server::publish::{self, TorrentOptions};
-use signal_server::tracker::Limits;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]

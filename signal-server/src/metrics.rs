@@ -6,18 +6,17 @@
 //! Gauges that the tracker already knows exactly (connections, swarms, peers)
 //! are read from it when scraped instead of being tracked twice.
 
+use fanswarm_tracker::{OutMessage, Tracker};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::tracker::{OutMessage, Tracker};
-
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Labels of the failure counter: `reason` from [`crate::tracker::Refusal::label`].
+/// Labels of the failure counter: `reason` from [`fanswarm_tracker::Refusal::label`].
 type ReasonLabel = [(&'static str, &'static str); 1];
 
 /// Every metric the server exports.

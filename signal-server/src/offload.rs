@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use fanswarm_tracker::ConnectionId;
 use serde::Serialize;
 use swarm::InfoHash;
-
-use crate::tracker::ConnectionId;
 
 /// Days since 1970-01-01 (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

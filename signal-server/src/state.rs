@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::ws::Message;
+use fanswarm_tracker::{ConnectionId, Limits, Tracker};
 use swarm::time::Time;
 use tokio::sync::mpsc;
 
@@ -14,7 +15,6 @@ use crate::catalog::Catalog;
 use crate::listen::AddressTable;
 use crate::metrics::Metrics;
 use crate::offload::{Day, Offload};
-use crate::tracker::{ConnectionId, Limits, Tracker};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone, Debug)]

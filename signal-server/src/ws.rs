@@ -13,12 +13,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use fanswarm_tracker::{ConnectionId, OutMessage};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use swarm::tracker::{ClientMessage, parse_client_message};
 use tokio::sync::mpsc;
 
 use crate::state::AppState;
-use crate::tracker::{ConnectionId, OutMessage};
 
 /// `GET /announce`: upgrade to the tracker protocol, unless the client's
 /// address already holds `max_connections_per_address` tracker sockets

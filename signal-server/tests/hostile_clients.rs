@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use fanswarm_tracker::Limits;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use signal_server::state::AppState;
-use signal_server::tracker::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Error as WsError;

@@ -8,9 +8,9 @@ use std::path::Path;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::Response;
+use fanswarm_tracker::Limits;
 use http_body_util::BodyExt;
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
 use swarm::metainfo::Metainfo;
 use tower::ServiceExt;
 

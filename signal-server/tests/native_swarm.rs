@@ -10,10 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fanswarm_tracker::Limits;
 use signal_server::catalog::Catalog;
 use signal_server::native::{NativePeer, PeerOptions, RtcConfig};
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
 use swarm::PeerId;
 use swarm::metainfo::{Metainfo, TorrentBuilder, hash_pieces};
 

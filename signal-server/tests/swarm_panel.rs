@@ -7,11 +7,11 @@ mod common;
 use axum::body::{Body, Bytes};
 use axum::http::Request;
 use common::*;
+use fanswarm_tracker::Limits;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use signal_server::catalog::{Catalog, Track};
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
 use swarm::InfoHash;
 use tower::ServiceExt;
 

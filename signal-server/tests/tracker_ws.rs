@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fanswarm_tracker::Limits;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use signal_server::tracker::Limits;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A bad request, the start of its failure reason, and the expected

@@ -1,6 +1,6 @@
 //! The WebTorrent WebSocket tracker protocol: message types only.
 //!
-//! Browser peers, the native peer and the tracker in `signal-server` share
+//! Browser peers, the native peer and the tracker (`fanswarm-tracker`) share
 //! these types so the two sides cannot drift apart. Shapes follow what the
 //! reference implementations really send (webtorrent's bittorrent-tracker
 //! client and server, aquatic_ws); notes on fields say what the reference

@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
+use fanswarm_tracker::Limits;
 use signal_server::catalog::{Catalog, Links, Track};
 use signal_server::publish::{TorrentOptions, make_torrent};
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
 
 /// What the test server publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

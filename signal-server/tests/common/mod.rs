@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use fanswarm_tracker::Limits;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use signal_server::catalog::Catalog;
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};

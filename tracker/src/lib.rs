@@ -1,11 +1,55 @@
-//! The WebTorrent tracker's swarm bookkeeping, with no sockets.
+//! fanswarm's WebTorrent tracker, as a state machine with no sockets.
 //!
-//! [`Tracker`] is told the time and handed an rng; it pushes what it wants
-//! sent into `out` as `(ConnectionId, OutMessage)` pairs, which the WebSocket
-//! shell ([`crate::ws`]) serializes and queues to each connection. That makes
-//! every rule below testable without a socket.
+//! A WebTorrent tracker is a WebSocket server that keeps one table per swarm
+//! (info hash → peers) and passes WebRTC offers and answers between peers
+//! that have never met. This crate is that bookkeeping and nothing else:
+//! [`Tracker`] never reads a clock, draws its own randomness, or touches a
+//! socket. The shell that owns it — `signal-server`'s WebSocket tracker, the
+//! `tracker_server` fuzz target, a simulator — numbers its connections,
+//! hands in the time and an rng with every call, and carries out what the
+//! tracker pushes into an [`Outbox`]: `(ConnectionId, OutMessage)` pairs,
+//! each to be serialized and sent to that connection. The same inputs give
+//! the same outputs, so every rule below is tested without a socket, and a
+//! simulator can run thousands of peers against it in virtual time.
 //!
-//! Rules it keeps:
+//! # Driving it
+//!
+//! - [`Tracker::connect`] when a socket opens (optional: [`Tracker::handle`]
+//!   registers a connection it has not seen);
+//! - [`Tracker::handle`] for every text frame, parsed beforehand with
+//!   [`swarm::tracker::parse_client_message`] (outside any lock the shell
+//!   may hold: parsing is the expensive part), then send what it pushed;
+//! - [`Tracker::disconnect`] when a socket closes: its peers leave;
+//! - [`Tracker::expire`] now and then (the server: every 15 s): peers that
+//!   stopped announcing and offers nobody answered are dropped.
+//!
+//! Time is [`swarm::time::Time`], milliseconds from any epoch the shell
+//! likes, never going back.
+//!
+//! ```
+//! use fanswarm_tracker::{ConnectionId, Limits, Outbox, Tracker};
+//! use swarm::time::Time;
+//! use swarm::tracker::parse_client_message;
+//!
+//! let mut tracker = Tracker::new(Limits::default());
+//! let mut rng = fastrand::Rng::with_seed(1);
+//! let mut out = Outbox::new();
+//! let frame = br#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa",
+//!     "peer_id":"-WW0300-000000000001","left":0,"uploaded":0,"downloaded":0}"#;
+//! let request = parse_client_message(frame);
+//! tracker.handle(Time(0), &mut rng, ConnectionId(1), request, &mut out);
+//! for (to, message) in out.drain(..) {
+//!     // A real shell queues this text to connection `to`.
+//!     let _text = serde_json::to_string(&message.into_server_message());
+//!     assert_eq!(to, ConnectionId(1));
+//! }
+//! assert_eq!(tracker.swarm_peers(&swarm::InfoHash([b'a'; 20])), (1, 0));
+//! tracker.disconnect(ConnectionId(1));
+//! assert_eq!(tracker.peer_count(), 0);
+//! ```
+//!
+//! # Rules it keeps
+//!
 //! - A peer id belongs to the connection that first announced it in a swarm;
 //!   another connection cannot take it over, and one connection has one peer
 //!   id per swarm.
@@ -14,6 +58,14 @@
 //! - An answer is routed only for an offer this tracker relayed to that very
 //!   answerer in the last `offer_max_age`, and only once.
 //! - A connection's peers leave their swarms when it closes or they go silent.
+//! - Every bound is in [`Limits`]; every refusal is a [`Refusal`], whose text
+//!   is the `failure reason` the peer reads. A connection that sends faster
+//!   than its token bucket allows is refused, not disconnected.
+//!
+//! Some of [`Limits`] are the shell's to enforce (message size, idle
+//! timeout, sockets per address, queue length): they live here so one
+//! struct configures a whole tracker.
+#![forbid(unsafe_code)]
 
 mod limits;
 mod rate;

@@ -4,12 +4,12 @@
 //! send back. Shows what one core can do before the WebSocket and the
 //! scheduler take their share.
 //!
-//! `cargo run --release --example corebench -- [announces] [peers] [swarms]`
+//! `cargo run --release -p fanswarm-tracker --example corebench -- [announces] [peers] [swarms]`
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
 
-use signal_server::tracker::{ConnectionId, Limits, OutMessage, Tracker};
+use fanswarm_tracker::{ConnectionId, Limits, OutMessage, Tracker};
 use swarm::time::Time;
 use swarm::tracker::parse_client_message;
 
