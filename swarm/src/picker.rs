@@ -692,7 +692,10 @@ mod tests {
             bytes_per_sec: Some(u64::from(PL)),
         }));
         let orphans = p.orphans();
-        assert_eq!(orphans[0], 56, "first read-ahead piece past the urgent ones");
+        assert_eq!(
+            orphans[0], 56,
+            "first read-ahead piece past the urgent ones"
+        );
         assert!(!orphans.contains(&0) && !orphans.contains(&blocks[0].piece));
         assert_eq!(orphans.len(), 98);
     }

@@ -29,6 +29,7 @@
 //! with them works exactly as before.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::bitfield::Bitfield;
 use crate::ids::PeerId;
@@ -123,7 +124,7 @@ pub(crate) struct PeerCrowd {
     pub id: Option<u8>,
     /// It said it fetches from the web seed.
     pub web_seed: bool,
-    /// Pieces it said it is getting, and when that intent expires.
+    /// Pieces it said it is getting, and when it said so.
     pub getting: BTreeMap<u32, Time>,
     /// Pieces we told it we are getting (never twice).
     pub told: Bitfield,
@@ -147,14 +148,16 @@ impl PeerCrowd {
         self.id.is_some()
     }
 
-    /// It said it is getting `piece` and the intent has not expired.
-    pub fn is_getting(&self, piece: u32, now: Time) -> bool {
-        self.getting.get(&piece).is_some_and(|&until| now < until)
+    /// How long ago it said it is getting `piece`, if that is younger
+    /// than `ttl`.
+    pub fn getting_for(&self, piece: u32, now: Time, ttl: Duration) -> Option<Duration> {
+        let age = now.since(*self.getting.get(&piece)?);
+        (age < ttl).then_some(age)
     }
 
-    /// Forgets expired intents (and one for a piece it now has).
-    pub fn expire(&mut self, now: Time) {
-        self.getting.retain(|_, until| now < *until);
+    /// Forgets intents older than `ttl`.
+    pub fn expire(&mut self, now: Time, ttl: Duration) {
+        self.getting.retain(|_, since| now.since(*since) < ttl);
     }
 }
 
@@ -189,16 +192,41 @@ impl Torrent {
             p.crowd.speaks()
                 && p.crowd.web_seed
                 && !p.pieces.has(piece)
-                && p.id.is_some_and(|id| (rendezvous(&id, group), id) > (ours, self.our_id))
+                && p.id
+                    .is_some_and(|id| (rendezvous(&id, group), id) > (ours, self.our_id))
         })
     }
 
     /// Whether a connected peer has `piece` or said it is getting it.
     pub(super) fn someone_has_or_gets(&self, piece: u32) -> bool {
-        let now = self.now;
+        let (now, ttl) = (self.now, self.config.intent_ttl);
         self.peers
             .values()
-            .any(|p| p.pieces.has(piece) || p.crowd.is_getting(piece, now))
+            .any(|p| p.pieces.has(piece) || p.crowd.getting_for(piece, now, ttl).is_some())
+    }
+
+    /// Whether a neighbour is about to deliver `piece`, so a late piece can
+    /// wait for it a little longer: our requests to a peer that unchokes us
+    /// are younger than the patience, or a peer that has it still chokes us
+    /// less than the patience after we said we are interested, or a
+    /// neighbour said it is getting it less than the patience ago.
+    pub(super) fn delivery_expected(&self, piece: u32) -> bool {
+        let (now, patience) = (self.now, self.config.peer_patience);
+        let young = |t: Time| now.since(t) < patience;
+        self.peers.values().any(|p| {
+            let serving = p.pieces.has(piece)
+                && if p.peer_choking {
+                    p.interested_since.is_some_and(young)
+                } else {
+                    p.outstanding
+                        .iter()
+                        .any(|o| o.block.piece == piece && young(o.since))
+                };
+            serving
+                || p.crowd
+                    .getting_for(piece, now, self.config.intent_ttl)
+                    .is_some_and(|age| age < patience)
+        })
     }
 
     /// Tells every neighbour that speaks the extension, once per piece,
@@ -288,7 +316,11 @@ impl Torrent {
             peer.crowd.id = Some(id);
         }
         self.sync_crowd_state();
-        let getting: Vec<u32> = self.intents.ones().filter(|&p| !self.picker.have().has(p)).collect();
+        let getting: Vec<u32> = self
+            .intents
+            .ones()
+            .filter(|&p| !self.picker.have().has(p))
+            .collect();
         self.tell_getting(key, &getting);
     }
 
@@ -304,10 +336,10 @@ impl Torrent {
         match message {
             CrowdMessage::State { web_seed } => peer.crowd.web_seed = web_seed,
             CrowdMessage::Getting(pieces) => {
-                peer.crowd.expire(now);
+                peer.crowd.expire(now, ttl);
                 let mut relay = Vec::new();
                 for piece in pieces.into_iter().filter(|&p| p < count) {
-                    peer.crowd.getting.insert(piece, now + ttl);
+                    peer.crowd.getting.insert(piece, now);
                     relay.push(piece);
                 }
                 // We will fetch those we need soon from it: say so, so our

@@ -6,9 +6,9 @@ use crate::wire::extension::{self, ExtendedHandshake};
 use crate::wire::metadata::{MetadataMessage, metadata_piece};
 use crate::wire::{BlockRef, Frame, Handshake, MAX_REQUEST_LEN, Message};
 
-use super::peer::{Outstanding, Phase};
 use super::crowd;
 use super::origin::Source;
+use super::peer::{Outstanding, Phase};
 use super::pieces::Verdict;
 use super::{Event, PeerError, PeerKey, Torrent};
 
@@ -65,7 +65,8 @@ impl Torrent {
                 .insert(extension::UT_METADATA.to_owned(), UT_METADATA_ID);
             ours.m
                 .insert(extension::LT_DONTHAVE.to_owned(), LT_DONTHAVE_ID);
-            ours.m.insert(crowd::FS_CROWD.to_owned(), crowd::FS_CROWD_ID);
+            ours.m
+                .insert(crowd::FS_CROWD.to_owned(), crowd::FS_CROWD_ID);
             ours.v = Some(self.config.client_name.clone());
             ours.reqq = Some(self.config.max_requests_per_peer);
             ours.metadata_size = metadata_size;
@@ -455,8 +456,10 @@ impl Torrent {
         };
         let wanted = peer.pieces.ones().any(|p| !have.has(p));
         if wanted != peer.am_interested {
+            let now = self.now;
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.am_interested = wanted;
+                peer.interested_since = wanted.then_some(now);
             }
             let msg = if wanted {
                 Message::Interested

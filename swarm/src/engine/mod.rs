@@ -92,6 +92,9 @@ pub struct Config {
     /// An urgent piece a neighbour has or is getting is taken from the web
     /// seed only once it is due within this; the elected fetcher does not wait.
     pub web_seed_fallback: Duration,
+    /// Requests to a peer for an urgent piece are given this long before
+    /// the web seed may take it (when it is due within the fallback time).
+    pub peer_patience: Duration,
     /// A neighbour's "getting" is believed this long (or until its `have`).
     pub intent_ttl: Duration,
     /// Use the web seed only while something plays (the browser: a page that
@@ -127,6 +130,7 @@ impl Default for Config {
             web_seed_group: 256 * 1024,
             web_seed_max_run: 2 * 1024 * 1024,
             web_seed_fallback: Duration::from_secs(2),
+            peer_patience: Duration::from_millis(500),
             intent_ttl: Duration::from_secs(10),
             web_seed_needs_playback: false,
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
@@ -509,8 +513,8 @@ impl Torrent {
         self.picker.set_playback(playback);
         self.revive_near_playhead();
         self.sync_crowd_state();
-        self.schedule_web_seed();
         self.request_everywhere();
+        self.schedule_web_seed();
     }
 
     /// The time asked for in [`Output::Timeout`] came (or any time later).
@@ -521,8 +525,8 @@ impl Torrent {
             self.rechoke();
         }
         self.sync_crowd_state();
-        self.schedule_web_seed();
         self.request_everywhere();
+        self.schedule_web_seed();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             self.serve(key);

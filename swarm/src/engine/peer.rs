@@ -47,6 +47,8 @@ pub(crate) struct Peer {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
+    /// When we last said `interested` (while we still are).
+    pub interested_since: Option<Time>,
     /// Our requests to the peer.
     pub outstanding: Vec<Outstanding>,
     /// The peer's requests to us, oldest first.
@@ -83,6 +85,7 @@ impl Peer {
             am_interested: false,
             peer_choking: true,
             peer_interested: false,
+            interested_since: None,
             outstanding: Vec::new(),
             queued: VecDeque::new(),
             send_blocked: false,

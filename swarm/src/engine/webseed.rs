@@ -1,8 +1,10 @@
 //! The HTTP web seed as a source the engine asks for runs of whole pieces.
 //!
 //! When the web seed is used, and only then:
-//! - **Deadline.** An urgent piece (see the picker) that no connected peer
-//!   is expected to deliver in time. In a crowd (see `crowd.rs`) the peer
+//! - **Deadline.** An urgent piece (see the picker) that no neighbour will
+//!   deliver in time: one that unchokes us and has it gets our requests
+//!   first, and the web seed takes the piece only if they go unanswered
+//!   while it is due within the fallback time. In a crowd (see `crowd.rs`) the peer
 //!   elected for the piece's group takes it at once and says so; everybody
 //!   else waits for it to arrive from a neighbour until it is due within
 //!   [`super::Config::web_seed_fallback`], and only then goes to HTTP. A
@@ -34,9 +36,6 @@ use super::{Event, FetchId, Output, Torrent};
 
 /// Web-seed pieces that fail verification before we stop asking it.
 const MAX_CORRUPTIONS: u32 = 3;
-
-/// A peer we have no rate for yet is assumed to manage this much.
-const NOMINAL_PEER_RATE: u64 = 64 * 1024;
 
 /// One fetch in flight: pieces `next..=last`, the bytes of `next` so far.
 #[derive(Debug)]
@@ -155,8 +154,8 @@ impl Torrent {
                 self.deliver_web_seed_piece(piece, &bytes);
             }
         }
-        self.schedule_web_seed();
         self.request_everywhere();
+        self.schedule_web_seed();
     }
 
     /// Fetch `id`'s body ended. If it stopped short of the range, the
@@ -267,10 +266,7 @@ impl Torrent {
     /// The next run of pieces to fetch, if the rules say so.
     fn pick_web_seed_run(&mut self) -> Option<(u32, u32)> {
         let urgent = self.picker.urgent_pieces();
-        let deliverable = self.deliverable_urgent_pieces(&urgent);
-        let may_take = |t: &Self, p: u32| {
-            t.picker.web_seed_eligible(p) && !deliverable.contains(&p) && t.web_seed_turn(p)
-        };
+        let may_take = |t: &Self, p: u32| t.picker.web_seed_eligible(p) && t.web_seed_turn(p);
         let max_run = u64::from(self.config.web_seed_max_run.max(1));
         for (i, &first) in urgent.iter().enumerate() {
             if !may_take(self, first) {
@@ -300,13 +296,17 @@ impl Torrent {
         orphan.map(|p| (p, p))
     }
 
-    /// Whether it is our turn to take urgent `piece` from the web seed: it
-    /// is due within the fallback time, or we are its elected fetcher and
-    /// no neighbour has it or says it is getting it.
+    /// Whether it is our turn to take urgent `piece` from the web seed.
+    /// Before it is due within the fallback time: only if we are its
+    /// elected fetcher and no neighbour has it or says it is getting it.
+    /// After: unless a neighbour is about to deliver it
+    /// ([`Torrent::delivery_expected`]).
     fn web_seed_turn(&self, piece: u32) -> bool {
         let due = self.picker.due_in(piece).unwrap_or(Duration::ZERO);
-        due <= self.config.web_seed_fallback
-            || (!self.someone_has_or_gets(piece) && self.elected(piece))
+        if due > self.config.web_seed_fallback {
+            return !self.someone_has_or_gets(piece) && self.elected(piece);
+        }
+        !self.delivery_expected(piece)
     }
 
     /// Whether we have been idle long enough to fetch an orphan piece; starts
@@ -331,29 +331,5 @@ impl Torrent {
                 wait == 0
             }
         }
-    }
-
-    /// Of `urgent`, the pieces some unchoking peer should deliver before
-    /// they are due.
-    fn deliverable_urgent_pieces(&self, urgent: &[u32]) -> Vec<u32> {
-        let now = self.now;
-        urgent
-            .iter()
-            .copied()
-            .filter(|&piece| {
-                let Some(due) = self.picker.due_in(piece) else {
-                    return false;
-                };
-                let size = u64::from(self.picker.piece_size(piece));
-                self.peers.values().any(|p| {
-                    if p.peer_choking || !p.pieces.has(piece) {
-                        return false;
-                    }
-                    let rate = p.download.bytes_per_sec(now).max(NOMINAL_PEER_RATE);
-                    let needed = Duration::from_millis(size * 1000 / rate);
-                    needed + Duration::from_millis(500) < due
-                })
-            })
-            .collect()
     }
 }

@@ -72,10 +72,7 @@ impl Conns {
 
     /// Connections whose channel is open.
     pub fn open(&self) -> usize {
-        self.map
-            .values()
-            .filter(|c| c.stage == Stage::Open)
-            .count()
+        self.map.values().filter(|c| c.stage == Stage::Open).count()
     }
 
     /// A new connection in `stage`.

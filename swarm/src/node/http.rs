@@ -223,7 +223,10 @@ mod tests {
             panic!("the second file follows");
         };
         assert_eq!((r.url.as_str(), r.start, r.end), ("http://h/album/b", 0, 9));
-        assert_eq!(table.data(second, &[2; 4]), Some(Step::Data(fetch, vec![2; 4])));
+        assert_eq!(
+            table.data(second, &[2; 4]),
+            Some(Step::Data(fetch, vec![2; 4]))
+        );
         assert_eq!(table.end(second), Some(Step::End(fetch)), "short: over");
         assert_eq!(table.end(second), None);
         assert_eq!(table.fail(HttpId(99)), None);

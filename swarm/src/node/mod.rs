@@ -445,7 +445,9 @@ impl Node {
     pub fn http_end(&mut self, now: Time, id: HttpId) {
         self.now = now;
         match self.http.end(id) {
-            Some(Step::Next(id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
+            Some(Step::Next(id, request)) => {
+                self.outputs.push_back(Output::HttpGet { id, request })
+            }
             Some(Step::End(fetch)) => self.torrent.handle_web_seed_end(now, fetch),
             Some(Step::Data(..)) | None => {}
         }
@@ -656,7 +658,8 @@ impl Node {
         } else if self.torrent.is_complete() {
             Some(0)
         } else {
-            let verified = u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
+            let verified =
+                u64::from(stats.verified_pieces) * u64::from(self.torrent.piece_length());
             Some(self.torrent.total_length().saturating_sub(verified).max(1))
         };
         self.announcer.set_progress(
@@ -673,10 +676,9 @@ impl Node {
 
     fn on_engine(&mut self, output: EngineOutput) {
         match output {
-            EngineOutput::Send { peer, data } => self.outputs.push_back(Output::SendPeer {
-                conn: peer,
-                data,
-            }),
+            EngineOutput::Send { peer, data } => self
+                .outputs
+                .push_back(Output::SendPeer { conn: peer, data }),
             EngineOutput::Close { peer, reason } => {
                 if self.conns.get(peer).is_some() {
                     self.outputs.push_back(Output::CloseConn { conn: peer });
@@ -713,12 +715,12 @@ impl Node {
     fn on_action(&mut self, action: Action) {
         let now = self.now;
         match action {
-            Action::Connect { tracker, url } => {
-                self.outputs.push_back(Output::ConnectTracker { tracker, url })
-            }
-            Action::Send { tracker, text } => {
-                self.outputs.push_back(Output::SendTracker { tracker, text })
-            }
+            Action::Connect { tracker, url } => self
+                .outputs
+                .push_back(Output::ConnectTracker { tracker, url }),
+            Action::Send { tracker, text } => self
+                .outputs
+                .push_back(Output::SendTracker { tracker, text }),
             Action::Disconnect { tracker } => {
                 self.outputs.push_back(Output::CloseTracker { tracker })
             }

@@ -63,7 +63,11 @@ impl RateMeter {
     }
 
     fn trim(&mut self, now: Time) {
-        while self.samples.front().is_some_and(|(t, _)| now.since(*t) >= WINDOW) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.since(*t) >= WINDOW)
+        {
             self.samples.pop_front();
         }
     }
@@ -81,7 +85,11 @@ mod tests {
         assert_eq!(m.per_second(Time(500)), 1000, "young: per one second");
         m.add(Time(2000), 2000);
         assert_eq!(m.per_second(Time(2000)), 1500, "3000 bytes over 2 s");
-        assert_eq!(m.per_second(Time(4500)), 666, "2000 bytes over the 3 s window");
+        assert_eq!(
+            m.per_second(Time(4500)),
+            666,
+            "2000 bytes over the 3 s window"
+        );
         assert_eq!(m.per_second(Time(9000)), 0);
     }
 }

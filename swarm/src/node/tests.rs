@@ -11,7 +11,9 @@ const TRACKER: TrackerIndex = TrackerIndex(0);
 const PIECE: u32 = 16 * 1024;
 
 fn content() -> Vec<u8> {
-    (0..PIECE as usize * 8).map(|i| (i * 13 % 251) as u8).collect()
+    (0..PIECE as usize * 8)
+        .map(|i| (i * 13 % 251) as u8)
+        .collect()
 }
 
 fn meta() -> Metainfo {
@@ -146,9 +148,10 @@ fn bytes_before_open_are_replayed_and_too_many_close_the_connection() {
     .encode();
     n.channel_data(Time(30), conns[0], &handshake);
     assert!(
-        !drain(&mut n)
-            .iter()
-            .any(|o| matches!(o, Output::Event(NodeEvent::Engine(Event::PeerConnected { .. })))),
+        !drain(&mut n).iter().any(|o| matches!(
+            o,
+            Output::Event(NodeEvent::Engine(Event::PeerConnected { .. }))
+        )),
         "nothing happens before the channel opens"
     );
     n.channel_open(Time(31), conns[0]);
@@ -201,8 +204,16 @@ fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
             _ => None,
         })
         .collect();
-    assert_eq!(verified, vec![0], "the first piece plays before the rest is in");
-    n.http_data(Time(20), *id, &data[PIECE as usize + 10..request.len() as usize]);
+    assert_eq!(
+        verified,
+        vec![0],
+        "the first piece plays before the rest is in"
+    );
+    n.http_data(
+        Time(20),
+        *id,
+        &data[PIECE as usize + 10..request.len() as usize],
+    );
     n.http_end(Time(21), *id);
     drain(&mut n);
     assert_eq!(n.stats().engine.verified_pieces, 6);
@@ -234,7 +245,10 @@ fn losing_the_last_peer_brings_the_next_announce_forward() {
     // after the last one.
     n.handle_timeout(Time(10_100));
     let out = drain(&mut n);
-    assert!(!offers(&out).is_empty(), "fresh offers for the next announce");
+    assert!(
+        !offers(&out).is_empty(),
+        "fresh offers for the next announce"
+    );
 }
 
 #[test]

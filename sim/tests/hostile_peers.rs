@@ -6,11 +6,9 @@
 //! checks them at the end of every run).
 #![allow(clippy::unwrap_used)]
 
-mod simulator;
-
 use std::time::Duration;
 
-use simulator::{Behaviour, Role, Sim, World};
+use fanswarm_sim::{Behaviour, Role, Sim, World};
 use swarm::engine::PeerError;
 use swarm::wire::{FrameError, WireError};
 
@@ -28,7 +26,7 @@ fn swarm_with(behaviour: Behaviour, seed: u64) -> (Sim, usize) {
         // Without a web seed every byte must come from a peer, so a hostile
         // one cannot hide behind the origin.
         web_seed: false,
-        connect_to: 8,
+        offers_per_announce: 8,
         ..World::default()
     });
     let hostile = sim.add_node(Role::Hostile(behaviour), Duration::ZERO, None);
@@ -50,7 +48,7 @@ fn swarm_with(behaviour: Behaviour, seed: u64) -> (Sim, usize) {
             sim.assembled(i) == sim.data,
             "{behaviour:?}: node {i} did not assemble the exact track"
         );
-        let st = sim.nodes[i].engine.as_ref().unwrap().stats();
+        let st = sim.nodes[i].node.as_ref().unwrap().stats().engine;
         if sim.nodes[i].role == Role::Leecher {
             assert_eq!(
                 st.from_peers,
@@ -157,8 +155,12 @@ fn requests_far_beyond_reqq_are_rejected_and_the_peer_kept() {
     // It asked each honest node for every block twenty times over.
     let asked_each = 20 * sim.data.len().div_ceil(16 * 1024) as u64;
     assert!(asked_each > 2 * reqq, "the flood exceeds reqq");
+    // Beyond the reqq queued, a request is rejected — or absorbed, when
+    // the same block is already queued (the flood repeats each block), and
+    // each delivery lets the queue drain by a serving burst first: so at
+    // least the flood less twice reqq is rejected on every connection.
     assert!(
-        seen.rejects >= HONEST as u64 * (asked_each - reqq),
+        seen.rejects >= HONEST as u64 * (asked_each - 2 * reqq),
         "the excess is rejected: {seen:?}"
     );
     assert!(
@@ -244,7 +246,8 @@ fn every_kind_of_hostile_peer_at_once_and_the_honest_still_complete() {
         file_len: 1_000_000,
         piece_length: 32 * 1024,
         web_seed: false,
-        connect_to: 24,
+        offers_per_announce: 10,
+        max_connections: 24,
         ..World::default()
     });
     let hostile: Vec<usize> = Behaviour::ALL

@@ -77,7 +77,7 @@ pub struct Seen {
 
 /// One hostile connection's two byte streams.
 #[derive(Debug)]
-pub(super) struct Tamper {
+pub(crate) struct Tamper {
     behaviour: Behaviour,
     outgoing: Decoder,
     incoming: Decoder,
@@ -85,7 +85,7 @@ pub(super) struct Tamper {
 }
 
 impl Tamper {
-    pub(super) fn new(behaviour: Behaviour) -> Self {
+    pub(crate) fn new(behaviour: Behaviour) -> Self {
         Tamper {
             behaviour,
             outgoing: Decoder::new(1 << 20),
@@ -96,7 +96,7 @@ impl Tamper {
 
     /// Rewrites the node's own engine output (whole frames only; a partial
     /// frame waits for the rest).
-    pub(super) fn outgoing(&mut self, data: &[u8], spec: &TorrentSpec) -> Vec<u8> {
+    pub(crate) fn outgoing(&mut self, data: &[u8], spec: &TorrentSpec) -> Vec<u8> {
         self.outgoing.push(data);
         let mut out = Vec::new();
         while let Ok(Some(frame)) = self.outgoing.next() {
@@ -143,7 +143,7 @@ impl Tamper {
 
     /// Counts what the node receives, and for [`Behaviour::RequestFlood`]
     /// swallows the blocks, which its own engine never asked for.
-    pub(super) fn incoming(&mut self, data: &[u8], seen: &mut Seen) -> Vec<u8> {
+    pub(crate) fn incoming(&mut self, data: &[u8], seen: &mut Seen) -> Vec<u8> {
         self.incoming.push(data);
         let mut out = Vec::new();
         while let Ok(Some(frame)) = self.incoming.next() {
@@ -188,7 +188,8 @@ impl Tamper {
 
     /// The raw messages the case sends once, after its availability.
     fn inject(&self, spec: &TorrentSpec, out: &mut Vec<u8>) {
-        let pieces = u32::try_from(spec.piece_hashes.len()).unwrap();
+        let pieces =
+            u32::try_from(spec.piece_hashes.len()).expect("a simulated torrent has few pieces");
         let piece_len = spec.piece_length;
         let request = |piece, offset, length| {
             Message::Request(BlockRef {
@@ -245,5 +246,6 @@ impl Tamper {
 
 fn piece_size(spec: &TorrentSpec, piece: u32) -> u32 {
     let start = u64::from(piece) * u64::from(spec.piece_length);
-    u32::try_from((spec.total_length - start).min(u64::from(spec.piece_length))).unwrap()
+    u32::try_from((spec.total_length - start).min(u64::from(spec.piece_length)))
+        .expect("a piece is at most piece_length bytes")
 }

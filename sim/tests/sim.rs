@@ -3,11 +3,9 @@
 //! BENCHMARKS.md.
 #![allow(clippy::unwrap_used)]
 
-mod simulator;
-
 use std::time::{Duration, Instant};
 
-use simulator::{Role, Sim, World, summary};
+use fanswarm_sim::{Role, Sim, World, summary};
 use swarm::picker::{Playback, Urgency};
 
 fn secs(s: f64) -> Duration {
@@ -24,7 +22,7 @@ fn assert_all_byte_identical(sim: &Sim) {
             "node {i} did not assemble the exact track"
         );
         if node.role == Role::Leecher {
-            let st = node.engine.as_ref().unwrap().stats();
+            let st = node.node.as_ref().unwrap().stats().engine;
             assert_eq!(
                 st.from_peers + st.from_web_seed,
                 sim.data.len() as u64,
@@ -93,7 +91,7 @@ fn half_the_swarm_leaves_mid_download_and_the_rest_complete() {
     let mut sim = Sim::new(World {
         seed: 11,
         file_len: 4 * 1024 * 1024,
-        origin_up: 1_000_000,
+        http_rate: 1_000_000,
         ..World::default()
     });
     sim.add_node(Role::Seeder, Duration::ZERO, None);

@@ -3,11 +3,9 @@
 //! completes, and every engine's invariants hold throughout.
 #![allow(clippy::unwrap_used)]
 
-mod simulator;
-
 use std::time::Duration;
 
-use simulator::{Role, Sim, World};
+use fanswarm_sim::{Role, Sim, World};
 use swarm::engine::Config;
 use swarm::picker::Playback;
 
@@ -39,7 +37,7 @@ fn peers_bounded_to_half_the_track_still_all_complete() {
     assert!(sim.run(Duration::from_secs(600)), "every peer completes");
     let piece = u64::from(sim.world.piece_length);
     for (i, node) in sim.nodes.iter().enumerate() {
-        let torrent = node.engine.as_ref().unwrap().torrent().unwrap();
+        let torrent = node.node.as_ref().unwrap().torrent().torrent().unwrap();
         assert!(
             torrent.memory_bytes() <= limit + piece,
             "node {i} holds {} bytes",

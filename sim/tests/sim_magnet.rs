@@ -3,11 +3,9 @@
 //! Figures are printed (`cargo test -- --nocapture`).
 #![allow(clippy::unwrap_used)]
 
-mod simulator;
-
 use std::time::Duration;
 
-use simulator::{Role, Sim, World, summary};
+use fanswarm_sim::{Role, Sim, World, summary};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -46,7 +44,7 @@ fn magnet_leechers_fetch_metadata_from_peers_and_complete_byte_identical() {
             sim.assembled(i) == sim.data,
             "node {i} is not byte-identical"
         );
-        let st = node.engine.as_ref().unwrap().stats();
+        let st = node.node.as_ref().unwrap().stats().engine;
         if node.role == Role::Leecher {
             assert_eq!(st.from_peers + st.from_web_seed, sim.data.len() as u64);
         }
@@ -100,7 +98,7 @@ fn a_magnet_listener_uses_the_magnets_web_seed_once_the_info_is_known() {
     let listener = sim.add_node(Role::Leecher, secs(0.2), Some(playback));
     assert!(sim.run(Duration::from_secs(600)), "the listener completes");
     assert!(sim.assembled(listener) == sim.data);
-    let st = sim.nodes[listener].engine.as_ref().unwrap().stats();
+    let st = sim.nodes[listener].node.as_ref().unwrap().stats().engine;
     assert!(st.from_web_seed > 0, "the web seed was never used: {st:?}");
     assert!(st.from_peers > 0, "the seeder was never used: {st:?}");
 }

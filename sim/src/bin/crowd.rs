@@ -1,0 +1,138 @@
+//! `crowd`: a simulated flash crowd, for BENCHMARKS.md and `scripts/bench`.
+//!
+//! ```text
+//! cargo run --release -p fanswarm-sim --bin crowd -- --fans 1000 [--track ogg|wav]
+//!     [--gap-ms 150] [--press-ms 1000] [--seeds 1] [--json]
+//! ```
+//!
+//! Prints origin copies, each fan's share from peers, first audio and
+//! stalls, and the wall time of the run (per seed, then the median).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use fanswarm_sim::crowd::{self, Crowd, Track};
+
+fn main() -> ExitCode {
+    let mut crowd = Crowd::default();
+    let mut seeds = 1u64;
+    let mut first_seed = 1u64;
+    let mut json = false;
+    let mut verbose = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        let result = match arg.as_str() {
+            "--fans" => value("--fans").map(|v| crowd.fans = v as usize),
+            "--gap-ms" => value("--gap-ms").map(|v| crowd.arrival_gap = Duration::from_millis(v)),
+            "--press-ms" => {
+                value("--press-ms").map(|v| crowd.press_after = Duration::from_millis(v))
+            }
+            "--seeds" => value("--seeds").map(|v| seeds = v.max(1)),
+            "--seed" => value("--seed").map(|v| first_seed = v),
+            "--json" => {
+                json = true;
+                Ok(())
+            }
+            "--verbose" => {
+                verbose = true;
+                Ok(())
+            }
+            "--track" => match args.next().as_deref() {
+                Some("ogg") => {
+                    crowd.track = Track::OGG;
+                    Ok(())
+                }
+                Some("wav") => {
+                    crowd.track = Track::WAV;
+                    Ok(())
+                }
+                _ => Err("--track is ogg or wav".to_owned()),
+            },
+            other => Err(format!("unknown argument {other:?}")),
+        };
+        if let Err(e) = result {
+            eprintln!("crowd: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut rows = Vec::new();
+    for seed in first_seed..first_seed + seeds {
+        let started = Instant::now();
+        let (sim, report) = crowd::run(&crowd, crowd::world(&crowd, seed));
+        let wall = started.elapsed().as_secs_f64();
+        if verbose {
+            print_duplicates(&sim);
+        }
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        let min = report.from_peers.iter().copied().fold(1.0, f64::min);
+        let row = serde_json::json!({
+            "seed": seed,
+            "fans": crowd.fans,
+            "track_bytes": crowd.track.bytes,
+            "origin_copies": report.origin_copies,
+            "complete": report.complete,
+            "from_peers_median": median(&report.from_peers),
+            "from_peers_min": min,
+            "first_audio_median_s": median(&report.first_audio),
+            "first_audio_max_s": report.first_audio.iter().copied().fold(0.0, f64::max),
+            "stalled_fans": report.stalled_fans,
+            "stalled_s": report.stalled_secs,
+            "virtual_s": report.virtual_secs,
+            "wall_s": wall,
+        });
+        if !json {
+            println!(
+                "seed {seed}: {} fans, origin {:.3} copies, from peers median {:.1} % (min {:.1} %), \
+                 first audio median {:.3} s, {} fans stalled ({:.1} s), complete {}, \
+                 {:.0} virtual s in {wall:.1} s wall",
+                crowd.fans,
+                report.origin_copies,
+                100.0 * median(&report.from_peers),
+                100.0 * min,
+                median(&report.first_audio),
+                report.stalled_fans,
+                report.stalled_secs,
+                report.complete,
+                report.virtual_secs,
+            );
+        }
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Every piece the origin sent more than once: when, to whom, and where
+/// each of those fans' players were.
+fn print_duplicates(sim: &fanswarm_sim::Sim) {
+    let pl = u64::from(sim.world.piece_length);
+    let pieces = sim.data.len().div_ceil(pl as usize);
+    let mut by_piece: Vec<Vec<(u64, usize, &[usize])>> = vec![Vec::new(); pieces];
+    for (at, node, start, end, open) in &sim.web_seed_log {
+        for p in start / pl..=end / pl {
+            by_piece[p as usize].push((*at, *node, open));
+        }
+    }
+    for (p, fetches) in by_piece.iter().enumerate() {
+        if fetches.len() > 1 {
+            let who: Vec<String> = fetches
+                .iter()
+                .map(|(at, n, open)| {
+                    format!("fan {n} at {:.2} s (linked {open:?})", *at as f64 / 1e6)
+                })
+                .collect();
+            println!("piece {p}: {}", who.join(", "));
+        }
+    }
+}

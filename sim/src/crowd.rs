@@ -1,0 +1,136 @@
+//! A flash crowd shaped like the browser benchmark's (`scripts/bench`): fans
+//! open the track's page one after another, each joins the swarm as its page
+//! loads, presses play a moment later, listens to the end and leaves.
+
+use std::time::Duration;
+
+use swarm::metainfo::piece_length_for;
+
+use crate::{Listening, Role, Sim, World};
+
+/// A track as the crowd sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Track {
+    /// Bytes.
+    pub bytes: usize,
+    /// Playback rate, bytes per second.
+    pub bytes_per_sec: u64,
+}
+
+impl Track {
+    /// The benchmark's 4-minute Ogg Vorbis song (~137 kbit/s, ~4.1 MB).
+    pub const OGG: Track = Track {
+        bytes: 4_110_000,
+        bytes_per_sec: 137_000 / 8,
+    };
+    /// The benchmark's 30 s uncompressed WAV at ~2.8 Mbit/s (44.1 kHz
+    /// stereo, 32-bit samples: ~10.6 MB), the worst case.
+    pub const WAV: Track = Track {
+        bytes: 44 + 30 * 352_800,
+        bytes_per_sec: 352_800,
+    };
+
+    /// Its length in seconds of audio.
+    pub fn seconds(&self) -> f64 {
+        self.bytes as f64 / self.bytes_per_sec as f64
+    }
+}
+
+/// The crowd's shape.
+#[derive(Debug, Clone)]
+pub struct Crowd {
+    /// Fans.
+    pub fans: usize,
+    /// Between one fan's page opening and the next one's.
+    pub arrival_gap: Duration,
+    /// From a page opening to its joining the swarm (wasm, torrent).
+    pub load: Duration,
+    /// From joining to pressing play.
+    pub press_after: Duration,
+    /// How long a fan stays after the track ended.
+    pub linger: Duration,
+    /// The track.
+    pub track: Track,
+}
+
+impl Default for Crowd {
+    fn default() -> Self {
+        Crowd {
+            fans: 10,
+            arrival_gap: Duration::from_millis(150),
+            load: Duration::from_millis(150),
+            press_after: Duration::from_millis(1000),
+            linger: Duration::from_secs(5),
+            track: Track::OGG,
+        }
+    }
+}
+
+/// What a crowd run measured.
+#[derive(Debug, Clone, Default)]
+pub struct CrowdReport {
+    /// Copies of the track the origin sent.
+    pub origin_copies: f64,
+    /// Each fan's share of its bytes that came from peers.
+    pub from_peers: Vec<f64>,
+    /// Each fan's time from pressing play to first audio, seconds.
+    pub first_audio: Vec<f64>,
+    /// Fans that stalled after first audio, and seconds stalled in all.
+    pub stalled_fans: usize,
+    /// Seconds stalled, all fans together.
+    pub stalled_secs: f64,
+    /// Whether every fan got the whole track.
+    pub complete: bool,
+    /// Virtual seconds the run took.
+    pub virtual_secs: f64,
+}
+
+/// The world a crowd plays in: the track's size and piece length (as the
+/// server's publisher picks it), browser-like links.
+pub fn world(crowd: &Crowd, seed: u64) -> World {
+    World {
+        seed,
+        file_len: crowd.track.bytes,
+        piece_length: piece_length_for(crowd.track.bytes as u64),
+        ..World::default()
+    }
+}
+
+/// Runs a crowd in `world`.
+pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
+    let mut sim = Sim::new(world);
+    let listen = Listening::Fan {
+        press_after: crowd.press_after,
+        bytes_per_sec: crowd.track.bytes_per_sec,
+    };
+    let stay = crowd.press_after + Duration::from_secs_f64(crowd.track.seconds()) + crowd.linger;
+    for i in 0..crowd.fans {
+        let at = crowd.arrival_gap * i as u32 + crowd.load;
+        let n = sim.add(Role::Leecher, at, listen);
+        // Stays for the track and a little more: a fan that stalled leaves
+        // later, with the whole track (it played every byte).
+        sim.leave_after_playing(n, at + stay);
+    }
+    let limit = crowd.arrival_gap * crowd.fans as u32 + stay * 3 + Duration::from_secs(60);
+    let complete = sim.run(limit);
+    let mut report = CrowdReport {
+        origin_copies: sim.origin_copies(),
+        complete,
+        virtual_secs: sim.now as f64 / 1e6,
+        ..CrowdReport::default()
+    };
+    for (i, n) in sim.nodes.iter().enumerate() {
+        let stats = sim.engine_stats(i);
+        let got = (stats.from_peers + stats.from_web_seed).max(1);
+        report.from_peers.push(stats.from_peers as f64 / got as f64);
+        let p = &n.player;
+        if let (Some(pressed), Some(first)) = (p.pressed_at, p.first_audio_at) {
+            report.first_audio.push((first - pressed) as f64 / 1e6);
+        }
+        if p.stalls > 0 {
+            report.stalled_fans += 1;
+        }
+        report.stalled_secs += p.stalled as f64 / 1e6;
+    }
+    (sim, report)
+}
