@@ -831,6 +831,15 @@ impl Sim {
                 .collect();
             self.web_seed_log
                 .push((self.now, n, start as u64, end as u64, open));
+            if std::env::var_os("SIM_EXPLAIN").is_some() {
+                let piece = (start as u64 / u64::from(self.world.piece_length)) as u32;
+                if let Some(t) = self.nodes[n].node.as_ref().and_then(|x| x.torrent().torrent()) {
+                    eprintln!("{:.3} s fan {n} fetches {start}..={end} (piece {piece}, due {:?}):", self.now as f64 / 1e6, t.due_in(piece));
+                    for line in t.explain_piece(piece) {
+                        eprintln!("    {line}");
+                    }
+                }
+            }
             let body = self.data[start..=end].to_vec();
             self.origin_bytes += body.len() as u64;
             self.nodes[n].origin_bytes += body.len() as u64;

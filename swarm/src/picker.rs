@@ -249,6 +249,26 @@ impl Picker {
         self.playback.map(|pb| self.time_until_due(piece, pb))
     }
 
+    /// Picks up to `max` blocks of urgent pieces only (the head of the
+    /// class-1 order), for requests beyond a peer's pipeline target.
+    pub fn pick_urgent_blocks(
+        &mut self,
+        peer_has: &Bitfield,
+        already: &[BlockRef],
+        max: usize,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        for p in self.urgent_pieces() {
+            if out.len() >= max {
+                break;
+            }
+            if peer_has.has(p) {
+                self.take_from_piece(p, 2, already, max, &mut out);
+            }
+        }
+        out
+    }
+
     /// Picks up to `max` blocks to request from a peer that has `peer_has`.
     /// `already` lists blocks outstanding to this peer, which are never
     /// asked of it twice. Picked blocks are marked requested.

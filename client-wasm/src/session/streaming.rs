@@ -27,7 +27,14 @@ impl Session {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
         let mime = stream::mime_for(&name);
-        match Reader::open(id, port, request, self.node.torrent().total_length(), mime, sink) {
+        match Reader::open(
+            id,
+            port,
+            request,
+            self.node.torrent().total_length(),
+            mime,
+            sink,
+        ) {
             Ok(Some(reader)) => {
                 self.readers.insert(id, reader);
             }

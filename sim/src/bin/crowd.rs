@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p fanswarm-sim --bin crowd -- --fans 1000 [--track ogg|wav]
-//!     [--gap-ms 150] [--press-ms 1000] [--seeds 1] [--json]
+//!     [--gap-ms 150] [--press-ms 1000] [--peer-up BYTES_PER_S] [--seeds 1] [--seed 1]
+//!     [--json] [--verbose]
 //! ```
 //!
 //! Prints origin copies, each fan's share from peers, first audio and
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let mut first_seed = 1u64;
     let mut json = false;
     let mut verbose = false;
+    let mut peer_up: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
                 value("--press-ms").map(|v| crowd.press_after = Duration::from_millis(v))
             }
             "--seeds" => value("--seeds").map(|v| seeds = v.max(1)),
+            "--peer-up" => value("--peer-up").map(|v| peer_up = Some(v)),
             "--seed" => value("--seed").map(|v| first_seed = v),
             "--json" => {
                 json = true;
@@ -63,7 +66,11 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     for seed in first_seed..first_seed + seeds {
         let started = Instant::now();
-        let (sim, report) = crowd::run(&crowd, crowd::world(&crowd, seed));
+        let mut world = crowd::world(&crowd, seed);
+        if let Some(up) = peer_up {
+            world.peer_up = up;
+        }
+        let (sim, report) = crowd::run(&crowd, world);
         let wall = started.elapsed().as_secs_f64();
         if verbose {
             print_duplicates(&sim);

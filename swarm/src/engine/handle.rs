@@ -19,6 +19,9 @@ pub(crate) const UT_METADATA_ID: u8 = 1;
 /// index), which WebTorrent speaks: how evictions are announced.
 pub(crate) const LT_DONTHAVE_ID: u8 = 2;
 
+/// Requests for urgent blocks allowed beyond a peer's pipeline target.
+const URGENT_EXTRA: usize = 4;
+
 /// Unrequested blocks tolerated from one peer (in flight across a choke)
 /// before it is dropped.
 const MAX_UNREQUESTED_BLOCKS: u32 = 64;
@@ -481,13 +484,23 @@ impl Torrent {
             return;
         }
         let target = peer.pipeline_target(now, max);
-        if peer.outstanding.len() >= target {
-            return;
+        let mut already = peer.outstanding_blocks();
+        let mut picked = if already.len() < target {
+            self.picker
+                .pick_blocks(&peer.pieces, &already, target - already.len())
+        } else {
+            Vec::new()
+        };
+        // Blocks the player needs now do not queue behind the pipeline's
+        // read-ahead: up to URGENT_EXTRA more may be in flight for them.
+        let room = (target + URGENT_EXTRA)
+            .min(max as usize)
+            .saturating_sub(already.len() + picked.len());
+        if room > 0 {
+            already.extend_from_slice(&picked);
+            let urgent = self.picker.pick_urgent_blocks(&peer.pieces, &already, room);
+            picked.extend(urgent);
         }
-        let already = peer.outstanding_blocks();
-        let picked = self
-            .picker
-            .pick_blocks(&peer.pieces, &already, target - already.len());
         if picked.is_empty() {
             return;
         }

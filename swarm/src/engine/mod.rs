@@ -116,7 +116,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_peers: 55,
-            upload_slots: 8,
+            upload_slots: 20,
             request_timeout: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(25),
             keepalive_interval: Duration::from_secs(55),
@@ -551,6 +551,37 @@ impl Torrent {
     /// player's piece map.
     pub fn piece_origin(&self, piece: u32) -> Option<PieceOrigin> {
         self.origins.get(piece)
+    }
+
+    /// What each connected peer means for `piece` right now, as text: has
+    /// it or not, chokes us or not, our requests for it and their age, its
+    /// "getting". For diagnosing why a piece came from where it did.
+    pub fn explain_piece(&self, piece: u32) -> Vec<String> {
+        let now = self.now;
+        self.peers
+            .iter()
+            .map(|(key, p)| {
+                let asked: Vec<u64> = p
+                    .outstanding
+                    .iter()
+                    .filter(|o| o.block.piece == piece)
+                    .map(|o| now.since(o.since).as_millis() as u64)
+                    .collect();
+                format!(
+                    "{key:?} has {} choking {} interested {:?} asked {asked:?} getting {:?} outstanding {}",
+                    p.pieces.has(piece),
+                    p.peer_choking,
+                    p.interested_since.map(|t| now.since(t).as_millis()),
+                    p.crowd.getting.get(&piece).map(|t| now.since(*t).as_millis()),
+                    p.outstanding.len(),
+                )
+            })
+            .collect()
+    }
+
+    /// How long until the player needs `piece`, if something plays.
+    pub fn due_in(&self, piece: u32) -> Option<Duration> {
+        self.picker.due_in(piece)
     }
 
     /// Pieces we have.

@@ -10,7 +10,8 @@
 //!   [`super::Config::web_seed_fallback`], and only then goes to HTTP. A
 //!   listener alone is elected for everything: its first audio comes as fast
 //!   as plain HTTP.
-//! - **Orphans.** We are idle — no request to any peer outstanding, nothing
+//! - **Orphans** (a peer that downloads without a player, e.g. the native
+//!   `get`). We are idle — no request to any peer outstanding, nothing
 //!   a peer has that we lack — and some piece is held by no connected peer
 //!   and nobody said they are getting it. After a random wait that grows
 //!   with the number of peers, the peer elected for it fetches it.
@@ -22,8 +23,11 @@
 //! piece, so the first piece plays while the rest is still on the wire.
 //!
 //! With [`super::Config::web_seed_needs_playback`] (the browser) nothing is
-//! fetched while nothing plays: a page that joined the swarm on load but was
-//! never played costs the artist nothing. Failures back off exponentially;
+//! fetched while nothing plays — a page that joined the swarm on load but
+//! was never played costs the artist nothing — and orphans are never
+//! fetched: a listener takes from the web seed only what its player needs
+//! by when it needs it (in a crowd, a piece no neighbour has is rarely one
+//! nobody has). Failures back off exponentially;
 //! a web seed that serves corrupt data three times is abandoned.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -284,7 +288,10 @@ impl Torrent {
             }
             return Some((first, last));
         }
-        if !self.idle_wait_over() {
+        // A listener takes only what its player needs by when it needs it:
+        // a crowd's neighbourhoods overlap, and a piece no neighbour has is
+        // rarely one nobody has.
+        if self.config.web_seed_needs_playback || !self.idle_wait_over() {
             return None;
         }
         self.web_seed.idle_until = None;
