@@ -53,6 +53,9 @@ export interface PlayOptions {
   /** false: play the web seed URL directly even if a service worker
    *  controls the page (it may be another site's worker, not ours). */
   streaming?: boolean;
+  /** false: never fetch from the torrent's web seeds (`url-list`, a
+   *  magnet's `ws`): every byte from peers (default true). */
+  webSeed?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -226,10 +229,14 @@ pub async fn play(
             .try_into()
             .map_err(|_| JsError("seed".into()))?,
     );
+    let web_seed = property(&options, "webSeed")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
     let now = js::now();
     let (engine, info_hash) = match (&meta, &magnet) {
         (Some(meta), _) => {
-            let spec = TorrentSpec::from_metainfo(meta);
+            let mut spec = TorrentSpec::from_metainfo(meta);
+            spec.web_seed &= web_seed;
             let torrent = Torrent::new(config, spec, peer_id, seed, now)
                 .map_err(|e| JsError(e.to_string()))?;
             (Joining::from_torrent(torrent), meta.info_hash)
@@ -239,8 +246,13 @@ pub async fn play(
                 max_peers: config.max_peers,
                 ..FetchConfig::default()
             };
-            let join = Joining::from_magnet(config, fetch, m.clone(), peer_id, seed, now);
-            (join, m.info_hash)
+            let mut m = m.clone();
+            if !web_seed {
+                m.web_seeds.clear();
+            }
+            let info_hash = m.info_hash;
+            let join = Joining::from_magnet(config, fetch, m, peer_id, seed, now);
+            (join, info_hash)
         }
         (None, None) => return Err(JsError("no torrent and no magnet".into()).into()),
     };
