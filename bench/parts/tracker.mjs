@@ -17,11 +17,11 @@ const LOADGEN = join(ROOT, 'target/release/examples/loadgen');
 const AQUATIC = join(ROOT, 'target/bench-tools/bin/aquatic_ws');
 /** The busy loads, 10 peers per swarm: two closed loops for throughput
  *  (2 announces in flight per connection), one open loop for latency below
- *  saturation (each connection announces every 2 s: 1,000 announces/s). */
+ *  saturation (each connection announces every 4 s: 500 announces/s). */
 const LOADS = [
   { label: '1,000 conns, closed loop', connections: 1000, args: ['--window', '2'] },
   { label: '4,000 conns, closed loop', connections: 4000, args: ['--window', '2'] },
-  { label: '2,000 conns, 1 announce / 2 s each', connections: 2000, args: ['--interval-ms', '2000'] },
+  { label: '2,000 conns, 1 announce / 4 s each', connections: 2000, args: ['--interval-ms', '4000'] },
 ];
 const SECONDS = Number(process.env.BENCH_TRACKER_SECONDS ?? 20);
 const IDLE = Number(process.env.BENCH_TRACKER_IDLE ?? 10000);
