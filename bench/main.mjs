@@ -103,7 +103,7 @@ function parseOptions(args) {
 
 function usage() {
   console.log(`usage: scripts/bench [--fans N] [--runs R] [--only a,b,…] [--play-delay-ms MS]
-  --fans N           fans of the flash crowd (a) and the simulator (e); default 10
+  --fans N           fans of the flash crowd (a); default 10 (the simulator, e, runs 1,000 and 10,000)
   --runs R           repeats per part (medians); default per part: ${PARTS.map((p) => `${p.id} ${p.runs}`).join(', ')}
   --only a,b,…       parts to run: ${PARTS.map((p) => `${p.id} (${p.name})`).join(', ')}
   --play-delay-ms MS flash crowd: a fan presses play MS after its page loaded; default 1000
