@@ -62,20 +62,21 @@ export async function run({ runs }) {
           busy.push({ run: r, name, load: load.label, ...(await busyLoad(name, load)) });
         } catch (e) { errors.push(`${name} ${load.label} run ${r + 1}: ${e.message ?? e}`); }
         const last = busy.at(-1);
-        console.log(`d ${name} ${load.label} run ${r + 1}: ${Math.round(last?.announces_per_second ?? 0)} announces/s, p99 ${last?.latency_us?.p99} µs`);
+        if (last?.name === name && last.load === load.label && last.run === r) {
+          console.log(`d ${name} ${load.label} run ${r + 1}: ${Math.round(last.announces_per_second)} announces/s, p99 ${last.latency_us.p99} µs`);
+        }
       }
       try {
         idle.push({ run: r, name, ...(await idleLoad(name)) });
       } catch (e) { errors.push(`${name} idle run ${r + 1}: ${e.message ?? e}`); }
-      console.log(`d ${name} idle run ${r + 1}: ${idle.at(-1)?.bytesPerConnection} B/connection`);
+      if (idle.at(-1)?.run === r && idle.at(-1).name === name) console.log(`d ${name} idle run ${r + 1}: ${idle.at(-1).bytesPerConnection} B/connection`);
     }
   }
   return { markdown: report(names, busy, idle, errors, runs), data: { busy, idle, errors, seconds: SECONDS } };
 }
 
 async function busyLoad(name, { connections, args }) {
-  const port = 21000 + Math.floor(Math.random() * 20000);
-  const tracker = await TRACKERS[name].start(port);
+  const { port, tracker } = await startOnFreePort(name);
   try {
     const before = cpuTicks(tracker.pid);
     const started = Date.now();
@@ -91,8 +92,7 @@ async function busyLoad(name, { connections, args }) {
 }
 
 async function idleLoad(name) {
-  const port = 21000 + Math.floor(Math.random() * 20000);
-  const tracker = await TRACKERS[name].start(port);
+  const { port, tracker } = await startOnFreePort(name);
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const base = rssKiB(tracker.pid);
@@ -115,6 +115,22 @@ async function idleLoad(name) {
     }
   } finally {
     await tracker.stop();
+  }
+}
+
+/**
+ * Starts tracker `name` on a random port below Linux's ephemeral range
+ * (32768–60999), where thousands of the loader's closed client sockets sit
+ * in TIME_WAIT; a port that is taken anyway gets another try.
+ */
+async function startOnFreePort(name) {
+  for (let attempt = 1; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    try {
+      return { port, tracker: await TRACKERS[name].start(port) };
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
   }
 }
 
