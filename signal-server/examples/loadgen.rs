@@ -5,9 +5,18 @@
 //! ```text
 //! cargo run --release --example loadgen -- --target 127.0.0.1:8080 \
 //!     --connections 200 --swarms 20 --seconds 20          # announces/s
+//! cargo run --release --example loadgen -- --connections 2000 --swarms 200 \
+//!     --interval-ms 2000 --seconds 20 --json                # latency below saturation
 //! cargo run --release --example loadgen -- --idle --connections 10000 \
 //!     --hold-seconds 20                                    # idle sockets
 //! ```
+//!
+//! It measures each announce's latency, from sending it to its reply
+//! (`latency_us` percentiles at the end; `--json` prints the totals as one
+//! JSON line too). `--answer-replies` is for trackers that reply to an
+//! answer with an announce response as well (aquatic_ws does, fanswarm's
+//! does not): replies are then matched to what was sent in order, so only
+//! announces count as announces.
 //!
 //! Only loopback targets are accepted, and it always stops by itself. Every
 //! connection comes from one address, so start the server with
@@ -15,6 +24,7 @@
 //! (the default, 64, answers the rest with 429).
 #![allow(clippy::unwrap_used)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +49,15 @@ struct Args {
     /// Offers per announce.
     #[arg(long, default_value_t = 5)]
     offers: usize,
-    /// Announces each connection keeps in flight.
+    /// Announces each connection keeps in flight (closed loop: as fast as
+    /// the tracker answers).
     #[arg(long, default_value_t = 2)]
     window: usize,
+    /// Open loop instead: each connection sends one announce every this many
+    /// milliseconds (start times spread over one interval), answered or not,
+    /// so latency is measured below saturation, not as queueing.
+    #[arg(long)]
+    interval_ms: Option<u64>,
     /// Seconds to send announces for (at most 600).
     #[arg(long, default_value_t = 20)]
     seconds: u64,
@@ -51,6 +67,13 @@ struct Args {
     /// Idle mode: seconds to hold the connections (at most 600).
     #[arg(long, default_value_t = 20)]
     hold_seconds: u64,
+    /// The tracker replies to every answer with an announce response too
+    /// (aquatic_ws); without it an answer is expected to get no reply.
+    #[arg(long)]
+    answer_replies: bool,
+    /// Also print the totals and latency percentiles as one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Default)]
@@ -62,6 +85,7 @@ struct Stats {
     offers_received: AtomicU64,
     answers_sent: AtomicU64,
     answers_received: AtomicU64,
+    answer_replies: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -91,23 +115,38 @@ async fn main() {
                 Ok((ws, _)) => ws,
                 Err(_) => {
                     stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Vec::new();
                 }
             };
             drop(permit);
             stats.connected.fetch_add(1, Ordering::Relaxed);
             if args.idle {
                 idle_connection(n, ws, &args, &stats).await;
+                Vec::new()
             } else {
-                busy_connection(n, ws, &args, &stats, send_until).await;
+                busy_connection(n, ws, &args, &stats, send_until).await
             }
         }));
     }
     let reporter = {
         let stats = stats.clone();
+        let idle = args.idle;
+        let connections = args.connections as u64;
         tokio::spawn(async move {
+            let mut all_announced = false;
+            let mut ticks = 0u64;
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let replies = stats.replies.load(Ordering::Relaxed);
+                if idle && !all_announced && replies >= connections {
+                    // A driver samples the server's memory now.
+                    all_announced = true;
+                    println!("announced={replies}");
+                }
+                ticks += 1;
+                if ticks % 20 != 0 {
+                    continue;
+                }
                 eprintln!(
                     "{:>5.1}s connected {} replies {} offers-in {} failures {}",
                     start.elapsed().as_secs_f64(),
@@ -119,9 +158,13 @@ async fn main() {
             }
         })
     };
+    let mut latencies: Vec<u32> = Vec::new();
     for t in tasks {
-        let _ = t.await;
+        if let Ok(mut l) = t.await {
+            latencies.append(&mut l);
+        }
     }
+    latencies.sort_unstable();
     reporter.abort();
     let elapsed = if args.idle {
         start.elapsed()
@@ -130,7 +173,7 @@ async fn main() {
     };
     let replies = stats.replies.load(Ordering::Relaxed);
     println!(
-        "mode={} connections={} connected={} connect_errors={} swarms={} offers={} window={}",
+        "mode={} connections={} connected={} connect_errors={} swarms={} offers={} window={} interval_ms={}",
         if args.idle { "idle" } else { "announce" },
         args.connections,
         stats.connected.load(Ordering::Relaxed),
@@ -138,6 +181,7 @@ async fn main() {
         args.swarms,
         args.offers,
         args.window,
+        args.interval_ms.unwrap_or(0),
     );
     println!(
         "sent={} replies={} offers_received={} answers_sent={} answers_received={} failures={} seconds={:.1} announces_per_second={:.0}",
@@ -150,33 +194,109 @@ async fn main() {
         elapsed.as_secs_f64(),
         replies as f64 / elapsed.as_secs_f64(),
     );
+    let pct = |p: f64| -> u32 {
+        if latencies.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1]
+    };
+    let (p50, p90, p99, p999) = (pct(50.0), pct(90.0), pct(99.0), pct(99.9));
+    let max = latencies.last().copied().unwrap_or(0);
+    println!(
+        "latency_us samples={} p50={p50} p90={p90} p99={p99} p999={p999} max={max} answer_replies={}",
+        latencies.len(),
+        stats.answer_replies.load(Ordering::Relaxed),
+    );
+    if args.json {
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": if args.idle { "idle" } else { "announce" },
+                "connections": args.connections,
+                "connected": count(&stats.connected),
+                "connect_errors": count(&stats.connect_errors),
+                "swarms": args.swarms,
+                "offers": args.offers,
+                "window": args.window,
+                "interval_ms": args.interval_ms,
+                "seconds": elapsed.as_secs_f64(),
+                "sent": count(&stats.sent),
+                "replies": replies,
+                "offers_received": count(&stats.offers_received),
+                "answers_sent": count(&stats.answers_sent),
+                "answers_received": count(&stats.answers_received),
+                "answer_replies": count(&stats.answer_replies),
+                "failures": count(&stats.failures),
+                "announces_per_second": replies as f64 / elapsed.as_secs_f64(),
+                "latency_us": {"samples": latencies.len(), "p50": p50, "p90": p90,
+                    "p99": p99, "p999": p999, "max": max},
+            })
+        );
+    }
 }
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Announces with offers, keeping `window` in flight, until `until`.
-async fn busy_connection(n: usize, ws: Ws, args: &Args, stats: &Stats, until: Instant) {
+/// What a reply in order answers (with `--answer-replies`, answers too).
+enum Sent {
+    /// An announce with offers, sent at this instant.
+    Announce(tokio::time::Instant),
+    /// An answer to a relayed offer.
+    Answer,
+}
+
+/// Announces with offers, keeping `window` in flight, until `until`;
+/// returns the latency of each announce answered before `until`, in µs.
+async fn busy_connection(n: usize, ws: Ws, args: &Args, stats: &Stats, until: Instant) -> Vec<u32> {
     let (mut tx, mut rx) = ws.split();
     let mut rng = fastrand::Rng::with_seed(n as u64);
     let mut in_flight = 0usize;
+    // Replies come in the order their requests were sent (one socket, one swarm).
+    let mut awaiting: VecDeque<Sent> = VecDeque::new();
+    let mut latencies = Vec::new();
     let until = tokio::time::Instant::from_std(until);
+    let pace = args.interval_ms.map(Duration::from_millis);
+    let mut next_send =
+        tokio::time::Instant::now() + pace.map_or(Duration::ZERO, |every| every.mul_f64(rng.f64()));
+    let drain_until = until + Duration::from_secs(2);
     loop {
-        while in_flight < args.window && tokio::time::Instant::now() < until {
-            let text = announce(n, args, &mut rng);
-            if tx.send(Message::text(text)).await.is_err() {
-                return;
+        loop {
+            let now = tokio::time::Instant::now();
+            let due = match pace {
+                None => in_flight < args.window,
+                Some(_) => now >= next_send,
+            };
+            if !due || now >= until {
+                break;
             }
+            if let Some(every) = pace {
+                next_send += every;
+            }
+            let text = announce(n, args, &mut rng);
+            let sent_at = tokio::time::Instant::now();
+            if tx.send(Message::text(text)).await.is_err() {
+                return latencies;
+            }
+            awaiting.push_back(Sent::Announce(sent_at));
             stats.sent.fetch_add(1, Ordering::Relaxed);
             in_flight += 1;
         }
-        if in_flight == 0 {
+        let sending = pace.is_some() && tokio::time::Instant::now() < until;
+        if in_flight == 0 && !sending {
             break;
         }
-        let Ok(Some(Ok(message))) =
-            tokio::time::timeout_at(until + Duration::from_secs(2), rx.next()).await
-        else {
-            break;
+        let wake = if sending {
+            next_send.min(drain_until)
+        } else {
+            drain_until
+        };
+        let message = match tokio::time::timeout_at(wake, rx.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Err(_) if sending => continue, // time for the next paced announce
+            _ => break,
         };
         let Message::Text(text) = message else {
             continue;
@@ -184,12 +304,29 @@ async fn busy_connection(n: usize, ws: Ws, args: &Args, stats: &Stats, until: In
         // Classify without a full parse: the loader must stay cheap.
         if text.contains("\"failure reason\"") {
             stats.failures.fetch_add(1, Ordering::Relaxed);
-            in_flight = in_flight.saturating_sub(1);
-        } else if text.contains("\"interval\"") {
-            if tokio::time::Instant::now() <= until {
-                stats.replies.fetch_add(1, Ordering::Relaxed);
+            // aquatic_ws follows a refused answer with its announce
+            // response; fanswarm's refusal replaces the reply.
+            if !args.answer_replies {
+                awaiting.pop_front();
+                in_flight = in_flight.saturating_sub(1);
             }
-            in_flight = in_flight.saturating_sub(1);
+        } else if text.contains("\"interval\"") {
+            match awaiting.pop_front() {
+                Some(Sent::Answer) => {
+                    stats.answer_replies.fetch_add(1, Ordering::Relaxed);
+                }
+                sent => {
+                    let now = tokio::time::Instant::now();
+                    if now <= until {
+                        stats.replies.fetch_add(1, Ordering::Relaxed);
+                        if let Some(Sent::Announce(at)) = sent {
+                            let micros = (now - at).as_micros();
+                            latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
+                        }
+                    }
+                    in_flight = in_flight.saturating_sub(1);
+                }
+            }
         } else if text.contains("\"offer\"") {
             stats.offers_received.fetch_add(1, Ordering::Relaxed);
             // Answer it, as a browser peer would.
@@ -197,12 +334,16 @@ async fn busy_connection(n: usize, ws: Ws, args: &Args, stats: &Stats, until: In
                 && tx.send(Message::text(reply)).await.is_ok()
             {
                 stats.answers_sent.fetch_add(1, Ordering::Relaxed);
+                if args.answer_replies {
+                    awaiting.push_back(Sent::Answer);
+                }
             }
         } else if text.contains("\"answer\"") {
             stats.answers_received.fetch_add(1, Ordering::Relaxed);
         }
     }
     let _ = tx.close().await;
+    latencies
 }
 
 /// One announce without offers, then silence (reading what arrives).

@@ -1,0 +1,76 @@
+// Headless Chromium and Firefox ESR through puppeteer-core, with the flags
+// and prefs of /work/shared/TOOLCHAIN.md. Debian's browsers only: puppeteer
+// is installed with PUPPETEER_SKIP_DOWNLOAD=1 and always gets an
+// executablePath. Every launch gets a fresh profile directory.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { ROOT } from './paths.mjs';
+
+const require = createRequire(join(ROOT, 'target/bench-npm/'));
+const puppeteer = require('puppeteer-core');
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // Host candidates instead of mDNS names, which do not resolve in a netns.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+  // Every page is a listener's foreground page: no throttled timers.
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+const FIREFOX_PREFS = {
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'media.autoplay.default': 0,
+  'media.autoplay.blocking_policy': 0,
+  // Service workers on http://127.0.0.1 need no extra pref; keep updates quiet.
+  'app.update.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+};
+
+/** Browser names as the parts report them. */
+export const BROWSERS = ['chromium', 'firefox'];
+
+/**
+ * Launches `name` ("chromium" or "firefox") headless with a fresh profile.
+ * The returned browser's `close()` also removes the profile.
+ */
+export async function launch(name) {
+  const profile = mkdtempSync(join(tmpdir(), `fanswarm-bench-${name}-`));
+  const options = name === 'firefox'
+    ? {
+      browser: 'firefox', executablePath: '/usr/bin/firefox-esr', headless: true,
+      userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS, protocolTimeout: 600_000,
+    }
+    : {
+      browser: 'chrome', executablePath: '/usr/bin/chromium', headless: true,
+      userDataDir: profile, args: CHROMIUM_ARGS, protocolTimeout: 600_000,
+    };
+  const browser = await puppeteer.launch(options);
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    try { await close(); } finally { rmSync(profile, { recursive: true, force: true }); }
+  };
+  return browser;
+}
+
+/**
+ * A new page in a window of its own: Chromium defers media in a tab that was
+ * never shown, so each fan that must play gets a window (as the e2e tests do).
+ */
+export async function openWindow(browser) {
+  try {
+    return await browser.newPage({ type: 'window' });
+  } catch {
+    return browser.newPage(); // Firefox over BiDi: a tab plays fine there
+  }
+}
+
+/** Loads `url` in `page` and waits for its load event (generous timeout). */
+export async function load(page, url) {
+  await page.goto(url, { waitUntil: 'load', timeout: 120_000 });
+}

@@ -1,0 +1,10 @@
+// Where things are: the repository root and the benchmark's output folder.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository (work tree) root. */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Results, logs and the prepared library and web folder of a run. */
+export const OUT = join(ROOT, 'target', 'bench');
+/** The release server every part runs. */
+export const SERVER_BIN = join(ROOT, 'target', 'release', 'signal-server');

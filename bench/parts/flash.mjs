@@ -1,0 +1,106 @@
+// a. Flash crowd: N fans open the same track's /embed/<hex> 150 ms apart in
+// one headless Chromium and each presses play `playDelayMs` after its page
+// loaded. Web seed on, no other seeder. Copies = bytes the web seed sent
+// (fanswarm_webseed_sent_bytes_total) ÷ the track's length, counted until
+// every fan's stats().done.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { launch, load, openWindow } from '../lib/browser.mjs';
+import { playerState, schedulePress, waitFor } from '../lib/player.mjs';
+import { startServer } from '../lib/server.mjs';
+import { fixed, spread, summary, table } from '../lib/stats.mjs';
+import { TRACKS } from '../lib/tracks.mjs';
+
+const ARRIVAL_GAP_MS = 150;
+const WEBSEED_BYTES = 'fanswarm_webseed_sent_bytes_total';
+
+export async function run({ fans, runs, playDelayMs, library, runDir }) {
+  const sections = [];
+  const data = {};
+  for (const key of ['ogg', 'wav']) {
+    const track = TRACKS[key];
+    const results = [];
+    const errors = [];
+    for (let r = 0; r < runs; r++) {
+      try {
+        results.push(await crowd({ fans, playDelayMs, library, track }));
+      } catch (e) {
+        errors.push(`run ${r + 1}: ${e.message ?? e}`);
+      }
+      console.log(`a ${track.file} run ${r + 1}/${runs}: ${results.at(-1)?.copies?.toFixed(3) ?? 'failed'} copies`);
+    }
+    data[key] = { track, results, errors };
+    sections.push(report(track, fans, results, errors, playDelayMs));
+  }
+  writeFileSync(join(runDir, 'flash-timeline.json'), JSON.stringify(data, null, 1));
+  return { markdown: sections.join('\n\n'), data };
+}
+
+/** One crowd on a fresh server and browser. */
+async function crowd({ fans, playDelayMs, library, track }) {
+  const server = await startServer({ library, log: 'flash-server' });
+  const browser = await launch('chromium');
+  try {
+    const meta = (await server.tracks()).find((t) => t.name === track.file);
+    if (!meta) throw new Error(`${track.file} not published`);
+    const url = `${server.base}/embed/${meta.info_hash}`;
+    const pages = [];
+    for (let i = 0; i < fans; i++) pages.push(await openWindow(browser));
+    const before = await server.metric(WEBSEED_BYTES);
+    const t0 = Date.now();
+    // Arrivals on a fixed schedule; each fan presses play on its own load.
+    await Promise.all(pages.map(async (page, i) => {
+      await new Promise((r) => setTimeout(r, i * ARRIVAL_GAP_MS - (Date.now() - t0)));
+      await load(page, url);
+      await schedulePress(page, playDelayMs);
+    }));
+    // Generous: a slow machine makes a slow figure, not a failure.
+    const limitMs = (track.seconds * 3 + 180) * 1000;
+    let states = [];
+    await waitFor(async () => {
+      states = await Promise.all(pages.map(playerState));
+      const broken = states.find((s) => s.error);
+      if (broken) throw new Error(`a fan failed: ${broken.error}`);
+      return states.every((s) => s.done);
+    }, { limitMs, what: `every fan done (${states.filter((s) => s.done).length}/${fans} were)` });
+    const sent = (await server.metric(WEBSEED_BYTES)) - before;
+    const origin = Math.min(...states.map((s) => s.timeOrigin));
+    const at = (s, key) => (s[key] === undefined ? NaN : s.timeOrigin + s[key] - origin);
+    const timeline = states.map((s, i) => ({
+      fan: i, navigationStart: s.timeOrigin - origin, loaded: at(s, 'loadEnd'),
+      press: at(s, 'pressAt'), firstPlaying: at(s, 'playingAt'), done: at(s, 'doneAt'),
+      downloaded: s.downloaded, fromPeers: s.fromPeers, fromWebSeed: s.fromWebSeed,
+      uploaded: s.uploaded, wasted: s.wasted, peers: s.peers,
+    }));
+    return {
+      length: meta.length, webSeedBytes: sent, copies: sent / meta.length,
+      allDoneMs: Math.max(...timeline.map((f) => f.done)),
+      allDoneAfterLastPressMs: Math.max(...timeline.map((f) => f.done)) - Math.max(...timeline.map((f) => f.press)),
+      timeline,
+    };
+  } finally {
+    await browser.close().catch(() => {});
+    await server.stop();
+  }
+}
+
+function report(track, fans, results, errors, playDelayMs) {
+  const per = (f) => results.map(f);
+  const fanMedian = (key) => per((r) => summary(r.timeline.map(key)).median);
+  const kind = track.vorbisKbps ? `Ogg Vorbis ${track.vorbisKbps} kbit/s` : 'WAV 44.1 kHz stereo 16-bit';
+  const length = results[0]?.length;
+  const rows = [
+    ['origin copies (web-seed bytes ÷ track length)', spread(per((r) => r.copies)), `1.00 ideal · ${fans}.00 plain HTTP`],
+    ['fans\' share of bytes from peers, median fan (%)', spread(fanMedian((f) => 100 * f.fromPeers / f.downloaded), 0), '0 plain HTTP'],
+    ['fans\' share of bytes from peers, lowest fan (%)', spread(per((r) => Math.min(...r.timeline.map((f) => 100 * f.fromPeers / f.downloaded))), 0), ''],
+    ['wasted bytes per fan, median fan', spread(per((r) => summary(r.timeline.map((f) => f.wasted)).median), 0), '0'],
+    ['first press → last press (s)', spread(per((r) => (Math.max(...r.timeline.map((f) => f.press)) - Math.min(...r.timeline.map((f) => f.press))) / 1000)), `arrivals ${ARRIVAL_GAP_MS} ms apart, play ${playDelayMs} ms after load`],
+    ['press → first `playing`, median fan (ms)', spread(fanMedian((f) => f.firstPlaying - f.press), 0), ''],
+    ['first arrival → every fan done (s)', spread(per((r) => r.allDoneMs / 1000), 1), `track plays ${track.seconds} s`],
+    ['last press → every fan done (s)', spread(per((r) => r.allDoneAfterLastPressMs / 1000), 1), ''],
+  ];
+  const head = `**${track.file}** (${kind}, ${track.seconds} s, ${length ? fixed(length) : '?'} bytes), ${fans} fans, ${results.length} run${results.length === 1 ? '' : 's'}: median (min–max)`;
+  const failed = errors.length ? `\n\nFailed runs: ${errors.join('; ')}` : '';
+  return `${head}\n\n${table(['figure', 'fanswarm', 'reference'], rows)}${failed}`;
+}
