@@ -14,8 +14,9 @@ export const SAMPLE_RATE = 44100;
 export const TRACKS = {
   // a: a long compressed track, the common case.
   ogg: { file: 'crowd-4min.ogg', seconds: 240, seed: 1, vorbisKbps: 137 },
-  // a: a short uncompressed one: ten times the bytes per second.
-  wav: { file: 'crowd-30s.wav', seconds: 30, seed: 2 },
+  // a: a short uncompressed one at ~2.8 Mbit/s (88.2 kHz stereo 16-bit,
+  // 10.6 MB): twenty times the Ogg's bytes per second, the worst case.
+  wav: { file: 'crowd-30s-88k.wav', seconds: 30, seed: 2, rate: 88200 },
   // c: ~32 MiB, so one peer's rate is not all connection set-up.
   big: { file: 'one-peer-190s.wav', seconds: 190, seed: 3 },
 };
@@ -26,12 +27,13 @@ export function ensureLibrary(dir) {
   for (const track of Object.values(TRACKS)) {
     const path = join(dir, track.file);
     if (existsSync(path)) continue;
-    const pcm = synthesize(track.seconds, track.seed);
+    const rate = track.rate ?? SAMPLE_RATE;
+    const pcm = synthesize(track.seconds, track.seed, rate);
     const partial = `${path}.partial`;
     if (track.vorbisKbps) {
       encodeVorbis(pcm, track.vorbisKbps, partial);
     } else {
-      writeFileSync(partial, wav(pcm));
+      writeFileSync(partial, wav(pcm, rate));
     }
     renameSync(partial, path);
   }
@@ -39,9 +41,9 @@ export function ensureLibrary(dir) {
 }
 
 /** Interleaved stereo 16-bit samples, deterministic for a seed. */
-export function synthesize(seconds, seed) {
+export function synthesize(seconds, seed, rate = SAMPLE_RATE) {
   const rng = mulberry32(seed);
-  const frames = seconds * SAMPLE_RATE;
+  const frames = seconds * rate;
   const out = new Int16Array(frames * 2);
   const bpm = 96;
   const beat = 60 / bpm;
@@ -53,7 +55,7 @@ export function synthesize(seconds, seed) {
     (rng() < 0.7 ? scale[Math.floor(rng() * scale.length)] : null));
   const hz = (note) => 440 * 2 ** ((note - 69) / 12);
   for (let n = 0; n < frames; n++) {
-    const t = n / SAMPLE_RATE;
+    const t = n / rate;
     const b = t / beat;
     const bar = Math.floor(b / 4);
     const inBar = b % 4;
@@ -89,12 +91,12 @@ function clip(x) {
 }
 
 /** A canonical 44-byte-header PCM WAV. */
-function wav(pcm) {
+function wav(pcm, rate) {
   const data = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
   const h = Buffer.alloc(44);
   h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
   h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(2, 22);
-  h.writeUInt32LE(SAMPLE_RATE, 24); h.writeUInt32LE(SAMPLE_RATE * 4, 28); h.writeUInt16LE(4, 32);
+  h.writeUInt32LE(rate, 24); h.writeUInt32LE(rate * 4, 28); h.writeUInt16LE(4, 32);
   h.writeUInt16LE(16, 34); h.write('data', 36); h.writeUInt32LE(data.length, 40);
   return Buffer.concat([h, data]);
 }

@@ -115,7 +115,10 @@ fn main() -> ExitCode {
         rows.push(row);
     }
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        // One object per line (JSON lines), each seed's figures.
+        for row in rows {
+            println!("{row}");
+        }
     }
     ExitCode::SUCCESS
 }
