@@ -833,8 +833,16 @@ impl Sim {
                 .push((self.now, n, start as u64, end as u64, open));
             if std::env::var_os("SIM_EXPLAIN").is_some() {
                 let piece = (start as u64 / u64::from(self.world.piece_length)) as u32;
-                if let Some(t) = self.nodes[n].node.as_ref().and_then(|x| x.torrent().torrent()) {
-                    eprintln!("{:.3} s fan {n} fetches {start}..={end} (piece {piece}, due {:?}):", self.now as f64 / 1e6, t.due_in(piece));
+                if let Some(t) = self.nodes[n]
+                    .node
+                    .as_ref()
+                    .and_then(|x| x.torrent().torrent())
+                {
+                    eprintln!(
+                        "{:.3} s fan {n} fetches {start}..={end} (piece {piece}, due {:?}):",
+                        self.now as f64 / 1e6,
+                        t.due_in(piece)
+                    );
                     for line in t.explain_piece(piece) {
                         eprintln!("    {line}");
                     }
