@@ -24,6 +24,13 @@ export interface PlayOptions {
   /** URL of the track's .torrent file (relative URLs resolve against the page). */
   torrent?: string;
   /**
+   * The bytes of `torrent`, already fetched (fanswarm.js's `fetchTorrent`,
+   * started as the page loaded): parsed instead of fetching `torrent` again,
+   * which then only names the torrent in errors. fanswarm.js's `play` also
+   * takes a promise of them here; this one takes only the bytes.
+   */
+  torrentBytes?: Uint8Array | ArrayBuffer;
+  /**
    * Or a magnet link. With a tracker (`tr`, or `trackers` below) the page
    * joins the swarm at once and fetches the metadata from peers
    * (ut_metadata); if the magnet also has `xs` (the .torrent URL) that is
@@ -187,7 +194,7 @@ pub async fn play(
     };
     let meta = match magnet {
         Some(_) => None,
-        None => Some(load_torrent(&source).await?),
+        None => Some(load_torrent(&source, property(&options, "torrentBytes")).await?),
     };
     let mut trackers = option_trackers.unwrap_or_else(|| match &meta {
         Some(meta) => meta.trackers(),
@@ -278,10 +285,24 @@ pub async fn play(
     Ok(Track { session })
 }
 
-/// Fetches the `.torrent` a source names and checks it is the swarm asked for.
-async fn load_torrent(source: &TorrentSource) -> Result<Metainfo, JsError> {
+/// Fetches the `.torrent` a source names (or takes its bytes, `given`, the
+/// page fetched already) and checks it is the swarm asked for.
+async fn load_torrent(source: &TorrentSource, given: Option<JsValue>) -> Result<Metainfo, JsError> {
     let torrent_url = source.torrent_url()?;
-    let bytes = fetch_bytes(&torrent_url).await?;
+    let bytes = match given {
+        Some(v)
+            if v.is_instance_of::<js_sys::Uint8Array>()
+                || v.is_instance_of::<js_sys::ArrayBuffer>() =>
+        {
+            js_sys::Uint8Array::new(&v).to_vec()
+        }
+        Some(_) => {
+            return Err(JsError(
+                "torrentBytes: not a Uint8Array or ArrayBuffer".into(),
+            ));
+        }
+        None => fetch_bytes(&torrent_url).await?,
+    };
     let meta = Metainfo::from_bytes(&bytes)
         .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
     match source.info_hash() {
