@@ -4,16 +4,18 @@
 //! of the same profile (second visit: HTTP cache and service worker kept).
 //!
 //! Checks what the page promises, not how fast it is (timed assertions do
-//! not belong in tests; the figures go to BENCHMARKS.md): the player is
-//! `ready` before play, the wasm and the `.torrent` are fetched once each
-//! (the page's preloads are reused), and a second visit fetches none of the
-//! hashed code again. Prints a per-step timeline from the page's resource
-//! timings for every run.
+//! not belong in tests; the figures go to BENCHMARKS.md): the player's
+//! `ready` resolves, the wasm and the `.torrent` are fetched once each (the
+//! page's preloads are reused), and a second visit fetches none of the
+//! hashed code again. Prints, for every visit, play → `playing` and
+//! navigation → `playing`, a per-step timeline from the page's marks and
+//! resource timings, main-thread long tasks and the bytes on the wire.
 //!
 //! As a benchmark: `FANSWARM_FIRST_AUDIO_ROUNDS=N` repeats it (default 1),
 //! `FANSWARM_PRESS_DELAY_MS` is when the listener presses play, in ms after
 //! navigation started (default 1000: a fan clicks a moment after the page
-//! shows; 0 presses as soon as the element is defined), and
+//! shows; 0 presses as soon as the element is defined; a script of the
+//! page presses, so neither waits for `load`), and
 //! `FANSWARM_BASELINE=DIR` also measures another build side by side, round
 //! by round: `DIR/signal-server` serving `DIR/web` (e.g. main's binary and
 //! its built `web/`), with the same track.
@@ -90,13 +92,14 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     println!(
-        "\nplay() to `playing`, ms, over {rounds} round(s), press at {delay} ms after navigation start:"
+        "\nplay() (or navigation) to `playing`, ms, over {rounds} round(s); play pressed \
+         {delay} ms after navigation start, or when the element is defined if later:"
     );
-    println!("{:<34} {:>7} {:>7} {:>7}", "", "median", "min", "max");
+    println!("{:<48} {:>7} {:>7} {:>7}", "", "median", "min", "max");
     for (name, mut v) in results {
         v.sort_by(f64::total_cmp);
         println!(
-            "{name:<34} {:>7.0} {:>7.0} {:>7.0}",
+            "{name:<48} {:>7.0} {:>7.0} {:>7.0}",
             v[v.len() / 2],
             v[0],
             v[v.len() - 1]
@@ -109,11 +112,9 @@ async fn run() -> anyhow::Result<()> {
 /// the first tab closed) of one embed page, each as [`measure`] reports it.
 async fn embed_visits(url: &str, delay: u64) -> anyhow::Result<[Value; 2]> {
     let mut browser = Browser::launch().await?;
-    let first = open_instrumented(&mut browser, url).await?;
-    let cold = measure(&mut browser, &first, delay).await?;
+    let (first, cold) = visit(&mut browser, url, delay).await?;
     browser.close(&first).await?;
-    let second = open_instrumented(&mut browser, url).await?;
-    let again = measure(&mut browser, &second, delay).await?;
+    let (_, again) = visit(&mut browser, url, delay).await?;
     Ok([cold, again])
 }
 
@@ -156,10 +157,13 @@ fn check([cold, again]: &[Value; 2]) -> anyhow::Result<()> {
 /// Prints one visit pair's timeline and records its figures.
 fn report(round: usize, build: &str, visits: &[Value; 2], record: &mut impl FnMut(&str, f64)) {
     for (visit, v) in ["cold", "second visit"].iter().zip(visits) {
-        let ms = v["playing"].as_f64().unwrap_or(f64::NAN) - v["t0"].as_f64().unwrap_or(f64::NAN);
+        let playing = v["playing"].as_f64().unwrap_or(f64::NAN);
+        let ms = playing - v["t0"].as_f64().unwrap_or(f64::NAN);
         record(&format!("{build} {visit}"), ms);
+        record(&format!("{build} {visit}, from navigation"), playing);
         println!(
-            "round {round} {build} {visit}: play -> playing {ms:.0} ms; {}",
+            "round {round} {build} {visit}: play -> playing {ms:.0} ms, navigation -> playing \
+             {playing:.0} ms; {}",
             timeline(v)
         );
     }
@@ -187,6 +191,13 @@ fn timeline(v: &Value) -> String {
     let wasm = find(&|n| n.ends_with(".wasm"));
     let torrent = find(&|n| n.ends_with(".torrent"));
     let media = find(&|n| n.starts_with("/media/"));
+    let long_tasks: Vec<String> = v["longTasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| format!("{} {}", at(&t[0]), t[1]))
+        .collect();
+    let long_tasks = format!("[{}]", long_tasks.join(", "));
     // Every web-seed request before `playing`: one after another, or at once.
     let playing = v["playing"].as_f64().unwrap_or(f64::INFINITY);
     let media_spans: Vec<String> = entries
@@ -209,14 +220,16 @@ fn timeline(v: &Value) -> String {
         .filter(|n| !n.starts_with("/media/"))
         .collect();
     format!(
-        "navigation {}, html done {}, wasm {}, torrent {}, worker controls {}, ready {}, \
+        "navigation {}, html done {}, wasm {}, torrent {}, element defined {}, \
+         worker controls {}, ready {}, \
          src set {}, play() returned {}, element loadstart {}, first /media {} (first byte {}), \
-         {} /media requests, playing {}; {code_bytes:.0} B on the wire besides audio \
-         ({} + {fetched:?})",
+         {} /media requests, playing {}; long tasks (start, ms) {}; {code_bytes:.0} B on the \
+         wire besides audio ({} + {fetched:?})",
         at(&json!(0.0)),
         at(&v["nav"]["end"]),
         span(wasm),
         span(torrent),
+        at(&v["defined"]),
         if v["controlledAtStart"] == true {
             "from the start".to_owned()
         } else {
@@ -230,75 +243,88 @@ fn timeline(v: &Value) -> String {
         media.map_or("-".to_owned(), |e| at(&e["firstByte"])),
         media_spans,
         at(&v["playing"]),
+        long_tasks,
         v["nav"]["transfer"],
     )
 }
 
-/// Opens `url` in a new tab with marks set before any page script runs:
-/// whether a worker controlled the page from the start, and when one took
-/// control.
-async fn open_instrumented(browser: &mut Browser, url: &str) -> anyhow::Result<Page> {
+/// Opens `url` in a new tab and plays its player as a listener would: a
+/// script installed before any of the page's own waits until the element
+/// is defined and `delay` ms have passed since navigation started, presses
+/// play, and records the marks and the resource timings (ms on the page's
+/// clock, navigation start = 0) in `window.__result`. Pressing from inside
+/// the page, not after the test saw `load`: `load` waits for the preloads,
+/// and a listener need not.
+async fn visit(browser: &mut Browser, url: &str, delay: u64) -> anyhow::Result<(Page, Value)> {
     let page = browser.open("about:blank").await?;
     browser.call(Some(&page), "Page.enable", json!({})).await?;
     browser
         .call(
             Some(&page),
             "Page.addScriptToEvaluateOnNewDocument",
-            json!({ "source": "window.__marks = { controlledAtStart: !!navigator.serviceWorker?.controller };
-                navigator.serviceWorker?.addEventListener('controllerchange',
-                    () => { window.__marks.controlled ??= performance.now(); });" }),
+            json!({ "source": PRESS.replace("DELAY", &delay.to_string()) }),
         )
         .await?;
     browser.navigate(&page, url).await?;
-    browser.wait_loaded(&page, url).await?;
-    Ok(page)
+    for _ in 0..300 {
+        if let Ok(Value::String(text)) = browser.eval(&page, "window.__result ?? null").await {
+            let result: Value = serde_json::from_str(&text)?;
+            if let Some(error) = result.get("error") {
+                bail!("{url}: {error}");
+            }
+            return Ok((page, result));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url}: no result within 30 s")
 }
 
-/// Presses play on the page's player `delay` ms after navigation started
-/// (or as soon as it is defined, if later) and returns the marks and the
-/// resource timings (ms on the page's clock, navigation start = 0).
-async fn measure(browser: &mut Browser, page: &Page, delay: u64) -> anyhow::Result<Value> {
-    let text = browser
-        .eval(
-            page,
-            &format!(
-                "(async () => {{
-            await customElements.whenDefined('fanswarm-player');
-            const p = document.querySelector('fanswarm-player');
-            p.setAttribute('ice-servers', '');
-            const ready = p.ready ? p.ready.then(() => performance.now(), (e) => 'failed: ' + e) : null;
-            await new Promise((r) => setTimeout(r, {delay} - performance.now()));
-            const playing = new Promise((resolve, reject) => {{
-                p.audio.addEventListener('playing', () => resolve(performance.now()), {{ once: true }});
-                p.audio.addEventListener('error', () => reject(new Error('audio error ' + p.audio.error?.code)));
-                setTimeout(() => reject(new Error('not playing after 20 s')), 20000);
-            }});
-            // When the wasm points the element at the stream.
-            let srcSet = null;
-            const src = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'src');
-            Object.defineProperty(p.audio, 'src', {{ get() {{ return src.get.call(this); }},
-                set(v) {{ srcSet ??= performance.now(); src.set.call(this, v); }} }});
-            let loadstart = null;
-            p.audio.addEventListener('loadstart', () => {{ loadstart ??= performance.now(); }});
-            const t0 = performance.now();
-            await p.play();
-            const returned = performance.now();
-            const at = await playing;
-            const nav = performance.getEntriesByType('navigation')[0];
-            const entries = performance.getEntriesByType('resource').map((e) => ({{
-                name: new URL(e.name).pathname, type: e.initiatorType, start: e.startTime,
-                firstByte: e.responseStart, end: e.responseEnd, transfer: e.transferSize,
-                body: e.encodedBodySize }}));
-            return JSON.stringify({{ t0, returned, srcSet, loadstart, playing: at, ready: ready && await ready,
-                controlledAtStart: window.__marks?.controlledAtStart ?? null,
-                controlled: window.__marks?.controlled ?? null,
-                nav: {{ end: nav.responseEnd, transfer: nav.transferSize }}, entries }});
-        }})()"
-            ),
-        )
-        .await?;
-    Ok(serde_json::from_str(text.as_str().context("marks JSON")?)?)
-}
+/// See [`visit`]. `DELAY` is replaced by the press delay.
+const PRESS: &str = "(() => {
+    const controlledAtStart = !!navigator.serviceWorker?.controller;
+    let controlled = null;
+    // Main-thread tasks over 50 ms: what a busy page makes the listener wait for.
+    const longTasks = [];
+    try {
+        new PerformanceObserver((list) => longTasks.push(...list.getEntries().map((e) =>
+            [Math.round(e.startTime), Math.round(e.duration)]))).observe({ type: 'longtask', buffered: true });
+    } catch {}
+    navigator.serviceWorker?.addEventListener('controllerchange',
+        () => { controlled ??= performance.now(); });
+    (async () => {
+        await customElements.whenDefined('fanswarm-player');
+        const defined = performance.now();
+        const p = document.querySelector('fanswarm-player');
+        p.setAttribute('ice-servers', '');
+        const ready = p.ready ? p.ready.then(() => performance.now(), (e) => 'failed: ' + e) : null;
+        // When the wasm points the element at the stream.
+        let srcSet = null;
+        const src = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'src');
+        Object.defineProperty(p.audio, 'src', { get() { return src.get.call(this); },
+            set(v) { srcSet ??= performance.now(); src.set.call(this, v); } });
+        let loadstart = null;
+        p.audio.addEventListener('loadstart', () => { loadstart ??= performance.now(); });
+        await new Promise((r) => setTimeout(r, DELAY - performance.now()));
+        const playing = new Promise((resolve, reject) => {
+            p.audio.addEventListener('playing', () => resolve(performance.now()), { once: true });
+            p.audio.addEventListener('error', () => reject(new Error('audio error ' + p.audio.error?.code)));
+            setTimeout(() => reject(new Error('not playing after 20 s')), 20000);
+        });
+        const t0 = performance.now();
+        await p.play();
+        const returned = performance.now();
+        const at = await playing;
+        const nav = performance.getEntriesByType('navigation')[0];
+        const entries = performance.getEntriesByType('resource').map((e) => ({
+            name: new URL(e.name).pathname, type: e.initiatorType, start: e.startTime,
+            firstByte: e.responseStart, end: e.responseEnd, transfer: e.transferSize,
+            body: e.encodedBodySize }));
+        return { t0, defined, returned, srcSet, loadstart, playing: at, ready: ready && await ready,
+            controlledAtStart, controlled, longTasks, nav: { end: nav.responseEnd, transfer: nav.transferSize },
+            entries };
+    })().then((r) => { window.__result = JSON.stringify(r); },
+        (e) => { window.__result = JSON.stringify({ error: String(e) }); });
+})()";
 
 /// `new Audio(url).play()` to `playing` in a fresh profile, then again in a
 /// new tab of the same profile. On a page of the server's origin with no
