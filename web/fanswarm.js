@@ -10,34 +10,99 @@
 // controls the page before the first track plays. A worker only serves its
 // own origin: loaded from another origin (or where workers cannot register)
 // the element plays the web seed URL directly while the page still swarms.
+//
+// Nothing the first audio needs should wait for the press of play: a page
+// calls `prepare()` as it loads (compiles the wasm as it downloads, registers
+// the worker and waits for it to control the page) and `fetchTorrent(url)`,
+// and hands that promise to `play()` as `torrentBytes`. `<fanswarm-player>`
+// does both when it is connected.
 import init, { play as wasmPlay, version } from './pkg/client_wasm.js';
 
-let ready = null;
+/** Where the worker streams by default (the wasm peer's default too). */
+export const STREAM_PREFIX = '/fanswarm/stream/';
 
-/** Resolves to whether our stream worker controls this page. */
-async function setup() {
-  await init();
+/** How long to wait for the worker to take the page before playing the
+ *  web seed directly (a hard reload leaves a page uncontrolled). */
+const CONTROL_TIMEOUT_MS = 5000;
+
+let ready = null;
+let readyPrefix = null;
+
+/**
+ * Starts, once per page, what every track needs: the wasm (streaming
+ * compilation: the glue fetches it and `instantiateStreaming` compiles as the
+ * bytes arrive) and the stream worker for `streamPrefix`. Resolves to whether
+ * our worker controls the page. play() calls it too; calling it early is
+ * what makes play() fast. One prefix per page (and per origin: the worker is
+ * registered at the origin's root).
+ */
+export function prepare({ streamPrefix = STREAM_PREFIX } = {}) {
+  if (ready && streamPrefix !== readyPrefix) {
+    return Promise.reject(new Error(
+      `the stream worker serves ${readyPrefix}, not ${streamPrefix}: one streamPrefix per page`));
+  }
+  readyPrefix = streamPrefix;
+  ready ??= Promise.all([init(), controlledBy(streamPrefix)]).then(([, ours]) => ours, (e) => {
+    ready = null; // a later call tries again
+    throw e;
+  });
+  return ready;
+}
+
+/** The bytes of a `.torrent`, for `play(audio, { torrent, torrentBytes })`. */
+export async function fetchTorrent(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * Joins the swarm of `options.torrent` (or `magnet`) and plays it in `audio`.
+ * `options.torrentBytes` may be the torrent's bytes or a promise of them
+ * (`fetchTorrent`): then the wasm does not fetch `torrent` again, unless that
+ * promise failed. `streaming: false` plays the web seed directly.
+ */
+export async function play(audio, options) {
+  // Unsaid, the page's prefix (the worker's): one prefix per page.
+  const streamPrefix = options.streamPrefix ?? readyPrefix ?? STREAM_PREFIX;
+  const [controlled, torrentBytes] = await Promise.all([
+    prepare({ streamPrefix }),
+    Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
+  ]);
+  return wasmPlay(audio, {
+    ...options,
+    streamPrefix,
+    torrentBytes,
+    streaming: options.streaming !== false && controlled,
+  });
+}
+
+/** Registers the worker (at the origin's root, so it controls every page of
+ *  ours: /embed/<hex> and /) and waits until it controls this page. */
+async function controlledBy(streamPrefix) {
   const ours = new URL(import.meta.url).origin === location.origin;
   if (!ours || !('serviceWorker' in navigator)) return false;
+  const worker = new URL('/sw.js', import.meta.url);
+  worker.searchParams.set('prefix', streamPrefix);
   try {
-    await navigator.serviceWorker.register(new URL('./sw.js', import.meta.url), { scope: './' });
+    await navigator.serviceWorker.register(worker, { scope: '/' });
   } catch {
     return false; // e.g. blocked storage in a third-party frame
   }
-  await navigator.serviceWorker.ready;
-  if (!navigator.serviceWorker.controller) {
-    await new Promise((resolve) =>
-      navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }));
+  // Ours, for this prefix: an earlier worker (another prefix, an older
+  // build) may control the page until the new one claims it.
+  const container = navigator.serviceWorker;
+  const deadline = Date.now() + CONTROL_TIMEOUT_MS;
+  while (container.controller?.scriptURL !== worker.href) {
+    const left = deadline - Date.now();
+    if (left <= 0) return false; // e.g. a hard reload: play the web seed directly
+    await new Promise((resolve) => {
+      container.addEventListener('controllerchange', resolve, { once: true });
+      setTimeout(resolve, left);
+    });
   }
   return true;
 }
 
-/** Joins the swarm of `options.torrent` (or `magnet`) and plays it in `audio`. */
-export async function play(audio, options) {
-  ready ??= setup();
-  const streaming = await ready;
-  return wasmPlay(audio, { ...options, streaming });
-}
-
 export { version };
-export default { play, version };
+export default { play, prepare, fetchTorrent, version, STREAM_PREFIX };

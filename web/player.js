@@ -3,8 +3,13 @@
 // host page's CSS cannot break it (nor ours leak out).
 //
 // API: play(), pause(), stats() (the JS API's stats object), pieces() (one
-// state name per piece), `track`, `audio`; a `fanswarm-stats` event (detail:
-// stats) whenever the figures change.
+// state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
+// (detail: stats) whenever the figures change.
+//
+// Nothing the first audio needs waits for the press of play: as soon as the
+// element is on the page it compiles the wasm, registers the stream worker
+// and fetches the .torrent, all at once (`ready` resolves when they are
+// done), so play() only has to start the track.
 //
 // Two modes, chosen by origin:
 // - on the server's own origin (the /embed/<hex> page, the demo page) the
@@ -41,6 +46,9 @@ class FanswarmPlayer extends HTMLElement {
   #frame = null;
   #frameOrigin = MODULE_ORIGIN;
   #remote = null;
+  // What was started on connect: the .torrent's bytes (a promise) for `src`.
+  #prefetched = null;
+  #ready = deferred();
   #onMessage = (e) => this.#message(e);
   #onKey = (e) => this.#key(e);
 
@@ -53,6 +61,7 @@ class FanswarmPlayer extends HTMLElement {
       this.#mountFrame(hex);
     } else {
       this.#mountPlayer();
+      this.#prefetch();
     }
   }
 
@@ -106,6 +115,16 @@ class FanswarmPlayer extends HTMLElement {
   /** The playing track (null before play(), and in remote mode). */
   get track() {
     return this.#track;
+  }
+
+  /**
+   * Resolves once the player can start at once: wasm compiled and
+   * instantiated, stream worker in control (or known unavailable), .torrent
+   * fetched; in remote mode, once the frame's player says so. Rejects if one
+   * of them failed (play() then tries again and says why).
+   */
+  get ready() {
+    return this.#ready.promise;
   }
 
   /** The element that plays (in remote mode it is in the frame). */
@@ -163,6 +182,19 @@ class FanswarmPlayer extends HTMLElement {
     } finally {
       this.#ui.toggle.disabled = false;
     }
+  }
+
+  /** Starts everything play() needs, in parallel, as the page loads. */
+  #prefetch() {
+    const src = this.#source();
+    const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
+    torrent?.catch(() => {}); // play() fetches it again and reports the error
+    this.#prefetched = { src, torrent };
+    Promise.all([fanswarm.prepare(), torrent]).then(() => {
+      this.#ready.resolve();
+      // Framed: an embed.js element on the parent page resolves its own `ready`.
+      if (window.parent !== window) window.parent.postMessage({ fanswarm: 'ready' }, '*');
+    }, this.#ready.reject);
   }
 
   async #join() {
@@ -267,6 +299,7 @@ class FanswarmPlayer extends HTMLElement {
   #options() {
     const src = this.#source();
     const options = src.startsWith('magnet:') ? { magnet: src } : { torrent: src };
+    if (this.#prefetched?.torrent && this.#prefetched.src === src) options.torrentBytes = this.#prefetched.torrent;
     const trackers = this.getAttribute('trackers');
     if (trackers) options.trackers = trackers.split(/\s+/).filter(Boolean);
     const ice = this.getAttribute('ice-servers');
@@ -298,7 +331,9 @@ class FanswarmPlayer extends HTMLElement {
     if (!data || typeof data.fanswarm !== 'string') return;
     const fromFrame = this.#frame && e.source === this.#frame.contentWindow
       && e.origin === this.#frameOrigin;
-    if (fromFrame && data.fanswarm === 'size') {
+    if (fromFrame && data.fanswarm === 'ready') {
+      this.#ready.resolve();
+    } else if (fromFrame && data.fanswarm === 'size') {
       const height = Number(data.height);
       if (height > 0 && height < 2000) this.style.height = `${height}px`;
     } else if (fromFrame && data.fanswarm === 'stats') {
@@ -310,6 +345,14 @@ class FanswarmPlayer extends HTMLElement {
       if (data.fanswarm === 'pause') this.pause();
     }
   }
+}
+
+/** A promise with its resolve/reject; a rejection nobody awaits is not reported. */
+function deferred() {
+  const d = {};
+  d.promise = new Promise((resolve, reject) => { d.resolve = resolve; d.reject = reject; });
+  d.promise.catch(() => {});
+  return d;
 }
 
 /** 40 hex digits of a `/t/<hex>.torrent` URL or a hex `btih` magnet. */

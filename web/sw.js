@@ -1,16 +1,41 @@
 // fanswarm stream service worker.
 //
-// Answers the <audio> element's requests under /fanswarm/stream/<info hash>/…
-// by asking the page that made them for the bytes, over a MessageChannel
-// (protocol in client-wasm/src/stream.rs). The page answers from verified
-// pieces only, waiting for them as needed, so playback starts with the first
-// pieces and seeking is the browser's own. Everything else passes through.
+// Answers the <audio> element's requests under the stream prefix
+// (`<prefix><info hash>/…`) by asking the page that made them for the bytes,
+// over a MessageChannel (protocol in client-wasm/src/stream.rs). The page
+// answers from verified pieces only, waiting for them as needed, so playback
+// starts with the first pieces and seeking is the browser's own. Everything
+// else passes through: where the browser has static routing (Chromium), it
+// never even starts this worker for those requests.
+//
+// The prefix is a parameter of the worker's own URL
+// (`/sw.js?prefix=/fanswarm/stream/`), set by fanswarm.js from the same
+// value it gives the wasm peer (`streamPrefix`), so the two cannot disagree.
+// Served `no-cache` at a fixed URL: never an immutable hashed name.
 'use strict';
 
-const PREFIX = '/fanswarm/stream/';
+const PREFIX = streamPrefix(self.location.href);
 const HEAD_TIMEOUT_MS = 10000;
 
-self.addEventListener('install', () => self.skipWaiting());
+/** The `prefix` parameter of the worker's URL; the default without one. */
+function streamPrefix(href) {
+  const given = new URL(href).searchParams.get('prefix');
+  return given && given.startsWith('/') ? given : '/fanswarm/stream/';
+}
+
+self.addEventListener('install', (event) => {
+  self.skipWaiting();
+  // Only stream URLs need this worker: every other request of the pages it
+  // controls (the page itself, modules, wasm, .torrent, the web seed) goes
+  // straight to the network instead of waiting for the worker to start.
+  if (event.addRoutes && typeof URLPattern === 'function') {
+    const literal = PREFIX.replace(/[\\:*?+(){}]/g, '\\$&'); // pattern syntax taken literally
+    event.waitUntil(event.addRoutes({
+      condition: { not: { urlPattern: new URLPattern({ pathname: `${literal}*` }) } },
+      source: 'network',
+    }).catch(() => {})); // an older router without `not`: the fetch handler decides
+  }
+});
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 self.addEventListener('fetch', (event) => {

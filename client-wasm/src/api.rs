@@ -23,6 +23,13 @@ export interface PlayOptions {
   /** URL of the track's .torrent file (relative URLs resolve against the page). */
   torrent?: string;
   /**
+   * The bytes of `torrent`, already fetched (fanswarm.js's `fetchTorrent`,
+   * started as the page loaded): parsed instead of fetching `torrent` again,
+   * which then only names the torrent in errors. fanswarm.js's `play` also
+   * takes a promise of them here; this one takes only the bytes.
+   */
+  torrentBytes?: Uint8Array | ArrayBuffer;
+  /**
    * Or a magnet link. With a tracker (`tr`, or `trackers` below) the page
    * joins the swarm at once and fetches the metadata from peers
    * (ut_metadata); if the magnet also has `xs` (the .torrent URL) that is
@@ -60,11 +67,6 @@ export interface PlayOptions {
   autoplay?: boolean;
   /** false: never use the torrent's web seed, only peers. Default true. */
   webSeed?: boolean;
-  /**
-   * The .torrent's bytes, when the page fetched them already (a preload):
-   * used instead of fetching `torrent` again. Checked like a fetched one.
-   */
-  torrentBytes?: Uint8Array;
 }
 
 /** What track.stats() returns. */
@@ -197,13 +199,9 @@ pub async fn play(
         }
         _ => None,
     };
-    let preloaded = property(&options, "torrentBytes")
-        .filter(|v| v.is_instance_of::<js_sys::Uint8Array>())
-        .map(|v| js_sys::Uint8Array::new(&v).to_vec());
-    let meta = match (&magnet, preloaded) {
-        (Some(_), _) => None,
-        (None, Some(bytes)) => Some(check_torrent(&source, "torrentBytes", &bytes)?),
-        (None, None) => Some(load_torrent(&source).await?),
+    let meta = match magnet {
+        Some(_) => None,
+        None => Some(load_torrent(&source, property(&options, "torrentBytes")).await?),
     };
     let mut trackers = option_trackers.unwrap_or_else(|| match &meta {
         Some(meta) => meta.trackers(),
@@ -280,17 +278,25 @@ pub async fn play(
     Ok(Track { session })
 }
 
-/// Fetches the `.torrent` a source names and checks it is the swarm asked for.
-async fn load_torrent(source: &TorrentSource) -> Result<Metainfo, JsError> {
+/// Fetches the `.torrent` a source names (or takes its bytes, `given`, the
+/// page fetched already) and checks it is the swarm asked for.
+async fn load_torrent(source: &TorrentSource, given: Option<JsValue>) -> Result<Metainfo, JsError> {
     let torrent_url = source.torrent_url()?;
-    let bytes = fetch_bytes(&torrent_url).await?;
-    check_torrent(source, &torrent_url, &bytes)
-}
-
-/// Parses a `.torrent` (from `origin`) and checks it is the swarm asked for.
-fn check_torrent(source: &TorrentSource, origin: &str, bytes: &[u8]) -> Result<Metainfo, JsError> {
-    let torrent_url = origin;
-    let meta = Metainfo::from_bytes(bytes)
+    let bytes = match given {
+        Some(v)
+            if v.is_instance_of::<js_sys::Uint8Array>()
+                || v.is_instance_of::<js_sys::ArrayBuffer>() =>
+        {
+            js_sys::Uint8Array::new(&v).to_vec()
+        }
+        Some(_) => {
+            return Err(JsError(
+                "torrentBytes: not a Uint8Array or ArrayBuffer".into(),
+            ));
+        }
+        None => fetch_bytes(&torrent_url).await?,
+    };
+    let meta = Metainfo::from_bytes(&bytes)
         .map_err(|e| JsError(format!("{torrent_url} is not a torrent: {e}")))?;
     match source.info_hash() {
         Some(expected) if expected != meta.info_hash => Err(JsError(format!(

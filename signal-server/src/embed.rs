@@ -2,12 +2,20 @@
 //! `<fanswarm-player>` for that track. It lives on the server's origin so
 //! the stream service worker can control it (a worker only serves pages of
 //! its own origin). Kept plain here; `web/player.js` does the work.
+//!
+//! The page names the player's code by its hashed names ([`crate::assets`])
+//! and preloads everything the first audio needs, so the browser fetches it
+//! all in parallel as soon as it reads the head, before any module runs:
+//! every module of the player (`modulepreload`), the wasm and the
+//! `.torrent`. The element then compiles the wasm and registers the stream
+//! worker on load, and play() only has to start the track.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use swarm::InfoHash;
 
+use crate::assets::WebAssets;
 use crate::state::AppState;
 
 /// The embed page of a published track; 404 for any other hash.
@@ -18,19 +26,33 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
     let Some(track) = state.catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let html = render(&track.name, &info_hash);
+    let html = render(&track.name, &info_hash, &state.assets);
     (
-        // Artists frame this page on their own sites.
-        [(header::CACHE_CONTROL, "no-cache")],
+        // Artists frame this page on their own sites; it names the
+        // current build's files, so it is never used unrevalidated.
+        [(header::CACHE_CONTROL, crate::assets::REVALIDATE)],
         Html(html),
     )
         .into_response()
 }
 
-/// The page's HTML; `name` is escaped, the hash is hex by type.
-pub fn render(name: &str, info_hash: &InfoHash) -> String {
+/// The page's HTML; `name` is escaped, the hash is hex by type, the asset
+/// names are plain paths by [`WebAssets`]' check.
+///
+/// `crossorigin` on the `fetch` preloads: a preload is reused only by a
+/// request of the same mode and credentials, and `fetch()` (the glue's for
+/// the wasm, the player's for the `.torrent`) is a CORS request with
+/// same-origin credentials, which is what `crossorigin` (anonymous) asks for.
+/// Module scripts and `modulepreload` are that already.
+pub fn render(name: &str, info_hash: &InfoHash, assets: &WebAssets) -> String {
     let hex = info_hash.to_hex();
     let title = escape(name);
+    let entry = assets.entry_url();
+    let wasm = assets.wasm_url();
+    let modules: String = assets
+        .module_urls()
+        .map(|m| format!("<link rel=\"modulepreload\" href=\"{m}\">\n"))
+        .collect();
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -39,7 +61,9 @@ pub fn render(name: &str, info_hash: &InfoHash) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · fanswarm</title>
 <style>html,body{{margin:0;background:transparent}} fanswarm-player{{margin:1px}}</style>
-<script type="module" src="/player.js"></script>
+{modules}<link rel="preload" href="{wasm}" as="fetch" crossorigin>
+<link rel="preload" href="/t/{hex}.torrent" as="fetch" crossorigin>
+<script type="module" src="{entry}"></script>
 </head>
 <body>
 <fanswarm-player src="/t/{hex}.torrent" title="{title}"></fanswarm-player>
@@ -71,10 +95,28 @@ mod tests {
     #[test]
     fn page_holds_one_player_and_escapes_the_name() {
         let hash = InfoHash([0xab; 20]);
-        let html = render("a <b>\"song\"</b> & more.mp3", &hash);
+        let html = render(
+            "a <b>\"song\"</b> & more.mp3",
+            &hash,
+            &WebAssets::unhashed(),
+        );
         assert_eq!(html.matches("<fanswarm-player").count(), 1);
         assert!(html.contains(&format!(r#"src="/t/{}.torrent""#, hash.to_hex())));
         assert!(html.contains("a &lt;b&gt;&quot;song&quot;&lt;/b&gt; &amp; more.mp3"));
         assert!(!html.contains("<b>"));
+        assert!(html.contains(r#"<script type="module" src="/player.js"></script>"#));
+    }
+
+    #[test]
+    fn page_preloads_the_wasm_and_the_torrent_for_fetch() {
+        let hash = InfoHash([0xcd; 20]);
+        let html = render("song", &hash, &WebAssets::unhashed());
+        assert!(html.contains(
+            r#"<link rel="preload" href="/pkg/client_wasm_bg.wasm" as="fetch" crossorigin>"#
+        ));
+        assert!(html.contains(&format!(
+            r#"<link rel="preload" href="/t/{}.torrent" as="fetch" crossorigin>"#,
+            hash.to_hex()
+        )));
     }
 }

@@ -7,12 +7,14 @@
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
 //!   page's live panel), `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
-//! - everything else from the `web/` directory (player, service worker).
+//! - `GET /embed.js` and everything else from the `web/` directory (player,
+//!   service worker), content-hashed names cached for good ([`assets`]).
 //!
 //! `main.rs` is flags and logging only; [`app`] builds the router so tests
 //! can drive it with `oneshot`, and [`serve`] runs it on a listener.
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod catalog;
 pub mod demo;
 pub mod embed;
@@ -30,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Method, header};
 use axum::routing::get;
 use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
@@ -99,18 +101,6 @@ pub fn app(state: AppState) -> Router {
             routes::count_body(response, counted.clone())
         },
     );
-    // `scripts/build-web` writes `web/pkg/*.gz` beside the wasm and its
-    // glue: sent as `Content-Encoding: gzip` to browsers that take it (the
-    // wasm: 468 KB raw, 186 KB gzipped), with `Vary` so caches keep both.
-    let web = ServiceExt::<axum::extract::Request>::map_response(
-        ServeDir::new(&state.paths.web_dir).precompressed_gzip(),
-        |mut response: axum::http::Response<ServeFileSystemResponseBody>| {
-            response
-                .headers_mut()
-                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-            response
-        },
-    );
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD])
@@ -126,9 +116,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/tracks", get(routes::tracks))
         .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
+        .route("/embed.js", get(assets::embed_js))
         .route("/metrics", get(routes::metrics))
         .nest_service("/media", media)
-        .fallback_service(web)
+        .fallback(assets::serve_web)
         .layer(cors)
         .with_state(state)
 }

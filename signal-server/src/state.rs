@@ -11,6 +11,7 @@ use fanswarm_tracker::{ConnectionId, Limits, Tracker};
 use swarm::time::Time;
 use tokio::sync::mpsc;
 
+use crate::assets::WebAssets;
 use crate::catalog::Catalog;
 use crate::listen::AddressTable;
 use crate::metrics::Metrics;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub catalog: Catalog,
     /// File locations.
     pub paths: Paths,
+    /// The player's code names (hashed by `scripts/build-web`), read at start.
+    pub assets: WebAssets,
     /// Copy of the tracker's limits, readable without the lock.
     pub limits: Limits,
     /// Tracker sockets open per address (its own lock, not the hub's).
@@ -76,6 +79,7 @@ impl AppState {
             metrics: Metrics::default(),
             offload: Offload::default(),
             catalog,
+            assets: WebAssets::load(&paths.web_dir),
             paths,
             addresses: AddressTable::new(limits.max_connections_per_address),
             limits,
