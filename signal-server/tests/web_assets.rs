@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use signal_server::assets::{IMMUTABLE, ManifestError, REVALIDATE, WebAssets};
 use signal_server::catalog::Catalog;
 use signal_server::state::{AppState, Paths};
-use signal_server::tracker::Limits;
+use fanswarm_tracker::Limits;
 use tower::ServiceExt;
 
 const PLAYER: &str = "pkg/player-0123456789abcdef.js";
