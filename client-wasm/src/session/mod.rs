@@ -167,6 +167,7 @@ impl Session {
                     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
                 });
             }
+            self.update_playback();
         }
         if !self.settings.controlled {
             self.emit("nostreaming", wasm_bindgen::JsValue::UNDEFINED);
@@ -262,6 +263,11 @@ impl Session {
         let played = rate.map(|r| (self.audio.current_time() * r as f64) as u64);
         let offset = match (self.waiting_reader_pos, played) {
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
+            // Told to play from the start before the element has asked for
+            // a byte or knows its duration: the first pieces are wanted now,
+            // not once its first request has come back through the worker
+            // (~85 ms later, measured).
+            (None, None) if !self.audio.paused() && self.audio.current_time() == 0.0 => Some(0),
             (waiting, played) => waiting.or(played),
         };
         // A paused element that nothing waits on is not playing: the
