@@ -41,6 +41,11 @@ pub struct PickerConfig {
     pub min_urgent_pieces: u32,
     /// Playback rate assumed until the shell tells one (40 kB/s = 320 kbit/s).
     pub default_bytes_per_sec: u64,
+    /// Urgent pieces due within this may have each block asked of two
+    /// peers at once; further ones of one. Asking twice hedges against a
+    /// slow peer, but every second copy that arrives is upload the crowd
+    /// spent for nothing, so only where a stall is close.
+    pub duplicate_within: Duration,
 }
 
 impl Default for PickerConfig {
@@ -50,6 +55,7 @@ impl Default for PickerConfig {
             read_ahead: Duration::from_secs(40),
             min_urgent_pieces: 3,
             default_bytes_per_sec: 40_000,
+            duplicate_within: Duration::from_secs(1),
         }
     }
 }
@@ -263,10 +269,20 @@ impl Picker {
                 break;
             }
             if peer_has.has(p) {
-                self.take_from_piece(p, 2, already, max, &mut out);
+                let limit = self.urgent_request_limit(p);
+                self.take_from_piece(p, limit, already, max, &mut out);
             }
         }
         out
+    }
+
+    /// Requests at once per block of urgent `piece`: two when it is due
+    /// within [`PickerConfig::duplicate_within`], else one.
+    fn urgent_request_limit(&self, piece: u32) -> u8 {
+        match self.due_in(piece) {
+            Some(due) if due <= self.config.duplicate_within => 2,
+            _ => 1,
+        }
     }
 
     /// Picks up to `max` blocks to request from a peer that has `peer_has`.
@@ -283,10 +299,11 @@ impl Picker {
             return out;
         }
         let urgent = self.urgent_pieces();
-        // 1. Urgent pieces, up to two requests per block.
+        // 1. Urgent pieces; the most urgent up to two requests per block.
         for &p in &urgent {
             if peer_has.has(p) {
-                self.take_from_piece(p, 2, already, max, &mut out);
+                let limit = self.urgent_request_limit(p);
+                self.take_from_piece(p, limit, already, max, &mut out);
             }
         }
         // 2. Pieces already started.
@@ -329,17 +346,14 @@ impl Picker {
         out
     }
 
-    /// Whether the web seed may be asked for all of `piece`: we lack it,
-    /// no block of it has arrived, and it is not handed out in full
-    /// already (the web seed takes whole pieces).
+    /// Whether the web seed may be asked for `piece`: it is in range and we
+    /// lack it. A piece partly received or asked of peers qualifies too
+    /// (the web seed then races them; blocks already in are not used), so
+    /// a slow peer holding every block of an urgent piece cannot stall
+    /// playback. That the web seed is not already fetching it is the
+    /// engine's to check.
     pub fn web_seed_eligible(&self, piece: u32) -> bool {
-        piece < self.piece_count()
-            && !self.have.has(piece)
-            && !self.web_seed_has(piece)
-            && self
-                .partial
-                .get(&piece)
-                .is_none_or(|part| part.blocks.iter().all(|b| *b != BlockState::Received))
+        piece < self.piece_count() && !self.have.has(piece)
     }
 
     /// Marks every block of `piece` requested once more: a web-seed fetch
@@ -474,14 +488,6 @@ impl Picker {
             .take_while(|&p| self.urgency(p) <= want)
             .filter(|&p| !self.have.has(p) && self.urgency(p) == want)
             .collect()
-    }
-
-    fn web_seed_has(&self, piece: u32) -> bool {
-        // A piece whose every block is requested with none missing has been
-        // handed out in full; the web seed takes whole pieces.
-        self.partial
-            .get(&piece)
-            .is_some_and(|p| p.blocks.iter().all(|b| *b != BlockState::Missing))
     }
 
     fn time_until_due(&self, piece: u32, pb: Playback) -> Duration {
@@ -645,6 +651,24 @@ mod tests {
     }
 
     #[test]
+    fn only_the_urgent_pieces_due_soonest_are_asked_of_two_peers() {
+        let mut p = picker(100);
+        // A piece a second: piece 10 is due now, 11 in one second, 12 in
+        // two; all three are urgent (six seconds).
+        p.set_playback(Some(Playback {
+            offset: u64::from(PL) * 10,
+            bytes_per_sec: Some(u64::from(PL)),
+        }));
+        let blocks_of = |v: &[BlockRef], piece| v.iter().filter(|b| b.piece == piece).count();
+        let first = p.pick_blocks(&Bitfield::full(100), &[], 1000);
+        assert_eq!(blocks_of(&first, 12), 4);
+        let second = p.pick_blocks(&Bitfield::full(100), &[], 1000);
+        assert_eq!(blocks_of(&second, 10), 4, "due now: hedged");
+        assert_eq!(blocks_of(&second, 11), 4, "due within a second: hedged");
+        assert_eq!(blocks_of(&second, 12), 0, "due later: one peer is enough");
+    }
+
+    #[test]
     fn receive_verify_and_fail() {
         let mut p = picker(2);
         let blocks = p.pick_blocks(&Bitfield::full(2), &[], 100);
@@ -695,17 +719,17 @@ mod tests {
     }
 
     #[test]
-    fn web_seed_claims_whole_untouched_pieces_and_orphans_put_read_ahead_first() {
+    fn web_seed_claims_whole_pieces_and_orphans_put_read_ahead_first() {
         let mut p = picker(100);
         assert!(p.web_seed_eligible(0));
         p.claim_for_web_seed(0);
-        assert!(!p.web_seed_eligible(0), "handed out in full");
         assert!(!p.all_missing_requested());
         let blocks = p.pick_blocks(&Bitfield::full(100), &[], 4);
         assert!(blocks.iter().all(|b| b.piece != 0), "{blocks:?}");
-        // A piece with a block received from a peer is not the web seed's.
+        // A piece partly received from a peer may still be raced by the
+        // web seed; one we have may not.
         assert!(p.block_received(blocks[0]));
-        assert!(!p.web_seed_eligible(blocks[0].piece));
+        assert!(p.web_seed_eligible(blocks[0].piece));
         assert!(!p.web_seed_eligible(100), "out of range");
         p.set_playback(Some(Playback {
             offset: u64::from(PL) * 50,

@@ -12,7 +12,12 @@
 //!   us and the connected peers that can fetch it themselves (they speak
 //!   this extension, say they use the web seed, and lack the piece). The
 //!   fetcher takes an urgent piece at once; everybody else waits until the
-//!   piece is due within [`super::Config::web_seed_fallback`].
+//!   piece is due within [`super::Config::web_seed_fallback`]. A peer
+//!   that has no neighbour yet but is told more are coming
+//!   ([`Torrent::set_peers_coming`]: a fan that just pressed play, whose
+//!   offers are on their way to the crowd) is elected for nothing, so it
+//!   takes from the web seed only what it needs before a connection could
+//!   deliver it, not the whole urgent window.
 //! - **Intent.** A peer that starts getting a piece — from the web seed,
 //!   from a peer, or because a neighbour said it is getting it — tells its
 //!   neighbours once ("getting"), so a peer that hears it waits for the
@@ -37,6 +42,7 @@ use crate::picker::Urgency;
 use crate::time::Time;
 use crate::wire::Message;
 
+use super::peer::Peer;
 use super::{PeerKey, Torrent};
 
 /// The extension's name in the extended handshake's `m`.
@@ -124,6 +130,9 @@ pub(crate) struct PeerCrowd {
     pub id: Option<u8>,
     /// It said it fetches from the web seed.
     pub web_seed: bool,
+    /// We know whether it takes part in elections: it sent its state, or
+    /// its extended handshake showed it does not speak the extension.
+    pub stance_known: bool,
     /// Pieces it said it is getting, and when it said so.
     pub getting: BTreeMap<u32, Time>,
     /// Pieces we told it we are getting (never twice).
@@ -137,6 +146,7 @@ impl PeerCrowd {
         PeerCrowd {
             id: None,
             web_seed: false,
+            stance_known: false,
             getting: BTreeMap::new(),
             told: Bitfield::empty(piece_count),
             told_web_seed: None,
@@ -159,6 +169,40 @@ impl PeerCrowd {
     pub fn expire(&mut self, now: Time, ttl: Duration) {
         self.getting.retain(|_, since| now.since(*since) < ttl);
     }
+}
+
+/// Whether `peer` should have sent every block of `piece` we asked of it
+/// within `budget` from `now`: it serves requests in the order they came,
+/// so ahead of the last of them is everything we asked of it before; at
+/// its recent rate. Without a rate, whether they are younger than
+/// `patience`. No requests for it: no.
+fn arrives_within(
+    peer: &Peer,
+    piece: u32,
+    now: Time,
+    budget: Duration,
+    patience: Duration,
+) -> bool {
+    let Some(last) = peer
+        .outstanding
+        .iter()
+        .filter(|o| o.block.piece == piece)
+        .map(|o| o.since)
+        .max()
+    else {
+        return false;
+    };
+    let rate = peer.download.bytes_per_sec(now);
+    if rate == 0 {
+        return now.since(last) < patience;
+    }
+    let ahead: u64 = peer
+        .outstanding
+        .iter()
+        .filter(|o| o.since <= last)
+        .map(|o| u64::from(o.block.length))
+        .sum();
+    Duration::from_millis(ahead.saturating_mul(1000) / rate) <= budget
 }
 
 /// The rendezvous weight of `peer` for `group`: every fanswarm peer computes
@@ -186,6 +230,23 @@ impl Torrent {
     /// Whether we are `piece`'s elected web-seed fetcher among ourselves and
     /// the connected peers that would fetch it themselves.
     pub(super) fn elected(&self, piece: u32) -> bool {
+        // Alone for now but not for long: the crowd we are joining may
+        // already have it, or elect someone else for it.
+        if self.peers_coming && !self.peers.values().any(|p| p.is_connected()) {
+            return false;
+        }
+        // A neighbour that just connected and has not yet said what it has
+        // or whether it fetches may be the one who has it, or whom the
+        // crowd elects: wait for it (briefly: a silent peer cannot stall
+        // elections for long).
+        let (now, settle) = (self.now, self.config.crowd_settle);
+        if self
+            .peers
+            .values()
+            .any(|p| !p.crowd_settled() && now.since(p.connected_at) < settle)
+        {
+            return false;
+        }
         let group = self.group_of(piece);
         let ours = rendezvous(&self.our_id, group);
         !self.peers.values().any(|p| {
@@ -205,22 +266,28 @@ impl Torrent {
             .any(|p| p.pieces.has(piece) || p.crowd.getting_for(piece, now, ttl).is_some())
     }
 
-    /// Whether a neighbour is about to deliver `piece`, so a late piece can
-    /// wait for it a little longer: our requests to a peer that unchokes us
-    /// are younger than the patience, or a peer that has it still chokes us
-    /// less than the patience after we said we are interested, or a
-    /// neighbour said it is getting it less than the patience ago.
-    pub(super) fn delivery_expected(&self, piece: u32) -> bool {
-        let (now, patience) = (self.now, self.config.peer_patience);
+    /// Whether a neighbour is about to deliver `piece` within `budget`, so
+    /// a late piece can wait for it: a peer that unchokes us and has our
+    /// requests for it is expected to send them within `budget` (what we
+    /// asked of it before them, at the rate it has been sending us; a peer
+    /// with no rate yet, if the requests are younger than `patience`); or
+    /// a peer that has it still chokes us less than `patience` after we
+    /// said we are interested; or a neighbour said it is getting it less
+    /// than `patience` ago.
+    pub(super) fn delivery_expected(
+        &self,
+        piece: u32,
+        budget: Duration,
+        patience: Duration,
+    ) -> bool {
+        let now = self.now;
         let young = |t: Time| now.since(t) < patience;
         self.peers.values().any(|p| {
             let serving = p.pieces.has(piece)
                 && if p.peer_choking {
                     p.interested_since.is_some_and(young)
                 } else {
-                    p.outstanding
-                        .iter()
-                        .any(|o| o.block.piece == piece && young(o.since))
+                    arrives_within(p, piece, now, budget, patience)
                 };
             serving
                 || p.crowd
@@ -334,7 +401,10 @@ impl Torrent {
             return;
         };
         match message {
-            CrowdMessage::State { web_seed } => peer.crowd.web_seed = web_seed,
+            CrowdMessage::State { web_seed } => {
+                peer.crowd.web_seed = web_seed;
+                peer.crowd.stance_known = true;
+            }
             CrowdMessage::Getting(pieces) => {
                 peer.crowd.expire(now, ttl);
                 let mut relay = Vec::new();

@@ -223,8 +223,10 @@ impl Torrent {
                 if let Some(reqq) = theirs.reqq {
                     peer.reqq = reqq.clamp(1, self.config.max_requests_per_peer);
                 }
-                if let Some(id) = theirs.id_of(crowd::FS_CROWD) {
-                    self.crowd_peer_joined(key, id);
+                match theirs.id_of(crowd::FS_CROWD) {
+                    Some(id) => self.crowd_peer_joined(key, id),
+                    // Not one of us: it never fetches for the crowd.
+                    None => peer.crowd.stance_known = true,
                 }
             }
             return;

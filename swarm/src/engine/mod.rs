@@ -93,10 +93,17 @@ pub struct Config {
     /// seed only once it is due within this; the elected fetcher does not wait.
     pub web_seed_fallback: Duration,
     /// Requests to a peer for an urgent piece are given this long before
-    /// the web seed may take it (when it is due within the fallback time).
+    /// the web seed may take it (when it is due within the fallback time);
+    /// less as its deadline nears, but at least `peer_patience_min`.
     pub peer_patience: Duration,
+    /// See `peer_patience`.
+    pub peer_patience_min: Duration,
     /// A neighbour's "getting" is believed this long (or until its `have`).
     pub intent_ttl: Duration,
+    /// A neighbour that connected this recently and has not yet said what
+    /// it has and whether it fetches from the web seed holds our web-seed
+    /// elections (see `crowd.rs`).
+    pub crowd_settle: Duration,
     /// Use the web seed only while something plays (the browser: a page that
     /// joined on load but was never played costs the origin nothing).
     pub web_seed_needs_playback: bool,
@@ -131,7 +138,9 @@ impl Default for Config {
             web_seed_max_run: 2 * 1024 * 1024,
             web_seed_fallback: Duration::from_secs(2),
             peer_patience: Duration::from_millis(500),
+            peer_patience_min: Duration::from_millis(150),
             intent_ttl: Duration::from_secs(10),
+            crowd_settle: Duration::from_secs(2),
             web_seed_needs_playback: false,
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -331,6 +340,9 @@ pub struct Torrent {
     rechokes: u32,
     optimistic: Option<PeerKey>,
     done_announced: bool,
+    /// The shell is connecting to peers of a crowd (see `crowd.rs`): until
+    /// one is connected we are nobody's elected web-seed fetcher.
+    peers_coming: bool,
 }
 
 impl Torrent {
@@ -388,6 +400,7 @@ impl Torrent {
             rechokes: 0,
             optimistic: None,
             done_announced: false,
+            peers_coming: false,
         })
     }
 
@@ -504,6 +517,19 @@ impl Torrent {
         }
         if !blocked {
             self.serve(key);
+        }
+    }
+
+    /// Whether connections to other peers of the swarm are being made (the
+    /// tracker said there are others, or a remote is answering us). While
+    /// that is so and no peer is connected yet, the web seed is asked only
+    /// for what the player needs before a connection could deliver it
+    /// (see `crowd.rs`), not for the whole urgent window.
+    pub fn set_peers_coming(&mut self, now: Time, coming: bool) {
+        self.now = now;
+        if self.peers_coming != coming {
+            self.peers_coming = coming;
+            self.schedule_web_seed();
         }
     }
 

@@ -106,6 +106,19 @@ impl Peer {
         matches!(self.phase, Phase::Connected { .. })
     }
 
+    /// We know what it has and whether it takes part in web-seed elections
+    /// (see `crowd.rs`): its availability message came, and its crowd
+    /// state, unless it cannot send one (no extension protocol, or an
+    /// extended handshake without the crowd extension).
+    pub fn crowd_settled(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Connected {
+                first_message_seen: true
+            }
+        ) && (!self.extended || self.crowd.stance_known)
+    }
+
     /// How many requests to keep in flight: about one second of this peer's
     /// rate plus two (WebTorrent's rule), bounded by its `reqq`; a snubbed
     /// peer gets one.

@@ -41,6 +41,10 @@ use super::{Event, FetchId, Output, Torrent};
 /// Web-seed pieces that fail verification before we stop asking it.
 const MAX_CORRUPTIONS: u32 = 3;
 
+/// What a late piece leaves the web seed to deliver it: a round trip and
+/// a piece's transfer, with room for a busy page.
+const WEB_SEED_MARGIN: Duration = Duration::from_millis(250);
+
 /// One fetch in flight: pieces `next..=last`, the bytes of `next` so far.
 #[derive(Debug)]
 struct Fetch {
@@ -107,6 +111,11 @@ impl WebSeed {
     /// For `engine::invariants`: the pieces every fetch in flight still claims.
     pub(crate) fn in_flight_pieces(&self) -> impl Iterator<Item = u32> + '_ {
         self.in_flight.values().flat_map(Fetch::pending)
+    }
+
+    /// Whether a fetch in flight still brings `piece`.
+    pub(crate) fn claims(&self, piece: u32) -> bool {
+        self.in_flight_pieces().any(|p| p == piece)
     }
 
     /// For `engine::invariants`: fetches in flight.
@@ -270,7 +279,9 @@ impl Torrent {
     /// The next run of pieces to fetch, if the rules say so.
     fn pick_web_seed_run(&mut self) -> Option<(u32, u32)> {
         let urgent = self.picker.urgent_pieces();
-        let may_take = |t: &Self, p: u32| t.picker.web_seed_eligible(p) && t.web_seed_turn(p);
+        let may_take = |t: &Self, p: u32| {
+            t.picker.web_seed_eligible(p) && !t.web_seed.claims(p) && t.web_seed_turn(p)
+        };
         let max_run = u64::from(self.config.web_seed_max_run.max(1));
         for (i, &first) in urgent.iter().enumerate() {
             if !may_take(self, first) {
@@ -306,14 +317,20 @@ impl Torrent {
     /// Whether it is our turn to take urgent `piece` from the web seed.
     /// Before it is due within the fallback time: only if we are its
     /// elected fetcher and no neighbour has it or says it is getting it.
-    /// After: unless a neighbour is about to deliver it
-    /// ([`Torrent::delivery_expected`]).
+    /// After: unless a neighbour is about to deliver it in time
+    /// ([`Torrent::delivery_expected`]): early enough to leave the web seed
+    /// [`WEB_SEED_MARGIN`] to deliver it instead, but at least
+    /// `peer_patience_min` (a piece due now, before first audio).
     fn web_seed_turn(&self, piece: u32) -> bool {
         let due = self.picker.due_in(piece).unwrap_or(Duration::ZERO);
         if due > self.config.web_seed_fallback {
             return !self.someone_has_or_gets(piece) && self.elected(piece);
         }
-        !self.delivery_expected(piece)
+        let budget = due
+            .saturating_sub(WEB_SEED_MARGIN)
+            .max(self.config.peer_patience_min);
+        let patience = budget.min(self.config.peer_patience);
+        !self.delivery_expected(piece, budget, patience)
     }
 
     /// Whether we have been idle long enough to fetch an orphan piece; starts

@@ -245,6 +245,14 @@ impl Joining {
         }
     }
 
+    /// See [`Torrent::set_peers_coming`]; ignored while fetching (the
+    /// engine starts without it and the node tells it again).
+    pub fn set_peers_coming(&mut self, now: Time, coming: bool) {
+        if let State::Running { torrent, .. } = &mut self.state {
+            torrent.set_peers_coming(now, coming);
+        }
+    }
+
     /// See [`Torrent::set_playback`]; remembered while fetching.
     pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
         match &mut self.state {

@@ -134,6 +134,41 @@ impl Conns {
         std::mem::take(&mut self.map).into_keys().collect()
     }
 
+    /// Whether a remote peer is on its way to us at `now`: a connection past
+    /// the exchange of descriptions; or, unless the tracker said we are
+    /// alone (`others` is what it said, `None` before it said anything),
+    /// `grace` has not passed since `started` (the node looking for peers
+    /// at all) or since our youngest offer was made. With it, the time that
+    /// answer turns from yes to no if nothing else happens.
+    pub fn peers_coming(
+        &self,
+        now: Time,
+        started: Time,
+        grace: Duration,
+        others: Option<u64>,
+    ) -> (bool, Option<Time>) {
+        let mut until = None;
+        let mut later = |since: Time| {
+            let end = since + grace;
+            if now < end && until.is_none_or(|u| u < end) {
+                until = Some(end);
+            }
+        };
+        if others != Some(0) {
+            later(started);
+        }
+        for c in self.map.values() {
+            match c.stage {
+                Stage::Answering { .. } | Stage::Connecting => return (true, None),
+                Stage::MakingOffer { .. } | Stage::Offered { .. } if others != Some(0) => {
+                    later(c.since)
+                }
+                _ => {}
+            }
+        }
+        (until.is_some(), until)
+    }
+
     /// Connections past their stage's deadline at `now`.
     pub fn overdue(&self, now: Time, limits: &Deadlines) -> Vec<PeerKey> {
         self.map

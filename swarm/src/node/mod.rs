@@ -68,6 +68,11 @@ pub struct NodeConfig {
     pub connect_timeout: Duration,
     /// Use the torrent's web seed (`url-list`, a magnet's `ws`).
     pub web_seed: bool,
+    /// Peers count as on their way (see
+    /// [`crate::engine::Torrent::set_peers_coming`]) this long after the
+    /// node starts and after each offer of ours is made, unless the
+    /// tracker said we are alone.
+    pub offer_grace: Duration,
 }
 
 impl Default for NodeConfig {
@@ -80,6 +85,7 @@ impl Default for NodeConfig {
             setup_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(25),
             web_seed: true,
+            offer_grace: Duration::from_secs(3),
         }
     }
 }
@@ -230,6 +236,15 @@ pub struct Node {
     down: RateMeter,
     up: RateMeter,
     stopped: bool,
+    /// Peers in the swarm besides us, by the last tracker reply; `None`
+    /// before any.
+    swarm_others: Option<u64>,
+    /// When the node started.
+    started: Time,
+    /// What the engine was last told by `set_peers_coming`, and until when
+    /// that holds if nothing else happens.
+    peers_coming: Option<bool>,
+    peers_coming_until: Option<Time>,
 }
 
 impl Node {
@@ -287,6 +302,10 @@ impl Node {
             down: RateMeter::default(),
             up: RateMeter::default(),
             stopped: false,
+            swarm_others: None,
+            started: now,
+            peers_coming: None,
+            peers_coming_until: None,
         };
         node.pump();
         Ok(node)
@@ -532,6 +551,9 @@ impl Node {
         if let Some(deadline) = self.conns.next_deadline(&self.deadlines()) {
             at = at.min(deadline);
         }
+        if let Some(until) = self.peers_coming_until {
+            at = at.min(until);
+        }
         if self.stopped {
             at = self.now + Duration::from_secs(3600);
         }
@@ -629,9 +651,12 @@ impl Node {
                 if let Some(meta) = self.torrent.metainfo() {
                     self.meta = Some(meta.clone());
                     self.event(NodeEvent::MetadataReady);
+                    // A new engine: it has not heard it yet.
+                    self.peers_coming = None;
                 }
             }
             self.report_progress();
+            busy |= self.tell_peers_coming();
             loop {
                 match self.announcer.poll() {
                     Action::Timeout(t) => {
@@ -648,6 +673,24 @@ impl Node {
                 return;
             }
         }
+    }
+
+    /// Tells the engine whether peers are on their way, when that changed.
+    /// Returns whether it did (the engine may have more to say).
+    fn tell_peers_coming(&mut self) -> bool {
+        let (coming, until) = self.conns.peers_coming(
+            self.now,
+            self.started,
+            self.config.offer_grace,
+            self.swarm_others,
+        );
+        self.peers_coming_until = until;
+        if self.peers_coming == Some(coming) {
+            return false;
+        }
+        self.peers_coming = Some(coming);
+        self.torrent.set_peers_coming(self.now, coming);
+        true
     }
 
     fn report_progress(&mut self) {
@@ -762,7 +805,18 @@ impl Node {
                     self.outputs.push_back(Output::AnswerOffer { conn, sdp });
                 }
             }
-            Action::Event(notice) => self.event(NodeEvent::Tracker(notice)),
+            Action::Event(notice) => {
+                if let TrackerNotice::Swarm {
+                    complete,
+                    incomplete,
+                    ..
+                } = notice
+                {
+                    // The counts include us.
+                    self.swarm_others = Some((complete + incomplete).saturating_sub(1));
+                }
+                self.event(NodeEvent::Tracker(notice))
+            }
             Action::Timeout(_) => {}
         }
     }

@@ -171,25 +171,47 @@ fn bytes_before_open_are_replayed_and_too_many_close_the_connection() {
     })));
 }
 
-#[test]
-fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
-    let mut n = node(NodeConfig::default());
-    drain(&mut n);
+fn http_gets(out: &[Output]) -> Vec<(HttpId, RangeRequest)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::HttpGet { id, request } => Some((*id, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn play_from_start(n: &mut Node, at: Time) {
     n.set_playback(
-        Time(5),
+        at,
         Some(Playback {
             offset: 0,
             bytes_per_sec: Some(u64::from(PIECE)),
         }),
     );
+}
+
+fn swarm_reply(n: &Node, complete: u64, incomplete: u64) -> String {
+    let reply = ServerMessage::Announce(crate::tracker::AnnounceResponse {
+        action: crate::tracker::Action::Announce,
+        info_hash: n.info_hash(),
+        interval: 120,
+        complete,
+        incomplete,
+    });
+    serde_json::to_string(&reply).unwrap()
+}
+
+#[test]
+fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
+    // No grace for peers that may be coming: a listener on its own.
+    let mut n = node(NodeConfig {
+        offer_grace: Duration::ZERO,
+        ..NodeConfig::default()
+    });
+    drain(&mut n);
+    play_from_start(&mut n, Time(5));
     let out = drain(&mut n);
-    let gets: Vec<(HttpId, RangeRequest)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::HttpGet { id, request } => Some((*id, request.clone())),
-            _ => None,
-        })
-        .collect();
+    let gets = http_gets(&out);
     // Six seconds at one piece a second: pieces 0..=5 in one request.
     assert_eq!(gets.len(), 1, "{out:?}");
     let (id, request) = &gets[0];
@@ -221,17 +243,56 @@ fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
 }
 
 #[test]
+fn before_the_crowd_is_known_only_what_is_due_soon_comes_from_the_web_seed() {
+    let (mut n, _conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    play_from_start(&mut n, Time(20));
+    // Our offers are out and the tracker has not said who else is there:
+    // the web seed is asked only for what is due within the fallback
+    // time (2 s at a piece a second), not the six-second urgent window.
+    let gets = http_gets(&drain(&mut n));
+    assert_eq!(gets.len(), 1);
+    assert_eq!(
+        (gets[0].1.start, gets[0].1.end),
+        (0, 3 * u64::from(PIECE) - 1)
+    );
+    // The tracker says nobody else is in the swarm: the rest of the
+    // urgent window comes at once.
+    n.tracker_message(Time(40), TRACKER, &swarm_reply(&n, 0, 1));
+    let gets = http_gets(&drain(&mut n));
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        (gets[0].1.start, gets[0].1.end),
+        (3 * u64::from(PIECE), 6 * u64::from(PIECE) - 1)
+    );
+}
+
+#[test]
+fn a_crowd_on_its_way_holds_the_web_seed_until_the_grace_ends() {
+    let (mut n, _conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    n.tracker_message(Time(15), TRACKER, &swarm_reply(&n, 3, 4));
+    drain(&mut n);
+    play_from_start(&mut n, Time(20));
+    let gets = http_gets(&drain(&mut n));
+    assert_eq!(
+        (gets[0].1.start, gets[0].1.end),
+        (0, 3 * u64::from(PIECE) - 1)
+    );
+    // Nobody answered our offers within the grace: we fetch for ourselves.
+    n.handle_timeout(Time(3_100));
+    let gets = http_gets(&drain(&mut n));
+    assert!(
+        gets.iter().any(|(_, r)| r.end >= 6 * u64::from(PIECE) - 1),
+        "{gets:?}"
+    );
+}
+
+#[test]
 fn losing_the_last_peer_brings_the_next_announce_forward() {
     let (mut n, conns) = announced(NodeConfig::default());
     drain(&mut n);
-    let reply = ServerMessage::Announce(crate::tracker::AnnounceResponse {
-        action: crate::tracker::Action::Announce,
-        info_hash: n.info_hash(),
-        interval: 120,
-        complete: 0,
-        incomplete: 2,
-    });
-    n.tracker_message(Time(50), TRACKER, &serde_json::to_string(&reply).unwrap());
+    n.tracker_message(Time(50), TRACKER, &swarm_reply(&n, 0, 2));
     drain(&mut n);
     n.channel_open(Time(60), conns[0]);
     drain(&mut n);

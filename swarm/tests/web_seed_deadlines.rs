@@ -1,0 +1,182 @@
+//! When the web seed takes a piece, one engine against scripted peers: a
+//! late piece is not left to a peer that is too slow to deliver it, and a
+//! neighbour that has not yet said what it does holds the crowd's
+//! election (see `engine/crowd.rs` and `engine/webseed.rs`).
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+use swarm::engine::crowd::FS_CROWD;
+use swarm::engine::{Config, FetchId, Output, PeerKey, Torrent, TorrentSpec};
+use swarm::picker::Playback;
+use swarm::time::Time;
+use swarm::wire::extension::ExtendedHandshake;
+use swarm::wire::{BLOCK_SIZE, Handshake, Message, Reserved};
+use swarm::{InfoHash, PeerId};
+
+const PIECE: u32 = 2 * BLOCK_SIZE;
+const PIECES: usize = 6;
+/// Playback reads one piece every two seconds.
+const RATE: u64 = PIECE as u64 / 2;
+const P1: PeerKey = PeerKey(1);
+
+fn content() -> Vec<u8> {
+    (0..PIECE as usize * PIECES)
+        .map(|i| (i * 11 % 251) as u8)
+        .collect()
+}
+
+fn engine() -> Torrent {
+    let data = content();
+    let spec = TorrentSpec {
+        info_hash: InfoHash([9; 20]),
+        piece_length: PIECE,
+        total_length: data.len() as u64,
+        piece_hashes: data
+            .chunks(PIECE as usize)
+            .map(|c| Sha1::digest(c).into())
+            .collect(),
+        metadata: None,
+        web_seed: true,
+    };
+    Torrent::new(Config::default(), spec, PeerId([1; 20]), 42, Time(0)).unwrap()
+}
+
+fn drain(t: &mut Torrent) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        match t.poll() {
+            Output::Timeout(_) => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+/// Web-seed fetches in `out` as (id, first piece, last piece).
+fn fetches(out: &[Output]) -> Vec<(FetchId, u32, u32)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::FetchWebSeed { id, offset, length } => {
+                let first = (offset / u64::from(PIECE)) as u32;
+                let last = ((offset + u64::from(*length) - 1) / u64::from(PIECE)) as u32;
+                Some((*id, first, last))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Messages sent to `P1` in `out` (after its handshake).
+fn sent_to_p1(out: &[Output]) -> Vec<Message> {
+    let mut bytes = Vec::new();
+    for o in out {
+        if let Output::Send { peer, data } = o
+            && *peer == P1
+        {
+            bytes.extend_from_slice(data);
+        }
+    }
+    let mut messages = Vec::new();
+    let mut rest = &bytes[..];
+    while let Ok((m, used)) = Message::decode(rest, 1 << 20) {
+        messages.push(m);
+        rest = &rest[used..];
+    }
+    assert!(rest.is_empty(), "whole messages");
+    messages
+}
+
+fn play(t: &mut Torrent, at: u64) {
+    t.set_playback(
+        Time(at),
+        Some(Playback {
+            offset: 0,
+            bytes_per_sec: Some(RATE),
+        }),
+    );
+}
+
+/// Connects a scripted peer with id `id` whose first bytes are `after`.
+fn connect(t: &mut Torrent, at: u64, key: PeerKey, id: u8, after: &[Message]) {
+    t.add_peer(Time(at), key);
+    let mut bytes = Handshake {
+        reserved: Reserved::FANSWARM,
+        info_hash: InfoHash([9; 20]),
+        peer_id: PeerId([id; 20]),
+    }
+    .encode()
+    .to_vec();
+    for m in after {
+        m.encode(&mut bytes);
+    }
+    t.handle_peer_data(Time(at), key, &bytes);
+}
+
+#[test]
+fn a_slow_peer_holding_every_block_of_a_late_piece_loses_it_to_the_web_seed() {
+    let mut t = engine();
+    // A peer that has everything and unchokes us at once, then sends nothing.
+    connect(&mut t, 0, P1, 2, &[Message::HaveAll, Message::Unchoke]);
+    drain(&mut t);
+    play(&mut t, 10);
+    let out = drain(&mut t);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Send { peer, .. } if *peer == P1)),
+        "piece 0 is asked of the peer first"
+    );
+    assert!(
+        fetches(&out).is_empty(),
+        "a peer that unchokes us gets its chance"
+    );
+    // It stays silent while piece 0 is due: the web seed takes it, although
+    // every block of it is still asked of the peer.
+    t.handle_timeout(Time(400));
+    let got = fetches(&drain(&mut t));
+    assert_eq!(got.first().map(|f| f.1), Some(0), "{got:?}");
+    let data = content();
+    t.handle_web_seed_data(Time(450), got[0].0, &data[..PIECE as usize]);
+    let out = drain(&mut t);
+    assert!(t.piece(0).is_some(), "verified from the web seed");
+    let cancels = sent_to_p1(&out)
+        .into_iter()
+        .filter(|m| matches!(m, Message::Cancel(b) if b.piece == 0))
+        .count();
+    assert_eq!(
+        cancels, 2,
+        "the peer is told to drop both blocks it need not send"
+    );
+    assert_eq!(t.check_invariants(), Ok(()));
+}
+
+#[test]
+fn a_neighbour_that_has_not_said_whether_it_fetches_holds_the_election() {
+    let mut t = engine();
+    // A fanswarm peer with nothing: its extended handshake says it speaks
+    // the crowd extension, but its state has not come yet.
+    let mut theirs = ExtendedHandshake::default();
+    theirs.m.insert(FS_CROWD.to_owned(), 7);
+    connect(&mut t, 0, P1, 2, &[theirs.to_message(), Message::HaveNone]);
+    drain(&mut t);
+    play(&mut t, 10);
+    // Pieces due within the fallback time (2 s: pieces 0 and 1) cannot
+    // wait; the rest of the urgent window (6 s) waits for the neighbour,
+    // who may be the one the crowd elects for it.
+    let first = fetches(&drain(&mut t));
+    assert_eq!(
+        first.iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(),
+        vec![(0, 1)]
+    );
+    t.handle_timeout(Time(1_000));
+    assert!(fetches(&drain(&mut t)).is_empty(), "still settling");
+    // It never says: after the settling time we fetch for ourselves.
+    let settle = Config::default().crowd_settle;
+    t.handle_timeout(Time(settle.as_millis() as u64 + 10));
+    let later = fetches(&drain(&mut t));
+    assert!(
+        later.iter().any(|f| f.2 >= 2),
+        "the rest of the urgent window: {later:?}"
+    );
+    assert!(settle < Duration::from_secs(6));
+}
