@@ -23,8 +23,8 @@ impl Track {
         bytes: 4_110_000,
         bytes_per_sec: 137_000 / 8,
     };
-    /// The benchmark's 30 s uncompressed WAV at ~2.8 Mbit/s (44.1 kHz
-    /// stereo, 32-bit samples: ~10.6 MB), the worst case.
+    /// The benchmark's 30 s uncompressed WAV at ~2.8 Mbit/s (88.2 kHz
+    /// stereo, 16-bit samples: ~10.6 MB), the worst case.
     pub const WAV: Track = Track {
         bytes: 44 + 30 * 352_800,
         bytes_per_sec: 352_800,
@@ -36,6 +36,15 @@ impl Track {
     }
 }
 
+/// When a fan's page joins the swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// When play is pressed (`<fanswarm-player join="play">`).
+    OnPress,
+    /// As the page loads, before play is pressed (the embed's default).
+    OnLoad,
+}
+
 /// The crowd's shape.
 #[derive(Debug, Clone)]
 pub struct Crowd {
@@ -43,10 +52,12 @@ pub struct Crowd {
     pub fans: usize,
     /// Between one fan's page opening and the next one's.
     pub arrival_gap: Duration,
-    /// From a page opening to its joining the swarm (wasm, torrent).
+    /// From a page opening to its having loaded (wasm, torrent).
     pub load: Duration,
-    /// From joining to pressing play.
+    /// From the page loaded to pressing play.
     pub press_after: Duration,
+    /// When the page joins the swarm.
+    pub join: Join,
     /// How long a fan stays after the track ended.
     pub linger: Duration,
     /// The track.
@@ -60,6 +71,7 @@ impl Default for Crowd {
             arrival_gap: Duration::from_millis(150),
             load: Duration::from_millis(150),
             press_after: Duration::from_millis(1000),
+            join: Join::OnLoad,
             linger: Duration::from_secs(5),
             track: Track::OGG,
         }
@@ -79,6 +91,11 @@ pub struct CrowdReport {
     pub stalled_fans: usize,
     /// Seconds stalled, all fans together.
     pub stalled_secs: f64,
+    /// Each fan's bytes received that were not needed (duplicates).
+    pub wasted: Vec<u64>,
+    /// Copies of the track the origin sent that no fan used (pieces that
+    /// came from elsewhere first).
+    pub origin_unused_copies: f64,
     /// Whether every fan got the whole track.
     pub complete: bool,
     /// Virtual seconds the run took.
@@ -99,13 +116,18 @@ pub fn world(crowd: &Crowd, seed: u64) -> World {
 /// Runs a crowd in `world`.
 pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
     let mut sim = Sim::new(world);
+    // Joining on press: the node starts when play is pressed.
+    let (join_after, press_after) = match crowd.join {
+        Join::OnLoad => (crowd.load, crowd.press_after),
+        Join::OnPress => (crowd.load + crowd.press_after, Duration::ZERO),
+    };
     let listen = Listening::Fan {
-        press_after: crowd.press_after,
+        press_after,
         bytes_per_sec: crowd.track.bytes_per_sec,
     };
-    let stay = crowd.press_after + Duration::from_secs_f64(crowd.track.seconds()) + crowd.linger;
+    let stay = press_after + Duration::from_secs_f64(crowd.track.seconds()) + crowd.linger;
     for i in 0..crowd.fans {
-        let at = crowd.arrival_gap * i as u32 + crowd.load;
+        let at = crowd.arrival_gap * i as u32 + join_after;
         let n = sim.add(Role::Leecher, at, listen);
         // Stays for the track and a little more: a fan that stalled leaves
         // later, with the whole track (it played every byte).
@@ -119,8 +141,11 @@ pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
         virtual_secs: sim.now as f64 / 1e6,
         ..CrowdReport::default()
     };
+    let mut used_from_origin = 0;
     for (i, n) in sim.nodes.iter().enumerate() {
         let stats = sim.engine_stats(i);
+        used_from_origin += stats.from_web_seed;
+        report.wasted.push(stats.wasted);
         let got = (stats.from_peers + stats.from_web_seed).max(1);
         report.from_peers.push(stats.from_peers as f64 / got as f64);
         let p = &n.player;
@@ -132,5 +157,7 @@ pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
         }
         report.stalled_secs += p.stalled as f64 / 1e6;
     }
+    report.origin_unused_copies =
+        sim.origin_bytes.saturating_sub(used_from_origin) as f64 / crowd.track.bytes as f64;
     (sim, report)
 }

@@ -484,6 +484,7 @@ impl Sim {
         let mut config = NodeConfig {
             engine: self.world.engine.clone(),
             max_connections: self.world.max_connections,
+            offer_grace: self.world.offer_grace,
             ..NodeConfig::default()
         };
         config.announce.offers_per_announce = self.world.offers_per_announce;
@@ -569,6 +570,19 @@ impl Sim {
                 if p.stalled_since.is_none() {
                     p.stalled_since = Some(now);
                     p.stalls += 1;
+                    if std::env::var_os("SIM_STALLS").is_some() {
+                        let piece = (p.position / piece_length) as u32;
+                        eprintln!(
+                            "{:.3} s fan {n} stalls at piece {piece} ({:.2} s after first audio)",
+                            now as f64 / 1e6,
+                            p.first_audio_at.map_or(0.0, |f| (now - f) as f64 / 1e6)
+                        );
+                        if let Some(t) = node.torrent().torrent() {
+                            for line in t.explain_piece(piece) {
+                                eprintln!("    {line}");
+                            }
+                        }
+                    }
                 }
                 p.stalled += PLAYER_TICK;
             } else {

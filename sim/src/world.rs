@@ -47,6 +47,9 @@ pub struct World {
     pub max_connections: usize,
     /// Engine configuration for every node.
     pub engine: Config,
+    /// How long a node's unanswered offer counts as a peer on its way
+    /// (`NodeConfig::offer_grace`).
+    pub offer_grace: Duration,
     /// Leechers start from a bare magnet (info hash and web seed only) and
     /// fetch the metadata from peers over ut_metadata.
     pub magnet: bool,
@@ -70,6 +73,7 @@ impl Default for World {
             offers_per_announce: 5,
             max_connections: 20,
             engine: Config::default(),
+            offer_grace: swarm::node::NodeConfig::default().offer_grace,
             magnet: false,
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! cargo run --release -p fanswarm-sim --bin crowd -- --fans 1000 [--track ogg|wav]
-//!     [--gap-ms 150] [--press-ms 1000] [--peer-up BYTES_PER_S] [--seeds 1] [--seed 1]
+//!     [--gap-ms 150] [--press-ms 1000] [--join-on-press] [--peer-up BYTES_PER_S]
+//!     [--offer-grace-ms MS] [--set TUNABLE=NUMBER]…
+//!     [--seeds 1] [--seed 1]
 //!     [--json] [--verbose]
 //! ```
 //!
@@ -21,6 +23,8 @@ fn main() -> ExitCode {
     let mut json = false;
     let mut verbose = false;
     let mut peer_up: Option<u64> = None;
+    let mut offer_grace: Option<u64> = None;
+    let mut settings: Vec<(String, u64)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -34,8 +38,23 @@ fn main() -> ExitCode {
             "--press-ms" => {
                 value("--press-ms").map(|v| crowd.press_after = Duration::from_millis(v))
             }
+            "--set" => match args.next().as_deref().and_then(|kv| kv.split_once('=')) {
+                Some((key, v)) => match v.parse::<u64>() {
+                    Ok(v) => {
+                        settings.push((key.to_owned(), v));
+                        Ok(())
+                    }
+                    Err(_) => Err(format!("--set {key}: {v:?} is not a number")),
+                },
+                None => Err("--set takes KEY=NUMBER".to_owned()),
+            },
+            "--join-on-press" => {
+                crowd.join = crowd::Join::OnPress;
+                Ok(())
+            }
             "--seeds" => value("--seeds").map(|v| seeds = v.max(1)),
             "--peer-up" => value("--peer-up").map(|v| peer_up = Some(v)),
+            "--offer-grace-ms" => value("--offer-grace-ms").map(|v| offer_grace = Some(v)),
             "--seed" => value("--seed").map(|v| first_seed = v),
             "--json" => {
                 json = true;
@@ -70,6 +89,15 @@ fn main() -> ExitCode {
         if let Some(up) = peer_up {
             world.peer_up = up;
         }
+        if let Some(ms) = offer_grace {
+            world.offer_grace = Duration::from_millis(ms);
+        }
+        for (key, v) in &settings {
+            if let Err(e) = set(&mut world.engine, key, *v) {
+                eprintln!("crowd: {e}");
+                return ExitCode::from(2);
+            }
+        }
         let (sim, report) = crowd::run(&crowd, world);
         let wall = started.elapsed().as_secs_f64();
         if verbose {
@@ -91,6 +119,8 @@ fn main() -> ExitCode {
             "from_peers_min": min,
             "first_audio_median_s": median(&report.first_audio),
             "first_audio_max_s": report.first_audio.iter().copied().fold(0.0, f64::max),
+            "wasted_median": median(&report.wasted.iter().map(|&w| w as f64).collect::<Vec<_>>()),
+            "origin_unused_copies": report.origin_unused_copies,
             "stalled_fans": report.stalled_fans,
             "stalled_s": report.stalled_secs,
             "virtual_s": report.virtual_secs,
@@ -98,13 +128,15 @@ fn main() -> ExitCode {
         });
         if !json {
             println!(
-                "seed {seed}: {} fans, origin {:.3} copies, from peers median {:.1} % (min {:.1} %), \
-                 first audio median {:.3} s, {} fans stalled ({:.1} s), complete {}, \
-                 {:.0} virtual s in {wall:.1} s wall",
+                "seed {seed}: {} fans, origin {:.3} copies ({:.3} unused), from peers median {:.1} % \
+                 (min {:.1} %), wasted median {:.0} kB, first audio median {:.3} s, {} fans stalled \
+                 ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall",
                 crowd.fans,
                 report.origin_copies,
+                report.origin_unused_copies,
                 100.0 * median(&report.from_peers),
                 100.0 * min,
+                median(&report.wasted.iter().map(|&w| w as f64).collect::<Vec<_>>()) / 1e3,
                 median(&report.first_audio),
                 report.stalled_fans,
                 report.stalled_secs,
@@ -121,6 +153,27 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// An engine tunable by name, for trying policies from the command line
+/// (durations in milliseconds, sizes in bytes).
+fn set(engine: &mut swarm::engine::Config, key: &str, v: u64) -> Result<(), String> {
+    let ms = Duration::from_millis(v);
+    match key {
+        "upload_slots" => engine.upload_slots = v as usize,
+        "web_seed_fallback" => engine.web_seed_fallback = ms,
+        "peer_patience" => engine.peer_patience = ms,
+        "peer_patience_min" => engine.peer_patience_min = ms,
+        "crowd_settle" => engine.crowd_settle = ms,
+        "web_seed_max_run" => engine.web_seed_max_run = v as u32,
+        "web_seed_group" => engine.web_seed_group = v as u32,
+        "web_seed_parallel" => engine.web_seed_parallel = v as usize,
+        "duplicate_within" => engine.picker.duplicate_within = ms,
+        "urgent" => engine.picker.urgent = ms,
+        "max_requests_per_peer" => engine.max_requests_per_peer = v as u32,
+        _ => return Err(format!("no tunable {key:?}")),
+    }
+    Ok(())
 }
 
 /// Every piece the origin sent more than once: when, to whom, and where
