@@ -101,19 +101,46 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
+    let range = response
+        .headers()
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     response.map(|inner| {
+        let expected = inner.size_hint().exact();
         Body::new(CountingBody {
             inner: Body::new(inner),
             state,
+            range,
+            expected,
+            sent: 0,
         })
     })
 }
 
 /// A body that adds every data frame's length to the web-seed counters. It
 /// forwards the size hint, so `Content-Length` responses stay un-chunked.
+/// When it is dropped (sent in full, or the client went away) it logs, at
+/// debug level, what was asked and what was sent: what a benchmark needs
+/// to tell whole-file plays from the engine's ranges and cut ones.
 struct CountingBody {
     inner: Body,
     state: AppState,
+    range: Option<String>,
+    expected: Option<u64>,
+    sent: u64,
+}
+
+impl Drop for CountingBody {
+    fn drop(&mut self) {
+        tracing::debug!(
+            target: "fanswarm::webseed",
+            range = self.range.as_deref().unwrap_or("none"),
+            expected = self.expected,
+            sent = self.sent,
+            "web-seed response ended"
+        );
+    }
 }
 
 impl HttpBody for CountingBody {
@@ -130,6 +157,7 @@ impl HttpBody for CountingBody {
             && let Some(data) = frame.data_ref()
         {
             let bytes = data.len() as u64;
+            this.sent += bytes;
             this.state.metrics.webseed_bytes.inc_by(bytes);
             this.state.offload.add_webseed(this.state.today(), bytes);
         }
