@@ -4,7 +4,11 @@
 //
 // API: play(), pause(), stats() (the JS API's stats object), pieces() (one
 // state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
-// (detail: stats) whenever the figures change.
+// (detail: stats) whenever the figures change. Attributes: `src` (a .torrent
+// URL or a magnet), `title`, `trackers`, `ice-servers` (space-separated;
+// empty: none), `join` ("load", the default: join the swarm as soon as
+// everything is prefetched, before play; "play": only when played — for a
+// page with many players).
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -75,20 +79,14 @@ class FanswarmPlayer extends HTMLElement {
     this.#starting = null;
   }
 
-  /** Starts (or resumes) playback; joins the swarm on first use. */
+  /** Starts (or resumes) playback; joins the swarm first if the page has
+   *  not (see `join`). */
   async play() {
     if (this.#frame) {
       this.#frame.contentWindow?.postMessage({ fanswarm: 'play' }, this.#frameOrigin);
       return;
     }
-    if (!this.#track) {
-      this.#starting ??= this.#join().catch((e) => {
-        this.#starting = null; // a later play() tries again
-        throw e;
-      });
-      await this.#starting;
-      return;
-    }
+    if (!this.#track) await this.#joining();
     await this.#audio.play();
   }
 
@@ -184,7 +182,12 @@ class FanswarmPlayer extends HTMLElement {
     }
   }
 
-  /** Starts everything play() needs, in parallel, as the page loads. */
+  /** Starts everything play() needs, in parallel, as the page loads; then,
+   *  unless `join="play"`, joins the swarm without playing: by the time the
+   *  fan presses play the page knows its neighbours, so the crowd rather
+   *  than the artist's server sends what they already have (a page that is
+   *  never played costs the server nothing: the web seed is only used for
+   *  what the player needs). */
   #prefetch() {
     const src = this.#source();
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
@@ -194,12 +197,29 @@ class FanswarmPlayer extends HTMLElement {
       this.#ready.resolve();
       // Framed: an embed.js element on the parent page resolves its own `ready`.
       if (window.parent !== window) window.parent.postMessage({ fanswarm: 'ready' }, '*');
+      if (this.getAttribute('join') !== 'play' && this.isConnected) {
+        this.#joining().catch(() => {}); // play() tries again and says why
+      }
     }, this.#ready.reject);
+  }
+
+  /** Joins the swarm once; a failed join is tried again by the next call. */
+  #joining() {
+    this.#starting ??= this.#join().catch((e) => {
+      this.#starting = null;
+      throw e;
+    });
+    return this.#starting;
   }
 
   async #join() {
     this.#ui.status.textContent = 'Joining the swarm…';
-    const track = await fanswarm.play(this.#audio, this.#options());
+    // The element plays when play() is pressed, not the track when joined.
+    const track = await fanswarm.play(this.#audio, { ...this.#options(), autoplay: false });
+    if (!this.isConnected) { // removed while joining: leave again
+      track.destroy();
+      throw new Error('the player was removed from the page');
+    }
     this.#track = track;
     // A bare magnet: no details until a fan sends them (the `metadata`
     // event); the engine's `warning`s say why it is taking long.
