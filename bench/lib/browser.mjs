@@ -61,14 +61,47 @@ export async function launch(name) {
 /**
  * A new page in a window of its own: Chromium defers media in a tab that was
  * never shown, so each fan that must play gets a window (as the e2e tests do).
+ * `isolated`: in a browser context of its own (its own HTTP cache, service
+ * worker and storage, as a fan on another machine has), so one fan's
+ * web-seed responses are not served to another from a shared cache — with
+ * one shared cache the origin's figure depended on cache hits between fans.
  */
-export async function openWindow(browser) {
+export async function openWindow(browser, { isolated = false } = {}) {
+  const owner = isolated ? await browser.createBrowserContext() : browser;
+  let page;
   try {
-    return await browser.newPage({ type: 'window' });
+    page = await owner.newPage({ type: 'window' });
   } catch {
-    return browser.newPage(); // Firefox over BiDi: a tab plays fine there
+    page = await owner.newPage(); // Firefox over BiDi: a tab plays fine there
   }
+  await noIceServers(page);
+  return page;
 }
+
+/**
+ * Before `page` loads anything (every page of the benchmark): every `<fanswarm-player>` the page creates
+ * gets `ice-servers=""` before its module upgrades it, so a player that
+ * joins its swarm on load makes its offers with no STUN server (the
+ * namespace has no route out, and a STUN server that never answers holds
+ * each offer for the 5 s gathering bound).
+ */
+export async function noIceServers(page) {
+  await page.evaluateOnNewDocument(() => {
+    const mark = (root) => {
+      for (const el of root.querySelectorAll?.('fanswarm-player') ?? []) {
+        if (!el.hasAttribute('ice-servers')) el.setAttribute('ice-servers', '');
+      }
+    };
+    new MutationObserver((changes) => {
+      for (const c of changes) for (const n of c.addedNodes) {
+        if (n.nodeType !== 1) continue;
+        if (n.localName === 'fanswarm-player' && !n.hasAttribute('ice-servers')) n.setAttribute('ice-servers', '');
+        mark(n);
+      }
+    }).observe(document, { childList: true, subtree: true });
+  });
+}
+
 
 /** Loads `url` in `page` and waits for its load event (generous timeout). */
 export async function load(page, url) {

@@ -17,7 +17,20 @@ export async function schedulePress(page, delayMs) {
     const b = window.__bench = { timeOrigin: performance.timeOrigin, error: null };
     const nav = performance.getEntriesByType('navigation')[0];
     b.loadEnd = nav?.loadEventEnd || performance.now();
-    player.audio.addEventListener('playing', () => { b.playingAt ??= performance.now(); });
+    // Stalls after first audio: `waiting` until the next `playing`.
+    b.stalls = 0;
+    b.stalledMs = 0;
+    player.audio.addEventListener('waiting', () => {
+      if (b.playingAt !== undefined && b.waitingSince === undefined) b.waitingSince = performance.now();
+    });
+    player.audio.addEventListener('playing', () => {
+      b.playingAt ??= performance.now();
+      if (b.waitingSince !== undefined) {
+        b.stalls += 1;
+        b.stalledMs += performance.now() - b.waitingSince;
+        b.waitingSince = undefined;
+      }
+    });
     player.audio.addEventListener('error', () => { b.error ??= `audio: ${player.audio.error?.message || player.audio.error?.code}`; });
     setTimeout(() => {
       b.pressAt = performance.now();
@@ -35,7 +48,11 @@ export async function playerState(page) {
     const b = window.__bench ?? {};
     const stats = player.stats();
     if (stats.done) b.doneAt ??= performance.now(); // polled, in case `done` came first
-    return { ...stats, ...b, currentTime: player.audio.currentTime };
+    // How the element plays: through our worker, or the web seed directly
+    // (an uncontrolled page), which costs the origin a whole copy.
+    const controlled = navigator.serviceWorker?.controller?.scriptURL ?? null;
+    return { ...stats, ...b, currentTime: player.audio.currentTime, controlled,
+      audioSrc: player.audio.currentSrc };
   });
 }
 

@@ -46,7 +46,8 @@ async function crowd({ fans, playDelayMs, library, track }) {
     if (!meta) throw new Error(`${track.file} not published`);
     const url = `${server.base}/embed/${meta.info_hash}`;
     const pages = [];
-    for (let i = 0; i < fans; i++) pages.push(await openWindow(browser));
+    // Each fan in a context of its own: no HTTP cache shared between fans.
+    for (let i = 0; i < fans; i++) pages.push(await openWindow(browser, { isolated: true }));
     const before = await server.metric(WEBSEED_BYTES);
     const t0 = Date.now();
     // Arrivals on a fixed schedule; each fan presses play on its own load.
@@ -72,6 +73,7 @@ async function crowd({ fans, playDelayMs, library, track }) {
       press: at(s, 'pressAt'), firstPlaying: at(s, 'playingAt'), done: at(s, 'doneAt'),
       downloaded: s.downloaded, fromPeers: s.fromPeers, fromWebSeed: s.fromWebSeed,
       uploaded: s.uploaded, wasted: s.wasted, peers: s.peers,
+      controlled: s.controlled, audioSrc: s.audioSrc, stalls: s.stalls, stalledMs: s.stalledMs,
     }));
     return {
       length: meta.length, webSeedBytes: sent, copies: sent / meta.length,
@@ -97,6 +99,8 @@ function report(track, fans, results, errors, playDelayMs) {
     ['wasted bytes per fan, median fan', spread(per((r) => summary(r.timeline.map((f) => f.wasted)).median), 0), '0'],
     ['first press → last press (s)', spread(per((r) => (Math.max(...r.timeline.map((f) => f.press)) - Math.min(...r.timeline.map((f) => f.press))) / 1000)), `arrivals ${ARRIVAL_GAP_MS} ms apart, play ${playDelayMs} ms after load`],
     ['press → first `playing`, median fan (ms)', spread(fanMedian((f) => f.firstPlaying - f.press), 0), ''],
+    ['fans that stalled after first audio', spread(per((r) => r.timeline.filter((f) => f.stalls > 0).length), 0), '0'],
+    ['time stalled after first audio, all fans (s)', spread(per((r) => r.timeline.reduce((a, f) => a + (f.stalledMs ?? 0), 0) / 1000), 1), '0'],
     ['first arrival → every fan done (s)', spread(per((r) => r.allDoneMs / 1000), 1), `track plays ${track.seconds} s`],
     ['last press → every fan done (s)', spread(per((r) => r.allDoneAfterLastPressMs / 1000), 1), ''],
   ];
