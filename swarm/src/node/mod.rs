@@ -8,7 +8,8 @@
 //! and HTTP requests the node asks for and reports what happened. Every rule
 //! about *when* — connect timeouts, the connection cap, what to do with
 //! bytes that arrive before a channel's `open`, announcing `left`, looking
-//! for peers again when the last one is lost — lives here once.
+//! for peers again when the last one is lost, giving up on a web-seed
+//! request gone silent — lives here once.
 //!
 //! A shell calls, with the current time:
 //! - trackers: [`Node::tracker_opened`], [`Node::tracker_message`],
@@ -66,6 +67,10 @@ pub struct NodeConfig {
     /// From descriptions exchanged to an open channel at most (the
     /// reference client: 25 s).
     pub connect_timeout: Duration,
+    /// A web-seed request that delivers no byte for this long (from its
+    /// start or its last chunk) is abandoned and counts as failed, so a
+    /// stalled origin cannot hold a fetch forever.
+    pub http_timeout: Duration,
     /// Use the torrent's web seed (`url-list`, a magnet's `ws`).
     pub web_seed: bool,
 }
@@ -79,6 +84,7 @@ impl Default for NodeConfig {
             max_connections: 20,
             setup_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(25),
+            http_timeout: Duration::from_secs(30),
             web_seed: true,
         }
     }
@@ -195,14 +201,15 @@ pub enum Output {
         conn: PeerKey,
     },
     /// Fetch bytes `start..=end` of `url` (an HTTP Range request) and hand
-    /// the body to [`Node::http_data`] as it arrives, then [`Node::http_end`].
+    /// the body to [`Node::http_data`] as it arrives, then [`Node::http_end`]
+    /// ([`RangeRequest::accepts_status`] says which statuses carry it).
     HttpGet {
         /// Echo this back.
         id: HttpId,
         /// The request.
         request: RangeRequest,
     },
-    /// Abandon this request (leaving the swarm).
+    /// Abandon this request (leaving the swarm, or it stalled).
     CancelHttp {
         /// Which.
         id: HttpId,
@@ -435,7 +442,7 @@ impl Node {
     /// More of request `id`'s body, in order.
     pub fn http_data(&mut self, now: Time, id: HttpId, bytes: &[u8]) {
         self.now = now;
-        if let Some(Step::Data(fetch, bytes)) = self.http.data(id, bytes) {
+        if let Some(Step::Data(fetch, bytes)) = self.http.data(now, id, bytes) {
             self.torrent.handle_web_seed_data(now, fetch, &bytes);
         }
         self.pump();
@@ -444,7 +451,7 @@ impl Node {
     /// Request `id`'s body ended (a short body counts as a failure).
     pub fn http_end(&mut self, now: Time, id: HttpId) {
         self.now = now;
-        match self.http.end(id) {
+        match self.http.end(now, id) {
             Some(Step::Next(id, request)) => {
                 self.outputs.push_back(Output::HttpGet { id, request })
             }
@@ -502,6 +509,16 @@ impl Node {
             self.conns.remove(conn);
             self.outputs.push_back(Output::CloseConn { conn });
         }
+        let timeout = self.config.http_timeout;
+        for id in self.http.stalled(now, timeout) {
+            if let Some(fetch) = self.http.fail(id) {
+                self.outputs.push_back(Output::CancelHttp { id });
+                self.torrent.handle_web_seed_error(now, fetch);
+                self.event(NodeEvent::WebSeedFailed {
+                    error: format!("no data for {} s", timeout.as_secs()),
+                });
+            }
+        }
         self.pump();
     }
 
@@ -531,6 +548,9 @@ impl Node {
         let mut at = self.engine_wake.min(self.announce_wake);
         if let Some(deadline) = self.conns.next_deadline(&self.deadlines()) {
             at = at.min(deadline);
+        }
+        if let Some(stall) = self.http.next_stall(self.config.http_timeout) {
+            at = at.min(stall);
         }
         if self.stopped {
             at = self.now + Duration::from_secs(3600);
@@ -706,7 +726,7 @@ impl Node {
             (Some(base), Some(meta)) => http::plan(&meta.info, base, offset, u64::from(length)),
             _ => Vec::new(),
         };
-        match self.http.start(fetch, plan.into()) {
+        match self.http.start(self.now, fetch, plan.into()) {
             Some((id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
             None => self.torrent.handle_web_seed_error(self.now, fetch),
         }

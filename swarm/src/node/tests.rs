@@ -221,6 +221,43 @@ fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
 }
 
 #[test]
+fn a_web_seed_request_gone_silent_is_cancelled_and_fetched_again() {
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    let playing = Some(Playback {
+        offset: 0,
+        bytes_per_sec: Some(u64::from(PIECE)),
+    });
+    n.set_playback(Time(5), playing);
+    let get = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::HttpGet { id, .. } => Some(*id),
+            _ => None,
+        })
+    };
+    let first = get(&drain(&mut n)).expect("urgent pieces go to the web seed");
+    n.http_data(Time(1_000), first, &content()[..100]);
+    assert!(matches!(n.poll(), Output::Timeout(t) if t <= Time(31_000)));
+    n.handle_timeout(Time(30_999));
+    assert!(!drain(&mut n).contains(&Output::CancelHttp { id: first }));
+    n.handle_timeout(Time(31_000));
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::CancelHttp { id: first }), "{out:?}");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(NodeEvent::WebSeedFailed { error }) if error.contains("30 s")
+    )));
+    // Its bytes are dropped now; the engine backs off, then asks again.
+    n.http_data(Time(31_001), first, &content()[100..200]);
+    let mut again = None;
+    for s in 32..120 {
+        n.handle_timeout(Time(s * 1_000));
+        again = again.or(get(&drain(&mut n)));
+    }
+    assert!(again.is_some_and(|id| id != first), "a fresh request");
+}
+
+#[test]
 fn losing_the_last_peer_brings_the_next_announce_forward() {
     let (mut n, conns) = announced(NodeConfig::default());
     drain(&mut n);
