@@ -8,8 +8,8 @@
 //! and HTTP requests the node asks for and reports what happened. Every rule
 //! about *when* — connect timeouts, the connection cap, what to do with
 //! bytes that arrive before a channel's `open`, announcing `left`, looking
-//! for peers again when the last one is lost, giving up on a web-seed
-//! request gone silent — lives here once.
+//! for peers again when the last one is lost, giving up on a tracker that
+//! does not connect or a web-seed request gone silent — lives here once.
 //!
 //! A shell calls, with the current time:
 //! - trackers: [`Node::tracker_opened`], [`Node::tracker_message`],
@@ -31,7 +31,7 @@ mod conns;
 mod http;
 mod stats;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -67,6 +67,9 @@ pub struct NodeConfig {
     /// From descriptions exchanged to an open channel at most (the
     /// reference client: 25 s).
     pub connect_timeout: Duration,
+    /// A tracker's WebSocket not open this long after it was asked for is
+    /// given up (closed, and retried after the tracker client's back-off).
+    pub tracker_connect_timeout: Duration,
     /// A web-seed request that delivers no byte for this long (from its
     /// start or its last chunk) is abandoned and counts as failed, so a
     /// stalled origin cannot hold a fetch forever.
@@ -84,6 +87,7 @@ impl Default for NodeConfig {
             max_connections: 20,
             setup_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(25),
+            tracker_connect_timeout: Duration::from_secs(10),
             http_timeout: Duration::from_secs(30),
             web_seed: true,
         }
@@ -228,6 +232,8 @@ pub struct Node {
     /// The torrent, once known.
     meta: Option<Metainfo>,
     announcer: Announcer,
+    /// Trackers asked to connect and not heard from yet: since when.
+    tracker_connects: BTreeMap<TrackerIndex, Time>,
     conns: Conns,
     http: HttpTable,
     outputs: VecDeque<Output>,
@@ -285,6 +291,7 @@ impl Node {
             torrent,
             meta,
             announcer,
+            tracker_connects: BTreeMap::new(),
             conns: Conns::default(),
             http: HttpTable::default(),
             outputs: VecDeque::new(),
@@ -304,6 +311,7 @@ impl Node {
     /// The tracker's WebSocket opened.
     pub fn tracker_opened(&mut self, now: Time, tracker: TrackerIndex) {
         self.now = now;
+        self.tracker_connects.remove(&tracker);
         self.announcer.tracker_connected(now, tracker);
         self.pump();
     }
@@ -318,6 +326,7 @@ impl Node {
     /// The tracker's WebSocket closed or failed (the node reconnects later).
     pub fn tracker_closed(&mut self, now: Time, tracker: TrackerIndex) {
         self.now = now;
+        self.tracker_connects.remove(&tracker);
         self.announcer.tracker_closed(now, tracker);
         self.pump();
     }
@@ -502,6 +511,18 @@ impl Node {
         self.now = now;
         self.torrent.handle_timeout(now);
         self.announcer.handle_timeout(now);
+        let limit = self.config.tracker_connect_timeout;
+        let late: Vec<TrackerIndex> = self
+            .tracker_connects
+            .iter()
+            .filter(|(_, since)| now.since(**since) >= limit)
+            .map(|(tracker, _)| *tracker)
+            .collect();
+        for tracker in late {
+            self.tracker_connects.remove(&tracker);
+            self.outputs.push_back(Output::CloseTracker { tracker });
+            self.announcer.tracker_closed(now, tracker);
+        }
         for conn in self.conns.overdue(now, &self.deadlines()) {
             if let Some(Stage::MakingOffer { offer }) = self.conns.get(conn).map(|c| &c.stage) {
                 self.announcer.offer_failed(now, *offer);
@@ -551,6 +572,9 @@ impl Node {
         }
         if let Some(stall) = self.http.next_stall(self.config.http_timeout) {
             at = at.min(stall);
+        }
+        if let Some(since) = self.tracker_connects.values().min() {
+            at = at.min(*since + self.config.tracker_connect_timeout);
         }
         if self.stopped {
             at = self.now + Duration::from_secs(3600);
@@ -735,13 +759,16 @@ impl Node {
     fn on_action(&mut self, action: Action) {
         let now = self.now;
         match action {
-            Action::Connect { tracker, url } => self
-                .outputs
-                .push_back(Output::ConnectTracker { tracker, url }),
+            Action::Connect { tracker, url } => {
+                self.tracker_connects.insert(tracker, now);
+                self.outputs
+                    .push_back(Output::ConnectTracker { tracker, url })
+            }
             Action::Send { tracker, text } => self
                 .outputs
                 .push_back(Output::SendTracker { tracker, text }),
             Action::Disconnect { tracker } => {
+                self.tracker_connects.remove(&tracker);
                 self.outputs.push_back(Output::CloseTracker { tracker })
             }
             Action::CreateOffers { offers } => {

@@ -258,6 +258,37 @@ fn a_web_seed_request_gone_silent_is_cancelled_and_fetched_again() {
 }
 
 #[test]
+fn a_tracker_that_does_not_connect_is_closed_and_tried_again() {
+    let mut n = node(NodeConfig::default());
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::ConnectTracker {
+        tracker: TRACKER,
+        url: "ws://tracker.invalid/announce".into()
+    }));
+    assert!(matches!(n.poll(), Output::Timeout(t) if t <= Time(10_000)));
+    n.handle_timeout(Time(9_999));
+    assert!(!drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+    n.handle_timeout(Time(10_000));
+    assert!(drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+    // After the client's back-off (2 s and jitter at first), again.
+    let mut again = false;
+    for s in 11..60 {
+        n.handle_timeout(Time(s * 1_000));
+        again |= drain(&mut n)
+            .iter()
+            .any(|o| matches!(o, Output::ConnectTracker { .. }));
+    }
+    assert!(again, "the tracker is tried again");
+    // One that opens in time is kept.
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    n.tracker_opened(Time(9_000), TRACKER);
+    drain(&mut n);
+    n.handle_timeout(Time(20_000));
+    assert!(!drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+}
+
+#[test]
 fn losing_the_last_peer_brings_the_next_announce_forward() {
     let (mut n, conns) = announced(NodeConfig::default());
     drain(&mut n);
