@@ -47,10 +47,8 @@ async fn read_body(
         .map_err(describe)?
         .dyn_into()
         .map_err(describe)?;
-    // 206 is the range; a 200 is the whole file, right only when the range
-    // starts at 0 (the node cuts the body off where the range ends).
     let status = response.status();
-    if status != 206 && !(status == 200 && range.start == 0) {
+    if !range.accepts_status(status) {
         return Err(format!("web seed answered {status} to a range request"));
     }
     let Some(body) = response.body() else {

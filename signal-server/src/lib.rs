@@ -12,6 +12,11 @@
 //!
 //! `main.rs` is flags and logging only; [`app`] builds the router so tests
 //! can drive it with `oneshot`, and [`serve`] runs it on a listener.
+//!
+//! With the `native-peer` feature (on by default) the binary also runs the
+//! native WebRTC peer of `fanswarm-peer` ([`webrtc_seed`]: `seed`,
+//! `serve --webrtc-seed`; and `get`). Without it the server builds none
+//! of the webrtc stack.
 #![forbid(unsafe_code)]
 
 pub mod assets;
@@ -20,11 +25,12 @@ pub mod demo;
 pub mod embed;
 pub mod listen;
 pub mod metrics;
-pub mod native;
 pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
+#[cfg(feature = "native-peer")]
+pub mod webrtc_seed;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -61,7 +67,8 @@ pub struct Config {
     pub limits: Limits,
     /// Seed every published track over WebRTC from this process too
     /// (`--webrtc-seed`), so a swarm has a WebRTC seed before any fan.
-    pub webrtc_seed: Option<native::RtcConfig>,
+    #[cfg(feature = "native-peer")]
+    pub webrtc_seed: Option<fanswarm_peer::RtcConfig>,
 }
 
 /// Why the server could not start.
@@ -184,8 +191,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         web_dir: config.web_dir.clone(),
     };
     tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
+    #[cfg(feature = "native-peer")]
     if let Some(rtc) = config.webrtc_seed.clone() {
-        tokio::spawn(native::seed_catalog(
+        tokio::spawn(webrtc_seed::seed_catalog(
             catalog.clone(),
             paths.media_dir.clone(),
             local,

@@ -2,22 +2,29 @@
 //!
 //! `signal-server [serve] --library DIR --listen ADDR` runs the server;
 //! `signal-server publish PATH… --out DIR` writes `.torrent` files.
-//! `signal-server seed PATH… --tracker URL` and
-//! `signal-server get TORRENT --tracker URL --out DIR` run the native
-//! WebRTC peer.
+//! With the `native-peer` feature (default), `signal-server seed PATH…
+//! --tracker URL` and `signal-server get TORRENT --tracker URL --out DIR`
+//! run the native WebRTC peer (`fanswarm-peer`), and `serve --webrtc-seed`
+//! seeds the catalog with it.
 
-use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "native-peer")]
+use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "native-peer")]
+use fanswarm_peer::get::{self, GetCommand};
+#[cfg(feature = "native-peer")]
+use fanswarm_peer::{IceServer, PeerOptions, RtcConfig};
 use fanswarm_tracker::Limits;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_server::catalog::{Links, encode_path};
-use signal_server::native::commands::{self, GetCommand, SeedCommand};
-use signal_server::native::{IceServer, PeerOptions, RtcConfig};
 use signal_server::publish::{self, TorrentOptions};
+#[cfg(feature = "native-peer")]
+use signal_server::webrtc_seed::{self, SeedCommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -42,12 +49,15 @@ enum Command {
     /// Write `.torrent` files without serving; prints magnet links and embed snippets.
     Publish(PublishArgs),
     /// Seed files (or `.torrent` + data) over WebRTC to WebTorrent trackers until Ctrl-C.
+    #[cfg(feature = "native-peer")]
     Seed(SeedArgs),
     /// Download a torrent over WebRTC (and its web seed), verify, then seed until Ctrl-C.
+    #[cfg(feature = "native-peer")]
     Get(GetArgs),
 }
 
 /// Flags of the native WebRTC peer shared by `seed` and `get`.
+#[cfg(feature = "native-peer")]
 #[derive(Args, Debug)]
 struct PeerArgs {
     /// WebSocket tracker URL (repeatable), e.g. wss://music.example/announce.
@@ -73,6 +83,7 @@ struct PeerArgs {
     max_peers: usize,
 }
 
+#[cfg(feature = "native-peer")]
 #[derive(Args, Debug)]
 struct SeedArgs {
     /// Data files (a torrent is made for each) or `.torrent` files.
@@ -88,6 +99,7 @@ struct SeedArgs {
     peer: PeerArgs,
 }
 
+#[cfg(feature = "native-peer")]
 #[derive(Args, Debug)]
 struct GetArgs {
     /// A `.torrent` path, an http:// URL, or a magnet link (metadata from
@@ -147,9 +159,11 @@ struct ServeArgs {
     #[arg(long, env = "FANSWARM_ANNOUNCE_INTERVAL_SECS")]
     announce_interval_secs: Option<u64>,
     /// Also seed every track over WebRTC from this process (a native peer).
+    #[cfg(feature = "native-peer")]
     #[arg(long, env = "FANSWARM_WEBRTC_SEED")]
     webrtc_seed: bool,
     /// Local address for the WebRTC seed's sockets; 0.0.0.0 = every non-loopback interface.
+    #[cfg(feature = "native-peer")]
     #[arg(long, env = "FANSWARM_WEBRTC_BIND", default_value = "0.0.0.0")]
     webrtc_bind: IpAddr,
 }
@@ -191,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Publish(args)) => tokio::task::spawn_blocking(move || publish_files(&args))
             .await
             .context("publishing task")?,
+        #[cfg(feature = "native-peer")]
         Some(Command::Seed(args)) => {
             let command = SeedCommand {
                 paths: args.paths,
@@ -198,8 +213,9 @@ async fn main() -> anyhow::Result<()> {
                 torrent_out: args.torrent_out,
                 options: peer_options(args.peer, true),
             };
-            Ok(commands::seed(command).await?)
+            Ok(webrtc_seed::seed(command).await?)
         }
+        #[cfg(feature = "native-peer")]
         Some(Command::Get(args)) => {
             let command = GetCommand {
                 torrent: args.torrent,
@@ -207,12 +223,13 @@ async fn main() -> anyhow::Result<()> {
                 exit_when_done: args.exit_when_done,
                 options: peer_options(args.peer, !args.no_web_seed),
             };
-            commands::get(command).await?;
+            get::get(command).await?;
             Ok(())
         }
     }
 }
 
+#[cfg(feature = "native-peer")]
 fn peer_options(args: PeerArgs, web_seed: bool) -> PeerOptions {
     let stun = args.stun.into_iter().map(|url| IceServer {
         url,
@@ -267,6 +284,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
         public_url: args.public_url,
         limits,
+        #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,
             ..RtcConfig::default()

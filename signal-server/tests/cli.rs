@@ -18,6 +18,20 @@ fn help_lists_both_subcommands() {
     assert!(text.contains("serve") && text.contains("publish"), "{text}");
 }
 
+/// The native peer's subcommands are there with the `native-peer` feature
+/// (the default), and absent without it.
+#[test]
+fn help_lists_the_native_peer_subcommands_with_the_feature_only() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let command = |name: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{name} ")))
+    };
+    let listed = command("seed") && command("get");
+    assert_eq!(listed, cfg!(feature = "native-peer"), "{text}");
+}
+
 #[test]
 fn publish_writes_torrents_and_prints_magnet_and_embed() {
     let dir = tempfile::tempdir().unwrap();

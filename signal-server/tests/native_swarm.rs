@@ -1,5 +1,7 @@
-//! End-to-end swarms of native WebRTC peers: a real tracker on 127.0.0.1:0,
-//! real `webrtc` data channels over loopback, real files on disk.
+//! End-to-end swarms of native WebRTC peers (`fanswarm-peer`) around this
+//! server: a real tracker on 127.0.0.1:0, the server's web seed and its
+//! `--webrtc-seed`, real `webrtc` data channels over loopback, real files
+//! on disk. Built with the `native-peer` feature only.
 //!
 //! Each test starts what it needs, bounds itself in time, and cleans up
 //! (temporary directories, peers stopped, the tracker's runtime shut down).
@@ -10,9 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fanswarm_peer::{NativePeer, PeerOptions, RtcConfig};
 use fanswarm_tracker::Limits;
 use signal_server::catalog::Catalog;
-use signal_server::native::{NativePeer, PeerOptions, RtcConfig};
 use signal_server::state::{AppState, Paths};
 use swarm::PeerId;
 use swarm::metainfo::{Metainfo, TorrentBuilder, hash_pieces};
@@ -320,7 +322,7 @@ async fn a_lone_native_peer_gets_a_published_track_from_the_web_seed() {
 async fn the_servers_webrtc_seed_serves_its_catalog_to_a_peer_without_web_seed() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, catalog, library, data) = library_server(dir.path()).await;
-    let seeding = tokio::spawn(signal_server::native::seed_catalog(
+    let seeding = tokio::spawn(signal_server::webrtc_seed::seed_catalog(
         catalog.clone(),
         library,
         addr,
@@ -345,7 +347,7 @@ async fn the_servers_webrtc_seed_serves_its_catalog_to_a_peer_without_web_seed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_by_bare_magnet_fetches_metadata_from_the_seeder_and_completes_byte_identical() {
-    use signal_server::native::commands::{self, GetCommand};
+    use fanswarm_peer::get::{self, GetCommand};
 
     let tracker = Tracker::start(SocketAddr::from(([127, 0, 0, 1], 0)));
     let dir = tempfile::tempdir().unwrap();
@@ -356,7 +358,7 @@ async fn get_by_bare_magnet_fetches_metadata_from_the_seeder_and_completes_byte_
     assert!(magnet.exact_sources.is_empty() && magnet.web_seeds.is_empty());
     let out = dir.path().join("magnet-get");
     let started = Instant::now();
-    let get = commands::get(GetCommand {
+    let get = get::get(GetCommand {
         torrent: magnet.to_string(),
         out: out.clone(),
         exit_when_done: true,
@@ -379,7 +381,7 @@ async fn get_by_bare_magnet_fetches_metadata_from_the_seeder_and_completes_byte_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_magnet_with_xs_loads_the_torrent_over_http_when_no_peer_has_metadata() {
-    use signal_server::native::commands::{self, GetCommand};
+    use fanswarm_peer::get::{self, GetCommand};
 
     let dir = tempfile::tempdir().unwrap();
     let (_addr, catalog, _library, data) = library_server(dir.path()).await;
@@ -388,7 +390,7 @@ async fn get_magnet_with_xs_loads_the_torrent_over_http_when_no_peer_has_metadat
     let mut magnet = swarm::magnet::Magnet::parse(&track.magnet).unwrap();
     magnet.exact_sources = vec![track.torrent_url.clone()];
     let out = dir.path().join("xs-get");
-    let get = commands::get(GetCommand {
+    let get = get::get(GetCommand {
         torrent: magnet.to_string(),
         out: out.clone(),
         exit_when_done: true,

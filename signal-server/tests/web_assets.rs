@@ -10,11 +10,11 @@ use std::path::Path;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
+use fanswarm_tracker::Limits;
 use http_body_util::BodyExt;
 use signal_server::assets::{IMMUTABLE, ManifestError, REVALIDATE, WebAssets};
 use signal_server::catalog::Catalog;
 use signal_server::state::{AppState, Paths};
-use fanswarm_tracker::Limits;
 use tower::ServiceExt;
 
 const PLAYER: &str = "pkg/player-0123456789abcdef.js";

@@ -1,11 +1,11 @@
-//! Native WebRTC peers (`signal_server::native`) joining a test server's
+//! Native WebRTC peers (`fanswarm-peer`) joining a test server's
 //! swarm from inside the namespace.
 
 use std::time::Duration;
 
 use anyhow::Context;
 
-use signal_server::native::{NativePeer, PeerOptions, RtcConfig};
+use fanswarm_peer::{NativePeer, PeerOptions, RtcConfig};
 use swarm::metainfo::Metainfo;
 
 use crate::netns;

@@ -5,9 +5,11 @@
 //! hand the bodies back as they arrive.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use crate::engine::FetchId;
 use crate::metainfo::Info;
+use crate::time::Time;
 
 /// The shell's handle for one HTTP request, echoed with its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +35,13 @@ impl RangeRequest {
     /// Never true: a request asks for at least one byte.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// Whether a response with this HTTP status carries the bytes asked
+    /// for: 206 is the range; 200 is the whole file, right only when the
+    /// range starts at 0 (the node cuts the body off where the range ends).
+    pub fn accepts_status(&self, status: u16) -> bool {
+        status == 206 || (status == 200 && self.start == 0)
     }
 }
 
@@ -69,6 +78,8 @@ struct Running {
     request: RangeRequest,
     received: u64,
     rest: VecDeque<RangeRequest>,
+    /// When it started or last delivered a byte.
+    heard: Time,
 }
 
 /// Requests in flight, each one part of an engine fetch.
@@ -82,15 +93,17 @@ impl HttpTable {
     /// Starts the fetch's first request; `None` when the plan is empty.
     pub fn start(
         &mut self,
+        now: Time,
         fetch: FetchId,
         mut plan: VecDeque<RangeRequest>,
     ) -> Option<(HttpId, RangeRequest)> {
         let request = plan.pop_front()?;
-        Some(self.run(fetch, request, plan))
+        Some(self.run(now, fetch, request, plan))
     }
 
     fn run(
         &mut self,
+        now: Time,
         fetch: FetchId,
         request: RangeRequest,
         rest: VecDeque<RangeRequest>,
@@ -104,6 +117,7 @@ impl HttpTable {
                 request: request.clone(),
                 received: 0,
                 rest,
+                heard: now,
             },
         );
         (id, request)
@@ -111,8 +125,9 @@ impl HttpTable {
 
     /// Body bytes of `id`; anything past the range asked for is dropped
     /// (a server that ignores Range is cut off at what we wanted).
-    pub fn data(&mut self, id: HttpId, bytes: &[u8]) -> Option<Step> {
+    pub fn data(&mut self, now: Time, id: HttpId, bytes: &[u8]) -> Option<Step> {
         let r = self.running.get_mut(&id)?;
+        r.heard = now;
         let room = r.request.len() - r.received;
         let take = (bytes.len() as u64).min(room) as usize;
         if take == 0 {
@@ -124,11 +139,11 @@ impl HttpTable {
 
     /// `id`'s body ended: the next file's request if this one was whole,
     /// else the end of the fetch (short, so the engine backs off).
-    pub fn end(&mut self, id: HttpId) -> Option<Step> {
+    pub fn end(&mut self, now: Time, id: HttpId) -> Option<Step> {
         let mut r = self.running.remove(&id)?;
         if r.received == r.request.len() {
             if let Some(next) = r.rest.pop_front() {
-                let (id, request) = self.run(r.fetch, next, r.rest);
+                let (id, request) = self.run(now, r.fetch, next, r.rest);
                 return Some(Step::Next(id, request));
             }
         }
@@ -143,6 +158,20 @@ impl HttpTable {
     /// Every request in flight (to cancel when leaving).
     pub fn ids(&self) -> Vec<HttpId> {
         self.running.keys().copied().collect()
+    }
+
+    /// Requests that have delivered nothing for `timeout` at `now`.
+    pub fn stalled(&self, now: Time, timeout: Duration) -> Vec<HttpId> {
+        self.running
+            .iter()
+            .filter(|(_, r)| now.since(r.heard) >= timeout)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The earliest time a request turns stalled.
+    pub fn next_stall(&self, timeout: Duration) -> Option<Time> {
+        self.running.values().map(|r| r.heard + timeout).min()
     }
 }
 
@@ -210,25 +239,70 @@ mod tests {
         let mut table = HttpTable::default();
         let fetch = FetchId(7);
         let (first, r) = table
-            .start(fetch, plan(&album, "http://h/", 90, 20).into())
+            .start(Time(0), fetch, plan(&album, "http://h/", 90, 20).into())
             .expect("a plan");
         assert_eq!((r.start, r.end), (90, 99));
         assert_eq!(
-            table.data(first, &[1; 25]),
+            table.data(Time(1), first, &[1; 25]),
             Some(Step::Data(fetch, vec![1; 10])),
             "a server that ignored Range is cut off"
         );
-        assert_eq!(table.data(first, &[1]), None);
-        let Some(Step::Next(second, r)) = table.end(first) else {
+        assert_eq!(table.data(Time(2), first, &[1]), None);
+        let Some(Step::Next(second, r)) = table.end(Time(3), first) else {
             panic!("the second file follows");
         };
         assert_eq!((r.url.as_str(), r.start, r.end), ("http://h/album/b", 0, 9));
         assert_eq!(
-            table.data(second, &[2; 4]),
+            table.data(Time(4), second, &[2; 4]),
             Some(Step::Data(fetch, vec![2; 4]))
         );
-        assert_eq!(table.end(second), Some(Step::End(fetch)), "short: over");
-        assert_eq!(table.end(second), None);
+        assert_eq!(
+            table.end(Time(5), second),
+            Some(Step::End(fetch)),
+            "short: over"
+        );
+        assert_eq!(table.end(Time(6), second), None);
         assert_eq!(table.fail(HttpId(99)), None);
+    }
+
+    #[test]
+    fn a_request_stalls_when_it_delivers_nothing_for_the_timeout() {
+        let album = info(&[(&["album", "a"], 100)]);
+        let mut table = HttpTable::default();
+        let timeout = Duration::from_secs(30);
+        let (id, _) = table
+            .start(
+                Time(0),
+                FetchId(1),
+                plan(&album, "http://h/", 0, 100).into(),
+            )
+            .expect("a plan");
+        assert_eq!(table.next_stall(timeout), Some(Time(30_000)));
+        table.data(Time(20_000), id, &[1; 10]);
+        assert!(
+            table.stalled(Time(49_999), timeout).is_empty(),
+            "it spoke at 20 s"
+        );
+        assert_eq!(table.next_stall(timeout), Some(Time(50_000)));
+        assert_eq!(table.stalled(Time(50_000), timeout), vec![id]);
+    }
+
+    #[test]
+    fn a_full_response_is_accepted_only_for_a_range_from_the_start() {
+        let range = |start| RangeRequest {
+            url: "http://h/a".into(),
+            start,
+            end: start + 9,
+        };
+        assert!(range(5).accepts_status(206));
+        assert!(
+            range(0).accepts_status(200),
+            "the whole file, cut by the node"
+        );
+        assert!(
+            !range(5).accepts_status(200),
+            "the whole file from byte 0: wrong bytes"
+        );
+        assert!(!range(0).accepts_status(416));
     }
 }

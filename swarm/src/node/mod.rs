@@ -8,7 +8,8 @@
 //! and HTTP requests the node asks for and reports what happened. Every rule
 //! about *when* — connect timeouts, the connection cap, what to do with
 //! bytes that arrive before a channel's `open`, announcing `left`, looking
-//! for peers again when the last one is lost — lives here once.
+//! for peers again when the last one is lost, giving up on a tracker that
+//! does not connect or a web-seed request gone silent — lives here once.
 //!
 //! A shell calls, with the current time:
 //! - trackers: [`Node::tracker_opened`], [`Node::tracker_message`],
@@ -30,7 +31,7 @@ mod conns;
 mod http;
 mod stats;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -66,6 +67,13 @@ pub struct NodeConfig {
     /// From descriptions exchanged to an open channel at most (the
     /// reference client: 25 s).
     pub connect_timeout: Duration,
+    /// A tracker's WebSocket not open this long after it was asked for is
+    /// given up (closed, and retried after the tracker client's back-off).
+    pub tracker_connect_timeout: Duration,
+    /// A web-seed request that delivers no byte for this long (from its
+    /// start or its last chunk) is abandoned and counts as failed, so a
+    /// stalled origin cannot hold a fetch forever.
+    pub http_timeout: Duration,
     /// Use the torrent's web seed (`url-list`, a magnet's `ws`).
     pub web_seed: bool,
     /// Peers count as on their way (see
@@ -84,6 +92,8 @@ impl Default for NodeConfig {
             max_connections: 20,
             setup_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(25),
+            tracker_connect_timeout: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(30),
             web_seed: true,
             offer_grace: Duration::from_secs(3),
         }
@@ -201,14 +211,15 @@ pub enum Output {
         conn: PeerKey,
     },
     /// Fetch bytes `start..=end` of `url` (an HTTP Range request) and hand
-    /// the body to [`Node::http_data`] as it arrives, then [`Node::http_end`].
+    /// the body to [`Node::http_data`] as it arrives, then [`Node::http_end`]
+    /// ([`RangeRequest::accepts_status`] says which statuses carry it).
     HttpGet {
         /// Echo this back.
         id: HttpId,
         /// The request.
         request: RangeRequest,
     },
-    /// Abandon this request (leaving the swarm).
+    /// Abandon this request (leaving the swarm, or it stalled).
     CancelHttp {
         /// Which.
         id: HttpId,
@@ -227,6 +238,8 @@ pub struct Node {
     /// The torrent, once known.
     meta: Option<Metainfo>,
     announcer: Announcer,
+    /// Trackers asked to connect and not heard from yet: since when.
+    tracker_connects: BTreeMap<TrackerIndex, Time>,
     conns: Conns,
     http: HttpTable,
     outputs: VecDeque<Output>,
@@ -293,6 +306,7 @@ impl Node {
             torrent,
             meta,
             announcer,
+            tracker_connects: BTreeMap::new(),
             conns: Conns::default(),
             http: HttpTable::default(),
             outputs: VecDeque::new(),
@@ -316,6 +330,7 @@ impl Node {
     /// The tracker's WebSocket opened.
     pub fn tracker_opened(&mut self, now: Time, tracker: TrackerIndex) {
         self.now = now;
+        self.tracker_connects.remove(&tracker);
         self.announcer.tracker_connected(now, tracker);
         self.pump();
     }
@@ -330,6 +345,7 @@ impl Node {
     /// The tracker's WebSocket closed or failed (the node reconnects later).
     pub fn tracker_closed(&mut self, now: Time, tracker: TrackerIndex) {
         self.now = now;
+        self.tracker_connects.remove(&tracker);
         self.announcer.tracker_closed(now, tracker);
         self.pump();
     }
@@ -454,7 +470,7 @@ impl Node {
     /// More of request `id`'s body, in order.
     pub fn http_data(&mut self, now: Time, id: HttpId, bytes: &[u8]) {
         self.now = now;
-        if let Some(Step::Data(fetch, bytes)) = self.http.data(id, bytes) {
+        if let Some(Step::Data(fetch, bytes)) = self.http.data(now, id, bytes) {
             self.torrent.handle_web_seed_data(now, fetch, &bytes);
         }
         self.pump();
@@ -463,7 +479,7 @@ impl Node {
     /// Request `id`'s body ended (a short body counts as a failure).
     pub fn http_end(&mut self, now: Time, id: HttpId) {
         self.now = now;
-        match self.http.end(id) {
+        match self.http.end(now, id) {
             Some(Step::Next(id, request)) => {
                 self.outputs.push_back(Output::HttpGet { id, request })
             }
@@ -514,12 +530,34 @@ impl Node {
         self.now = now;
         self.torrent.handle_timeout(now);
         self.announcer.handle_timeout(now);
+        let limit = self.config.tracker_connect_timeout;
+        let late: Vec<TrackerIndex> = self
+            .tracker_connects
+            .iter()
+            .filter(|(_, since)| now.since(**since) >= limit)
+            .map(|(tracker, _)| *tracker)
+            .collect();
+        for tracker in late {
+            self.tracker_connects.remove(&tracker);
+            self.outputs.push_back(Output::CloseTracker { tracker });
+            self.announcer.tracker_closed(now, tracker);
+        }
         for conn in self.conns.overdue(now, &self.deadlines()) {
             if let Some(Stage::MakingOffer { offer }) = self.conns.get(conn).map(|c| &c.stage) {
                 self.announcer.offer_failed(now, *offer);
             }
             self.conns.remove(conn);
             self.outputs.push_back(Output::CloseConn { conn });
+        }
+        let timeout = self.config.http_timeout;
+        for id in self.http.stalled(now, timeout) {
+            if let Some(fetch) = self.http.fail(id) {
+                self.outputs.push_back(Output::CancelHttp { id });
+                self.torrent.handle_web_seed_error(now, fetch);
+                self.event(NodeEvent::WebSeedFailed {
+                    error: format!("no data for {} s", timeout.as_secs()),
+                });
+            }
         }
         self.pump();
     }
@@ -553,6 +591,12 @@ impl Node {
         }
         if let Some(until) = self.peers_coming_until {
             at = at.min(until);
+        }
+        if let Some(stall) = self.http.next_stall(self.config.http_timeout) {
+            at = at.min(stall);
+        }
+        if let Some(since) = self.tracker_connects.values().min() {
+            at = at.min(*since + self.config.tracker_connect_timeout);
         }
         if self.stopped {
             at = self.now + Duration::from_secs(3600);
@@ -749,7 +793,7 @@ impl Node {
             (Some(base), Some(meta)) => http::plan(&meta.info, base, offset, u64::from(length)),
             _ => Vec::new(),
         };
-        match self.http.start(fetch, plan.into()) {
+        match self.http.start(self.now, fetch, plan.into()) {
             Some((id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
             None => self.torrent.handle_web_seed_error(self.now, fetch),
         }
@@ -758,13 +802,16 @@ impl Node {
     fn on_action(&mut self, action: Action) {
         let now = self.now;
         match action {
-            Action::Connect { tracker, url } => self
-                .outputs
-                .push_back(Output::ConnectTracker { tracker, url }),
+            Action::Connect { tracker, url } => {
+                self.tracker_connects.insert(tracker, now);
+                self.outputs
+                    .push_back(Output::ConnectTracker { tracker, url })
+            }
             Action::Send { tracker, text } => self
                 .outputs
                 .push_back(Output::SendTracker { tracker, text }),
             Action::Disconnect { tracker } => {
+                self.tracker_connects.remove(&tracker);
                 self.outputs.push_back(Output::CloseTracker { tracker })
             }
             Action::CreateOffers { offers } => {

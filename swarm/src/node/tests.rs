@@ -289,6 +289,74 @@ fn a_crowd_on_its_way_holds_the_web_seed_until_the_grace_ends() {
 }
 
 #[test]
+fn a_web_seed_request_gone_silent_is_cancelled_and_fetched_again() {
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    let playing = Some(Playback {
+        offset: 0,
+        bytes_per_sec: Some(u64::from(PIECE)),
+    });
+    n.set_playback(Time(5), playing);
+    let get = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::HttpGet { id, .. } => Some(*id),
+            _ => None,
+        })
+    };
+    let first = get(&drain(&mut n)).expect("urgent pieces go to the web seed");
+    n.http_data(Time(1_000), first, &content()[..100]);
+    assert!(matches!(n.poll(), Output::Timeout(t) if t <= Time(31_000)));
+    n.handle_timeout(Time(30_999));
+    assert!(!drain(&mut n).contains(&Output::CancelHttp { id: first }));
+    n.handle_timeout(Time(31_000));
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::CancelHttp { id: first }), "{out:?}");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(NodeEvent::WebSeedFailed { error }) if error.contains("30 s")
+    )));
+    // Its bytes are dropped now; the engine backs off, then asks again.
+    n.http_data(Time(31_001), first, &content()[100..200]);
+    let mut again = None;
+    for s in 32..120 {
+        n.handle_timeout(Time(s * 1_000));
+        again = again.or(get(&drain(&mut n)));
+    }
+    assert!(again.is_some_and(|id| id != first), "a fresh request");
+}
+
+#[test]
+fn a_tracker_that_does_not_connect_is_closed_and_tried_again() {
+    let mut n = node(NodeConfig::default());
+    let out = drain(&mut n);
+    assert!(out.contains(&Output::ConnectTracker {
+        tracker: TRACKER,
+        url: "ws://tracker.invalid/announce".into()
+    }));
+    assert!(matches!(n.poll(), Output::Timeout(t) if t <= Time(10_000)));
+    n.handle_timeout(Time(9_999));
+    assert!(!drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+    n.handle_timeout(Time(10_000));
+    assert!(drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+    // After the client's back-off (2 s and jitter at first), again.
+    let mut again = false;
+    for s in 11..60 {
+        n.handle_timeout(Time(s * 1_000));
+        again |= drain(&mut n)
+            .iter()
+            .any(|o| matches!(o, Output::ConnectTracker { .. }));
+    }
+    assert!(again, "the tracker is tried again");
+    // One that opens in time is kept.
+    let mut n = node(NodeConfig::default());
+    drain(&mut n);
+    n.tracker_opened(Time(9_000), TRACKER);
+    drain(&mut n);
+    n.handle_timeout(Time(20_000));
+    assert!(!drain(&mut n).contains(&Output::CloseTracker { tracker: TRACKER }));
+}
+
+#[test]
 fn losing_the_last_peer_brings_the_next_announce_forward() {
     let (mut n, conns) = announced(NodeConfig::default());
     drain(&mut n);

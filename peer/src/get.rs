@@ -1,28 +1,14 @@
-//! The `seed` and `get` subcommands: flags are parsed in `main.rs`, the
-//! work is here so tests and other front ends can run it too.
+//! The `get` command (`signal-server get`): fetch a torrent by `.torrent`
+//! path, URL or magnet, verify, then seed. Flags are parsed by the binary;
+//! the work is here so tests and other front ends can run it too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use swarm::magnet::{Magnet, MagnetError};
 use swarm::metainfo::Metainfo;
 
-use super::{NativeError, NativePeer, PeerOptions, PeerStats, load_torrent};
-use crate::publish::{self, PublishError, TorrentOptions};
-
-/// `signal-server seed PATH…`.
-#[derive(Debug, Clone)]
-pub struct SeedCommand {
-    /// Data files to seed (a torrent is made for each), or `.torrent` files
-    /// whose data is found in `data_dir` (default: beside the `.torrent`).
-    pub paths: Vec<PathBuf>,
-    /// Where the data of given `.torrent` files lives.
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the `.torrent` made for each data file, if anywhere.
-    pub torrent_out: Option<PathBuf>,
-    /// How to join the swarms.
-    pub options: PeerOptions,
-}
+use crate::{NativeError, NativePeer, PeerOptions, PeerStats, load_torrent};
 
 /// `signal-server get TORRENT|MAGNET --out DIR`.
 #[derive(Debug, Clone)]
@@ -37,74 +23,20 @@ pub struct GetCommand {
     pub options: PeerOptions,
 }
 
-/// Why a subcommand failed.
+/// Why `get` failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub enum GetError {
     /// The peer could not start.
     #[error(transparent)]
     Native(#[from] NativeError),
-    /// A torrent could not be made for a data file.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
     /// The magnet link does not parse.
     #[error("bad magnet link: {0}")]
     Magnet(#[from] MagnetError),
-    /// A `.torrent` could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The data on disk does not match the torrent.
-    #[error("{0}: data on disk does not match the torrent ({1} of {2} pieces verify)")]
-    Incomplete(PathBuf, u32, u32),
-}
-
-/// Seeds every path until Ctrl-C.
-pub async fn seed(command: SeedCommand) -> Result<(), CommandError> {
-    let mut peers = Vec::new();
-    for path in &command.paths {
-        let (meta, target) = if path.extension().is_some_and(|e| e == "torrent") {
-            let meta = load_torrent(&path.to_string_lossy()).await?;
-            let dir = match &command.data_dir {
-                Some(dir) => dir.clone(),
-                None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            };
-            let target = dir.join(&meta.info.name);
-            (meta, target)
-        } else {
-            (make_torrent(path, &command).await?, path.clone())
-        };
-        let peer = NativePeer::start(&meta, &target, command.options.clone()).await?;
-        let stats = peer.stats();
-        if !stats.done {
-            peer.stop().await;
-            return Err(CommandError::Incomplete(
-                target,
-                stats.imported_pieces,
-                stats.total_pieces,
-            ));
-        }
-        tracing::info!(
-            file = %target.display(),
-            info_hash = %meta.info_hash,
-            magnet = %meta.magnet(),
-            "seeding over WebRTC"
-        );
-        peers.push(peer);
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    for peer in peers {
-        peer.stop().await;
-    }
-    Ok(())
 }
 
 /// Downloads a torrent into `out`, then seeds until Ctrl-C (or exits when
 /// `exit_when_done`).
-pub async fn get(command: GetCommand) -> Result<PeerStats, CommandError> {
+pub async fn get(command: GetCommand) -> Result<PeerStats, GetError> {
     let peer = if command.torrent.starts_with("magnet:") {
         let magnet = Magnet::parse(&command.torrent)?;
         match torrent_from_exact_source(&magnet).await {
@@ -129,7 +61,7 @@ pub async fn get(command: GetCommand) -> Result<PeerStats, CommandError> {
             _ = progress.tick() => {
                 let s = peer.stats();
                 if !s.done {
-                    log_progress(&s, started.elapsed());
+                    log_progress(&s);
                 }
             }
             _ = peer.wait_done(), if !announced_done => {
@@ -178,31 +110,8 @@ async fn torrent_from_exact_source(magnet: &Magnet) -> Option<Metainfo> {
     None
 }
 
-async fn make_torrent(path: &Path, command: &SeedCommand) -> Result<Metainfo, CommandError> {
-    let options = TorrentOptions {
-        trackers: command.options.trackers.clone(),
-        web_seeds: Vec::new(),
-    };
-    let file = path.to_path_buf();
-    let meta = tokio::task::spawn_blocking(move || publish::make_torrent(&file, &options, |_| {}))
-        .await
-        .map_err(|e| PublishError::Task(e.to_string()))??;
-    if let Some(dir) = &command.torrent_out {
-        let out = dir.join(format!("{}.torrent", meta.info.name));
-        std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&out, meta.to_bytes()))
-            .map_err(|source| CommandError::Write {
-                path: out.clone(),
-                source,
-            })?;
-        tracing::info!(torrent = %out.display(), "wrote torrent");
-    }
-    Ok(meta)
-}
-
-fn log_progress(s: &PeerStats, elapsed: Duration) {
-    let received = s.from_peers + s.from_web_seed;
-    let rate = received as f64 / elapsed.as_secs_f64().max(0.001) / (1024.0 * 1024.0);
+fn log_progress(s: &PeerStats) {
+    let rate = s.download_rate as f64 / (1024.0 * 1024.0);
     tracing::info!(
         pieces = format!("{}/{}", s.verified_pieces, s.total_pieces),
         from_peers = s.from_peers,

@@ -1,6 +1,6 @@
 //! Fault injection for the end-to-end suite: a peer that lies.
 //!
-//! With [`super::PeerOptions::corrupt_uploads`] set, every block the peer
+//! With [`crate::PeerOptions::corrupt_uploads`] set, every block the peer
 //! serves has each byte flipped, while everything else it says stays valid.
 //! Honest peers must detect the bad pieces by SHA-1, ban the liar and fetch
 //! the pieces elsewhere; the suite checks that they do.
@@ -9,12 +9,12 @@ use swarm::wire::{Decoder, Frame, Message};
 
 /// Re-frames one connection's outgoing byte stream, corrupting block payloads.
 #[derive(Debug)]
-pub(super) struct Liar {
+pub(crate) struct Liar {
     stream: Decoder,
 }
 
 impl Liar {
-    pub(super) fn new() -> Liar {
+    pub(crate) fn new() -> Liar {
         Liar {
             stream: Decoder::new(1 << 20),
         }
@@ -22,7 +22,7 @@ impl Liar {
 
     /// The bytes to send instead of `data`: whole messages only, any partial
     /// message stays buffered until the rest arrives.
-    pub(super) fn corrupt(&mut self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn corrupt(&mut self, data: &[u8]) -> Vec<u8> {
         self.stream.push(data);
         let mut out = Vec::with_capacity(data.len());
         // Our own engine's output always decodes; a decode error would only

@@ -3,11 +3,13 @@
 //! makes them (non-trickle: the SDP goes out only once ICE gathering is
 //! complete, or its time is up).
 //!
-//! Nothing here decides anything. Every connection reports to the driver's
-//! inbox, tagged with the [`PeerKey`] the driver gave it: the channel opened,
-//! bytes arrived, the send buffer crossed a watermark, the channel or the
-//! connection went away. Bytes to send go through one writer task per
-//! channel, so they leave in the order the engine produced them.
+//! Nothing here decides anything. Every connection reports [`ConnEvent`]s to
+//! the [`ConnSink`] it was made with, tagged with the [`PeerKey`] the node
+//! gave it: the remote's channel arrived, the channel opened, bytes arrived,
+//! the send buffer crossed a watermark, the channel or the connection went
+//! away. Bytes to send go through one writer task per channel, so they
+//! leave in the order the node produced them. This module knows nothing of
+//! the driver: the sink is how it is told where reports go.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,21 +23,38 @@ use webrtc::peer_connection::{
     RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use super::driver::{Inbox, Input};
 use swarm::engine::PeerKey;
 
 /// A peer connection, shared between the driver and the tasks that use it.
-pub(super) type Pc = Arc<dyn PeerConnection>;
+pub(crate) type Pc = Arc<dyn PeerConnection>;
 /// A data channel, shared between its reader and writer tasks.
-pub(super) type Dc = Arc<dyn DataChannel>;
+pub(crate) type Dc = Arc<dyn DataChannel>;
 
-/// Above this many unsent bytes in a channel the engine stops serving it…
-pub(super) const HIGH_WATER: u32 = 1024 * 1024;
+/// Above this many unsent bytes in a channel the node stops serving it…
+pub(crate) const HIGH_WATER: u32 = 1024 * 1024;
 /// …and below this it starts again. Both far under Chromium's 16 MiB queue.
-pub(super) const LOW_WATER: u32 = 256 * 1024;
+pub(crate) const LOW_WATER: u32 = 256 * 1024;
 /// Largest message we hand the channel: the channel is a byte stream to the
 /// wire protocol, and 16 KiB messages are what every browser accepts.
 const MAX_MESSAGE: usize = 16 * 1024;
+
+/// What a connection reports.
+pub(crate) enum ConnEvent {
+    /// The remote created a data channel on a connection we answered.
+    Channel(Dc),
+    /// The data channel opened.
+    Open,
+    /// Bytes arrived on the channel.
+    Data(BytesMut),
+    /// The send buffer crossed [`HIGH_WATER`] (`true`) or drained below
+    /// [`LOW_WATER`] (`false`).
+    SendBlocked(bool),
+    /// The channel closed, or the connection failed or closed.
+    Gone,
+}
+
+/// Where a connection's events go; returns `false` once nobody listens.
+pub(crate) type ConnSink = Arc<dyn Fn(PeerKey, ConnEvent) -> bool + Send + Sync>;
 
 /// How connections are made.
 #[derive(Debug, Clone)]
@@ -82,13 +101,13 @@ pub enum RtcError {
 }
 
 /// A fresh connection with our data channel and a complete offer.
-pub(super) async fn make_offer(
+pub(crate) async fn make_offer(
     config: &RtcConfig,
     key: PeerKey,
-    inbox: Inbox,
+    sink: ConnSink,
 ) -> Result<(Pc, Dc, String), RtcError> {
     let gathered = Arc::new(Notify::new());
-    let pc = build(config, key, inbox, gathered.clone()).await?;
+    let pc = build(config, key, sink, gathered.clone()).await?;
     let result = async {
         // The label is arbitrary; WebTorrent peers accept any.
         let dc = pc.create_data_channel("fanswarm", None).await?;
@@ -108,15 +127,15 @@ pub(super) async fn make_offer(
 }
 
 /// A fresh connection answering `offer_sdp`; the remote's channel arrives
-/// later through [`Input::Channel`].
-pub(super) async fn make_answer(
+/// later as [`ConnEvent::Channel`].
+pub(crate) async fn make_answer(
     config: &RtcConfig,
     key: PeerKey,
-    inbox: Inbox,
+    sink: ConnSink,
     offer_sdp: String,
 ) -> Result<(Pc, String), RtcError> {
     let gathered = Arc::new(Notify::new());
-    let pc = build(config, key, inbox, gathered.clone()).await?;
+    let pc = build(config, key, sink, gathered.clone()).await?;
     let result = async {
         pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?)
             .await?;
@@ -135,14 +154,14 @@ pub(super) async fn make_answer(
 }
 
 /// Applies the remote's answer to one of our offers.
-pub(super) async fn accept_answer(pc: &Pc, sdp: String) -> Result<(), RtcError> {
+pub(crate) async fn accept_answer(pc: &Pc, sdp: String) -> Result<(), RtcError> {
     pc.set_remote_description(RTCSessionDescription::answer(sdp)?)
         .await?;
     Ok(())
 }
 
 /// Closes a connection in the background (closing waits on its driver).
-pub(super) fn close(pc: Pc) {
+pub(crate) fn close(pc: Pc) {
     tokio::spawn(async move {
         if let Err(e) = pc.close().await {
             tracing::debug!(%e, "closing a peer connection");
@@ -150,37 +169,44 @@ pub(super) fn close(pc: Pc) {
     });
 }
 
+/// Closes a data channel nobody will use (a second one, or one for a
+/// connection already given up).
+pub(crate) fn close_channel(dc: Dc) {
+    tokio::spawn(async move {
+        let _ = dc.close().await;
+    });
+}
+
 /// Starts the reader and writer tasks of a data channel. The returned sender
-/// takes whole engine outputs; dropping it ends the writer.
-pub(super) fn start_channel(key: PeerKey, dc: Dc, inbox: Inbox) -> mpsc::UnboundedSender<Vec<u8>> {
+/// takes whole wire messages; dropping it ends the writer and closes the
+/// channel.
+pub(crate) fn start_channel(
+    key: PeerKey,
+    dc: Dc,
+    sink: ConnSink,
+) -> mpsc::UnboundedSender<Vec<u8>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let reader = dc.clone();
     tokio::spawn(async move {
         let _ = reader.set_buffered_amount_low_threshold(LOW_WATER).await;
         let _ = reader.set_buffered_amount_high_threshold(HIGH_WATER).await;
         if matches!(reader.ready_state().await, Ok(RTCDataChannelState::Open)) {
-            let _ = inbox.send(Input::Open { key });
+            sink(key, ConnEvent::Open);
         }
         while let Some(event) = reader.poll().await {
-            let input = match event {
-                DataChannelEvent::OnOpen => Input::Open { key },
-                DataChannelEvent::OnMessage(message) => Input::Data {
-                    key,
-                    bytes: message.data,
-                },
-                DataChannelEvent::OnBufferedAmountHigh => Input::SendBlocked { key, blocked: true },
-                DataChannelEvent::OnBufferedAmountLow => Input::SendBlocked {
-                    key,
-                    blocked: false,
-                },
+            let event = match event {
+                DataChannelEvent::OnOpen => ConnEvent::Open,
+                DataChannelEvent::OnMessage(message) => ConnEvent::Data(message.data),
+                DataChannelEvent::OnBufferedAmountHigh => ConnEvent::SendBlocked(true),
+                DataChannelEvent::OnBufferedAmountLow => ConnEvent::SendBlocked(false),
                 DataChannelEvent::OnClose => break,
                 _ => continue,
             };
-            if inbox.send(input).is_err() {
+            if !sink(key, event) {
                 return; // the driver is gone
             }
         }
-        let _ = inbox.send(Input::Gone { key });
+        sink(key, ConnEvent::Gone);
     });
     tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
@@ -190,16 +216,16 @@ pub(super) fn start_channel(key: PeerKey, dc: Dc, inbox: Inbox) -> mpsc::Unbound
                 }
             }
         }
-        // The driver dropped us: the connection is being closed.
+        // The driver let go: the connection is being closed.
         let _ = dc.close().await;
     });
     tx
 }
 
-/// Reports connection-level events of one connection to the driver.
+/// Reports connection-level events of one connection to its sink.
 struct Events {
     key: PeerKey,
-    inbox: Inbox,
+    sink: ConnSink,
     gathered: Arc<Notify>,
 }
 
@@ -217,20 +243,20 @@ impl PeerConnectionEventHandler for Events {
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
         ) {
-            let _ = self.inbox.send(Input::Gone { key: self.key });
+            (self.sink)(self.key, ConnEvent::Gone);
         }
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
         // Runs on the connection's driver: hand over, never wait here.
-        let _ = self.inbox.send(Input::Channel { key: self.key, dc });
+        (self.sink)(self.key, ConnEvent::Channel(dc));
     }
 }
 
 async fn build(
     config: &RtcConfig,
     key: PeerKey,
-    inbox: Inbox,
+    sink: ConnSink,
     gathered: Arc<Notify>,
 ) -> Result<Pc, RtcError> {
     let ice_servers = config
@@ -250,7 +276,7 @@ async fn build(
         )
         .with_handler(Arc::new(Events {
             key,
-            inbox,
+            sink,
             gathered,
         }))
         .with_udp_addrs(vec![SocketAddr::new(config.bind, 0)])

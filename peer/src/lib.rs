@@ -1,0 +1,321 @@
+//! fanswarm's native WebRTC peer: a [`swarm::node::Node`] driven over the
+//! `webrtc` crate, so a machine can seed (or fetch) a track with no browser.
+//!
+//! It is the browser peer's twin: the same node decides what to announce,
+//! which connections to make and when to give up on them, what to fetch
+//! from the web seed; this crate only carries out its outputs — the
+//! WebTorrent tracker protocol over tokio-tungstenite, BitTorrent over one
+//! ordered, reliable data channel per peer, the web seed over hyper — so
+//! native peers, browsers and other WebTorrent clients mix in one swarm.
+//!
+//! Anatomy (one [`NativePeer`] per torrent):
+//! - a **driver** task owns the node; everything else reports to its
+//!   inbox (`driver`);
+//! - a **tracker socket** task per tracker carries JSON text frames
+//!   (`tracker_socket`);
+//! - per remote peer, a set-up task makes the `RTCPeerConnection` and its
+//!   complete (non-trickle) offer or answer, then a **reader** task turns
+//!   data-channel events into reports and a **writer** task sends the
+//!   node's bytes in order, in 16 KiB messages (`rtc`);
+//! - each web-seed Range request streams its body from a task of its own
+//!   (`http`);
+//! - the torrent's files on disk are this peer's store (`storage`):
+//!   pieces found there at start are imported, verified pieces written.
+//!
+//! Imports run one way: `lib → driver → {rtc, tracker_socket, http,
+//! storage, fault, stats}`; the I/O modules report through sinks they are
+//! handed and know nothing of the driver.
+//!
+//! Back-pressure: each channel reports crossing 1 MiB unsent (the node
+//! stops serving that peer) and draining below 256 KiB (it resumes).
+#![forbid(unsafe_code)]
+
+pub mod get;
+pub mod http;
+pub mod storage;
+
+mod driver;
+mod fault;
+mod rtc;
+mod stats;
+mod tracker_socket;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use swarm::PeerId;
+use swarm::announce::AnnounceConfig;
+use swarm::engine::{Config as EngineConfig, SpecError};
+use swarm::magnet::Magnet;
+use swarm::metainfo::{Metainfo, MetainfoError};
+use swarm::node::{Node, NodeConfig, Source};
+use swarm::time::Time;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use http::{HttpClient, HttpError};
+pub use rtc::{IceServer, RtcConfig, RtcError};
+pub use stats::PeerStats;
+pub use storage::{Storage, StorageError};
+
+use driver::{Driver, Files, Inbox, Report, Running};
+
+/// How a native peer joins a swarm.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// WebSocket tracker URLs (`ws://…/announce`, `wss://…`); none: the
+    /// torrent's (or the magnet's) own.
+    pub trackers: Vec<String>,
+    /// How WebRTC connections are made.
+    pub rtc: RtcConfig,
+    /// Connections at most, counting ones still being set up.
+    pub max_peers: usize,
+    /// Use the torrent's web seed (`url-list`, a magnet's `ws`).
+    pub web_seed: bool,
+    /// Engine tunables.
+    pub engine: EngineConfig,
+    /// Tracker client tunables.
+    pub announce: AnnounceConfig,
+    /// Fault injection for the end-to-end suite: flip every byte of every
+    /// block served, so honest peers must detect and ban this one.
+    pub corrupt_uploads: bool,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            trackers: Vec::new(),
+            rtc: RtcConfig::default(),
+            max_peers: 40,
+            web_seed: true,
+            // The files on disk are this peer's store; pieces stay in memory
+            // rather than be evicted and rejected.
+            engine: EngineConfig {
+                memory_limit: u64::MAX,
+                ..EngineConfig::default()
+            },
+            announce: AnnounceConfig::default(),
+            corrupt_uploads: false,
+        }
+    }
+}
+
+impl PeerOptions {
+    /// The node's configuration; every other tunable is the node's default,
+    /// the browser's too.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut config = NodeConfig {
+            engine: self.engine.clone(),
+            announce: self.announce.clone(),
+            max_connections: self.max_peers,
+            web_seed: self.web_seed,
+            ..NodeConfig::default()
+        };
+        config.fetch.max_peers = self.engine.max_peers;
+        config.fetch.client_name = self.engine.client_name.clone();
+        config
+    }
+
+    /// These trackers, or `own` if none were given.
+    fn trackers_or(&self, own: Vec<String>) -> Result<Vec<String>, NativeError> {
+        let trackers = if self.trackers.is_empty() {
+            own
+        } else {
+            self.trackers.clone()
+        };
+        if trackers.is_empty() {
+            return Err(NativeError::NoTracker);
+        }
+        Ok(trackers)
+    }
+}
+
+/// Why a native peer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// The torrent's files could not be opened or read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The torrent is inconsistent (piece count against length).
+    #[error("torrent cannot be run: {0}")]
+    Spec(#[from] SpecError),
+    /// The `.torrent` does not parse.
+    #[error("bad torrent: {0}")]
+    Metainfo(#[from] MetainfoError),
+    /// The `.torrent` could not be fetched.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The `.torrent` file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No tracker to announce to.
+    #[error("no tracker: give --tracker or use a torrent that names one")]
+    NoTracker,
+    /// A background task panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// One torrent joined over WebRTC. Dropping it leaves the swarm too, without
+/// waiting for the goodbyes to go out; [`NativePeer::stop`] waits.
+#[derive(Debug)]
+pub struct NativePeer {
+    inbox: Inbox,
+    stats: watch::Receiver<PeerStats>,
+    task: JoinHandle<()>,
+}
+
+impl NativePeer {
+    /// Opens the torrent's files at `target` (the file of a single-file
+    /// torrent, the directory of a multi-file one), keeps every piece found
+    /// there that verifies, and joins the swarm: a complete copy seeds, an
+    /// incomplete one downloads the rest into the same files.
+    pub async fn start(
+        meta: &Metainfo,
+        target: &Path,
+        options: PeerOptions,
+    ) -> Result<NativePeer, NativeError> {
+        let trackers = options.trackers_or(meta.trackers())?;
+        let storage = Storage::new(&meta.info, target)?;
+        let start = Instant::now();
+        let node = Node::new(
+            options.node_config(),
+            Source::Torrent(Box::new(meta.clone())),
+            trackers,
+            random_peer_id(),
+            fastrand::u64(..),
+            Time::from_millis(0),
+        )?;
+        let (node, storage, imported) = tokio::task::spawn_blocking(move || {
+            import(node, &storage).map(|(node, imported)| (node, storage, imported))
+        })
+        .await
+        .map_err(|e| NativeError::Task(e.to_string()))??;
+        let figures = PeerStats {
+            imported_pieces: imported,
+            target: Some(target.to_path_buf()),
+            ..PeerStats::default()
+        };
+        let files = Files::Open(storage);
+        Ok(Self::run(node, start, files, figures, options))
+    }
+
+    /// Joins the swarm of a bare magnet: the metadata comes from peers over
+    /// ut_metadata (BEP 9), then the same connections carry the pieces,
+    /// written under `out_dir` by the torrent's name. The magnet's `ws` web
+    /// seeds are used once the metadata is known (if `options.web_seed`).
+    pub async fn start_magnet(
+        magnet: &Magnet,
+        out_dir: &Path,
+        options: PeerOptions,
+    ) -> Result<NativePeer, NativeError> {
+        let trackers = options.trackers_or(magnet.trackers.clone())?;
+        let start = Instant::now();
+        let node = Node::new(
+            options.node_config(),
+            Source::Magnet(magnet.clone()),
+            trackers,
+            random_peer_id(),
+            fastrand::u64(..),
+            Time::from_millis(0),
+        )?;
+        let files = Files::Pending(out_dir.to_path_buf());
+        Ok(Self::run(node, start, files, PeerStats::default(), options))
+    }
+
+    fn run(
+        node: Node,
+        start: Instant,
+        files: Files,
+        figures: PeerStats,
+        options: PeerOptions,
+    ) -> NativePeer {
+        let Running { inbox, stats, task } = Driver::spawn(
+            node,
+            start,
+            files,
+            figures,
+            options.rtc,
+            options.corrupt_uploads,
+        );
+        NativePeer { inbox, stats, task }
+    }
+
+    /// What it has done so far.
+    pub fn stats(&self) -> PeerStats {
+        self.stats.borrow().clone()
+    }
+
+    /// A receiver that sees every change of [`NativePeer::stats`].
+    pub fn watch(&self) -> watch::Receiver<PeerStats> {
+        self.stats.clone()
+    }
+
+    /// Waits until every piece is verified and written.
+    pub async fn wait_done(&self) {
+        let mut stats = self.stats.clone();
+        // An error here means the driver ended; nothing more will come.
+        let _ = stats.wait_for(|s| s.done).await;
+    }
+
+    /// Leaves the swarm: `stopped` to the trackers, every connection closed.
+    pub async fn stop(mut self) {
+        let _ = self.inbox.send(Report::Stop);
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("native peer did not stop within 5 s");
+        }
+        // Let the tracker sockets send `stopped` and their close frames.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for NativePeer {
+    fn drop(&mut self) {
+        // The driver holds inbox senders of its own, so it must be told.
+        let _ = self.inbox.send(Report::Stop);
+    }
+}
+
+/// Reads a `.torrent` from a path or an `http://` URL.
+pub async fn load_torrent(source: &str) -> Result<Metainfo, NativeError> {
+    let bytes = if source.starts_with("http://") || source.starts_with("https://") {
+        HttpClient::default()
+            .get(source, http::MAX_TORRENT_BYTES)
+            .await?
+    } else {
+        tokio::fs::read(source)
+            .await
+            .map_err(|e| NativeError::Read {
+                path: source.to_owned(),
+                source: e,
+            })?
+    };
+    Ok(Metainfo::from_bytes(&bytes)?)
+}
+
+fn random_peer_id() -> PeerId {
+    PeerId::generate(std::array::from_fn(|_| fastrand::u8(..)))
+}
+
+/// Hands the node every piece on disk that verifies; returns how many. The
+/// node reports them verified like any other, with the origin `Imported`,
+/// which is how the driver knows not to write them back.
+fn import(mut node: Node, storage: &Storage) -> Result<(Node, u32), NativeError> {
+    let mut imported = 0;
+    for piece in 0..node.stats().engine.total_pieces {
+        if let Some(data) = storage.read_piece(piece)? {
+            if node.import_piece(piece, &data) {
+                imported += 1;
+            }
+        }
+    }
+    Ok((node, imported))
+}
