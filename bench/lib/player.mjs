@@ -17,6 +17,16 @@ export async function schedulePress(page, delayMs) {
     const b = window.__bench = { timeOrigin: performance.timeOrigin, error: null };
     const nav = performance.getEntriesByType('navigation')[0];
     b.loadEnd = nav?.loadEventEnd || performance.now();
+    // When the player joined its swarm (on load, before the press) and
+    // when its first neighbour connected: polled, for the timeline.
+    const watch = setInterval(() => {
+      const now = performance.now();
+      if (player.track) b.joinedAt ??= now;
+      if (player.stats().peers > 0) {
+        b.firstPeerAt ??= now;
+        clearInterval(watch);
+      }
+    }, 25);
     // Stalls after first audio: `waiting` until the next `playing`.
     b.stalls = 0;
     b.stalledMs = 0;

@@ -32,8 +32,10 @@ export async function startServer({ library, log, extra = [], port = randomPort(
   mkdirSync(join(OUT, 'logs'), { recursive: true });
   const out = openSync(join(OUT, 'logs', `${log}.log`), 'a');
   const web = existsSync(join(OUT, 'web')) ? join(OUT, 'web') : join(ROOT, 'web');
+  // No ICE server for the players: the namespace has no route out.
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', web,
-    '--cache-dir', cache, ...(library ? ['--library', library] : []), ...extra];
+    '--cache-dir', cache, '--player-ice-servers', '',
+    ...(library ? ['--library', library] : []), ...extra];
   const child = spawn(SERVER_BIN, args, {
     stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

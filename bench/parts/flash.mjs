@@ -71,6 +71,7 @@ async function crowd({ fans, playDelayMs, library, track }) {
     const timeline = states.map((s, i) => ({
       fan: i, navigationStart: s.timeOrigin - origin, loaded: at(s, 'loadEnd'),
       press: at(s, 'pressAt'), firstPlaying: at(s, 'playingAt'), done: at(s, 'doneAt'),
+      joined: at(s, 'joinedAt'), firstPeer: at(s, 'firstPeerAt'),
       downloaded: s.downloaded, fromPeers: s.fromPeers, fromWebSeed: s.fromWebSeed,
       uploaded: s.uploaded, wasted: s.wasted, peers: s.peers,
       controlled: s.controlled, audioSrc: s.audioSrc, stalls: s.stalls, stalledMs: s.stalledMs,

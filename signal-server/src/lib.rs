@@ -48,7 +48,7 @@ use tower_http::services::ServeDir;
 use tower_http::services::fs::ServeFileSystemResponseBody;
 
 use crate::publish::PublishError;
-use crate::state::{AppState, Paths};
+use crate::state::{AppState, Paths, PlayerSettings};
 
 /// Everything `signal-server serve` needs.
 #[derive(Debug, Clone)]
@@ -69,6 +69,8 @@ pub struct Config {
     /// (`--webrtc-seed`), so a swarm has a WebRTC seed before any fan.
     #[cfg(feature = "native-peer")]
     pub webrtc_seed: Option<fanswarm_peer::RtcConfig>,
+    /// What the embed page tells fans' players (their ICE servers).
+    pub player: PlayerSettings,
 }
 
 /// Why the server could not start.
@@ -200,5 +202,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             rtc,
         ));
     }
-    serve(listener, AppState::new(catalog, paths, config.limits)).await
+    let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
+    serve(listener, state).await
 }

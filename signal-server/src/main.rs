@@ -158,6 +158,12 @@ struct ServeArgs {
     /// Announce interval told to peers, in seconds.
     #[arg(long, env = "FANSWARM_ANNOUNCE_INTERVAL_SECS")]
     announce_interval_secs: Option<u64>,
+    /// ICE servers the embed page gives fans' players, space-separated
+    /// (e.g. "stun:stun.example:3478 turn:turn.example:3478"); "" for none
+    /// (a LAN, or a private test network) [default: the player's own, a
+    /// public STUN server].
+    #[arg(long, env = "FANSWARM_PLAYER_ICE_SERVERS")]
+    player_ice_servers: Option<String>,
     /// Also seed every track over WebRTC from this process (a native peer).
     #[cfg(feature = "native-peer")]
     #[arg(long, env = "FANSWARM_WEBRTC_SEED")]
@@ -284,6 +290,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
         public_url: args.public_url,
         limits,
+        player: signal_server::state::PlayerSettings {
+            ice_servers: args
+                .player_ice_servers
+                .map(|list| list.split_whitespace().map(str::to_owned).collect()),
+        },
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

@@ -48,6 +48,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Tracker sockets open per address (its own lock, not the hub's).
     pub addresses: Arc<AddressTable>,
+    /// What the embed page tells each fan's player.
+    pub player: PlayerSettings,
     epoch: Instant,
     next_connection: AtomicU64,
 }
@@ -67,9 +69,30 @@ pub struct Hub {
     pub senders: HashMap<ConnectionId, mpsc::Sender<Message>>,
 }
 
+/// Settings the server hands to the players of its embed pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlayerSettings {
+    /// ICE servers (STUN/TURN URLs) for fans' browsers; `None` leaves the
+    /// player's default (a public STUN server), an empty list means none
+    /// (host candidates only: a LAN, or a test's private network).
+    pub ice_servers: Option<Vec<String>>,
+}
+
 impl AppState {
-    /// State for a server publishing `catalog`, with the given limits.
+    /// State for a server publishing `catalog`, with the given limits and
+    /// the player's defaults.
     pub fn new(catalog: Catalog, paths: Paths, limits: Limits) -> Self {
+        Self::with_player(catalog, paths, limits, PlayerSettings::default())
+    }
+
+    /// State for a server publishing `catalog`, whose embed pages give
+    /// their players `player`.
+    pub fn with_player(
+        catalog: Catalog,
+        paths: Paths,
+        limits: Limits,
+        player: PlayerSettings,
+    ) -> Self {
         AppState(Arc::new(Shared {
             hub: Mutex::new(Hub {
                 tracker: Tracker::new(limits.clone()),
@@ -82,6 +105,7 @@ impl AppState {
             assets: WebAssets::load(&paths.web_dir),
             paths,
             addresses: AddressTable::new(limits.max_connections_per_address),
+            player,
             limits,
             epoch: Instant::now(),
             next_connection: AtomicU64::new(1),

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use fanswarm_tracker::Limits;
 use signal_server::catalog::{Catalog, Links, Track};
 use signal_server::publish::{TorrentOptions, make_torrent};
-use signal_server::state::{AppState, Paths};
+use signal_server::state::{AppState, Paths, PlayerSettings};
 
 /// What the test server publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
         media_dir: library.path().to_path_buf(),
         web_dir: web,
     };
-    let state = AppState::new(catalog.clone(), paths.clone(), Limits::default());
+    let state = fresh_state(&catalog, &paths);
     let running = Running::start(listener.into_std()?, state.clone())?;
     Ok(TestServer {
         base,
@@ -108,6 +108,16 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
         running: Some(running),
         _library: library,
     })
+}
+
+/// The server's state for a test: its embed pages give players no ICE
+/// server (the private network has no route out, and players join their
+/// swarm on load, before a test could set the attribute).
+fn fresh_state(catalog: &Catalog, paths: &Paths) -> AppState {
+    let player = PlayerSettings {
+        ice_servers: Some(Vec::new()),
+    };
+    AppState::with_player(catalog.clone(), paths.clone(), Limits::default(), player)
 }
 
 impl TestServer {
@@ -145,8 +155,7 @@ impl TestServer {
             match std::net::TcpListener::bind(self.addr) {
                 Ok(listener) => {
                     listener.set_nonblocking(true)?;
-                    self.state =
-                        AppState::new(self.catalog.clone(), self.paths.clone(), Limits::default());
+                    self.state = fresh_state(&self.catalog, &self.paths);
                     self.running = Some(Running::start(listener, self.state.clone())?);
                     return Ok(());
                 }
