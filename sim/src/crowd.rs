@@ -52,9 +52,12 @@ pub struct Crowd {
     pub fans: usize,
     /// Between one fan's page opening and the next one's.
     pub arrival_gap: Duration,
-    /// From a page opening to its having loaded (wasm, torrent).
+    /// From a page opening to its load event.
     pub load: Duration,
-    /// From the page loaded to pressing play.
+    /// From the load event to the player having joined the swarm (wasm
+    /// compiled, worker in control, `.torrent` fetched), when joining on load.
+    pub join_after_load: Duration,
+    /// From the load event to pressing play.
     pub press_after: Duration,
     /// When the page joins the swarm.
     pub join: Join,
@@ -69,7 +72,8 @@ impl Default for Crowd {
         Crowd {
             fans: 10,
             arrival_gap: Duration::from_millis(150),
-            load: Duration::from_millis(150),
+            load: Duration::from_millis(700),
+            join_after_load: Duration::from_millis(430),
             press_after: Duration::from_millis(1000),
             join: Join::OnLoad,
             linger: Duration::from_secs(5),
@@ -87,6 +91,8 @@ pub struct CrowdReport {
     pub from_peers: Vec<f64>,
     /// Each fan's time from pressing play to first audio, seconds.
     pub first_audio: Vec<f64>,
+    /// Each fan's time from joining to its first open data channel, seconds.
+    pub first_peer: Vec<f64>,
     /// Fans that stalled after first audio, and seconds stalled in all.
     pub stalled_fans: usize,
     /// Seconds stalled, all fans together.
@@ -109,6 +115,12 @@ pub fn world(crowd: &Crowd, seed: u64) -> World {
         seed,
         file_len: crowd.track.bytes,
         piece_length: piece_length_for(crowd.track.bytes as u64),
+        // Connections as slow to open as in the browser benchmark's crowd
+        // (ten pages on two cores: joined to first neighbour ~1.0 s median,
+        // scripts/bench 2026-12-06): ICE gathering and the channel's
+        // set-up take far longer there than the network's round trips.
+        gather_ms: (100, 250),
+        setup_extra_ms: (200, 500),
         ..World::default()
     }
 }
@@ -118,7 +130,10 @@ pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
     let mut sim = Sim::new(world);
     // Joining on press: the node starts when play is pressed.
     let (join_after, press_after) = match crowd.join {
-        Join::OnLoad => (crowd.load, crowd.press_after),
+        Join::OnLoad => (
+            crowd.load + crowd.join_after_load,
+            crowd.press_after.saturating_sub(crowd.join_after_load),
+        ),
         Join::OnPress => (crowd.load + crowd.press_after, Duration::ZERO),
     };
     let listen = Listening::Fan {
@@ -148,6 +163,9 @@ pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
         report.wasted.push(stats.wasted);
         let got = (stats.from_peers + stats.from_web_seed).max(1);
         report.from_peers.push(stats.from_peers as f64 / got as f64);
+        if let (Some(joined), Some(first)) = (n.joined_at, n.first_channel_at) {
+            report.first_peer.push((first - joined) as f64 / 1e6);
+        }
         let p = &n.player;
         if let (Some(pressed), Some(first)) = (p.pressed_at, p.first_audio_at) {
             report.first_audio.push((first - pressed) as f64 / 1e6);

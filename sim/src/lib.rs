@@ -128,6 +128,8 @@ pub struct SimNode {
     pub peer_id: PeerId,
     /// When the metadata was known (at join for a node with the torrent).
     pub metadata_at: Option<Micros>,
+    /// When its first data channel opened.
+    pub first_channel_at: Option<Micros>,
     pub joined_at: Option<Micros>,
     pub done_at: Option<Micros>,
     pub left: bool,
@@ -249,6 +251,7 @@ impl Sim {
             node: None,
             peer_id: PeerId::generate(random),
             metadata_at: None,
+            first_channel_at: None,
             joined_at: None,
             done_at: None,
             left: false,
@@ -430,6 +433,7 @@ impl Sim {
             }
             Ev::ChannelOpen(n, key) => {
                 if self.nodes[n].links.contains_key(&key) {
+                    self.nodes[n].first_channel_at.get_or_insert(self.now);
                     self.with_node(n, |node, now| node.channel_open(now, key));
                 }
             }

@@ -160,13 +160,13 @@ fn a_neighbour_that_has_not_said_whether_it_fetches_holds_the_election() {
     connect(&mut t, 0, P1, 2, &[theirs.to_message(), Message::HaveNone]);
     drain(&mut t);
     play(&mut t, 10);
-    // Pieces due within the fallback time (2 s: pieces 0 and 1) cannot
-    // wait; the rest of the urgent window (6 s) waits for the neighbour,
-    // who may be the one the crowd elects for it.
+    // While it settles, only what is due just in time (0.75 s: piece 0)
+    // cannot wait; the rest of the urgent window (6 s) waits for the
+    // neighbour, who may have it or be the one the crowd elects for it.
     let first = fetches(&drain(&mut t));
     assert_eq!(
         first.iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(),
-        vec![(0, 1)]
+        vec![(0, 0)]
     );
     t.handle_timeout(Time(1_000));
     assert!(fetches(&drain(&mut t)).is_empty(), "still settling");

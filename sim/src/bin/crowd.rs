@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             world.offer_grace = Duration::from_millis(ms);
         }
         for (key, v) in &settings {
-            if let Err(e) = set(&mut world.engine, key, *v) {
+            if let Err(e) = set(&mut world, key, *v) {
                 eprintln!("crowd: {e}");
                 return ExitCode::from(2);
             }
@@ -119,6 +119,7 @@ fn main() -> ExitCode {
             "from_peers_min": min,
             "first_audio_median_s": median(&report.first_audio),
             "first_audio_max_s": report.first_audio.iter().copied().fold(0.0, f64::max),
+            "first_peer_median_s": median(&report.first_peer),
             "wasted_median": median(&report.wasted.iter().map(|&w| w as f64).collect::<Vec<_>>()),
             "origin_unused_copies": report.origin_unused_copies,
             "stalled_fans": report.stalled_fans,
@@ -129,7 +130,8 @@ fn main() -> ExitCode {
         if !json {
             println!(
                 "seed {seed}: {} fans, origin {:.3} copies ({:.3} unused), from peers median {:.1} % \
-                 (min {:.1} %), wasted median {:.0} kB, first audio median {:.3} s, {} fans stalled \
+                 (min {:.1} %), wasted median {:.0} kB, joined to first peer median {:.2} s, \
+                 first audio median {:.3} s, {} fans stalled \
                  ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall",
                 crowd.fans,
                 report.origin_copies,
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
                 100.0 * median(&report.from_peers),
                 100.0 * min,
                 median(&report.wasted.iter().map(|&w| w as f64).collect::<Vec<_>>()) / 1e3,
+                median(&report.first_peer),
                 median(&report.first_audio),
                 report.stalled_fans,
                 report.stalled_secs,
@@ -157,11 +160,22 @@ fn main() -> ExitCode {
 
 /// An engine tunable by name, for trying policies from the command line
 /// (durations in milliseconds, sizes in bytes).
-fn set(engine: &mut swarm::engine::Config, key: &str, v: u64) -> Result<(), String> {
+fn set(world: &mut fanswarm_sim::World, key: &str, v: u64) -> Result<(), String> {
     let ms = Duration::from_millis(v);
+    let engine = &mut world.engine;
     match key {
+        "peer_up" => world.peer_up = v,
+        "gather_ms_min" => world.gather_ms.0 = v,
+        "gather_ms_max" => world.gather_ms.1 = v,
+        "setup_extra_ms_min" => world.setup_extra_ms.0 = v,
+        "setup_extra_ms_max" => world.setup_extra_ms.1 = v,
+        "latency_ms_min" => world.latency_ms.0 = v,
+        "latency_ms_max" => world.latency_ms.1 = v,
         "upload_slots" => engine.upload_slots = v as usize,
         "web_seed_fallback" => engine.web_seed_fallback = ms,
+        "web_seed_fallback_coming" => engine.web_seed_fallback_coming = ms,
+        "web_seed_hold_crowd" => engine.web_seed_hold_crowd = v,
+        "first_peer_wait" => engine.first_peer_wait = ms,
         "peer_patience" => engine.peer_patience = ms,
         "peer_patience_min" => engine.peer_patience_min = ms,
         "crowd_settle" => engine.crowd_settle = ms,

@@ -174,8 +174,8 @@ impl PeerCrowd {
 /// Whether `peer` should have sent every block of `piece` we asked of it
 /// within `budget` from `now`: it serves requests in the order they came,
 /// so ahead of the last of them is everything we asked of it before; at
-/// its recent rate. Without a rate, whether they are younger than
-/// `patience`. No requests for it: no.
+/// its recent rate. Without a rate (or less than a second of it), whether
+/// they are younger than `patience`. No requests for it: no.
 fn arrives_within(
     peer: &Peer,
     piece: u32,
@@ -192,8 +192,9 @@ fn arrives_within(
     else {
         return false;
     };
+    // A rate needs a second of history to mean anything.
     let rate = peer.download.bytes_per_sec(now);
-    if rate == 0 {
+    if rate == 0 || now.since(peer.connected_at) < Duration::from_secs(1) {
         return now.since(last) < patience;
     }
     let ahead: u64 = peer
@@ -230,21 +231,12 @@ impl Torrent {
     /// Whether we are `piece`'s elected web-seed fetcher among ourselves and
     /// the connected peers that would fetch it themselves.
     pub(super) fn elected(&self, piece: u32) -> bool {
-        // Alone for now but not for long: the crowd we are joining may
-        // already have it, or elect someone else for it.
-        if self.peers_coming && !self.peers.values().any(|p| p.is_connected()) {
-            return false;
-        }
-        // A neighbour that just connected and has not yet said what it has
-        // or whether it fetches may be the one who has it, or whom the
-        // crowd elects: wait for it (briefly: a silent peer cannot stall
-        // elections for long).
-        let (now, settle) = (self.now, self.config.crowd_settle);
-        if self
-            .peers
-            .values()
-            .any(|p| !p.crowd_settled() && now.since(p.connected_at) < settle)
-        {
+        // Not on a partial view of the crowd: it may already have the
+        // piece, or elect someone else for it. (Peers still coming once
+        // some are here do not hold elections: in a crowd, connections keep
+        // opening, and nobody would be elected for seconds.)
+        let alone = !self.peers.values().any(|p| p.is_connected());
+        if (self.peers_coming && alone) || self.neighbour_settling() {
             return false;
         }
         let group = self.group_of(piece);
@@ -256,6 +248,24 @@ impl Torrent {
                 && p.id
                     .is_some_and(|id| (rendezvous(&id, group), id) > (ours, self.our_id))
         })
+    }
+
+    /// Whether our view of the crowd is still filling in: the shell is
+    /// connecting to more peers ([`Torrent::set_peers_coming`]), or a
+    /// neighbour that connected less than `crowd_settle` ago has not yet
+    /// said what it has and whether it fetches from the web seed (a silent
+    /// peer cannot hold this for long).
+    pub(super) fn crowd_pending(&self) -> bool {
+        self.peers_coming || self.neighbour_settling()
+    }
+
+    /// A neighbour connected less than `crowd_settle` ago and has not yet
+    /// said what it has and whether it fetches from the web seed.
+    fn neighbour_settling(&self) -> bool {
+        let (now, settle) = (self.now, self.config.crowd_settle);
+        self.peers
+            .values()
+            .any(|p| !p.crowd_settled() && now.since(p.connected_at) < settle)
     }
 
     /// Whether a connected peer has `piece` or said it is getting it.

@@ -92,6 +92,13 @@ pub struct Config {
     /// An urgent piece a neighbour has or is getting is taken from the web
     /// seed only once it is due within this; the elected fetcher does not wait.
     pub web_seed_fallback: Duration,
+    /// The fallback time while no neighbour is connected yet but some are
+    /// on their way (see [`Torrent::set_peers_coming`]): just in time.
+    pub web_seed_fallback_coming: Duration,
+    /// See [`Torrent::set_peers_coming`].
+    pub web_seed_hold_crowd: u64,
+    /// See [`Torrent::set_peers_coming`].
+    pub first_peer_wait: Duration,
     /// Requests to a peer for an urgent piece are given this long before
     /// the web seed may take it (when it is due within the fallback time);
     /// less as its deadline nears, but at least `peer_patience_min`.
@@ -137,6 +144,9 @@ impl Default for Config {
             web_seed_group: 256 * 1024,
             web_seed_max_run: 2 * 1024 * 1024,
             web_seed_fallback: Duration::from_secs(2),
+            web_seed_fallback_coming: Duration::from_millis(750),
+            web_seed_hold_crowd: 2,
+            first_peer_wait: Duration::from_millis(1500),
             peer_patience: Duration::from_millis(500),
             peer_patience_min: Duration::from_millis(150),
             intent_ttl: Duration::from_secs(10),
@@ -343,6 +353,10 @@ pub struct Torrent {
     /// The shell is connecting to peers of a crowd (see `crowd.rs`): until
     /// one is connected we are nobody's elected web-seed fetcher.
     peers_coming: bool,
+    /// Other peers in the swarm, by the tracker (see `set_peers_coming`).
+    crowd_size: u64,
+    /// When this engine started.
+    started: Time,
 }
 
 impl Torrent {
@@ -401,6 +415,8 @@ impl Torrent {
             optimistic: None,
             done_announced: false,
             peers_coming: false,
+            crowd_size: 0,
+            started: now,
         })
     }
 
@@ -525,10 +541,18 @@ impl Torrent {
     /// that is so and no peer is connected yet, the web seed is asked only
     /// for what the player needs before a connection could deliver it
     /// (see `crowd.rs`), not for the whole urgent window.
-    pub fn set_peers_coming(&mut self, now: Time, coming: bool) {
+    ///
+    /// `crowd` is how many other peers the tracker says the swarm has (0
+    /// when it has not said). In a crowd of at least `web_seed_hold_crowd`,
+    /// a peer with no neighbour yet asks the web seed for nothing, not even
+    /// what it needs now, until `first_peer_wait` after it started: its
+    /// neighbours have it, and a thousand first pieces from the web seed
+    /// would cost the artist more copies than the track itself.
+    pub fn set_peers_coming(&mut self, now: Time, coming: bool, crowd: u64) {
         self.now = now;
-        if self.peers_coming != coming {
+        if (self.peers_coming, self.crowd_size) != (coming, crowd) {
             self.peers_coming = coming;
+            self.crowd_size = crowd;
             self.schedule_web_seed();
         }
     }
@@ -584,8 +608,14 @@ impl Torrent {
     /// "getting". For diagnosing why a piece came from where it did.
     pub fn explain_piece(&self, piece: u32) -> Vec<String> {
         let now = self.now;
-        self.peers
-            .iter()
+        let us = format!(
+            "us: peers coming {}, elected {}, due {:?}",
+            self.peers_coming,
+            self.elected(piece),
+            self.picker.due_in(piece)
+        );
+        std::iter::once(us)
+            .chain(self.peers.iter()
             .map(|(key, p)| {
                 let asked: Vec<u64> = p
                     .outstanding
@@ -601,7 +631,7 @@ impl Torrent {
                     p.crowd.getting.get(&piece).map(|t| now.since(*t).as_millis()),
                     p.outstanding.len(),
                 )
-            })
+            }))
             .collect()
     }
 
@@ -704,6 +734,9 @@ impl Torrent {
         let mut at = (self.now + tick).min(self.next_rechoke);
         if let Some(t) = self.web_seed.wake_at() {
             at = at.min(t.max(self.now));
+        }
+        if let Some(t) = self.web_seed_held_until() {
+            at = at.min(t);
         }
         at
     }

@@ -321,16 +321,44 @@ impl Torrent {
     /// ([`Torrent::delivery_expected`]): early enough to leave the web seed
     /// [`WEB_SEED_MARGIN`] to deliver it instead, but at least
     /// `peer_patience_min` (a piece due now, before first audio).
+    ///
+    /// While our view of the crowd is still filling in (neighbours on
+    /// their way or just connected: [`Torrent::crowd_pending`]) and no
+    /// neighbour we know has the piece, we fall back later, at
+    /// `web_seed_fallback_coming`: the ones still coming may well have it.
     fn web_seed_turn(&self, piece: u32) -> bool {
+        if self.web_seed_held_until().is_some() {
+            return false;
+        }
         let due = self.picker.due_in(piece).unwrap_or(Duration::ZERO);
-        if due > self.config.web_seed_fallback {
-            return !self.someone_has_or_gets(piece) && self.elected(piece);
+        let fallback = if self.crowd_pending() && !self.peers.values().any(|p| p.pieces.has(piece))
+        {
+            self.config.web_seed_fallback_coming
+        } else {
+            self.config.web_seed_fallback
+        };
+        if due > fallback {
+            return due > self.config.web_seed_fallback
+                && !self.someone_has_or_gets(piece)
+                && self.elected(piece);
         }
         let budget = due
             .saturating_sub(WEB_SEED_MARGIN)
             .max(self.config.peer_patience_min);
         let patience = budget.min(self.config.peer_patience);
         !self.delivery_expected(piece, budget, patience)
+    }
+
+    /// Until when a big crowd's newcomer holds the web seed while its
+    /// neighbours are on their way (see [`Torrent::set_peers_coming`]);
+    /// `None` when it does not. The first neighbours to connect may well
+    /// be newcomers too, with nothing yet: the hold lasts its time.
+    pub(super) fn web_seed_held_until(&self) -> Option<Time> {
+        let until = self.started + self.config.first_peer_wait;
+        (self.peers_coming
+            && self.crowd_size >= self.config.web_seed_hold_crowd
+            && self.now < until)
+            .then_some(until)
     }
 
     /// Whether we have been idle long enough to fetch an orphan piece; starts

@@ -247,9 +247,9 @@ impl Joining {
 
     /// See [`Torrent::set_peers_coming`]; ignored while fetching (the
     /// engine starts without it and the node tells it again).
-    pub fn set_peers_coming(&mut self, now: Time, coming: bool) {
+    pub fn set_peers_coming(&mut self, now: Time, coming: bool, crowd: u64) {
         if let State::Running { torrent, .. } = &mut self.state {
-            torrent.set_peers_coming(now, coming);
+            torrent.set_peers_coming(now, coming, crowd);
         }
     }
 

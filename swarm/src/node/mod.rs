@@ -256,7 +256,7 @@ pub struct Node {
     started: Time,
     /// What the engine was last told by `set_peers_coming`, and until when
     /// that holds if nothing else happens.
-    peers_coming: Option<bool>,
+    peers_coming: Option<(bool, u64)>,
     peers_coming_until: Option<Time>,
 }
 
@@ -729,11 +729,12 @@ impl Node {
             self.swarm_others,
         );
         self.peers_coming_until = until;
-        if self.peers_coming == Some(coming) {
+        let crowd = self.swarm_others.unwrap_or(0);
+        if self.peers_coming == Some((coming, crowd)) {
             return false;
         }
-        self.peers_coming = Some(coming);
-        self.torrent.set_peers_coming(self.now, coming);
+        self.peers_coming = Some((coming, crowd));
+        self.torrent.set_peers_coming(self.now, coming, crowd);
         true
     }
 

@@ -243,19 +243,17 @@ fn the_web_seed_is_one_range_request_streamed_piece_by_piece() {
 }
 
 #[test]
-fn before_the_crowd_is_known_only_what_is_due_soon_comes_from_the_web_seed() {
+fn before_the_crowd_is_known_only_what_is_due_now_comes_from_the_web_seed() {
     let (mut n, _conns) = announced(NodeConfig::default());
     drain(&mut n);
     play_from_start(&mut n, Time(20));
     // Our offers are out and the tracker has not said who else is there:
-    // the web seed is asked only for what is due within the fallback
-    // time (2 s at a piece a second), not the six-second urgent window.
+    // the web seed is asked only for what is due within the just-in-time
+    // fallback (0.75 s at a piece a second: piece 0), not the six-second
+    // urgent window, which the crowd may be about to have.
     let gets = http_gets(&drain(&mut n));
     assert_eq!(gets.len(), 1);
-    assert_eq!(
-        (gets[0].1.start, gets[0].1.end),
-        (0, 3 * u64::from(PIECE) - 1)
-    );
+    assert_eq!((gets[0].1.start, gets[0].1.end), (0, u64::from(PIECE) - 1));
     // The tracker says nobody else is in the swarm: the rest of the
     // urgent window comes at once.
     n.tracker_message(Time(40), TRACKER, &swarm_reply(&n, 0, 1));
@@ -263,22 +261,28 @@ fn before_the_crowd_is_known_only_what_is_due_soon_comes_from_the_web_seed() {
     assert_eq!(gets.len(), 1, "{gets:?}");
     assert_eq!(
         (gets[0].1.start, gets[0].1.end),
-        (3 * u64::from(PIECE), 6 * u64::from(PIECE) - 1)
+        (u64::from(PIECE), 6 * u64::from(PIECE) - 1)
     );
 }
 
 #[test]
-fn a_crowd_on_its_way_holds_the_web_seed_until_the_grace_ends() {
+fn a_newcomer_to_a_crowd_waits_for_its_neighbours_before_the_web_seed() {
     let (mut n, _conns) = announced(NodeConfig::default());
     drain(&mut n);
+    // Six others in the swarm: they have what we need, or will.
     n.tracker_message(Time(15), TRACKER, &swarm_reply(&n, 3, 4));
     drain(&mut n);
     play_from_start(&mut n, Time(20));
-    let gets = http_gets(&drain(&mut n));
-    assert_eq!(
-        (gets[0].1.start, gets[0].1.end),
-        (0, 3 * u64::from(PIECE) - 1)
+    assert!(
+        http_gets(&drain(&mut n)).is_empty(),
+        "held for the neighbours"
     );
+    // None came within the wait (1.5 s from the start): what is due now.
+    let wait = NodeConfig::default().engine.first_peer_wait;
+    n.handle_timeout(Time(wait.as_millis() as u64));
+    let gets = http_gets(&drain(&mut n));
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!((gets[0].1.start, gets[0].1.end), (0, u64::from(PIECE) - 1));
     // Nobody answered our offers within the grace: we fetch for ourselves.
     n.handle_timeout(Time(3_100));
     let gets = http_gets(&drain(&mut n));
