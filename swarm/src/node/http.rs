@@ -4,10 +4,11 @@
 //! [`crate::metainfo::Info::file_slices`]. Shells only run the requests and
 //! hand the bodies back as they arrive.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::engine::FetchId;
 use crate::metainfo::Info;
+use crate::sorted::SortedMap;
 
 /// The shell's handle for one HTTP request, echoed with its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,7 +75,7 @@ struct Running {
 /// Requests in flight, each one part of an engine fetch.
 #[derive(Debug, Default)]
 pub(super) struct HttpTable {
-    running: BTreeMap<HttpId, Running>,
+    running: SortedMap<HttpId, Running>,
     next: u64,
 }
 
