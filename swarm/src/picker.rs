@@ -24,10 +24,10 @@
 //! piece has at least one block requested or received; `availability[p]`
 //! counts connected peers that have `p`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::bitfield::Bitfield;
+use crate::sorted::SortedMap;
 use crate::wire::{BLOCK_SIZE, BlockRef};
 
 /// Tunables of the picker.
@@ -99,7 +99,7 @@ pub struct Picker {
     availability: Vec<u32>,
     /// Random rank per piece: the tie-break among equally rare pieces.
     tie_break: Vec<u32>,
-    partial: BTreeMap<u32, Partial>,
+    partial: SortedMap<u32, Partial>,
     playback: Option<Playback>,
 }
 
@@ -121,7 +121,7 @@ impl Picker {
             have: Bitfield::empty(count),
             availability: vec![0; count as usize],
             tie_break,
-            partial: BTreeMap::new(),
+            partial: SortedMap::new(),
             playback: None,
         }
     }
