@@ -15,7 +15,6 @@ mod outputs;
 mod streaming;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
@@ -24,6 +23,7 @@ use swarm::announce::TrackerIndex;
 use swarm::engine::PeerKey;
 use swarm::node::{HttpId, Node};
 use swarm::picker::Playback;
+use swarm::sorted::SortedMap;
 use swarm::time::Time;
 use web_sys::{AbortController, EventTarget, HtmlMediaElement};
 
@@ -60,10 +60,10 @@ pub struct Session {
     stream_url: Option<String>,
     audio: HtmlMediaElement,
     events: EventTarget,
-    sockets: BTreeMap<TrackerIndex, TrackerSocket>,
-    conns: BTreeMap<PeerKey, PeerConn>,
-    requests: BTreeMap<HttpId, AbortController>,
-    readers: BTreeMap<u64, Reader>,
+    sockets: SortedMap<TrackerIndex, TrackerSocket>,
+    conns: SortedMap<PeerKey, PeerConn>,
+    requests: SortedMap<HttpId, AbortController>,
+    readers: SortedMap<u64, Reader>,
     next_reader: u64,
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
@@ -107,10 +107,10 @@ impl Session {
                 stream_url: None,
                 audio,
                 events,
-                sockets: BTreeMap::new(),
-                conns: BTreeMap::new(),
-                requests: BTreeMap::new(),
-                readers: BTreeMap::new(),
+                sockets: SortedMap::new(),
+                conns: SortedMap::new(),
+                requests: SortedMap::new(),
+                readers: SortedMap::new(),
                 next_reader: 0,
                 timer: None,
                 listeners: Vec::new(),
