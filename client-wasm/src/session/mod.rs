@@ -75,13 +75,16 @@ pub struct Session {
 /// Runs `f` on the session behind `weak`, then drives it. When the session
 /// is busy (an event fired from inside a call of ours) the event is retried
 /// from a microtask instead of being lost; when it is gone, nothing happens.
+///
+/// Generic over `f` but kept thin: the retry goes through one boxed type
+/// and `drive` is not inlined, or each of the dozen callers would carry its
+/// own copy of both (~20 KB of wasm).
 pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 'static) {
     let Some(session) = weak.upgrade() else {
         return;
     };
     let Ok(mut s) = session.try_borrow_mut() else {
-        let weak = weak.clone();
-        wasm_bindgen_futures::spawn_local(async move { dispatch(&weak, f) });
+        retry(weak.clone(), Box::new(f));
         return;
     };
     if s.destroyed {
@@ -89,6 +92,11 @@ pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 's
     }
     f(&mut s);
     s.drive();
+}
+
+/// [`dispatch`] again from a microtask.
+fn retry(weak: Weak<RefCell<Session>>, f: Box<dyn FnOnce(&mut Session)>) {
+    wasm_bindgen_futures::spawn_local(async move { dispatch(&weak, f) });
 }
 
 impl Session {
@@ -211,6 +219,7 @@ impl Session {
     }
 
     /// Drains the node and re-arms the timer.
+    #[inline(never)]
     pub fn drive(&mut self) {
         if self.destroyed {
             return;
