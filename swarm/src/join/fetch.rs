@@ -17,7 +17,7 @@
 //! the digests of the failed pieces judge the others once the good bytes are
 //! known (the engine's smart ban, for metadata).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
@@ -27,7 +27,7 @@ mod pieces;
 use crate::engine::{Event, Output, PeerKey};
 use crate::error::{MetadataPeerError, PeerError};
 use crate::ids::{InfoHash, PeerId};
-use crate::sorted::SortedMap;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Time;
 use crate::wire::extension::{self, ExtendedHandshake};
 use crate::wire::metadata::{MetadataAssembler, MetadataMessage};
@@ -123,7 +123,7 @@ pub struct MetadataFetch {
     /// After a mixed failure, every piece comes from one peer.
     single_source: bool,
     /// Peer ids that sent corrupt metadata: refused if they come back.
-    banned: HashSet<PeerId>,
+    banned: SortedSet<PeerId>,
     done: Option<Vec<u8>>,
     outputs: VecDeque<Output>,
 }
@@ -165,7 +165,7 @@ impl MetadataFetch {
             senders: SortedMap::new(),
             suspects: Vec::new(),
             single_source: false,
-            banned: HashSet::new(),
+            banned: SortedSet::new(),
             done: None,
             outputs: VecDeque::new(),
         }

@@ -2,7 +2,7 @@
 //! what, what an answer may contain, and whom to blame when the assembled
 //! bytes miss the info hash.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use sha1::{Digest, Sha1};
 
@@ -124,7 +124,7 @@ impl MetadataFetch {
         let Some(assembler) = self.assembler.as_ref() else {
             return;
         };
-        let in_flight: HashSet<u32> = self
+        let in_flight: SortedSet<u32> = self
             .peers
             .values()
             .flat_map(|p| p.outstanding.iter().map(|(piece, _)| *piece))
