@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use crate::bitfield::Bitfield;
-use crate::sorted::SortedMap;
+use crate::sorted::{SortedMap, sort_keys};
 use crate::wire::{BLOCK_SIZE, BlockRef};
 
 /// Tunables of the picker.
@@ -304,13 +304,20 @@ impl Picker {
         }
         // 4. Rarest first; held back while an urgent piece is incomplete.
         if out.len() < max && urgent.is_empty() {
-            let mut candidates: Vec<u32> = peer_has
+            let mut candidates: Vec<(u64, u64, u64)> = peer_has
                 .ones()
                 .filter(|&p| !self.have.has(p) && !self.partial.contains_key(&p))
+                .map(|p| {
+                    let (i, p) = (p as usize, u64::from(p));
+                    (
+                        u64::from(self.availability[i]),
+                        u64::from(self.tie_break[i]),
+                        p,
+                    )
+                })
                 .collect();
-            candidates
-                .sort_by_key(|&p| (self.availability[p as usize], self.tie_break[p as usize]));
-            for p in candidates {
+            sort_keys(&mut candidates);
+            for p in candidates.into_iter().map(|(_, _, p)| p as u32) {
                 if out.len() >= max {
                     break;
                 }
