@@ -2,8 +2,10 @@
 //!
 //! Byte 0 picks what the rest is read as:
 //! - 0: a frame a peer sent the tracker (`parse_client_message`); a parsed
-//!   message serializes to JSON that parses back to itself, and a refused
-//!   one still names an `info_hash` only if it is a valid 20-byte id string.
+//!   message serializes to JSON that parses back to itself (an announce
+//!   written by `announce_json` byte for byte as by serde_json), and a
+//!   refused one still names an `info_hash` only if it is a valid 20-byte
+//!   id string.
 //! - 1: a frame a tracker sent a peer (`ServerMessage`), likewise; and read
 //!   as the derived untagged enum that `ServerMessage`'s hand-written
 //!   `Deserialize` replaced reads it: the same answer for a frame without
@@ -15,8 +17,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use swarm::tracker::{
-    AnnounceResponse, AnswerRelay, Failure, OfferRelay, ScrapeResponse, ServerMessage, id_bytes,
-    id_to_string, parse_client_message,
+    AnnounceResponse, AnswerRelay, ClientMessage, Failure, OfferRelay, ScrapeResponse,
+    ServerMessage, announce_json, id_bytes, id_to_string, parse_client_message,
 };
 
 /// The derived reading `ServerMessage`'s `Deserialize` replaced.
@@ -50,6 +52,13 @@ fuzz_target!(|data: &[u8]| {
         0 => match parse_client_message(rest) {
             Ok(message) => {
                 let json = serde_json::to_vec(&message).expect("tracker messages serialize");
+                if let ClientMessage::Announce(request) = &message {
+                    assert_eq!(
+                        announce_json(request).as_bytes(),
+                        json.as_slice(),
+                        "hand-written vs derived announce"
+                    );
+                }
                 let again = parse_client_message(&json);
                 assert_eq!(again.as_ref(), Ok(&message), "client message round trip");
             }

@@ -15,6 +15,11 @@
 //! Parsing an incoming frame goes through [`parse_client_message`], which on
 //! failure still tells which `action` and `info_hash` the sender meant, so the
 //! tracker can put them in its `failure reason` reply.
+//!
+//! The peer's side is written for the browser's bundle: [`ServerMessage`]'s
+//! `Deserialize` by hand (`server_message.rs`) and the announce it sends by
+//! [`announce_json`], each tested against the derived serde code it
+//! replaces on the peer's path, which stays for the tracker and the tests.
 
 use std::collections::BTreeMap;
 
@@ -357,8 +362,11 @@ pub enum IdStringError {
     CharOutOfRange(char),
 }
 
+mod announce_json;
 mod server_message;
 mod wire_format;
+
+pub use announce_json::announce_json;
 
 #[cfg(test)]
 mod tests;
