@@ -129,7 +129,10 @@ mod tests {
             };
             render("song", &hash, &WebAssets::unhashed(), &player)
         };
-        assert!(!render_with(None).contains("ice-servers"), "the player's default");
+        assert!(
+            !render_with(None).contains("ice-servers"),
+            "the player's default"
+        );
         assert!(render_with(Some(vec![])).contains(r#"title="song" ice-servers="">"#));
         let two = render_with(Some(vec!["stun:a.example:3478", "turn:b.example?x=\"1\""]));
         assert!(

@@ -17,6 +17,7 @@
 //! - [`bitfield`], [`picker`]: which pieces exist where, and what to ask next.
 //! - [`engine`]: the per-torrent state machine that ties them together.
 //! - [`join`]: joining by a bare magnet: metadata from peers, then the engine.
+//! - [`sorted`]: small ordered maps and sets (a sorted `Vec`, not a B-tree).
 //! - [`node`]: one running peer: engine, tracker client, connection table
 //!   and web-seed planning, driven alike by both shells and the simulator.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod node;
 pub mod picker;
+pub mod sorted;
 pub mod time;
 pub mod tracker;
 pub mod wire;

@@ -24,10 +24,10 @@
 //! piece has at least one block requested or received; `availability[p]`
 //! counts connected peers that have `p`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::bitfield::Bitfield;
+use crate::sorted::{SortedMap, sort_keys};
 use crate::wire::{BLOCK_SIZE, BlockRef};
 
 /// Tunables of the picker.
@@ -105,7 +105,7 @@ pub struct Picker {
     availability: Vec<u32>,
     /// Random rank per piece: the tie-break among equally rare pieces.
     tie_break: Vec<u32>,
-    partial: BTreeMap<u32, Partial>,
+    partial: SortedMap<u32, Partial>,
     playback: Option<Playback>,
 }
 
@@ -127,7 +127,7 @@ impl Picker {
             have: Bitfield::empty(count),
             availability: vec![0; count as usize],
             tie_break,
-            partial: BTreeMap::new(),
+            partial: SortedMap::new(),
             playback: None,
         }
     }
@@ -321,13 +321,20 @@ impl Picker {
         }
         // 4. Rarest first; held back while an urgent piece is incomplete.
         if out.len() < max && urgent.is_empty() {
-            let mut candidates: Vec<u32> = peer_has
+            let mut candidates: Vec<(u64, u64, u64)> = peer_has
                 .ones()
                 .filter(|&p| !self.have.has(p) && !self.partial.contains_key(&p))
+                .map(|p| {
+                    let (i, p) = (p as usize, u64::from(p));
+                    (
+                        u64::from(self.availability[i]),
+                        u64::from(self.tie_break[i]),
+                        p,
+                    )
+                })
                 .collect();
-            candidates
-                .sort_by_key(|&p| (self.availability[p as usize], self.tie_break[p as usize]));
-            for p in candidates {
+            sort_keys(&mut candidates);
+            for p in candidates.into_iter().map(|(_, _, p)| p as u32) {
                 if out.len() >= max {
                     break;
                 }

@@ -15,6 +15,11 @@
 //! Parsing an incoming frame goes through [`parse_client_message`], which on
 //! failure still tells which `action` and `info_hash` the sender meant, so the
 //! tracker can put them in its `failure reason` reply.
+//!
+//! The peer's side is written for the browser's bundle: [`ServerMessage`]'s
+//! `Deserialize` by hand (`server_message.rs`) and the announce it sends by
+//! [`announce_json`], each tested against the derived serde code it
+//! replaces on the peer's path, which stays for the tracker and the tests.
 
 use std::collections::BTreeMap;
 
@@ -173,8 +178,10 @@ pub struct ScrapeRequest {
 /// Anything the tracker sends to a peer.
 ///
 /// Untagged: the variants are told apart by their required fields, which is
-/// how the reference client reads them too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// how the reference client reads them too. Its `Deserialize` is written out
+/// in `server_message.rs` (a fraction of the derived one's size in the
+/// browser's wasm), with the derived rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ServerMessage {
     /// Something was wrong with a request.
@@ -355,7 +362,11 @@ pub enum IdStringError {
     CharOutOfRange(char),
 }
 
+mod announce_json;
+mod server_message;
 mod wire_format;
+
+pub use announce_json::announce_json;
 
 #[cfg(test)]
 mod tests;

@@ -9,12 +9,11 @@
 //! a 13-byte header followed by the block, a reject and a keep-alive.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use data_encoding::HEXLOWER;
 use fastrand::Rng;
 use sha1::{Digest, Sha1};
 
+use swarm::sorted::SortedMap;
 use swarm::wire::extension::{ExtendedHandshake, LT_DONTHAVE, UT_METADATA};
 use swarm::wire::metadata::{MetadataAssembler, MetadataMessage};
 use swarm::wire::{
@@ -127,7 +126,7 @@ fn we_encode_exactly_what_webtorrent_sends() {
     assert_eq!(ours.encode().as_slice(), capture[0].as_slice());
 
     let extended = ExtendedHandshake {
-        m: BTreeMap::from([(UT_METADATA.to_owned(), 1), (LT_DONTHAVE.to_owned(), 2)]),
+        m: SortedMap::from([(UT_METADATA.to_owned(), 1), (LT_DONTHAVE.to_owned(), 2)]),
         metadata_size: Some(INFO_DICT.len() as u64),
         ..ExtendedHandshake::default()
     };

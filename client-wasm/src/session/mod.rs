@@ -15,7 +15,6 @@ mod outputs;
 mod streaming;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
@@ -24,6 +23,7 @@ use swarm::announce::TrackerIndex;
 use swarm::engine::PeerKey;
 use swarm::node::{HttpId, Node};
 use swarm::picker::Playback;
+use swarm::sorted::SortedMap;
 use swarm::time::Time;
 use web_sys::{AbortController, EventTarget, HtmlMediaElement};
 
@@ -60,10 +60,10 @@ pub struct Session {
     stream_url: Option<String>,
     audio: HtmlMediaElement,
     events: EventTarget,
-    sockets: BTreeMap<TrackerIndex, TrackerSocket>,
-    conns: BTreeMap<PeerKey, PeerConn>,
-    requests: BTreeMap<HttpId, AbortController>,
-    readers: BTreeMap<u64, Reader>,
+    sockets: SortedMap<TrackerIndex, TrackerSocket>,
+    conns: SortedMap<PeerKey, PeerConn>,
+    requests: SortedMap<HttpId, AbortController>,
+    readers: SortedMap<u64, Reader>,
     next_reader: u64,
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
@@ -75,13 +75,16 @@ pub struct Session {
 /// Runs `f` on the session behind `weak`, then drives it. When the session
 /// is busy (an event fired from inside a call of ours) the event is retried
 /// from a microtask instead of being lost; when it is gone, nothing happens.
+///
+/// Generic over `f` but kept thin: the retry goes through one boxed type
+/// and `drive` is not inlined, or each of the dozen callers would carry its
+/// own copy of both (~20 KB of wasm).
 pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 'static) {
     let Some(session) = weak.upgrade() else {
         return;
     };
     let Ok(mut s) = session.try_borrow_mut() else {
-        let weak = weak.clone();
-        wasm_bindgen_futures::spawn_local(async move { dispatch(&weak, f) });
+        retry(weak.clone(), Box::new(f));
         return;
     };
     if s.destroyed {
@@ -89,6 +92,11 @@ pub fn dispatch(weak: &Weak<RefCell<Session>>, f: impl FnOnce(&mut Session) + 's
     }
     f(&mut s);
     s.drive();
+}
+
+/// [`dispatch`] again from a microtask.
+fn retry(weak: Weak<RefCell<Session>>, f: Box<dyn FnOnce(&mut Session)>) {
+    wasm_bindgen_futures::spawn_local(async move { dispatch(&weak, f) });
 }
 
 impl Session {
@@ -107,10 +115,10 @@ impl Session {
                 stream_url: None,
                 audio,
                 events,
-                sockets: BTreeMap::new(),
-                conns: BTreeMap::new(),
-                requests: BTreeMap::new(),
-                readers: BTreeMap::new(),
+                sockets: SortedMap::new(),
+                conns: SortedMap::new(),
+                requests: SortedMap::new(),
+                readers: SortedMap::new(),
                 next_reader: 0,
                 timer: None,
                 listeners: Vec::new(),
@@ -211,6 +219,7 @@ impl Session {
     }
 
     /// Drains the node and re-arms the timer.
+    #[inline(never)]
     pub fn drive(&mut self) {
         if self.destroyed {
             return;

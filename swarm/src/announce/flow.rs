@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::time::Time;
 use crate::tracker::{
-    AnnounceEvent, AnnounceRequest, ClientMessage, Offer, OfferId, SdpKind, ServerMessage,
-    SessionDescription,
+    AnnounceEvent, AnnounceRequest, Offer, OfferId, SdpKind, ServerMessage, SessionDescription,
+    announce_json,
 };
 
 use super::state::{Conn, PendingOffer};
@@ -240,15 +240,8 @@ impl Announcer {
     }
 
     pub(super) fn send(&mut self, tracker: TrackerIndex, request: AnnounceRequest) {
-        match serde_json::to_string(&ClientMessage::Announce(request)) {
-            Ok(text) => self.actions.push_back(Action::Send { tracker, text }),
-            // Our own types always serialize; a failure would be a bug in
-            // them, reported rather than panicking in a listener's page.
-            Err(e) => self.event(TrackerNotice::BadMessage {
-                tracker,
-                error: format!("could not encode our announce: {e}"),
-            }),
-        }
+        let text = announce_json(&request);
+        self.actions.push_back(Action::Send { tracker, text });
     }
 
     pub(super) fn event(&mut self, event: TrackerNotice) {

@@ -25,10 +25,11 @@
 mod flow;
 mod state;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::ids::{InfoHash, PeerId};
+use crate::sorted::SortedMap;
 use crate::time::Time;
 use crate::tracker::{
     AnnounceEvent, AnnounceRequest, OfferId, SdpKind, ServerMessage, SessionDescription,
@@ -195,7 +196,7 @@ pub struct Announcer {
     rng: fastrand::Rng,
     now: Time,
     trackers: Vec<TrackerState>,
-    pending: BTreeMap<OfferId, PendingOffer>,
+    pending: SortedMap<OfferId, PendingOffer>,
     progress: Progress,
     want_peers: bool,
     completed: bool,
@@ -221,7 +222,7 @@ impl Announcer {
             rng: fastrand::Rng::with_seed(seed),
             now,
             trackers: trackers.into_iter().map(TrackerState::new).collect(),
-            pending: BTreeMap::new(),
+            pending: SortedMap::new(),
             progress: Progress::default(),
             want_peers: true,
             completed: false,

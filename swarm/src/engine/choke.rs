@@ -10,6 +10,7 @@
 //!
 //! [`upload_slots`]: super::Config::upload_slots
 
+use crate::sorted::sort_keys;
 use crate::wire::Message;
 
 use super::{PeerKey, Torrent};
@@ -33,7 +34,7 @@ impl Torrent {
         self.next_rechoke = now + self.config.rechoke_interval;
         self.rechokes = self.rechokes.wrapping_add(1);
         let seeding = self.picker.is_complete();
-        let mut ranked: Vec<(u64, u64, PeerKey)> = self
+        let mut ranked: Vec<(u64, u64, u64)> = self
             .peers
             .iter()
             .filter(|(_, p)| p.peer_interested && p.is_connected())
@@ -43,18 +44,20 @@ impl Torrent {
                 } else {
                     p.download.bytes_per_sec(now)
                 };
-                (rate, self.rng.u64(..), *k)
+                (rate, self.rng.u64(..), k.0)
             })
             .collect();
-        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        // Best first: ascending, then reversed.
+        sort_keys(&mut ranked);
+        ranked.reverse();
         let slots = self.config.upload_slots;
-        let mut unchoke: Vec<PeerKey> = ranked.iter().take(slots).map(|r| r.2).collect();
+        let mut unchoke: Vec<PeerKey> = ranked.iter().take(slots).map(|r| PeerKey(r.2)).collect();
         let rotate = self.rechokes % self.config.optimistic_every.max(1) == 0;
         let keep = self
             .optimistic
-            .filter(|k| !rotate && ranked.iter().any(|r| r.2 == *k));
+            .filter(|k| !rotate && ranked.iter().any(|r| r.2 == k.0));
         self.optimistic = keep.or_else(|| {
-            let rest: Vec<PeerKey> = ranked.iter().skip(slots).map(|r| r.2).collect();
+            let rest: Vec<PeerKey> = ranked.iter().skip(slots).map(|r| PeerKey(r.2)).collect();
             (!rest.is_empty()).then(|| rest[self.rng.usize(..rest.len())])
         });
         unchoke.extend(self.optimistic);

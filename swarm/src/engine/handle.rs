@@ -523,17 +523,16 @@ impl Torrent {
     }
 
     pub(super) fn request_everywhere(&mut self) {
-        let mut keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        // Fastest peers pick first: urgent blocks go where they arrive soonest.
-        keys.sort_by_key(|k| {
-            std::cmp::Reverse(
-                self.peers
-                    .get(k)
-                    .map_or(0, |p| p.download.bytes_per_sec(self.now)),
-            )
-        });
-        for key in keys {
-            self.fill_requests(key);
+        // Fastest peers pick first: urgent blocks go where they arrive
+        // soonest; equally fast ones in key order.
+        let mut keys: Vec<(u64, u64, u64)> = self
+            .peers
+            .iter()
+            .map(|(k, p)| (u64::MAX - p.download.bytes_per_sec(self.now), 0, k.0))
+            .collect();
+        crate::sorted::sort_keys(&mut keys);
+        for (_, _, key) in keys {
+            self.fill_requests(PeerKey(key));
         }
     }
 

@@ -28,7 +28,7 @@ mod pieces;
 pub mod store;
 mod webseed;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use crate::error::PeerError;
@@ -40,6 +40,7 @@ use crate::bitfield::Bitfield;
 use crate::ids::{InfoHash, PeerId};
 use crate::metainfo::Metainfo;
 use crate::picker::{Picker, PickerConfig, Playback};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Time;
 use crate::wire::{self, Handshake, Message, Reserved};
 use origin::Origins;
@@ -341,8 +342,8 @@ pub struct Torrent {
     origins: Origins,
     /// Pieces we told neighbours we are getting (see `crowd.rs`).
     intents: Bitfield,
-    peers: BTreeMap<PeerKey, Peer>,
-    banned: HashSet<PeerId>,
+    peers: SortedMap<PeerKey, Peer>,
+    banned: SortedSet<PeerId>,
     web_seed: WebSeed,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -407,8 +408,8 @@ impl Torrent {
             evicted: Bitfield::empty(expected),
             origins: Origins::default(),
             intents: Bitfield::empty(expected),
-            peers: BTreeMap::new(),
-            banned: HashSet::new(),
+            peers: SortedMap::new(),
+            banned: SortedSet::new(),
             outputs: VecDeque::new(),
             stats,
             rechokes: 0,

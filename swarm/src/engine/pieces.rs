@@ -7,12 +7,11 @@
 //! its blocks are kept, and when the piece later verifies, every kept block
 //! that differs from the good data names a liar ("smart ban").
 
-use std::collections::HashMap;
-
 use sha1::{Digest, Sha1};
 
 use super::origin::{PieceOrigin, Source};
 use super::store::MemoryStore;
+use crate::sorted::SortedMap;
 use crate::wire::BLOCK_SIZE;
 
 /// What a verification found.
@@ -47,10 +46,10 @@ pub(crate) struct PieceStore {
     hashes: Vec<[u8; 20]>,
     /// Verified pieces (see `store.rs`).
     memory: MemoryStore,
-    buffers: HashMap<u32, Buffer>,
+    buffers: SortedMap<u32, Buffer>,
     /// Digests of blocks that lost a verification or arrived as a differing
     /// duplicate, per piece: (block index, who sent it, SHA-1 of the block).
-    suspects: HashMap<u32, Vec<(u32, Source, [u8; 20])>>,
+    suspects: SortedMap<u32, Vec<(u32, Source, [u8; 20])>>,
 }
 
 impl PieceStore {
@@ -61,8 +60,8 @@ impl PieceStore {
             total_length,
             hashes,
             memory: MemoryStore::new(n, limit),
-            buffers: HashMap::new(),
-            suspects: HashMap::new(),
+            buffers: SortedMap::new(),
+            suspects: SortedMap::new(),
         }
     }
 

@@ -20,7 +20,7 @@
 //! When the playhead comes near an evicted piece it becomes missing again
 //! and is fetched like any other.
 
-use std::cmp::Reverse;
+use crate::sorted::sort_keys;
 
 /// Default bound on the bytes of verified pieces one torrent keeps.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
@@ -95,16 +95,20 @@ pub(crate) fn eviction_order(
     playhead: u64,
     piece_start: impl Fn(u32) -> u64,
 ) -> Vec<u32> {
-    let mut order: Vec<u32> = candidates.collect();
-    order.sort_by_key(|&p| {
-        let start = piece_start(p);
-        if start < playhead {
-            (0, Reverse(playhead - start))
-        } else {
-            (1, Reverse(start - playhead))
-        }
-    });
-    order
+    // Behind first, then ahead; within each the furthest first (distinct
+    // pieces start at distinct bytes, so no two keys are equal).
+    let mut keys: Vec<(u64, u64, u64)> = candidates
+        .map(|p| {
+            let start = piece_start(p);
+            if start < playhead {
+                (0, u64::MAX - (playhead - start), u64::from(p))
+            } else {
+                (1, u64::MAX - (start - playhead), u64::from(p))
+            }
+        })
+        .collect();
+    sort_keys(&mut keys);
+    keys.into_iter().map(|(_, _, p)| p as u32).collect()
 }
 
 #[cfg(test)]

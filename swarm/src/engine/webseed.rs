@@ -30,9 +30,9 @@
 //! nobody has). Failures back off exponentially;
 //! a web seed that serves corrupt data three times is abandoned.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Time;
 
 use super::origin::Source;
@@ -53,7 +53,7 @@ struct Fetch {
     buf: Vec<u8>,
     /// Pieces of the run reset since (they failed verification from
     /// other sources): their bytes are dropped when they arrive.
-    skip: BTreeSet<u32>,
+    skip: SortedSet<u32>,
 }
 
 impl Fetch {
@@ -67,7 +67,7 @@ impl Fetch {
 pub(crate) struct WebSeed {
     enabled: bool,
     next_id: u64,
-    in_flight: BTreeMap<FetchId, Fetch>,
+    in_flight: SortedMap<FetchId, Fetch>,
     corruptions: u32,
     failures_in_row: u32,
     retry_at: Option<Time>,
@@ -79,7 +79,7 @@ impl WebSeed {
         WebSeed {
             enabled,
             next_id: 0,
-            in_flight: BTreeMap::new(),
+            in_flight: SortedMap::new(),
             corruptions: 0,
             failures_in_row: 0,
             retry_at: None,
@@ -261,7 +261,7 @@ impl Torrent {
                 next: first,
                 last,
                 buf: Vec::new(),
-                skip: BTreeSet::new(),
+                skip: SortedSet::new(),
             },
         );
         let offset = u64::from(first) * u64::from(self.spec.piece_length);

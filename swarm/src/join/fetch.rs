@@ -17,7 +17,7 @@
 //! the digests of the failed pieces judge the others once the good bytes are
 //! known (the engine's smart ban, for metadata).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
@@ -27,6 +27,7 @@ mod pieces;
 use crate::engine::{Event, Output, PeerKey};
 use crate::error::{MetadataPeerError, PeerError};
 use crate::ids::{InfoHash, PeerId};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Time;
 use crate::wire::extension::{self, ExtendedHandshake};
 use crate::wire::metadata::{MetadataAssembler, MetadataMessage};
@@ -111,18 +112,18 @@ pub struct MetadataFetch {
     started: Time,
     /// When the next [`Event::MetadataWaiting`] is due, and the gap after it.
     next_notice: Option<(Time, Duration)>,
-    peers: BTreeMap<PeerKey, FetchPeer>,
+    peers: SortedMap<PeerKey, FetchPeer>,
     /// The size we committed to (the first acceptable one stated).
     size: Option<u64>,
     assembler: Option<MetadataAssembler>,
     /// Who sent each piece of the current attempt.
-    senders: BTreeMap<u32, PeerKey>,
+    senders: SortedMap<u32, PeerKey>,
     /// Digests of pieces of failed attempts: (piece, sender, SHA-1).
     suspects: Vec<(u32, PeerKey, [u8; 20])>,
     /// After a mixed failure, every piece comes from one peer.
     single_source: bool,
     /// Peer ids that sent corrupt metadata: refused if they come back.
-    banned: HashSet<PeerId>,
+    banned: SortedSet<PeerId>,
     done: Option<Vec<u8>>,
     outputs: VecDeque<Output>,
 }
@@ -158,13 +159,13 @@ impl MetadataFetch {
             info_hash,
             our_id,
             now,
-            peers: BTreeMap::new(),
+            peers: SortedMap::new(),
             size: None,
             assembler: None,
-            senders: BTreeMap::new(),
+            senders: SortedMap::new(),
             suspects: Vec::new(),
             single_source: false,
-            banned: HashSet::new(),
+            banned: SortedSet::new(),
             done: None,
             outputs: VecDeque::new(),
         }

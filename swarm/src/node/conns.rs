@@ -13,12 +13,12 @@
 //! `Offered` waits as long as the announcer keeps the offer (it drops it
 //! after `offer_ttl`); every other stage before `Open` has a deadline.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::announce::TrackerIndex;
 use crate::engine::PeerKey;
 use crate::ids::PeerId;
+use crate::sorted::SortedMap;
 use crate::time::Time;
 use crate::tracker::OfferId;
 
@@ -54,8 +54,8 @@ pub(super) struct Conn {
 /// Every connection of a node.
 #[derive(Debug, Default)]
 pub(super) struct Conns {
-    map: BTreeMap<PeerKey, Conn>,
-    offers: BTreeMap<OfferId, PeerKey>,
+    map: SortedMap<PeerKey, Conn>,
+    offers: SortedMap<OfferId, PeerKey>,
     next: u64,
 }
 

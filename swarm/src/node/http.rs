@@ -4,11 +4,12 @@
 //! [`crate::metainfo::Info::file_slices`]. Shells only run the requests and
 //! hand the bodies back as they arrive.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::engine::FetchId;
 use crate::metainfo::Info;
+use crate::sorted::SortedMap;
 use crate::time::Time;
 
 /// The shell's handle for one HTTP request, echoed with its body.
@@ -85,7 +86,7 @@ struct Running {
 /// Requests in flight, each one part of an engine fetch.
 #[derive(Debug, Default)]
 pub(super) struct HttpTable {
-    running: BTreeMap<HttpId, Running>,
+    running: SortedMap<HttpId, Running>,
     next: u64,
 }
 

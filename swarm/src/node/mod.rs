@@ -31,7 +31,7 @@ mod conns;
 mod http;
 mod stats;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ use crate::join::{FetchConfig, Joining};
 use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
 use crate::picker::Playback;
+use crate::sorted::SortedMap;
 use crate::time::Time;
 use conns::{Conns, Deadlines, EARLY_BYTES_LIMIT, Stage};
 use http::{HttpTable, Step};
@@ -239,7 +240,7 @@ pub struct Node {
     meta: Option<Metainfo>,
     announcer: Announcer,
     /// Trackers asked to connect and not heard from yet: since when.
-    tracker_connects: BTreeMap<TrackerIndex, Time>,
+    tracker_connects: SortedMap<TrackerIndex, Time>,
     conns: Conns,
     http: HttpTable,
     outputs: VecDeque<Output>,
@@ -306,7 +307,7 @@ impl Node {
             torrent,
             meta,
             announcer,
-            tracker_connects: BTreeMap::new(),
+            tracker_connects: SortedMap::new(),
             conns: Conns::default(),
             http: HttpTable::default(),
             outputs: VecDeque::new(),

@@ -13,13 +13,13 @@
 //! by `bendy`, which insists on canonical bencode (sorted, unique keys), as
 //! every client we interoperate with sends it.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use bendy::decoding::{Decoder as BencodeDecoder, Object};
 use bendy::encoding::Encoder;
 
 use super::Message;
+use crate::sorted::SortedMap;
 
 /// Extension message id of the extended handshake itself.
 pub const HANDSHAKE_ID: u8 = 0;
@@ -35,7 +35,7 @@ pub const LT_DONTHAVE: &str = "lt_donthave";
 pub struct ExtendedHandshake {
     /// Extension name to the message id the sender wants to receive it under;
     /// id 0 means "disabled" (sent to switch an extension off again).
-    pub m: BTreeMap<String, u8>,
+    pub m: SortedMap<String, u8>,
     /// Client name and version, e.g. "WebTorrent 3.0.21" (not sent by WebTorrent).
     pub v: Option<String>,
     /// How many outstanding requests the sender queues (libtorrent: 250).
@@ -91,7 +91,14 @@ impl ExtendedHandshake {
         let mut encoder = Encoder::new();
         encoder
             .emit_dict(|mut dict| {
-                dict.emit_pair(b"m", &self.m)?;
+                dict.emit_pair_with(b"m", |m| {
+                    m.emit_dict(|mut m| {
+                        for (name, id) in &self.m {
+                            m.emit_pair(name.as_bytes(), id)?;
+                        }
+                        Ok(())
+                    })
+                })?;
                 if let Some(size) = self.metadata_size {
                     dict.emit_pair(b"metadata_size", size)?;
                 }
@@ -179,8 +186,8 @@ fn bencode_error(error: bendy::decoding::Error) -> ExtensionError {
 
 /// The `m` dictionary: entries with a UTF-8 name and an id in 0..=255 are
 /// kept, others skipped; an `m` that is not a dictionary reads as empty.
-fn extension_map(value: Object<'_, '_>) -> Result<BTreeMap<String, u8>, ExtensionError> {
-    let mut map = BTreeMap::new();
+fn extension_map(value: Object<'_, '_>) -> Result<SortedMap<String, u8>, ExtensionError> {
+    let mut map = SortedMap::new();
     let Object::Dict(mut dict) = value else {
         return Ok(map);
     };
@@ -213,7 +220,7 @@ mod tests {
     #[test]
     fn full_round_trip() {
         let handshake = ExtendedHandshake {
-            m: BTreeMap::from([
+            m: SortedMap::from([
                 ("lt_donthave".to_owned(), 7),
                 ("ut_metadata".to_owned(), 3),
                 ("ut_pex".to_owned(), 0),
@@ -248,7 +255,10 @@ mod tests {
             6:yourip4:\xc6\x33\x64\x07\
             e";
         let handshake = ExtendedHandshake::decode(payload).unwrap();
-        assert_eq!(handshake.m, BTreeMap::from([("ut_metadata".to_owned(), 2)]));
+        assert_eq!(
+            handshake.m,
+            SortedMap::from([("ut_metadata".to_owned(), 2)])
+        );
         assert_eq!(handshake.metadata_size, None);
         assert_eq!(handshake.p, None);
         assert_eq!(handshake.reqq, None);

@@ -2,13 +2,14 @@
 //! what, what an answer may contain, and whom to blame when the assembled
 //! bytes miss the info hash.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use sha1::{Digest, Sha1};
 
 use super::MetadataFetch;
 use crate::engine::PeerKey;
 use crate::error::{MetadataPeerError, PeerError};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::wire::metadata::{MetadataAssembler, MetadataMessage, metadata_piece};
 
 impl MetadataFetch {
@@ -76,7 +77,7 @@ impl MetadataFetch {
             .collect();
         match assembler.finish(self.info_hash) {
             Ok(bytes) => {
-                let liars: BTreeSet<PeerKey> = self
+                let liars: SortedSet<PeerKey> = self
                     .suspects
                     .drain(..)
                     .filter(|(piece, _, digest)| piece_digest(&bytes, *piece) != Some(*digest))
@@ -91,7 +92,7 @@ impl MetadataFetch {
                 self.done = Some(bytes);
             }
             Err(_) => {
-                let senders: BTreeSet<PeerKey> = digests.iter().map(|(_, s, _)| *s).collect();
+                let senders: SortedSet<PeerKey> = digests.iter().map(|(_, s, _)| *s).collect();
                 if senders.len() == 1 {
                     for key in senders {
                         self.drop_liar(key);
@@ -123,7 +124,7 @@ impl MetadataFetch {
         let Some(assembler) = self.assembler.as_ref() else {
             return;
         };
-        let in_flight: HashSet<u32> = self
+        let in_flight: SortedSet<u32> = self
             .peers
             .values()
             .flat_map(|p| p.outstanding.iter().map(|(piece, _)| *piece))
@@ -152,7 +153,7 @@ impl MetadataFetch {
         }
         let per_peer = self.config.requests_per_peer;
         // Round-robin: one piece to each peer with room, until none is left.
-        let mut requests: BTreeMap<PeerKey, Vec<u32>> = BTreeMap::new();
+        let mut requests: SortedMap<PeerKey, Vec<u32>> = SortedMap::new();
         loop {
             let mut gave = false;
             for key in &eligible {
