@@ -582,8 +582,11 @@ mod tests {
             }
             .into())
         );
+        // The largest prefix at a bound that admits it (u32::MAX: on a
+        // 32-bit target usize::MAX itself; the decoder must not overflow
+        // adding the prefix's own four bytes).
         assert_eq!(
-            Message::decode(&[0xff, 0xff, 0xff, 0xff], usize::MAX - 1),
+            Message::decode(&[0xff, 0xff, 0xff, 0xff], u32::MAX as usize),
             Err(DecodeError::Incomplete { needed: 1 })
         );
         assert!(matches!(
