@@ -3,13 +3,15 @@
 // loaded. Web seed on, no other seeder. Copies = bytes the web seed sent
 // (fanswarm_webseed_sent_bytes_total) ÷ the track's length, counted until
 // every fan's stats().done.
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launch, load, openWindow } from '../lib/browser.mjs';
 import { playerState, schedulePress, waitFor } from '../lib/player.mjs';
 import { startServer } from '../lib/server.mjs';
 import { fixed, spread, summary, table } from '../lib/stats.mjs';
+import { ROOT } from '../lib/paths.mjs';
 import { TRACKS } from '../lib/tracks.mjs';
 
 const ARRIVAL_GAP_MS = 150;
@@ -33,8 +35,32 @@ export async function run({ fans, runs, playDelayMs, library, runDir }) {
     data[key] = { track, results, errors };
     sections.push(report(track, fans, results, errors, playDelayMs));
   }
+  for (const key of Object.keys(data)) data[key].simulated = simulate(key, fans, playDelayMs);
+  for (const [i, key] of Object.keys(data).entries()) sections[i] += simulatedNote(data[key]);
   writeFileSync(join(runDir, 'flash-timeline.json'), JSON.stringify(data, null, 1));
   return { markdown: sections.join('\n\n'), data };
+}
+
+/**
+ * The same crowd in the simulator (target/release/crowd, built by
+ * scripts/bench): the fans, the track, the press delay; seeds 1-3.
+ */
+function simulate(track, fans, playDelayMs) {
+  const bin = join(ROOT, 'target/release/crowd');
+  if (!existsSync(bin)) return { error: 'target/release/crowd not built' };
+  const p = spawnSync(bin, ['--fans', String(fans), '--track', track, '--press-ms', String(playDelayMs),
+    '--seeds', '3', '--json'], { encoding: 'utf8', timeout: 600_000 });
+  if (p.status !== 0) return { error: `crowd exited ${p.status}: ${(p.stderr ?? '').slice(-300)}` };
+  const runs = p.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { runs };
+}
+
+function simulatedNote(sim) {
+  if (!sim || sim.error) return `\n\nSimulated: ${sim?.error ?? 'not run'}.`;
+  const copies = sim.runs.map((r) => r.origin_copies);
+  return `\n\nThe same crowd simulated (\`crowd\`, seeds 1–3): origin copies ${spread(copies, 3)}, `
+    + `press → first audio median ${spread(sim.runs.map((r) => r.first_audio_median_s * 1000), 0)} ms, `
+    + `fans that stalled ${spread(sim.runs.map((r) => r.stalled_fans), 0)}.`;
 }
 
 /** One crowd on a fresh server and browser. */
