@@ -5,7 +5,8 @@
 // API: play(), pause(), stats() (the JS API's stats object), pieces() (one
 // state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
 // (detail: stats) whenever the figures change. Attributes: `src` (a .torrent
-// URL or a magnet), `title`, `trackers`, `ice-servers` (space-separated;
+// URL or a magnet; `torrent` and `magnet` are aliases; changing it leaves
+// the old swarm for the new track), `title`, `trackers`, `ice-servers` (space-separated;
 // empty: none), `join` ("load", the default: join the swarm as soon as
 // everything is prefetched, before play; "play": only when played — for a
 // page with many players).
@@ -42,6 +43,13 @@ class FanswarmPlayer extends HTMLElement {
   #audio = document.createElement('audio');
   #track = null;
   #starting = null;
+  // play() was pressed before a bare magnet's details came: play on `metadata`.
+  #playOnMetadata = false;
+  // A change of `src`/`torrent`/`magnet` is applied once, after the others
+  // made in the same task (removing `src` then setting `magnet` is one change).
+  #resourcing = false;
+  // Bumped on leaving: a join still under way for an older source is undone.
+  #generation = 0;
   #timer = null;
   #lastStats = '';
   #map = null;
@@ -56,6 +64,29 @@ class FanswarmPlayer extends HTMLElement {
   #onMessage = (e) => this.#message(e);
   #onKey = (e) => this.#key(e);
 
+  static get observedAttributes() {
+    return ['src', 'torrent', 'magnet'];
+  }
+
+  /** A new source: leave the old swarm and prepare (and join) the new one. */
+  attributeChangedCallback(_name, before, after) {
+    if (before === after || !this.#ui || this.#resourcing) return;
+    this.#resourcing = true;
+    queueMicrotask(() => {
+      this.#resourcing = false;
+      this.#applySource();
+    });
+  }
+
+  /** If the source is not the one prepared, leaves and prepares the new one. */
+  #applySource() {
+    if (!this.isConnected || !this.#ui || this.#prefetched?.src === this.#source()) return;
+    this.#leave();
+    this.#ready = deferred();
+    this.#setTitle(this.getAttribute('title') || 'fanswarm track');
+    this.#prefetch();
+  }
+
   connectedCallback() {
     window.addEventListener('message', this.#onMessage);
     // Mounted before: removing the element left the swarm; play() rejoins.
@@ -69,14 +100,21 @@ class FanswarmPlayer extends HTMLElement {
     }
   }
 
-  /** Leaves the swarm: a removed player holds no connection or timer. */
   disconnectedCallback() {
     window.removeEventListener('message', this.#onMessage);
+    this.#leave();
+  }
+
+  /** Leaves the swarm: a removed player holds no connection or timer. */
+  #leave() {
+    this.#generation += 1;
     clearInterval(this.#timer);
     this.#timer = null;
     this.#track?.destroy();
     this.#track = null;
     this.#starting = null;
+    this.#playOnMetadata = false;
+    this.#lastStats = '';
   }
 
   /** Starts (or resumes) playback; joins the swarm first if the page has
@@ -86,8 +124,14 @@ class FanswarmPlayer extends HTMLElement {
       this.#frame.contentWindow?.postMessage({ fanswarm: 'play' }, this.#frameOrigin);
       return;
     }
+    this.#applySource(); // a source set just now, in this same task
     if (!this.#track) await this.#joining();
-    await this.#audio.play();
+    if (this.#track.length > 0) {
+      await this.#audio.play();
+    } else {
+      // A bare magnet: nothing to play until a fan sends the details.
+      this.#playOnMetadata = true;
+    }
   }
 
   pause() {
@@ -95,6 +139,7 @@ class FanswarmPlayer extends HTMLElement {
       this.#frame.contentWindow?.postMessage({ fanswarm: 'pause' }, this.#frameOrigin);
       return;
     }
+    this.#playOnMetadata = false;
     this.#audio.pause();
   }
 
@@ -193,32 +238,40 @@ class FanswarmPlayer extends HTMLElement {
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
     torrent?.catch(() => {}); // play() fetches it again and reports the error
     this.#prefetched = { src, torrent };
+    const ready = this.#ready;
     Promise.all([fanswarm.prepare(), torrent]).then(() => {
-      this.#ready.resolve();
+      if (this.#prefetched?.src !== src) return; // given another source meanwhile
+      ready.resolve();
       // Framed: an embed.js element on the parent page resolves its own `ready`.
       if (window.parent !== window) window.parent.postMessage({ fanswarm: 'ready' }, '*');
       if (this.getAttribute('join') !== 'play' && this.isConnected) {
         this.#joining().catch(() => {}); // play() tries again and says why
       }
-    }, this.#ready.reject);
+    }, ready.reject);
   }
 
   /** Joins the swarm once; a failed join is tried again by the next call. */
   #joining() {
-    this.#starting ??= this.#join().catch((e) => {
-      this.#starting = null;
-      throw e;
-    });
+    if (!this.#starting) {
+      const joining = this.#join().catch((e) => {
+        if (this.#starting === joining) this.#starting = null;
+        throw e;
+      });
+      this.#starting = joining;
+    }
     return this.#starting;
   }
 
   async #join() {
     this.#ui.status.textContent = 'Joining the swarm…';
+    const generation = this.#generation;
     // The element plays when play() is pressed, not the track when joined.
     const track = await fanswarm.play(this.#audio, { ...this.#options(), autoplay: false });
-    if (!this.isConnected) { // removed while joining: leave again
+    if (!this.isConnected || generation !== this.#generation) {
+      // Removed, or given another source, while joining: leave again.
       track.destroy();
-      throw new Error('the player was removed from the page');
+      throw new Error(this.isConnected ? 'the player was given another track'
+        : 'the player was removed from the page');
     }
     this.#track = track;
     // A bare magnet: no details until a fan sends them (the `metadata`
@@ -228,6 +281,10 @@ class FanswarmPlayer extends HTMLElement {
     track.addEventListener('metadata', () => {
       this.#ui.status.textContent = '';
       if (!this.hasAttribute('title')) this.#setTitle(track.name);
+      if (this.#playOnMetadata && this.#track === track) {
+        this.#playOnMetadata = false;
+        this.#audio.play().catch(() => {}); // refused autoplay: the fan presses play again
+      }
     });
     track.addEventListener('warning', (e) => {
       if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
