@@ -6,17 +6,22 @@
 //   track.addEventListener('progress', () => console.log(track.stats().toJSON()));
 //   track.destroy();
 //
-// Loads the WebAssembly peer once and makes sure the stream service worker
-// controls the page before the first track plays. A worker only serves its
-// own origin: loaded from another origin (or where workers cannot register)
-// the element plays the web seed URL directly while the page still swarms.
+// Loads the WebAssembly peer once and registers the stream service worker;
+// the element plays the stream once the worker controls the page. A worker
+// only serves its own origin: loaded from another origin (or where workers
+// cannot register) the element plays the web seed URL directly while the
+// page still swarms.
 //
 // Nothing the first audio needs should wait for the press of play: a page
 // calls `prepare()` as it loads (compiles the wasm as it downloads, registers
-// the worker and waits for it to control the page) and `fetchTorrent(url)`,
-// and hands that promise to `play()` as `torrentBytes`. `<fanswarm-player>`
-// does both when it is connected.
-import init, { play as wasmPlay, version } from './pkg/client_wasm.js';
+// the worker) and `fetchTorrent(url)`, then `load(audio, {torrent,
+// torrentBytes})`, which makes the track without starting it; play is then
+// `track.start()`. `<fanswarm-player>` does all of it when it is connected.
+// Neither waits for the worker to take control of the page (on a first
+// visit that takes 100-300 ms after registering): the track starts fetching
+// its first pieces at once and the element gets its source when the worker
+// is in control.
+import init, { load as wasmLoad, version } from './pkg/client_wasm.js';
 
 /** Where the worker streams by default (the wasm peer's default too). */
 export const STREAM_PREFIX = '/fanswarm/stream/';
@@ -25,28 +30,37 @@ export const STREAM_PREFIX = '/fanswarm/stream/';
  *  web seed directly (a hard reload leaves a page uncontrolled). */
 const CONTROL_TIMEOUT_MS = 5000;
 
-let ready = null;
-let readyPrefix = null;
+/** What prepare() started, once per page: the wasm and the worker. */
+let started = null;
+
+function start(streamPrefix) {
+  if (started && streamPrefix !== started.prefix) {
+    throw new Error(
+      `the stream worker serves ${started.prefix}, not ${streamPrefix}: one streamPrefix per page`);
+  }
+  if (!started) {
+    const wasm = init();
+    started = { prefix: streamPrefix, wasm, worker: controlledBy(streamPrefix) };
+    wasm.catch(() => { started = null; }); // a later call tries again
+  }
+  return started;
+}
 
 /**
  * Starts, once per page, what every track needs: the wasm (streaming
  * compilation: the glue fetches it and `instantiateStreaming` compiles as the
  * bytes arrive) and the stream worker for `streamPrefix`. Resolves to whether
- * our worker controls the page. play() calls it too; calling it early is
- * what makes play() fast. One prefix per page (and per origin: the worker is
- * registered at the origin's root).
+ * our worker controls the page. load() and play() call it too; calling it
+ * early is what makes them fast. One prefix per page (and per origin: the
+ * worker is registered at the origin's root).
  */
 export function prepare({ streamPrefix = STREAM_PREFIX } = {}) {
-  if (ready && streamPrefix !== readyPrefix) {
-    return Promise.reject(new Error(
-      `the stream worker serves ${readyPrefix}, not ${streamPrefix}: one streamPrefix per page`));
+  try {
+    const { wasm, worker } = start(streamPrefix);
+    return Promise.all([wasm, worker]).then(([, ours]) => ours);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  readyPrefix = streamPrefix;
-  ready ??= Promise.all([init(), controlledBy(streamPrefix)]).then(([, ours]) => ours, (e) => {
-    ready = null; // a later call tries again
-    throw e;
-  });
-  return ready;
 }
 
 /** The bytes of a `.torrent`, for `play(audio, { torrent, torrentBytes })`. */
@@ -57,24 +71,37 @@ export async function fetchTorrent(url) {
 }
 
 /**
- * Joins the swarm of `options.torrent` (or `magnet`) and plays it in `audio`.
- * `options.torrentBytes` may be the torrent's bytes or a promise of them
- * (`fetchTorrent`): then the wasm does not fetch `torrent` again, unless that
- * promise failed. `streaming: false` plays the web seed directly.
+ * Makes the track of `options.torrent` (or `magnet`) for `audio` without
+ * starting it: nothing goes on the network until `track.start()` (which
+ * joins the swarm and plays). `options.torrentBytes` may be the torrent's
+ * bytes or a promise of them (`fetchTorrent`): then the wasm does not fetch
+ * `torrent` again, unless that promise failed. `streaming: false` plays the
+ * web seed directly.
  */
-export async function play(audio, options) {
+export async function load(audio, options) {
   // Unsaid, the page's prefix (the worker's): one prefix per page.
-  const streamPrefix = options.streamPrefix ?? readyPrefix ?? STREAM_PREFIX;
-  const [controlled, torrentBytes] = await Promise.all([
-    prepare({ streamPrefix }),
+  const streamPrefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
+  const { wasm, worker } = start(streamPrefix);
+  const [, torrentBytes] = await Promise.all([
+    wasm,
     Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
   ]);
-  return wasmPlay(audio, {
+  return wasmLoad(audio, {
     ...options,
     streamPrefix,
     torrentBytes,
-    streaming: options.streaming !== false && controlled,
+    // Whether our worker controls the page, when it is known: the track
+    // does not wait for it to start fetching.
+    streaming: options.streaming === false ? false : worker,
   });
+}
+
+/** Joins the swarm of `options.torrent` (or `magnet`) and plays it in
+ *  `audio`: `load`, then `track.start()`. */
+export async function play(audio, options) {
+  const track = await load(audio, options);
+  track.start();
+  return track;
 }
 
 /** Registers the worker (at the origin's root, so it controls every page of
@@ -105,4 +132,4 @@ async function controlledBy(streamPrefix) {
 }
 
 export { version };
-export default { play, prepare, fetchTorrent, version, STREAM_PREFIX };
+export default { play, load, prepare, fetchTorrent, version, STREAM_PREFIX };

@@ -8,8 +8,9 @@
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
-// and fetches the .torrent, all at once (`ready` resolves when they are
-// done), so play() only has to start the track.
+// and fetches the .torrent, all at once, then makes the track without
+// starting it (`fanswarm.load`: nothing on the network); `ready` resolves
+// when all that is done, and play() only has to start the track.
 //
 // Two modes, chosen by origin:
 // - on the server's own origin (the /embed/<hex> page, the demo page) the
@@ -46,7 +47,8 @@ class FanswarmPlayer extends HTMLElement {
   #frame = null;
   #frameOrigin = MODULE_ORIGIN;
   #remote = null;
-  // What was started on connect: the .torrent's bytes (a promise) for `src`.
+  // What was started on connect: the .torrent's bytes (a promise) for `src`,
+  // and the track made from them, not started (a promise).
   #prefetched = null;
   #ready = deferred();
   #onMessage = (e) => this.#message(e);
@@ -73,6 +75,8 @@ class FanswarmPlayer extends HTMLElement {
     this.#track?.destroy();
     this.#track = null;
     this.#starting = null;
+    this.#prefetched?.track.then((t) => t.destroy(), () => {});
+    this.#prefetched = null;
   }
 
   /** Starts (or resumes) playback; joins the swarm on first use. */
@@ -82,7 +86,7 @@ class FanswarmPlayer extends HTMLElement {
       return;
     }
     if (!this.#track) {
-      this.#starting ??= this.#join().catch((e) => {
+      this.#starting ??= this.#start().catch((e) => {
         this.#starting = null; // a later play() tries again
         throw e;
       });
@@ -184,22 +188,42 @@ class FanswarmPlayer extends HTMLElement {
     }
   }
 
-  /** Starts everything play() needs, in parallel, as the page loads. */
+  /** Starts everything play() needs, in parallel, as the page loads, and
+   *  makes the track (not started: that costs nobody anything). */
   #prefetch() {
     const src = this.#source();
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
     torrent?.catch(() => {}); // play() fetches it again and reports the error
-    this.#prefetched = { src, torrent };
-    Promise.all([fanswarm.prepare(), torrent]).then(() => {
+    this.#prefetched = { src, torrent }; // #options() hands these bytes on
+    const options = this.#options();
+    const track = fanswarm.load(this.#audio, options);
+    track.catch(() => {}); // play() tries again and reports the error
+    this.#prefetched = { src, torrent, track, trackers: String(options.trackers) };
+    Promise.all([fanswarm.prepare(), torrent, track]).then(() => {
       this.#ready.resolve();
       // Framed: an embed.js element on the parent page resolves its own `ready`.
       if (window.parent !== window) window.parent.postMessage({ fanswarm: 'ready' }, '*');
     }, this.#ready.reject);
   }
 
-  async #join() {
-    this.#ui.status.textContent = 'Joining the swarm…';
-    const track = await fanswarm.play(this.#audio, this.#options());
+  /** The track made on connect, started; made now if that failed or its
+   *  trackers changed since. */
+  async #start() {
+    const options = this.#options();
+    const made = this.#prefetched?.src === this.#source() ? this.#prefetched : null;
+    let track = made && await made.track.catch(() => null);
+    if (track && made.trackers !== String(options.trackers)) {
+      track.destroy();
+      track = null;
+    }
+    if (!track) {
+      this.#ui.status.textContent = 'Joining the swarm…';
+      track = await fanswarm.load(this.#audio, options);
+    }
+    if (options.iceServers) track.setIceServers(options.iceServers);
+    // First, before anything else the page does: the element's first
+    // requests wait for this thread.
+    track.start();
     this.#track = track;
     // A bare magnet: no details until a fan sends them (the `metadata`
     // event); the engine's `warning`s say why it is taking long.

@@ -42,9 +42,6 @@ pub struct Settings {
     pub ice_servers: Vec<String>,
     /// URL prefix the service worker streams under.
     pub stream_prefix: String,
-    /// A service worker controls the page; without one the element plays
-    /// the web seed directly.
-    pub controlled: bool,
     /// Start playing as soon as the element has its source; `false` joins
     /// the swarm and waits for the page to call `audio.play()` (a page that
     /// joins on load: it costs the origin nothing until played).
@@ -56,8 +53,16 @@ pub struct Session {
     me: Weak<RefCell<Session>>,
     settings: Settings,
     node: Node,
-    /// The URL the element plays, once the metadata is known.
+    /// The URL the element plays, once the metadata is known and whether a
+    /// worker controls the page is.
     stream_url: Option<String>,
+    /// Whether our service worker controls the page (the element then plays
+    /// the stream; without one, the web seed directly); `None` until known.
+    streaming: Option<bool>,
+    /// [`Session::start`] was called: the node runs. Before, the track is
+    /// only prepared (parsed, the element pointed at its source) and
+    /// nothing goes on the network.
+    started: bool,
     audio: HtmlMediaElement,
     events: EventTarget,
     sockets: BTreeMap<TrackerIndex, TrackerSocket>,
@@ -105,6 +110,8 @@ impl Session {
                 settings,
                 node,
                 stream_url: None,
+                streaming: None,
+                started: false,
                 audio,
                 events,
                 sockets: BTreeMap::new(),
@@ -121,13 +128,39 @@ impl Session {
         }))
     }
 
-    /// Listens to the worker and the element, points the element at the
-    /// stream, and runs the node's first round.
-    pub fn start(&mut self) -> Result<(), js::JsError> {
+    /// Listens to the worker and the element and points the element at the
+    /// stream, if `streaming` (whether our worker controls the page) is
+    /// known; else [`Session::set_streaming`] tells it later. All a track
+    /// needs before play, none of it on the network.
+    pub fn prepare(&mut self, streaming: Option<bool>) -> Result<(), js::JsError> {
         self.listen()?;
+        self.streaming = streaming;
         self.point_element_at_stream();
-        self.drive();
         Ok(())
+    }
+
+    /// Runs the node (joins the swarm) and, with `autoplay`, plays the
+    /// element; the first pieces are wanted at once, not once the element
+    /// has asked for them. Calling it again does nothing.
+    pub fn start(&mut self) {
+        if self.started || self.destroyed {
+            return;
+        }
+        self.started = true;
+        if self.settings.autoplay && self.stream_url.is_some() {
+            self.play_element();
+        }
+        self.update_playback();
+        self.drive();
+    }
+
+    /// Whether a worker controls the page, once known (`prepare` was told
+    /// `None`): the element gets its source now.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        if self.streaming.is_none() {
+            self.streaming = Some(streaming);
+            self.point_element_at_stream();
+        }
     }
 
     /// The node (for the track's figures and pieces).
@@ -140,13 +173,17 @@ impl Session {
         self.node.offer_metadata(js::now(), info_bytes)
     }
 
-    /// Once the metadata is known (at once for a `.torrent`), sets the
-    /// element's `src`: the worker's stream URL, or the web seed directly
-    /// without a worker (the track then emits `nostreaming`).
+    /// Once the metadata is known (at once for a `.torrent`) and whether a
+    /// worker controls the page, sets the element's `src`: the worker's
+    /// stream URL, or the web seed directly without a worker (the track
+    /// then emits `nostreaming`).
     fn point_element_at_stream(&mut self) {
         if self.stream_url.is_some() {
             return;
         }
+        let Some(controlled) = self.streaming else {
+            return;
+        };
         let Some(meta) = self.node.metainfo() else {
             return;
         };
@@ -155,23 +192,32 @@ impl Session {
             meta.info_hash,
             &meta.info.name,
         );
-        let direct = (!self.settings.controlled)
+        let direct = (!controlled)
             .then(|| meta.url_list.first().cloned())
             .flatten();
         self.audio.set_src(direct.as_deref().unwrap_or(&url));
         self.stream_url = Some(url);
-        if self.settings.autoplay {
-            if let Ok(promise) = self.audio.play() {
-                // Autoplay may be refused until the listener interacts: not an error.
-                wasm_bindgen_futures::spawn_local(async move {
-                    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-                });
-            }
+        if self.started && self.settings.autoplay {
+            self.play_element();
             self.update_playback();
         }
-        if !self.settings.controlled {
+        if !controlled {
             self.emit("nostreaming", wasm_bindgen::JsValue::UNDEFINED);
         }
+    }
+
+    fn play_element(&self) {
+        if let Ok(promise) = self.audio.play() {
+            // Autoplay may be refused until the listener interacts: not an error.
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            });
+        }
+    }
+
+    /// STUN/TURN servers for the connections made from now on.
+    pub fn set_ice_servers(&mut self, urls: Vec<String>) {
+        self.settings.ice_servers = urls;
     }
 
     /// The target `track.addEventListener` registers on.
@@ -195,8 +241,11 @@ impl Session {
         if self.destroyed {
             return;
         }
-        self.node.stop(js::now());
-        self.drain();
+        // A track never started has told nobody anything.
+        if self.started {
+            self.node.stop(js::now());
+            self.drain();
+        }
         self.destroyed = true;
         self.timer = None;
         self.listeners.clear();
@@ -210,9 +259,9 @@ impl Session {
         self.audio.load();
     }
 
-    /// Drains the node and re-arms the timer.
+    /// Drains the node and re-arms the timer (once started).
     pub fn drive(&mut self) {
-        if self.destroyed {
+        if self.destroyed || !self.started {
             return;
         }
         let wake = self.drain();
@@ -261,18 +310,22 @@ impl Session {
         let rate =
             (duration.is_finite() && duration > 0.0).then(|| (total as f64 / duration) as u64);
         let played = rate.map(|r| (self.audio.current_time() * r as f64) as u64);
+        // Told to play, though the element may have no source yet (the
+        // worker is not in control yet on a first visit).
+        let playing = !self.audio.paused()
+            || (self.started && self.settings.autoplay && self.stream_url.is_none());
         let offset = match (self.waiting_reader_pos, played) {
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             // Told to play from the start before the element has asked for
             // a byte or knows its duration: the first pieces are wanted now,
             // not once its first request has come back through the worker
-            // (~85 ms later, measured).
-            (None, None) if !self.audio.paused() && self.audio.current_time() == 0.0 => Some(0),
+            // (~85 ms later, measured), nor once the worker controls the page.
+            (None, None) if playing && self.audio.current_time() == 0.0 => Some(0),
             (waiting, played) => waiting.or(played),
         };
         // A paused element that nothing waits on is not playing: the
         // swarm may still trade, but the web seed is not used for it.
-        let idle = self.audio.paused() && self.waiting_reader_pos.is_none();
+        let idle = !playing && self.waiting_reader_pos.is_none();
         let playback = offset.filter(|_| !idle).map(|offset| Playback {
             offset: offset.min(total.saturating_sub(1)),
             bytes_per_sec: rate,
