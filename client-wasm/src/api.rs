@@ -269,6 +269,9 @@ pub async fn load(
             .map_err(|_| JsError("seed".into()))?,
     );
     let autoplay = flag("autoplay").unwrap_or(true);
+    // Peers wait for the first audio only where they cannot be its source.
+    let has_web_seed = meta.as_ref().is_some_and(|m| !m.url_list.is_empty());
+    let peers_after_first_audio = autoplay && config.web_seed && has_web_seed;
     let source = match (meta, &magnet) {
         (Some(meta), _) => Source::Torrent(Box::new(meta)),
         (None, Some(m)) => Source::Magnet(m.clone()),
@@ -280,6 +283,7 @@ pub async fn load(
         ice_servers,
         stream_prefix: prefix,
         autoplay,
+        peers_after_first_audio,
     };
     let streaming = property(&options, "streaming");
     let pending = streaming

@@ -46,7 +46,20 @@ pub struct Settings {
     /// the swarm and waits for the page to call `audio.play()` (a page that
     /// joins on load: it costs the origin nothing until played).
     pub autoplay: bool,
+    /// Connect to the trackers (and so make and answer WebRTC offers) only
+    /// once the element plays, or [`PEERS_AT_THE_LATEST_MS`] after the start.
+    /// For a track whose metadata is known and which has a web seed: its
+    /// first audio comes from the web seed anyway (a connection takes longer
+    /// to make than the first pieces take over HTTP), and making
+    /// RTCPeerConnections busies the main thread for tens of milliseconds
+    /// (measured in Chromium: up to 47 ms for the first one) just when it
+    /// must answer the worker's first requests.
+    pub peers_after_first_audio: bool,
 }
+
+/// How long after the start the trackers wait for the first audio at most
+/// (see [`Settings::peers_after_first_audio`]).
+pub const PEERS_AT_THE_LATEST_MS: u32 = 1000;
 
 /// Everything one playing track owns.
 pub struct Session {
@@ -63,6 +76,10 @@ pub struct Session {
     /// only prepared (parsed, the element pointed at its source) and
     /// nothing goes on the network.
     started: bool,
+    /// Trackers the node asked to connect to, held until the first audio
+    /// (see [`Settings::peers_after_first_audio`]); `None` once released.
+    held_trackers: Option<Vec<(TrackerIndex, String)>>,
+    peers_timer: Option<Timeout>,
     audio: HtmlMediaElement,
     events: EventTarget,
     sockets: BTreeMap<TrackerIndex, TrackerSocket>,
@@ -107,11 +124,13 @@ impl Session {
         Ok(Rc::new_cyclic(|me| {
             RefCell::new(Session {
                 me: me.clone(),
+                held_trackers: settings.peers_after_first_audio.then(Vec::new),
                 settings,
                 node,
                 stream_url: None,
                 streaming: None,
                 started: false,
+                peers_timer: None,
                 audio,
                 events,
                 sockets: BTreeMap::new(),
@@ -147,6 +166,14 @@ impl Session {
             return;
         }
         self.started = true;
+        if self.held_trackers.is_some() {
+            let weak = self.me.clone();
+            self.peers_timer = Some(Timeout::new(PEERS_AT_THE_LATEST_MS, move || {
+                wasm_bindgen_futures::spawn_local(async move {
+                    dispatch(&weak, |s| s.release_trackers());
+                });
+            }));
+        }
         if self.settings.autoplay && self.stream_url.is_some() {
             self.play_element();
         }
@@ -160,6 +187,29 @@ impl Session {
         if self.streaming.is_none() {
             self.streaming = Some(streaming);
             self.point_element_at_stream();
+        }
+    }
+
+    /// The element plays: the trackers held for the first audio connect,
+    /// from a task of their own (opening sockets and making offers is work
+    /// the `playing` event's other listeners need not wait for).
+    pub(super) fn release_trackers_soon(&mut self) {
+        if !self.started || self.held_trackers.is_none() {
+            return;
+        }
+        let weak = self.me.clone();
+        self.peers_timer = Some(Timeout::new(0, move || {
+            wasm_bindgen_futures::spawn_local(async move {
+                dispatch(&weak, |s| s.release_trackers());
+            });
+        }));
+    }
+
+    /// The trackers held for the first audio connect.
+    fn release_trackers(&mut self) {
+        self.peers_timer = None;
+        for (tracker, url) in self.held_trackers.take().unwrap_or_default() {
+            self.connect_tracker(tracker, &url);
         }
     }
 
@@ -248,6 +298,8 @@ impl Session {
         }
         self.destroyed = true;
         self.timer = None;
+        self.peers_timer = None;
+        self.held_trackers = None;
         self.listeners.clear();
         self.readers.clear();
         for (_, request) in std::mem::take(&mut self.requests) {
