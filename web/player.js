@@ -40,6 +40,9 @@ class FanswarmPlayer extends HTMLElement {
   #track = null;
   #starting = null;
   #timer = null;
+  #redraw = 0;
+  #heard = false;
+  #announcing = false;
   #lastStats = '';
   #map = null;
   #ui = null;
@@ -72,6 +75,8 @@ class FanswarmPlayer extends HTMLElement {
     window.removeEventListener('message', this.#onMessage);
     clearInterval(this.#timer);
     this.#timer = null;
+    cancelAnimationFrame(this.#redraw);
+    this.#redraw = 0;
     this.#track?.destroy();
     this.#track = null;
     this.#starting = null;
@@ -160,6 +165,10 @@ class FanswarmPlayer extends HTMLElement {
     for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
       this.#audio.addEventListener(kind, () => this.#render());
     }
+    this.#audio.addEventListener('playing', () => {
+      this.#heard = true;
+      this.#updateSoon();
+    });
     this.addEventListener('keydown', this.#onKey);
     this.#render();
     if (window.parent !== window) {
@@ -238,11 +247,36 @@ class FanswarmPlayer extends HTMLElement {
     });
     this.#ui.seek.disabled = false;
     const update = () => this.#update();
-    for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, update);
+    const soon = () => this.#updateSoon();
+    for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, soon);
     track.addEventListener('progress', () =>
       this.dispatchEvent(new CustomEvent('progress', { detail: this.stats() })));
     this.#timer = setInterval(update, TICK_MS);
-    update();
+    soon();
+  }
+
+  /** Redraws at the next frame, once however many pieces verified or
+   *  media events came since, and not before the first sound: until then
+   *  the main thread must answer the worker's requests for the element,
+   *  and a redraw per piece or event delayed them (measured: 7 ms for one
+   *  on `durationchange`); only the figures are announced, once per burst.
+   *  The 1 s tick redraws a page that shows no frames. */
+  #updateSoon() {
+    if (!this.#track) return;
+    if (!this.#heard) {
+      if (this.#announcing) return;
+      this.#announcing = true;
+      queueMicrotask(() => {
+        this.#announcing = false;
+        if (this.#track) this.#announce();
+      });
+      return;
+    }
+    if (this.#redraw) return;
+    this.#redraw = requestAnimationFrame(() => {
+      this.#redraw = 0;
+      this.#update();
+    });
   }
 
   /** Redraws figures and map from the engine; announces changed stats. */
@@ -257,6 +291,11 @@ class FanswarmPlayer extends HTMLElement {
     ui.share.textContent = stats.downloaded > 0
       ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
     ui.passed.textContent = formatBytes(stats.uploaded);
+    this.#announce(stats);
+  }
+
+  /** Fires `fanswarm-stats` (and tells a parent page) if the figures changed. */
+  #announce(stats = this.#track.stats()) {
     const text = JSON.stringify(stats);
     if (text !== this.#lastStats) {
       this.#lastStats = text;
@@ -290,7 +329,7 @@ class FanswarmPlayer extends HTMLElement {
     if (d > 0 && this.#root.activeElement !== ui.seek) ui.seek.value = String(Math.round((a.currentTime / d) * 1000));
     ui.seek.setAttribute('aria-valuetext', `${formatTime(a.currentTime)} of ${formatTime(d)}`);
     ui.volume.value = String(Math.round(a.volume * 100));
-    if (this.#track) this.#update();
+    this.#updateSoon();
   }
 
   /** Space or k: play/pause; arrows (outside the sliders): ±5 s. */
