@@ -39,7 +39,7 @@ function start(streamPrefix) {
       `the stream worker serves ${started.prefix}, not ${streamPrefix}: one streamPrefix per page`);
   }
   if (!started) {
-    const wasm = init();
+    const wasm = initWasm();
     started = { prefix: streamPrefix, wasm, worker: controlledBy(streamPrefix) };
     wasm.catch(() => { started = null; }); // a later call tries again
   }
@@ -102,6 +102,14 @@ export async function play(audio, options) {
   const track = await load(audio, options);
   track.start();
   return track;
+}
+
+/** Instantiates the wasm: the module the embed page's head started to
+ *  compile as it downloaded (`self.fanswarmWasm`), else the glue's own. */
+function initWasm() {
+  const early = self.fanswarmWasm;
+  if (!early) return init();
+  return init({ module_or_path: early }).catch(() => init());
 }
 
 /** Registers the worker (at the origin's root, so it controls every page of
