@@ -30,6 +30,12 @@ export const STREAM_PREFIX = '/fanswarm/stream/';
  *  web seed directly (a hard reload leaves a page uncontrolled). */
 const CONTROL_TIMEOUT_MS = 5000;
 
+/** Where the first pieces of recently played tracks are kept (see
+ *  `keepStart`), and for how many tracks; which tracks, in localStorage. */
+const START_CACHE = 'fanswarm-start-v1';
+const START_TRACKS = 20;
+const START_LIST = 'fanswarm-start-v1';
+
 /** What prepare() started, once per page: the wasm and the worker. */
 let started = null;
 
@@ -82,11 +88,13 @@ export async function load(audio, options) {
   // Unsaid, the page's prefix (the worker's): one prefix per page.
   const streamPrefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
   const { wasm, worker } = start(streamPrefix);
-  const [, torrentBytes] = await Promise.all([
+  const key = startKey(options);
+  const [, torrentBytes, kept] = await Promise.all([
     wasm,
     Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
+    readStart(key),
   ]);
-  return wasmLoad(audio, {
+  const track = await wasmLoad(audio, {
     ...options,
     streamPrefix,
     torrentBytes,
@@ -94,6 +102,9 @@ export async function load(audio, options) {
     // does not wait for it to start fetching.
     streaming: options.streaming === false ? false : worker,
   });
+  for (const [index, bytes] of kept) track.importPiece(index, bytes);
+  if (key) keepStart(track, audio, key);
+  return track;
 }
 
 /** Joins the swarm of `options.torrent` (or `magnet`) and plays it in
@@ -102,6 +113,91 @@ export async function play(audio, options) {
   const track = await load(audio, options);
   track.start();
   return track;
+}
+
+// ---- the first pieces, kept for the next visit ----
+//
+// Plain <audio> starts a second visit from the browser's cache. So does a
+// track: the pieces it had verified when it first played (its first seconds,
+// and whatever else the element read before playing, e.g. an Ogg file's last
+// page) are kept in the Cache API, one entry per track, for the last
+// START_TRACKS tracks; the next load() hands them back with importPiece,
+// which checks each against the torrent's SHA-1 like any piece. So a second
+// visit starts without waiting for the web seed, and shares those pieces at
+// once. Only the start: what plays after comes from fans and the web seed.
+// Which tracks have an entry is also noted in localStorage, read at once:
+// opening the Cache API the first time takes 50-100 ms in a fresh profile
+// (measured), and a first visit must not wait for it to learn it is empty.
+
+/** The cache key of a track: what names its torrent. */
+function startKey(options) {
+  const name = options.torrent ?? options.magnet
+    ?? (options.infoHash && `${options.server ?? ''}/t/${options.infoHash}.torrent`);
+  if (typeof name !== 'string' || !('caches' in self)) return null;
+  const source = name.startsWith('magnet:') ? name : new URL(name, location.href).href;
+  return new URL(`/fanswarm/start?source=${encodeURIComponent(source)}`, location.href).href;
+}
+
+/** The keys of the tracks whose start is kept, oldest first. */
+function startList() {
+  try {
+    const list = JSON.parse(localStorage.getItem(START_LIST) ?? '[]');
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return []; // storage blocked, or not ours
+  }
+}
+
+/** The pieces kept under `key`: [index, bytes] pairs (none on any failure). */
+async function readStart(key) {
+  if (!key || !startList().includes(key)) return [];
+  try {
+    const response = await (await caches.open(START_CACHE)).match(key);
+    if (!response) return [];
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const pieces = [];
+    let at = 0;
+    for (const entry of (response.headers.get('x-fanswarm-pieces') ?? '').split(',')) {
+      const [index, length] = entry.split(':').map(Number);
+      if (!Number.isInteger(index) || !(length > 0) || at + length > bytes.length) break;
+      pieces.push([index, bytes.subarray(at, at + length)]);
+      at += length;
+    }
+    return pieces;
+  } catch {
+    return [];
+  }
+}
+
+/** Keeps, once `audio` first plays, the pieces `track` verified until then. */
+function keepStart(track, audio, key) {
+  const verified = new Set();
+  const onProgress = (e) => verified.add(e.detail);
+  track.addEventListener('progress', onProgress);
+  // Opened now, so that the write is quick once the element plays (the
+  // page may be left right after: an entry half written is none).
+  const cache = caches.open(START_CACHE);
+  cache.catch(() => {});
+  audio.addEventListener('playing', () => {
+    track.removeEventListener('progress', onProgress);
+    // After the event: its other listeners need not wait for the copies.
+    setTimeout(() => writeStart(cache, key, track, [...verified].sort((a, b) => a - b))
+      .catch(() => {}), 0);
+  }, { once: true });
+}
+
+async function writeStart(opened, key, track, indexes) {
+  const pieces = indexes.map((i) => [i, track.piece(i)]).filter(([, bytes]) => bytes);
+  if (pieces.length === 0) return;
+  const body = new Blob(pieces.map(([, bytes]) => bytes));
+  const headers = { 'x-fanswarm-pieces': pieces.map(([i, bytes]) => `${i}:${bytes.length}`).join(',') };
+  // Listed first (oldest first: a track played again moves to the end);
+  // a listed entry that never got written is only a miss.
+  const list = [...startList().filter((k) => k !== key), key];
+  const gone = list.splice(0, Math.max(0, list.length - START_TRACKS));
+  localStorage.setItem(START_LIST, JSON.stringify(list));
+  const cache = await opened;
+  await Promise.all([cache.put(key, new Response(body, { headers })), ...gone.map((k) => cache.delete(k))]);
 }
 
 /** Instantiates the wasm: the module the embed page's head started to

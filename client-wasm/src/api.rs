@@ -442,6 +442,22 @@ impl Track {
         js_sys::Uint8Array::from(&states[..])
     }
 
+    /// The bytes of verified piece `index` (a copy); `undefined` while it
+    /// is not verified. With `importPiece`, what lets a page keep pieces
+    /// for a later visit.
+    pub fn piece(&self, index: u32) -> Option<js_sys::Uint8Array> {
+        let s = self.session.borrow();
+        s.node().piece(index).map(js_sys::Uint8Array::from)
+    }
+
+    /// Hands in piece `index` held elsewhere (kept from an earlier visit):
+    /// kept only if its SHA-1 is the torrent's, then served and shared like
+    /// any verified piece. Returns whether it was kept.
+    #[wasm_bindgen(js_name = importPiece)]
+    pub fn import_piece(&self, index: u32, bytes: &[u8]) -> bool {
+        self.session.borrow_mut().import_piece(index, bytes)
+    }
+
     /// Bytes per piece (the last piece may be shorter).
     #[wasm_bindgen(getter, js_name = pieceLength)]
     pub fn piece_length(&self) -> u32 {

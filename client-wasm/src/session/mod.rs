@@ -218,6 +218,13 @@ impl Session {
         &self.node
     }
 
+    /// A piece held elsewhere; kept if it verifies (see `Node::import_piece`).
+    pub fn import_piece(&mut self, piece: u32, bytes: &[u8]) -> bool {
+        let kept = self.node.import_piece(piece, bytes);
+        self.drive();
+        kept
+    }
+
     /// Metadata that arrived by another way (the magnet's `xs` torrent).
     pub fn offer_metadata(&mut self, info_bytes: &[u8]) -> bool {
         self.node.offer_metadata(js::now(), info_bytes)
