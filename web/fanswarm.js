@@ -53,9 +53,9 @@ function start(streamPrefix) {
 }
 
 /**
- * Starts, once per page, what every track needs: the wasm (streaming
- * compilation: the glue fetches it and `instantiateStreaming` compiles as the
- * bytes arrive) and the stream worker for `streamPrefix`. Resolves to whether
+ * Starts, once per page, what every track needs: the wasm (compiled as its
+ * bytes arrive: by the embed page's head, else by the glue's
+ * `instantiateStreaming`) and the stream worker for `streamPrefix`. Resolves to whether
  * our worker controls the page. load() and play() call it too; calling it
  * early is what makes them fast. One prefix per page (and per origin: the
  * worker is registered at the origin's root).
@@ -104,7 +104,16 @@ export async function load(audio, options) {
   });
   for (const [index, bytes] of kept) track.importPiece(index, bytes);
   if (key) keepStart(track, audio, key);
+  wake();
   return track;
+}
+
+/** Starts the stream worker if the browser stopped it (it does when the
+ *  worker is idle), so that it is running when the element asks: call it
+ *  when play is near (the player does on pointerdown). Cheap; no-op
+ *  without a worker in control. */
+export function wake() {
+  navigator.serviceWorker?.controller?.postMessage({ fanswarm: 'wake' });
 }
 
 /** Joins the swarm of `options.torrent` (or `magnet`) and plays it in
@@ -236,4 +245,4 @@ async function controlledBy(streamPrefix) {
 }
 
 export { version };
-export default { play, load, prepare, fetchTorrent, version, STREAM_PREFIX };
+export default { play, load, prepare, fetchTorrent, wake, version, STREAM_PREFIX };

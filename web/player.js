@@ -170,6 +170,8 @@ class FanswarmPlayer extends HTMLElement {
       this.#updateSoon();
     });
     this.addEventListener('keydown', this.#onKey);
+    // A press is coming: the stream worker should be running when it lands.
+    this.addEventListener('pointerdown', () => fanswarm.wake(), { passive: true });
     this.#render();
     if (window.parent !== window) {
       // Framed (the /embed page): tell the parent our height, so an
