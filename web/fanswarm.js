@@ -183,15 +183,16 @@ function keepStart(track, audio, key) {
   const verified = new Set();
   const onProgress = (e) => verified.add(e.detail);
   track.addEventListener('progress', onProgress);
-  // Opened now, so that the write is quick once the element plays (the
-  // page may be left right after: an entry half written is none).
+  // Opened now, and the write begun in the `playing` event itself (a copy
+  // of the pieces, then `put` from a microtask): a page left right after
+  // its first sound still keeps its entry. Measured: written from a later
+  // task, 4 of 10 entries were lost when the benchmark reloaded the page
+  // at once.
   const cache = caches.open(START_CACHE);
   cache.catch(() => {});
   audio.addEventListener('playing', () => {
     track.removeEventListener('progress', onProgress);
-    // After the event: its other listeners need not wait for the copies.
-    setTimeout(() => writeStart(cache, key, track, [...verified].sort((a, b) => a - b))
-      .catch(() => {}), 0);
+    writeStart(cache, key, track, [...verified].sort((a, b) => a - b)).catch(() => {});
   }, { once: true });
 }
 
