@@ -147,11 +147,12 @@ function startKey(options) {
   return new URL(`/fanswarm/start?source=${encodeURIComponent(source)}`, location.href).href;
 }
 
-/** The keys of the tracks whose start is kept, oldest first. */
+/** The tracks whose start is kept, oldest first: `{key, stream}`, the
+ *  cache key and the stream URL the element played. */
 function startList() {
   try {
     const list = JSON.parse(localStorage.getItem(START_LIST) ?? '[]');
-    return Array.isArray(list) ? list : [];
+    return Array.isArray(list) ? list.filter((e) => typeof e?.key === 'string') : [];
   } catch {
     return []; // storage blocked, or not ours
   }
@@ -159,7 +160,7 @@ function startList() {
 
 /** The pieces kept under `key`: [index, bytes] pairs (none on any failure). */
 async function readStart(key) {
-  if (!key || !startList().includes(key)) return [];
+  if (!key || !startList().some((e) => e.key === key)) return [];
   try {
     const response = await (await caches.open(START_CACHE)).match(key);
     if (!response) return [];
@@ -203,11 +204,36 @@ async function writeStart(opened, key, track, indexes) {
   const headers = { 'x-fanswarm-pieces': pieces.map(([i, bytes]) => `${i}:${bytes.length}`).join(',') };
   // Listed first (oldest first: a track played again moves to the end);
   // a listed entry that never got written is only a miss.
-  const list = [...startList().filter((k) => k !== key), key];
+  const list = [...startList().filter((e) => e.key !== key), { key, stream: track.streamUrl }];
   const gone = list.splice(0, Math.max(0, list.length - START_TRACKS));
   localStorage.setItem(START_LIST, JSON.stringify(list));
   const cache = await opened;
-  await Promise.all([cache.put(key, new Response(body, { headers })), ...gone.map((k) => cache.delete(k))]);
+  await Promise.all([cache.put(key, new Response(body, { headers })),
+    ...gone.map((e) => cache.delete(e.key))]);
+}
+
+/**
+ * On a return visit, plays `audio` at once, before its track is even made
+ * (on a first visit, or if anything is missing, it does nothing and returns
+ * false): the stream URL the element played last time, when our worker
+ * controls the page. The element's request waits in the page's message
+ * queue for the track, which answers it as soon as `load` has made it,
+ * from the pieces it imports; Firefox answers it from its media cache at
+ * once. So the press does not wait for the wasm to compile (Firefox keeps
+ * no compiled code between visits: 20-40 ms after a press at load,
+ * measured). `options` as for `load`; the track, once made, keeps that
+ * source if it is its own.
+ */
+export function resume(audio, options) {
+  const key = options.streaming === false || options.autoplay === false ? null : startKey(options);
+  const stream = key && startList().find((e) => e.key === key)?.stream;
+  const worker = navigator.serviceWorker?.controller;
+  const prefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
+  if (!stream || !worker || !stream.startsWith(prefix)
+    || new URL(worker.scriptURL).searchParams.get('prefix') !== prefix) return false;
+  audio.src = stream;
+  audio.play().catch(() => {}); // refused autoplay: the track's start says so again
+  return true;
 }
 
 /** Instantiates the wasm: the module the embed page's head started to
@@ -246,4 +272,4 @@ async function controlledBy(streamPrefix) {
 }
 
 export { version };
-export default { play, load, prepare, fetchTorrent, wake, version, STREAM_PREFIX };
+export default { play, load, resume, prepare, fetchTorrent, wake, version, STREAM_PREFIX };

@@ -208,8 +208,9 @@ class FanswarmPlayer extends HTMLElement {
     this.#prefetched = { src, torrent }; // #options() hands these bytes on
     const options = this.#options();
     const track = fanswarm.load(this.#audio, options);
-    track.catch(() => {}); // play() tries again and reports the error
-    this.#prefetched = { src, torrent, track, trackers: String(options.trackers) };
+    const made = { src, torrent, track, trackers: String(options.trackers), ready: false };
+    track.then(() => { made.ready = true; }, () => {}); // play() tries again and reports the error
+    this.#prefetched = made;
     Promise.all([fanswarm.prepare(), torrent, track]).then(() => {
       this.#ready.resolve();
       // Framed: an embed.js element on the parent page resolves its own `ready`.
@@ -222,6 +223,9 @@ class FanswarmPlayer extends HTMLElement {
   async #start() {
     const options = this.#options();
     const made = this.#prefetched?.src === this.#source() ? this.#prefetched : null;
+    // Pressed before the track is made (the wasm still compiling): on a
+    // return visit the element can start now all the same.
+    if (made && !made.ready) fanswarm.resume(this.#audio, options);
     let track = made && await made.track.catch(() => null);
     if (track && made.trackers !== String(options.trackers)) {
       track.destroy();

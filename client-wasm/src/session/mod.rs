@@ -252,7 +252,13 @@ impl Session {
         let direct = (!controlled)
             .then(|| meta.url_list.first().cloned())
             .flatten();
-        self.audio.set_src(direct.as_deref().unwrap_or(&url));
+        let src = direct.as_deref().unwrap_or(&url);
+        // A page may have pointed the element at this stream already
+        // (fanswarm.js `resume`, on a return visit): setting it again would
+        // restart the element's load.
+        if self.audio.get_attribute("src").as_deref() != Some(src) {
+            self.audio.set_src(src);
+        }
         self.stream_url = Some(url);
         if self.started && self.settings.autoplay {
             self.play_element();
