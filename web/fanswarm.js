@@ -46,8 +46,10 @@ function start(streamPrefix) {
   }
   if (!started) {
     const wasm = initWasm();
-    started = { prefix: streamPrefix, wasm, worker: controlledBy(streamPrefix) };
+    const worker = controlledBy(streamPrefix);
+    started = { prefix: streamPrefix, wasm, worker };
     wasm.catch(() => { started = null; }); // a later call tries again
+    worker.then((ours) => ours && wake(), () => {}); // in control at last: it knows the page
   }
   return started;
 }

@@ -16,6 +16,8 @@
 
 const PREFIX = streamPrefix(self.location.href);
 const HEAD_TIMEOUT_MS = 10000;
+/** Client id → Client, see `pageOf`. */
+const pages = new Map();
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
 function streamPrefix(href) {
@@ -41,8 +43,11 @@ self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim(
 // A page about to play posts {fanswarm: 'wake'}: delivering it starts this
 // worker, which the browser stops when idle and, with static routing, does
 // not start for the page's own requests. The element's first request then
-// finds it running (starting it there cost 10-20 ms, measured).
-self.addEventListener('message', () => {});
+// finds it running (starting it there cost 10-20 ms, measured), and the
+// page already known (see `pageOf`).
+self.addEventListener('message', (event) => {
+  if (event.data?.fanswarm === 'wake' && event.source?.id) pages.set(event.source.id, event.source);
+});
 
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
@@ -65,9 +70,9 @@ function ask(port, message, transfer) {
   });
 }
 
-/** The page that made a request. Kept per client: each lookup is a round
- *  trip to the browser, and the element makes several requests per page. */
-const pages = new Map();
+/** The page that made a request. Kept per client (and learnt from its
+ *  `wake`): each lookup is a round trip to the browser (3-12 ms, measured),
+ *  and the element makes several requests per page. */
 async function pageOf(clientId) {
   let page = pages.get(clientId);
   if (!page) {
