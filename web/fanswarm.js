@@ -6,17 +6,22 @@
 //   track.addEventListener('progress', () => console.log(track.stats().toJSON()));
 //   track.destroy();
 //
-// Loads the WebAssembly peer once and makes sure the stream service worker
-// controls the page before the first track plays. A worker only serves its
-// own origin: loaded from another origin (or where workers cannot register)
-// the element plays the web seed URL directly while the page still swarms.
+// Loads the WebAssembly peer once and registers the stream service worker;
+// the element plays the stream once the worker controls the page. A worker
+// only serves its own origin: loaded from another origin (or where workers
+// cannot register) the element plays the web seed URL directly while the
+// page still swarms.
 //
 // Nothing the first audio needs should wait for the press of play: a page
 // calls `prepare()` as it loads (compiles the wasm as it downloads, registers
-// the worker and waits for it to control the page) and `fetchTorrent(url)`,
-// and hands that promise to `play()` as `torrentBytes`. `<fanswarm-player>`
-// does both when it is connected.
-import init, { play as wasmPlay, version } from './pkg/client_wasm.js';
+// the worker) and `fetchTorrent(url)`, then `load(audio, {torrent,
+// torrentBytes})`, which makes the track without starting it; play is then
+// `track.start()`. `<fanswarm-player>` does all of it when it is connected.
+// Neither waits for the worker to take control of the page (on a first
+// visit that takes 100-300 ms after registering): the track starts fetching
+// its first pieces at once and the element gets its source when the worker
+// is in control.
+import init, { load as wasmLoad, version } from './pkg/client_wasm.js';
 
 /** Where the worker streams by default (the wasm peer's default too). */
 export const STREAM_PREFIX = '/fanswarm/stream/';
@@ -25,28 +30,45 @@ export const STREAM_PREFIX = '/fanswarm/stream/';
  *  web seed directly (a hard reload leaves a page uncontrolled). */
 const CONTROL_TIMEOUT_MS = 5000;
 
-let ready = null;
-let readyPrefix = null;
+/** Where the first pieces of recently played tracks are kept (see
+ *  `keepStart`), and for how many tracks; which tracks, in localStorage. */
+const START_CACHE = 'fanswarm-start-v1';
+const START_TRACKS = 20;
+const START_LIST = 'fanswarm-start-v1';
+
+/** What prepare() started, once per page: the wasm and the worker. */
+let started = null;
+
+function start(streamPrefix) {
+  if (started && streamPrefix !== started.prefix) {
+    throw new Error(
+      `the stream worker serves ${started.prefix}, not ${streamPrefix}: one streamPrefix per page`);
+  }
+  if (!started) {
+    const wasm = initWasm();
+    const worker = controlledBy(streamPrefix);
+    started = { prefix: streamPrefix, wasm, worker };
+    wasm.catch(() => { started = null; }); // a later call tries again
+    worker.then((ours) => ours && wake(), () => {}); // in control at last: it knows the page
+  }
+  return started;
+}
 
 /**
- * Starts, once per page, what every track needs: the wasm (streaming
- * compilation: the glue fetches it and `instantiateStreaming` compiles as the
- * bytes arrive) and the stream worker for `streamPrefix`. Resolves to whether
- * our worker controls the page. play() calls it too; calling it early is
- * what makes play() fast. One prefix per page (and per origin: the worker is
- * registered at the origin's root).
+ * Starts, once per page, what every track needs: the wasm (compiled as its
+ * bytes arrive: by the embed page's head, else by the glue's
+ * `instantiateStreaming`) and the stream worker for `streamPrefix`. Resolves to whether
+ * our worker controls the page. load() and play() call it too; calling it
+ * early is what makes them fast. One prefix per page (and per origin: the
+ * worker is registered at the origin's root).
  */
 export function prepare({ streamPrefix = STREAM_PREFIX } = {}) {
-  if (ready && streamPrefix !== readyPrefix) {
-    return Promise.reject(new Error(
-      `the stream worker serves ${readyPrefix}, not ${streamPrefix}: one streamPrefix per page`));
+  try {
+    const { wasm, worker } = start(streamPrefix);
+    return Promise.all([wasm, worker]).then(([, ours]) => ours);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  readyPrefix = streamPrefix;
-  ready ??= Promise.all([init(), controlledBy(streamPrefix)]).then(([, ours]) => ours, (e) => {
-    ready = null; // a later call tries again
-    throw e;
-  });
-  return ready;
 }
 
 /** The bytes of a `.torrent`, for `play(audio, { torrent, torrentBytes })`. */
@@ -57,24 +79,171 @@ export async function fetchTorrent(url) {
 }
 
 /**
- * Joins the swarm of `options.torrent` (or `magnet`) and plays it in `audio`.
- * `options.torrentBytes` may be the torrent's bytes or a promise of them
- * (`fetchTorrent`): then the wasm does not fetch `torrent` again, unless that
- * promise failed. `streaming: false` plays the web seed directly.
+ * Makes the track of `options.torrent` (or `magnet`) for `audio` without
+ * starting it: nothing goes on the network until `track.start()` (which
+ * joins the swarm and plays). `options.torrentBytes` may be the torrent's
+ * bytes or a promise of them (`fetchTorrent`): then the wasm does not fetch
+ * `torrent` again, unless that promise failed. `streaming: false` plays the
+ * web seed directly.
  */
-export async function play(audio, options) {
+export async function load(audio, options) {
   // Unsaid, the page's prefix (the worker's): one prefix per page.
-  const streamPrefix = options.streamPrefix ?? readyPrefix ?? STREAM_PREFIX;
-  const [controlled, torrentBytes] = await Promise.all([
-    prepare({ streamPrefix }),
+  const streamPrefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
+  const { wasm, worker } = start(streamPrefix);
+  const key = startKey(options);
+  const [, torrentBytes, kept] = await Promise.all([
+    wasm,
     Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
+    readStart(key),
   ]);
-  return wasmPlay(audio, {
+  const track = await wasmLoad(audio, {
     ...options,
     streamPrefix,
     torrentBytes,
-    streaming: options.streaming !== false && controlled,
+    // Whether our worker controls the page, when it is known: the track
+    // does not wait for it to start fetching.
+    streaming: options.streaming === false ? false : worker,
   });
+  for (const [index, bytes] of kept) track.importPiece(index, bytes);
+  if (key) keepStart(track, audio, key);
+  wake();
+  return track;
+}
+
+/** Starts the stream worker if the browser stopped it (it does when the
+ *  worker is idle), so that it is running when the element asks: call it
+ *  when play is near (the player does on pointerdown). Cheap; no-op
+ *  without a worker in control. */
+export function wake() {
+  navigator.serviceWorker?.controller?.postMessage({ fanswarm: 'wake' });
+}
+
+/** Joins the swarm of `options.torrent` (or `magnet`) and plays it in
+ *  `audio`: `load`, then `track.start()`. */
+export async function play(audio, options) {
+  const track = await load(audio, options);
+  track.start();
+  return track;
+}
+
+// ---- the first pieces, kept for the next visit ----
+//
+// Plain <audio> starts a second visit from the browser's cache. So does a
+// track: the pieces it had verified when it first played (its first seconds,
+// and whatever else the element read before playing, e.g. an Ogg file's last
+// page) are kept in the Cache API, one entry per track, for the last
+// START_TRACKS tracks; the next load() hands them back with importPiece,
+// which checks each against the torrent's SHA-1 like any piece. So a second
+// visit starts without waiting for the web seed, and shares those pieces at
+// once. Only the start: what plays after comes from fans and the web seed.
+// Which tracks have an entry is also noted in localStorage, read at once:
+// opening the Cache API the first time takes 50-100 ms in a fresh profile
+// (measured), and a first visit must not wait for it to learn it is empty.
+
+/** The cache key of a track: what names its torrent. */
+function startKey(options) {
+  const name = options.torrent ?? options.magnet
+    ?? (options.infoHash && `${options.server ?? ''}/t/${options.infoHash}.torrent`);
+  if (typeof name !== 'string' || !('caches' in self)) return null;
+  const source = name.startsWith('magnet:') ? name : new URL(name, location.href).href;
+  return new URL(`/fanswarm/start?source=${encodeURIComponent(source)}`, location.href).href;
+}
+
+/** The tracks whose start is kept, oldest first: `{key, stream}`, the
+ *  cache key and the stream URL the element played. */
+function startList() {
+  try {
+    const list = JSON.parse(localStorage.getItem(START_LIST) ?? '[]');
+    return Array.isArray(list) ? list.filter((e) => typeof e?.key === 'string') : [];
+  } catch {
+    return []; // storage blocked, or not ours
+  }
+}
+
+/** The pieces kept under `key`: [index, bytes] pairs (none on any failure). */
+async function readStart(key) {
+  if (!key || !startList().some((e) => e.key === key)) return [];
+  try {
+    const response = await (await caches.open(START_CACHE)).match(key);
+    if (!response) return [];
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const pieces = [];
+    let at = 0;
+    for (const entry of (response.headers.get('x-fanswarm-pieces') ?? '').split(',')) {
+      const [index, length] = entry.split(':').map(Number);
+      if (!Number.isInteger(index) || !(length > 0) || at + length > bytes.length) break;
+      pieces.push([index, bytes.subarray(at, at + length)]);
+      at += length;
+    }
+    return pieces;
+  } catch {
+    return [];
+  }
+}
+
+/** Keeps, once `audio` first plays, the pieces `track` verified until then. */
+function keepStart(track, audio, key) {
+  const verified = new Set();
+  const onProgress = (e) => verified.add(e.detail);
+  track.addEventListener('progress', onProgress);
+  // Opened now, and the write begun in the `playing` event itself (a copy
+  // of the pieces, then `put` from a microtask): a page left right after
+  // its first sound still keeps its entry. Measured: written from a later
+  // task, 4 of 10 entries were lost when the benchmark reloaded the page
+  // at once.
+  const cache = caches.open(START_CACHE);
+  cache.catch(() => {});
+  audio.addEventListener('playing', () => {
+    track.removeEventListener('progress', onProgress);
+    writeStart(cache, key, track, [...verified].sort((a, b) => a - b)).catch(() => {});
+  }, { once: true });
+}
+
+async function writeStart(opened, key, track, indexes) {
+  const pieces = indexes.map((i) => [i, track.piece(i)]).filter(([, bytes]) => bytes);
+  if (pieces.length === 0) return;
+  const body = new Blob(pieces.map(([, bytes]) => bytes));
+  const headers = { 'x-fanswarm-pieces': pieces.map(([i, bytes]) => `${i}:${bytes.length}`).join(',') };
+  // Listed first (oldest first: a track played again moves to the end);
+  // a listed entry that never got written is only a miss.
+  const list = [...startList().filter((e) => e.key !== key), { key, stream: track.streamUrl }];
+  const gone = list.splice(0, Math.max(0, list.length - START_TRACKS));
+  localStorage.setItem(START_LIST, JSON.stringify(list));
+  const cache = await opened;
+  await Promise.all([cache.put(key, new Response(body, { headers })),
+    ...gone.map((e) => cache.delete(e.key))]);
+}
+
+/**
+ * On a return visit, plays `audio` at once, before its track is even made
+ * (on a first visit, or if anything is missing, it does nothing and returns
+ * false): the stream URL the element played last time, when our worker
+ * controls the page. The element's request waits in the page's message
+ * queue for the track, which answers it as soon as `load` has made it,
+ * from the pieces it imports; Firefox answers it from its media cache at
+ * once. So the press does not wait for the wasm to compile (Firefox keeps
+ * no compiled code between visits: 20-40 ms after a press at load,
+ * measured). `options` as for `load`; the track, once made, keeps that
+ * source if it is its own.
+ */
+export function resume(audio, options) {
+  const key = options.streaming === false || options.autoplay === false ? null : startKey(options);
+  const stream = key && startList().find((e) => e.key === key)?.stream;
+  const worker = navigator.serviceWorker?.controller;
+  const prefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
+  if (!stream || !worker || !stream.startsWith(prefix)
+    || new URL(worker.scriptURL).searchParams.get('prefix') !== prefix) return false;
+  audio.src = stream;
+  audio.play().catch(() => {}); // refused autoplay: the track's start says so again
+  return true;
+}
+
+/** Instantiates the wasm: the module the embed page's head started to
+ *  compile as it downloaded (`self.fanswarmWasm`), else the glue's own. */
+function initWasm() {
+  const early = self.fanswarmWasm;
+  if (!early) return init();
+  return init({ module_or_path: early }).catch(() => init());
 }
 
 /** Registers the worker (at the origin's root, so it controls every page of
@@ -93,6 +262,12 @@ async function controlledBy(streamPrefix) {
   // build) may control the page until the new one claims it.
   const container = navigator.serviceWorker;
   const deadline = Date.now() + CONTROL_TIMEOUT_MS;
+  // A page that was still loading when the worker activated and claimed
+  // its pages is not among them, and would stay uncontrolled (seen with
+  // four pages opened at once): ask the active worker to claim again.
+  container.ready.then((active) => {
+    if (container.controller?.scriptURL !== worker.href) active.active?.postMessage({ fanswarm: 'claim' });
+  }, () => {});
   while (container.controller?.scriptURL !== worker.href) {
     const left = deadline - Date.now();
     if (left <= 0) return false; // e.g. a hard reload: play the web seed directly
@@ -105,4 +280,4 @@ async function controlledBy(streamPrefix) {
 }
 
 export { version };
-export default { play, prepare, fetchTorrent, version, STREAM_PREFIX };
+export default { play, load, resume, prepare, fetchTorrent, wake, version, STREAM_PREFIX };

@@ -13,8 +13,9 @@
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
-// and fetches the .torrent, all at once (`ready` resolves when they are
-// done), so play() only has to start the track.
+// and fetches the .torrent, all at once, then makes the track without
+// starting it (`fanswarm.load`: nothing on the network); `ready` resolves
+// when all that is done, and play() only has to start the track.
 //
 // Two modes, chosen by origin:
 // - on the server's own origin (the /embed/<hex> page, the demo page) the
@@ -43,14 +44,18 @@ class FanswarmPlayer extends HTMLElement {
   #audio = document.createElement('audio');
   #track = null;
   #starting = null;
-  // play() was pressed before a bare magnet's details came: play on `metadata`.
-  #playOnMetadata = false;
+  // The track was told to play (it plays a bare magnet once its details
+  // come); a later play() resumes the element.
+  #played = false;
   // A change of `src`/`torrent`/`magnet` is applied once, after the others
   // made in the same task (removing `src` then setting `magnet` is one change).
   #resourcing = false;
   // Bumped on leaving: a join still under way for an older source is undone.
   #generation = 0;
   #timer = null;
+  #redraw = 0;
+  #heard = false;
+  #announcing = false;
   #lastStats = '';
   #map = null;
   #ui = null;
@@ -58,7 +63,8 @@ class FanswarmPlayer extends HTMLElement {
   #frame = null;
   #frameOrigin = MODULE_ORIGIN;
   #remote = null;
-  // What was started on connect: the .torrent's bytes (a promise) for `src`.
+  // What was started on connect: the .torrent's bytes (a promise) for `src`,
+  // and the track made from them, not started (a promise).
   #prefetched = null;
   #ready = deferred();
   #onMessage = (e) => this.#message(e);
@@ -110,11 +116,15 @@ class FanswarmPlayer extends HTMLElement {
     this.#generation += 1;
     clearInterval(this.#timer);
     this.#timer = null;
+    cancelAnimationFrame(this.#redraw);
+    this.#redraw = 0;
     this.#track?.destroy();
     this.#track = null;
     this.#starting = null;
-    this.#playOnMetadata = false;
+    this.#played = false;
     this.#lastStats = '';
+    this.#prefetched?.track?.then((t) => t.destroy(), () => {});
+    this.#prefetched = null;
   }
 
   /** Starts (or resumes) playback; joins the swarm first if the page has
@@ -125,12 +135,15 @@ class FanswarmPlayer extends HTMLElement {
       return;
     }
     this.#applySource(); // a source set just now, in this same task
-    if (!this.#track) await this.#joining();
-    if (this.#track.length > 0) {
+    const resumed = this.#played;
+    if (!this.#track) await this.#joining(true);
+    if (!this.#played) {
+      // Joined on load: now it plays (first, before anything else the page
+      // does: the element's first requests wait for this thread).
+      this.#played = true;
+      this.#track.start();
+    } else if (resumed) {
       await this.#audio.play();
-    } else {
-      // A bare magnet: nothing to play until a fan sends the details.
-      this.#playOnMetadata = true;
     }
   }
 
@@ -139,7 +152,6 @@ class FanswarmPlayer extends HTMLElement {
       this.#frame.contentWindow?.postMessage({ fanswarm: 'pause' }, this.#frameOrigin);
       return;
     }
-    this.#playOnMetadata = false;
     this.#audio.pause();
   }
 
@@ -199,7 +211,13 @@ class FanswarmPlayer extends HTMLElement {
     for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
       this.#audio.addEventListener(kind, () => this.#render());
     }
+    this.#audio.addEventListener('playing', () => {
+      this.#heard = true;
+      this.#updateSoon();
+    });
     this.addEventListener('keydown', this.#onKey);
+    // A press is coming: the stream worker should be running when it lands.
+    this.addEventListener('pointerdown', () => fanswarm.wake(), { passive: true });
     this.#render();
     if (window.parent !== window) {
       // Framed (the /embed page): tell the parent our height, so an
@@ -227,33 +245,38 @@ class FanswarmPlayer extends HTMLElement {
     }
   }
 
-  /** Starts everything play() needs, in parallel, as the page loads; then,
-   *  unless `join="play"`, joins the swarm without playing: by the time the
-   *  fan presses play the page knows its neighbours, so the crowd rather
-   *  than the artist's server sends what they already have (a page that is
-   *  never played costs the server nothing: the web seed is only used for
-   *  what the player needs). */
+  /** Starts everything play() needs, in parallel, as the page loads, and
+   *  makes the track; then, unless `join="play"`, joins the swarm without
+   *  playing: by the time the fan presses play the page knows its
+   *  neighbours, so the crowd rather than the artist's server sends what
+   *  they already have (a page that is never played costs the server
+   *  nothing: the web seed is only used for what the player needs). */
   #prefetch() {
     const src = this.#source();
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
     torrent?.catch(() => {}); // play() fetches it again and reports the error
-    this.#prefetched = { src, torrent };
+    this.#prefetched = { src, torrent }; // #options() hands these bytes on
+    const options = this.#options();
+    const track = fanswarm.load(this.#audio, options);
+    const made = { src, torrent, track, trackers: String(options.trackers), ready: false };
+    track.then(() => { made.ready = true; }, () => {}); // play() tries again and reports the error
+    this.#prefetched = made;
     const ready = this.#ready;
-    Promise.all([fanswarm.prepare(), torrent]).then(() => {
-      if (this.#prefetched?.src !== src) return; // given another source meanwhile
+    Promise.all([fanswarm.prepare(), torrent, track]).then(() => {
+      if (this.#prefetched !== made) return; // given another source meanwhile
       ready.resolve();
       // Framed: an embed.js element on the parent page resolves its own `ready`.
       if (window.parent !== window) window.parent.postMessage({ fanswarm: 'ready' }, '*');
       if (this.getAttribute('join') !== 'play' && this.isConnected) {
-        this.#joining().catch(() => {}); // play() tries again and says why
+        this.#joining(false).catch(() => {}); // play() tries again and says why
       }
     }, ready.reject);
   }
 
   /** Joins the swarm once; a failed join is tried again by the next call. */
-  #joining() {
+  #joining(play) {
     if (!this.#starting) {
-      const joining = this.#join().catch((e) => {
+      const joining = this.#start(play).catch((e) => {
         if (this.#starting === joining) this.#starting = null;
         throw e;
       });
@@ -262,16 +285,38 @@ class FanswarmPlayer extends HTMLElement {
     return this.#starting;
   }
 
-  async #join() {
-    this.#ui.status.textContent = 'Joining the swarm…';
+  /** The track made on connect, joined (and with `play` started); made
+   *  now if that failed or its trackers changed since. */
+  async #start(play) {
     const generation = this.#generation;
-    // The element plays when play() is pressed, not the track when joined.
-    const track = await fanswarm.play(this.#audio, { ...this.#options(), autoplay: false });
+    const options = this.#options();
+    const made = this.#prefetched?.src === this.#source() ? this.#prefetched : null;
+    // Pressed before the track is made (the wasm still compiling): on a
+    // return visit the element can start now all the same.
+    if (play && made && !made.ready) fanswarm.resume(this.#audio, options);
+    let track = made && await made.track.catch(() => null);
+    if (track && made.trackers !== String(options.trackers)) {
+      track.destroy();
+      track = null;
+    }
+    if (!track) {
+      this.#ui.status.textContent = 'Joining the swarm…';
+      track = await fanswarm.load(this.#audio, options);
+    }
     if (!this.isConnected || generation !== this.#generation) {
       // Removed, or given another source, while joining: leave again.
       track.destroy();
       throw new Error(this.isConnected ? 'the player was given another track'
         : 'the player was removed from the page');
+    }
+    if (options.iceServers) track.setIceServers(options.iceServers);
+    // First, before anything else the page does: the element's first
+    // requests wait for this thread.
+    if (play) {
+      this.#played = true;
+      track.start();
+    } else {
+      track.join();
     }
     this.#track = track;
     // A bare magnet: no details until a fan sends them (the `metadata`
@@ -281,21 +326,42 @@ class FanswarmPlayer extends HTMLElement {
     track.addEventListener('metadata', () => {
       this.#ui.status.textContent = '';
       if (!this.hasAttribute('title')) this.#setTitle(track.name);
-      if (this.#playOnMetadata && this.#track === track) {
-        this.#playOnMetadata = false;
-        this.#audio.play().catch(() => {}); // refused autoplay: the fan presses play again
-      }
     });
     track.addEventListener('warning', (e) => {
       if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
     });
     this.#ui.seek.disabled = false;
     const update = () => this.#update();
-    for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, update);
+    const soon = () => this.#updateSoon();
+    for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, soon);
     track.addEventListener('progress', () =>
       this.dispatchEvent(new CustomEvent('progress', { detail: this.stats() })));
     this.#timer = setInterval(update, TICK_MS);
-    update();
+    soon();
+  }
+
+  /** Redraws at the next frame, once however many pieces verified or
+   *  media events came since, and not before the first sound: until then
+   *  the main thread must answer the worker's requests for the element,
+   *  and a redraw per piece or event delayed them (measured: 7 ms for one
+   *  on `durationchange`); only the figures are announced, once per burst.
+   *  The 1 s tick redraws a page that shows no frames. */
+  #updateSoon() {
+    if (!this.#track) return;
+    if (!this.#heard) {
+      if (this.#announcing) return;
+      this.#announcing = true;
+      queueMicrotask(() => {
+        this.#announcing = false;
+        if (this.#track) this.#announce();
+      });
+      return;
+    }
+    if (this.#redraw) return;
+    this.#redraw = requestAnimationFrame(() => {
+      this.#redraw = 0;
+      this.#update();
+    });
   }
 
   /** Redraws figures and map from the engine; announces changed stats. */
@@ -310,6 +376,11 @@ class FanswarmPlayer extends HTMLElement {
     ui.share.textContent = stats.downloaded > 0
       ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
     ui.passed.textContent = formatBytes(stats.uploaded);
+    this.#announce(stats);
+  }
+
+  /** Fires `fanswarm-stats` (and tells a parent page) if the figures changed. */
+  #announce(stats = this.#track.stats()) {
     const text = JSON.stringify(stats);
     if (text !== this.#lastStats) {
       this.#lastStats = text;
@@ -343,7 +414,7 @@ class FanswarmPlayer extends HTMLElement {
     if (d > 0 && this.#root.activeElement !== ui.seek) ui.seek.value = String(Math.round((a.currentTime / d) * 1000));
     ui.seek.setAttribute('aria-valuetext', `${formatTime(a.currentTime)} of ${formatTime(d)}`);
     ui.volume.value = String(Math.round(a.volume * 100));
-    if (this.#track) this.#update();
+    this.#updateSoon();
   }
 
   /** Space or k: play/pause; arrows (outside the sliders): ±5 s. */

@@ -16,6 +16,8 @@
 
 const PREFIX = streamPrefix(self.location.href);
 const HEAD_TIMEOUT_MS = 10000;
+/** Client id → Client, see `pageOf`. */
+const pages = new Map();
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
 function streamPrefix(href) {
@@ -38,6 +40,19 @@ self.addEventListener('install', (event) => {
 });
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
+// A page about to play posts {fanswarm: 'wake'}: delivering it starts this
+// worker, which the browser stops when idle and, with static routing, does
+// not start for the page's own requests. The element's first request then
+// finds it running (starting it there cost 10-20 ms, measured), and the
+// page already known (see `pageOf`).
+// A page that loaded while this worker activated missed its claim and posts
+// {fanswarm: 'claim'}: claiming again takes it (and changes nothing for the
+// pages already ours).
+self.addEventListener('message', (event) => {
+  if (event.data?.fanswarm === 'wake' && event.source?.id) pages.set(event.source.id, event.source);
+  if (event.data?.fanswarm === 'claim') event.waitUntil(self.clients.claim());
+});
+
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
@@ -59,8 +74,20 @@ function ask(port, message, transfer) {
   });
 }
 
+/** The page that made a request. Kept per client (and learnt from its
+ *  `wake`): each lookup is a round trip to the browser (3-12 ms, measured),
+ *  and the element makes several requests per page. */
+async function pageOf(clientId) {
+  let page = pages.get(clientId);
+  if (!page) {
+    page = await self.clients.get(clientId);
+    if (page) pages.set(clientId, page);
+  }
+  return page;
+}
+
 async function serve(event, url) {
-  const client = await self.clients.get(event.clientId);
+  const client = await pageOf(event.clientId);
   if (!client) return new Response('no page to stream from', { status: 503 });
   const stream = url.pathname.slice(PREFIX.length).split('/')[0];
   const range = parseRange(event.request.headers.get('range'));
@@ -71,6 +98,7 @@ async function serve(event, url) {
       { fanswarm: 'open', stream, start: range ? range.start : 0, end: range ? range.end : null },
       [port2]));
   } catch (e) {
+    pages.delete(event.clientId);
     port.close();
     return new Response(String(e), { status: 504 });
   }
@@ -78,15 +106,37 @@ async function serve(event, url) {
     port.close();
     return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${head.total}` } });
   }
+  const length = head.end - head.start + 1;
+  let received = 0;
+  let out = null;
+  let pulled = null;
+  // Every chunk goes into the response, asked for by a pull or sent
+  // ahead by the page; once every byte of the range is here, the response
+  // ends and the page drops its reader.
+  const take = (buffer) => {
+    out.enqueue(new Uint8Array(buffer));
+    received += buffer.byteLength;
+    if (received < length) return;
+    out.close();
+    port.postMessage({ cancel: true });
+    port.close();
+  };
+  port.onmessage = (e) => {
+    const m = e.data;
+    if (m.chunk) take(m.chunk);
+    else { out.close(); port.close(); }
+    pulled?.();
+    pulled = null;
+  };
   const body = new ReadableStream({
-    pull(controller) {
+    // The head brings the first bytes when the page has them already.
+    start(controller) {
+      out = controller;
+      if (head.chunk) take(head.chunk);
+    },
+    pull() {
       return new Promise((resolve) => {
-        port.onmessage = (e) => {
-          const m = e.data;
-          if (m.chunk) controller.enqueue(new Uint8Array(m.chunk));
-          else { controller.close(); port.close(); }
-          resolve();
-        };
+        pulled = resolve;
         port.postMessage({ pull: true });
       });
     },
@@ -97,7 +147,7 @@ async function serve(event, url) {
   }, { highWaterMark: 0 });
   const headers = {
     'Content-Type': head.mime,
-    'Content-Length': String(head.end - head.start + 1),
+    'Content-Length': String(length),
     'Accept-Ranges': 'bytes',
     'Cache-Control': 'no-store',
   };

@@ -56,9 +56,14 @@ export interface PlayOptions {
    * if the listener seeks back); a track smaller than this is never dropped.
    */
   maxMemory?: number;
-  /** false: play the web seed URL directly even if a service worker
-   *  controls the page (it may be another site's worker, not ours). */
-  streaming?: boolean;
+  /**
+   * false: play the web seed URL directly even if a service worker
+   * controls the page (it may be another site's worker, not ours). A
+   * promise of it (fanswarm.js passes its worker's registration, not yet
+   * in control on a first visit): the track starts at once, fetching its
+   * first pieces, and the element gets its source when it resolves.
+   */
+  streaming?: boolean | Promise<boolean>;
   /**
    * false: join the swarm and point the element at the stream, but do not
    * call `audio.play()` (a page joining on load; nothing is fetched from
@@ -180,13 +185,28 @@ const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
 const DEFAULT_MAX_PEERS: usize = 20;
 
 /// Joins the swarm of a track (`options.torrent`, `magnet`, or `infoHash`
-/// + `server`) and plays it in `audio`.
+/// + `server`) and plays it in `audio`: [`load`], then [`Track::start`].
 ///
 /// The element's `src` is set to a stream URL the service worker answers
 /// from verified pieces; without a controlling service worker the element
 /// plays the web seed directly and the page still swarms.
 #[wasm_bindgen]
 pub async fn play(
+    audio: HtmlMediaElement,
+    #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
+) -> Result<Track, JsValue> {
+    let track = load(audio, options).await?;
+    track.start();
+    Ok(track)
+}
+
+/// Prepares a track without starting it: parses the torrent, builds the
+/// peer and points `audio` at the stream (once whether a worker controls
+/// the page is known), but nothing goes on the network — no tracker, no
+/// web seed — until [`Track::start`]. A page calls it as it loads, so that
+/// pressing play has nothing left to do but start.
+#[wasm_bindgen]
+pub async fn load(
     audio: HtmlMediaElement,
     #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
 ) -> Result<Track, JsValue> {
@@ -248,6 +268,10 @@ pub async fn play(
             .try_into()
             .map_err(|_| JsError("seed".into()))?,
     );
+    let autoplay = flag("autoplay").unwrap_or(true);
+    // Peers wait for the first audio only where they cannot be its source.
+    let has_web_seed = meta.as_ref().is_some_and(|m| !m.url_list.is_empty());
+    let peers_after_first_audio = autoplay && config.web_seed && has_web_seed;
     let source = match (meta, &magnet) {
         (Some(meta), _) => Source::Torrent(Box::new(meta)),
         (None, Some(m)) => Source::Magnet(m.clone()),
@@ -255,27 +279,41 @@ pub async fn play(
     };
     let node = Node::new(config, source, trackers, peer_id, seed, js::now())
         .map_err(|e| JsError(e.to_string()))?;
-    let controlled = flag("streaming").unwrap_or(true)
-        && js::window()?
-            .navigator()
-            .service_worker()
-            .controller()
-            .is_some();
     let settings = Settings {
         ice_servers,
         stream_prefix: prefix,
-        controlled,
-        autoplay: flag("autoplay").unwrap_or(true),
+        autoplay,
+        peers_after_first_audio,
+    };
+    let streaming = property(&options, "streaming");
+    let pending = streaming
+        .as_ref()
+        .and_then(|v| v.dyn_ref::<js_sys::Promise>().cloned());
+    let known = match (&pending, &streaming) {
+        (Some(_), _) => None,
+        (None, Some(v)) => Some(v.as_bool() != Some(false) && worker_controls()),
+        (None, None) => Some(worker_controls()),
     };
     let session = Session::new(settings, node, audio)?;
-    session.borrow_mut().start()?;
-    if let Some(xs) = magnet.and_then(|m| m.exact_sources.first().cloned()) {
+    session.borrow_mut().prepare(known)?;
+    if let Some(promise) = pending {
         let weak = Rc::downgrade(&session);
         wasm_bindgen_futures::spawn_local(async move {
-            race_exact_source(weak, xs).await;
+            let ours = JsFuture::from(promise).await.ok().and_then(|v| v.as_bool());
+            let streaming = ours == Some(true) && worker_controls();
+            dispatch(&weak, move |s| s.set_streaming(streaming));
         });
     }
-    Ok(Track { session })
+    let exact_source = magnet.and_then(|m| m.exact_sources.first().cloned());
+    Ok(Track {
+        session,
+        exact_source: std::cell::Cell::new(exact_source),
+    })
+}
+
+/// Whether a service worker controls the page (ours, the caller says).
+fn worker_controls() -> bool {
+    js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
 }
 
 /// Fetches the `.torrent` a source names (or takes its bytes, `given`, the
@@ -333,10 +371,40 @@ async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, 
 #[wasm_bindgen]
 pub struct Track {
     session: SessionRef,
+    /// A magnet's `xs`, raced against its peers once started.
+    exact_source: std::cell::Cell<Option<String>>,
 }
 
 #[wasm_bindgen]
 impl Track {
+    /// Starts a track made by [`load`]: joins the swarm and, unless
+    /// `autoplay` was false, plays the element (at once if it has its
+    /// source, else as soon as it gets it). After [`Track::join`] it only
+    /// plays. Calling it again does nothing.
+    pub fn start(&self) {
+        dispatch(&Rc::downgrade(&self.session), |s| {
+            let play = s.autoplays();
+            s.start(play);
+        });
+        self.race_exact_source();
+    }
+
+    /// Joins the swarm without playing: trackers, peers and trading start,
+    /// the web seed is used only once the element plays (a page that joins
+    /// as it loads, so that its neighbours are known when play is pressed).
+    /// [`Track::start`] then plays.
+    pub fn join(&self) {
+        dispatch(&Rc::downgrade(&self.session), |s| s.start(false));
+        self.race_exact_source();
+    }
+
+    /// The STUN/TURN servers for connections made from now on (a page may
+    /// learn them after [`load`]).
+    #[wasm_bindgen(js_name = setIceServers)]
+    pub fn set_ice_servers(&self, urls: Vec<String>) {
+        self.session.borrow_mut().set_ice_servers(urls);
+    }
+
     /// Transfer figures right now, as a plain object (see `TrackStats`).
     #[wasm_bindgen(unchecked_return_type = "TrackStats")]
     pub fn stats(&self) -> JsValue {
@@ -345,6 +413,16 @@ impl Track {
 }
 
 impl Track {
+    /// A magnet's `xs`, fetched once the track runs.
+    fn race_exact_source(&self) {
+        if let Some(xs) = self.exact_source.take() {
+            let weak = Rc::downgrade(&self.session);
+            wasm_bindgen_futures::spawn_local(async move {
+                race_exact_source(weak, xs).await;
+            });
+        }
+    }
+
     /// The figures behind `stats()`.
     pub fn figures(&self) -> TrackStats {
         let s = self.session.borrow();
@@ -380,6 +458,22 @@ impl Track {
             .map(|p| piece_state(node.piece_origin(p)))
             .collect();
         js_sys::Uint8Array::from(&states[..])
+    }
+
+    /// The bytes of verified piece `index` (a copy); `undefined` while it
+    /// is not verified. With `importPiece`, what lets a page keep pieces
+    /// for a later visit.
+    pub fn piece(&self, index: u32) -> Option<js_sys::Uint8Array> {
+        let s = self.session.borrow();
+        s.node().piece(index).map(js_sys::Uint8Array::from)
+    }
+
+    /// Hands in piece `index` held elsewhere (kept from an earlier visit):
+    /// kept only if its SHA-1 is the torrent's, then served and shared like
+    /// any verified piece. Returns whether it was kept.
+    #[wasm_bindgen(js_name = importPiece)]
+    pub fn import_piece(&self, index: u32, bytes: &[u8]) -> bool {
+        self.session.borrow_mut().import_piece(index, bytes)
     }
 
     /// Bytes per piece (the last piece may be shorter).

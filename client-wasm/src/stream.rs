@@ -6,12 +6,24 @@
 //!
 //! 1. worker → page (on `navigator.serviceWorker`):
 //!    `{fanswarm: "open", stream: <info hash hex>, start, end | null}` with a port;
-//! 2. page → worker: `{total, mime, start, end}` (the range it will serve,
-//!    `end` inclusive) or `{status: 416, total}` for a range past the end;
+//! 2. page → worker: `{total, mime, start, end, chunk?}` (the range it will
+//!    serve, `end` inclusive, and as `chunk` its first bytes if they are
+//!    verified already) or `{status: 416, total}` for a range past the end;
 //! 3. worker → page `{pull: true}` each time its response stream wants more;
 //!    page → worker `{chunk: ArrayBuffer}` once the piece holding the next
-//!    byte is verified, or `{done: true}` after the last byte;
-//! 4. worker → page `{cancel: true}` when the element lets go of the response.
+//!    byte is verified, or `{done: true}` after the last byte. After a head
+//!    short of the range's end the page also sends the next chunk as soon
+//!    as it has it, without waiting for the first pull (which is already
+//!    on its way: the element reads on);
+//! 4. worker → page `{cancel: true}` when the element lets go of the
+//!    response, or once the worker has every byte of the range.
+//!
+//! Every `chunk` holds all the verified bytes from the reader's position on,
+//! piece after piece, up to [`MAX_CHUNK`]: each message is a hop between the
+//! worker's thread and the page's main thread (busy with everything else the
+//! page does), and the element's first request is answered in one, with its
+//! head, when the first pieces are in (measured: a head, then one pull per
+//! 32 KiB piece, cost the first audio tens of milliseconds per request).
 //!
 //! A [`Reader`] is one such conversation. Its port listener is owned by it.
 
@@ -34,6 +46,9 @@ pub enum PortRequest {
 
 /// Where port requests go: the session, by reader id.
 pub type PortSink = Rc<dyn Fn(u64, PortRequest)>;
+
+/// Bytes sent in one message at most.
+pub const MAX_CHUNK: usize = 1 << 20;
 
 /// A range request the worker opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +74,15 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Accepts the range `[start, end]` of a stream of `total` bytes:
-    /// answers the head and listens for pulls. Returns `None` (after telling
-    /// the worker 416) for a range that starts past the end.
+    /// Accepts the range `[start, end]` of a stream of `total` bytes and
+    /// listens for pulls; [`Reader::send_head`] answers the worker. Returns
+    /// `None` (after telling the worker 416) for a range that starts past
+    /// the end.
     pub fn open(
         id: u64,
         port: MessagePort,
         request: &OpenRequest,
         total: u64,
-        mime: &str,
         sink: PortSink,
     ) -> Result<Option<Reader>, JsError> {
         let Some((start, end)) = clamp_range(request.start, request.end, total) else {
@@ -89,15 +104,6 @@ impl Reader {
             }
         });
         port.start();
-        post(
-            &port,
-            &[
-                ("total", (total as f64).into()),
-                ("mime", mime.into()),
-                ("start", (start as f64).into()),
-                ("end", (end as f64).into()),
-            ],
-        )?;
         Ok(Some(Reader {
             port,
             pos: start,
@@ -107,22 +113,45 @@ impl Reader {
         }))
     }
 
+    /// Answers the worker's `open`: the range served, the stream's length
+    /// and type, and `first`, the bytes from the range's start that are
+    /// ready now (see [`available`]; none is fine: the worker then pulls).
+    pub fn send_head(&mut self, total: u64, mime: &str, first: &[&[u8]]) -> Result<(), JsError> {
+        let mut fields = vec![
+            ("total", (total as f64).into()),
+            ("mime", mime.into()),
+            ("start", (self.pos as f64).into()),
+            ("end", (self.end as f64).into()),
+        ];
+        let mut transfer = None;
+        if let Some(buffer) = concat(first) {
+            fields.push(("chunk", buffer.clone().into()));
+            transfer = Some(buffer);
+        }
+        post_with(&self.port, &fields, transfer.as_ref())?;
+        self.pos += first.iter().map(|b| b.len() as u64).sum::<u64>();
+        Ok(())
+    }
+
     /// Whether every byte was sent.
     pub fn finished(&self) -> bool {
         self.pos > self.end
     }
 
-    /// Sends the next chunk, `bytes` starting at `self.pos`.
-    pub fn send_chunk(&mut self, bytes: &[u8]) -> Result<(), JsError> {
-        let array = js_sys::Uint8Array::from(bytes);
-        let buffer = array.buffer();
-        let message = js_sys::Object::new();
-        js_sys::Reflect::set(&message, &"chunk".into(), &buffer).map_err(js_error)?;
-        let transfer = js_sys::Array::of1(&buffer);
-        self.port
-            .post_message_with_transferable(&message, &transfer)
-            .map_err(js_error)?;
-        self.pos += bytes.len() as u64;
+    /// Sends the next chunk: `bytes`, in order, starting at `self.pos`
+    /// (see [`available`]), as one message.
+    pub fn send_chunk(&mut self, bytes: &[&[u8]]) -> Result<(), JsError> {
+        let Some(buffer) = concat(bytes) else {
+            return Ok(());
+        };
+        // Counted before the post: a transferred buffer reads as empty.
+        let length = u64::from(buffer.byte_length());
+        post_with(
+            &self.port,
+            &[("chunk", buffer.clone().into())],
+            Some(&buffer),
+        )?;
+        self.pos += length;
         self.waiting = false;
         Ok(())
     }
@@ -180,6 +209,31 @@ pub fn next_chunk(piece_length: u32, pos: u64, end: u64) -> (u32, std::ops::Rang
     (u32::try_from(piece).unwrap_or(u32::MAX), from..to)
 }
 
+/// The bytes a reader at `pos` (last byte `end`) can be sent now: from
+/// `pos` on, piece after piece as long as `verified` has them, at most
+/// `max` bytes; empty while the piece holding `pos` is missing.
+pub fn available<'a>(
+    piece_length: u32,
+    mut pos: u64,
+    end: u64,
+    max: usize,
+    verified: impl Fn(u32) -> Option<&'a [u8]>,
+) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut room = max;
+    while pos <= end && room > 0 {
+        let (piece, range) = next_chunk(piece_length, pos, end);
+        let Some(bytes) = verified(piece).and_then(|p| p.get(range)) else {
+            break;
+        };
+        let bytes = &bytes[..bytes.len().min(room)];
+        room -= bytes.len();
+        pos += bytes.len() as u64;
+        out.push(bytes);
+    }
+    out
+}
+
 /// The URL the element plays, under the service worker's prefix.
 pub fn stream_url(prefix: &str, info_hash: swarm::InfoHash, name: &str) -> String {
     let name: String = name
@@ -210,11 +264,42 @@ pub fn mime_for(name: &str) -> &'static str {
 }
 
 fn post(port: &MessagePort, fields: &[(&str, JsValue)]) -> Result<(), JsError> {
+    post_with(port, fields, None)
+}
+
+/// Posts `{fields}`, transferring `buffer` (one of the fields) if given.
+fn post_with(
+    port: &MessagePort,
+    fields: &[(&str, JsValue)],
+    buffer: Option<&js_sys::ArrayBuffer>,
+) -> Result<(), JsError> {
     let message = js_sys::Object::new();
     for (name, value) in fields {
         js_sys::Reflect::set(&message, &JsValue::from_str(name), value).map_err(js_error)?;
     }
-    port.post_message(&message).map_err(js_error)
+    match buffer {
+        Some(buffer) => port
+            .post_message_with_transferable(&message, &js_sys::Array::of1(buffer))
+            .map_err(js_error),
+        None => port.post_message(&message).map_err(js_error),
+    }
+}
+
+/// `parts` copied into one new buffer (one copy out of wasm memory);
+/// `None` when they hold no byte.
+fn concat(parts: &[&[u8]]) -> Option<js_sys::ArrayBuffer> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total == 0 {
+        return None;
+    }
+    let array = js_sys::Uint8Array::new_with_length(u32::try_from(total).ok()?);
+    let mut at = 0u32;
+    for part in parts {
+        let len = u32::try_from(part.len()).ok()?;
+        array.subarray(at, at + len).copy_from(part);
+        at += len;
+    }
+    Some(array.buffer())
 }
 
 #[cfg(test)]
@@ -246,6 +331,25 @@ mod tests {
             pos += r.len() as u64;
         }
         assert_eq!(seen, end - 123 + 1);
+    }
+
+    #[test]
+    fn available_bytes_run_while_pieces_are_verified() {
+        let pieces: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1000]).collect();
+        let flat = |have: &[u32], pos, end, max| {
+            let verified = |p: u32| have.contains(&p).then(|| &pieces[p as usize][..]);
+            available(1000, pos, end, max, verified).concat()
+        };
+        // From the middle of piece 1 through 2; 3 is missing.
+        let bytes = flat(&[0, 1, 2, 4], 1500, 4999, MAX_CHUNK);
+        assert_eq!(bytes.len(), 1500);
+        assert_eq!((bytes[0], bytes[499], bytes[500]), (1, 1, 2));
+        // The range's end and the cap stop it, mid-piece too.
+        assert_eq!(flat(&[0, 1, 2], 0, 1200, MAX_CHUNK).len(), 1201);
+        assert_eq!(flat(&[0, 1, 2], 100, 4999, 1500).len(), 1500);
+        // Nothing while the piece at the position is missing, or past the end.
+        assert!(flat(&[1, 2], 999, 4999, MAX_CHUNK).is_empty());
+        assert!(flat(&[0], 1000, 999, MAX_CHUNK).is_empty());
     }
 
     #[test]

@@ -44,14 +44,21 @@ async fn reader_answers_a_range_in_chunks_then_done() {
         end: Some(20),
     };
     let sink = Rc::new(move |id, r| seen.borrow_mut().push((id, r)));
-    let mut reader = Reader::open(7, channel.port2(), &request, 100, "audio/wav", sink)
+    let mut reader = Reader::open(7, channel.port2(), &request, 100, sink)
         .unwrap()
         .expect("range inside the stream");
+    // The head brings the bytes that are ready, in one buffer.
+    reader
+        .send_head(100, "audio/wav", &[&[9], &[8, 7]])
+        .unwrap();
     let head = next_message(&worker).await;
     assert_eq!(get(&head, "total").as_f64(), Some(100.0));
     assert_eq!(get(&head, "start").as_f64(), Some(5.0));
     assert_eq!(get(&head, "end").as_f64(), Some(20.0));
     assert_eq!(get(&head, "mime").as_string().as_deref(), Some("audio/wav"));
+    let first = js_sys::Uint8Array::new(&get(&head, "chunk")).to_vec();
+    assert_eq!(first, vec![9, 8, 7]);
+    assert_eq!(reader.pos, 8);
 
     worker
         .post_message(&js_sys::JSON::parse(r#"{"pull":true}"#).unwrap())
@@ -59,11 +66,11 @@ async fn reader_answers_a_range_in_chunks_then_done() {
     TimeoutFuture::new(50).await;
     assert_eq!(*pulls.borrow(), vec![(7, PortRequest::Pull)]);
 
-    reader.send_chunk(&[1, 2, 3]).unwrap();
+    reader.send_chunk(&[&[1, 2], &[3]]).unwrap();
     let chunk = next_message(&worker).await;
     let bytes = js_sys::Uint8Array::new(&get(&chunk, "chunk")).to_vec();
     assert_eq!(bytes, vec![1, 2, 3]);
-    assert_eq!(reader.pos, 8);
+    assert_eq!(reader.pos, 11);
     reader.send_done().unwrap();
     let done = next_message(&worker).await;
     assert_eq!(get(&done, "done").as_bool(), Some(true));
@@ -76,6 +83,25 @@ async fn reader_answers_a_range_in_chunks_then_done() {
 }
 
 #[wasm_bindgen_test]
+async fn a_head_without_ready_bytes_has_no_chunk() {
+    let channel = MessageChannel::new().unwrap();
+    let worker = channel.port1();
+    let request = OpenRequest {
+        stream: "ab".into(),
+        start: 0,
+        end: None,
+    };
+    let mut reader = Reader::open(2, channel.port2(), &request, 100, Rc::new(|_, _| {}))
+        .unwrap()
+        .expect("range inside the stream");
+    reader.send_head(100, "audio/ogg", &[]).unwrap();
+    let head = next_message(&worker).await;
+    assert_eq!(get(&head, "end").as_f64(), Some(99.0));
+    assert!(get(&head, "chunk").is_undefined());
+    assert_eq!(reader.pos, 0);
+}
+
+#[wasm_bindgen_test]
 async fn reader_refuses_a_range_past_the_end_with_416() {
     let channel = MessageChannel::new().unwrap();
     let worker = channel.port1();
@@ -84,15 +110,7 @@ async fn reader_refuses_a_range_past_the_end_with_416() {
         start: 100,
         end: None,
     };
-    let reader = Reader::open(
-        1,
-        channel.port2(),
-        &request,
-        100,
-        "audio/wav",
-        Rc::new(|_, _| {}),
-    )
-    .unwrap();
+    let reader = Reader::open(1, channel.port2(), &request, 100, Rc::new(|_, _| {})).unwrap();
     assert!(reader.is_none());
     let head = next_message(&worker).await;
     assert_eq!(get(&head, "status").as_f64(), Some(416.0));

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use serde::Serialize;
@@ -19,21 +19,56 @@ use crate::offload::Today;
 use crate::state::AppState;
 
 /// `GET /t/<hex>.torrent`.
-pub async fn torrent(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+///
+/// Cached for an hour and then used once more while it is revalidated in
+/// the background (`stale-while-revalidate`), with an `ETag` so that
+/// revalidation is a 304: a fan's second visit starts from the cached
+/// torrent instead of waiting a round trip for it. The info dictionary
+/// never changes under its hash; only `announce` and `url-list` could (the
+/// server moved), and a stale copy of those is used at most once.
+pub async fn torrent(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some(hex) = file.strip_suffix(".torrent") else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let Ok(info_hash) = InfoHash::from_hex(hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    match state.catalog.get(&info_hash) {
-        Some(track) => (
-            [(header::CONTENT_TYPE, "application/x-bittorrent")],
-            track.torrent.clone(),
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    let Some(track) = state.catalog.get(&info_hash) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = etag_of(&track.torrent);
+    let cache = [
+        (header::CACHE_CONTROL, TORRENT_CACHE.to_owned()),
+        (header::ETAG, etag.clone()),
+    ];
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
+    (
+        [(header::CONTENT_TYPE, "application/x-bittorrent".to_owned())],
+        cache,
+        track.torrent.clone(),
+    )
+        .into_response()
+}
+
+/// `Cache-Control` of a `.torrent` (see [`torrent`]).
+pub const TORRENT_CACHE: &str = "public, max-age=3600, stale-while-revalidate=604800";
+
+/// A weak validator of `bytes`, stable while the server runs.
+fn etag_of(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    format!("W/\"{:016x}\"", hasher.finish())
 }
 
 /// `GET /api/tracks`: every published track with its links.

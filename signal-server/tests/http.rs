@@ -254,6 +254,15 @@ async fn torrent_route_serves_the_metainfo() {
     assert_eq!(m.info_hash, track.info_hash);
     assert_eq!(m.url_list, vec![track.media_url.clone()]);
     assert_eq!(m.announce.as_deref(), Some("wss://music.example/announce"));
+    // Cached, then revalidated with its ETag: a 304 without a body.
+    assert!(header_of(&res, header::CACHE_CONTROL).contains("stale-while-revalidate"));
+    let etag = header_of(&res, header::ETAG).to_owned();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    let (again, body) = get(&f.state, &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    let (other, _) = get(&f.state, &path, &[("if-none-match", "W/\"0\"")]).await;
+    assert_eq!(other.status(), StatusCode::OK);
 
     let unknown = format!("/t/{}.torrent", "00".repeat(20));
     assert_eq!(

@@ -42,22 +42,52 @@ pub struct Settings {
     pub ice_servers: Vec<String>,
     /// URL prefix the service worker streams under.
     pub stream_prefix: String,
-    /// A service worker controls the page; without one the element plays
-    /// the web seed directly.
-    pub controlled: bool,
     /// Start playing as soon as the element has its source; `false` joins
     /// the swarm and waits for the page to call `audio.play()` (a page that
     /// joins on load: it costs the origin nothing until played).
     pub autoplay: bool,
+    /// Connect to the trackers (and so make and answer WebRTC offers) only
+    /// once the element plays, or [`PEERS_AT_THE_LATEST_MS`] after the start.
+    /// For a track whose metadata is known and which has a web seed: its
+    /// first audio comes from the web seed anyway (a connection takes longer
+    /// to make than the first pieces take over HTTP), and making
+    /// RTCPeerConnections busies the main thread for tens of milliseconds
+    /// (measured in Chromium: up to 47 ms for the first one) just when it
+    /// must answer the worker's first requests.
+    pub peers_after_first_audio: bool,
 }
+
+/// What an element reads from the end of an Ogg file before it plays: a
+/// page (at most 65,307 bytes) and the block that holds its start.
+const OGG_TAIL_BYTES: u64 = 96 * 1024;
+
+/// How long after the start the trackers wait for the first audio at most
+/// (see [`Settings::peers_after_first_audio`]).
+pub const PEERS_AT_THE_LATEST_MS: u32 = 1000;
 
 /// Everything one playing track owns.
 pub struct Session {
     me: Weak<RefCell<Session>>,
     settings: Settings,
     node: Node,
-    /// The URL the element plays, once the metadata is known.
+    /// The URL the element plays, once the metadata is known and whether a
+    /// worker controls the page is.
     stream_url: Option<String>,
+    /// Whether our service worker controls the page (the element then plays
+    /// the stream; without one, the web seed directly); `None` until known.
+    streaming: Option<bool>,
+    /// [`Session::start`] was called: the node runs. Before, the track is
+    /// only prepared (parsed, the element pointed at its source) and
+    /// nothing goes on the network.
+    started: bool,
+    /// The element was told to play by the track (`start` with `play`):
+    /// it plays as soon as it has its source, and until then the first
+    /// pieces are wanted as if it played.
+    play_requested: bool,
+    /// Trackers the node asked to connect to, held until the first audio
+    /// (see [`Settings::peers_after_first_audio`]); `None` once released.
+    held_trackers: Option<Vec<(TrackerIndex, String)>>,
+    peers_timer: Option<Timeout>,
     audio: HtmlMediaElement,
     events: EventTarget,
     sockets: SortedMap<TrackerIndex, TrackerSocket>,
@@ -110,9 +140,14 @@ impl Session {
         Ok(Rc::new_cyclic(|me| {
             RefCell::new(Session {
                 me: me.clone(),
+                held_trackers: settings.peers_after_first_audio.then(Vec::new),
                 settings,
                 node,
                 stream_url: None,
+                streaming: None,
+                started: false,
+                play_requested: false,
+                peers_timer: None,
                 audio,
                 events,
                 sockets: SortedMap::new(),
@@ -129,13 +164,113 @@ impl Session {
         }))
     }
 
-    /// Listens to the worker and the element, points the element at the
-    /// stream, and runs the node's first round.
-    pub fn start(&mut self) -> Result<(), js::JsError> {
+    /// Listens to the worker and the element and points the element at the
+    /// stream, if `streaming` (whether our worker controls the page) is
+    /// known; else [`Session::set_streaming`] tells it later. All a track
+    /// needs before play, none of it on the network.
+    pub fn prepare(&mut self, streaming: Option<bool>) -> Result<(), js::JsError> {
         self.listen()?;
+        self.streaming = streaming;
         self.point_element_at_stream();
-        self.drive();
         Ok(())
+    }
+
+    /// Runs the node (joins the swarm) and, with `play`, plays the
+    /// element; the first pieces are wanted at once, not once the element
+    /// has asked for them. Joined without `play` (a page that joins on
+    /// load), the trackers connect at once and a later `start(true)` plays.
+    /// Each of the two happens once.
+    pub fn start(&mut self, play: bool) {
+        if self.destroyed || (self.started && (!play || self.play_requested)) {
+            return;
+        }
+        let joining = !self.started;
+        self.started = true;
+        if joining && self.held_trackers.is_some() {
+            if play {
+                let weak = self.me.clone();
+                self.peers_timer = Some(Timeout::new(PEERS_AT_THE_LATEST_MS, move || {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        dispatch(&weak, |s| s.release_trackers());
+                    });
+                }));
+            } else {
+                // Joined ahead of play: the peers are what joining is for.
+                self.release_trackers_soon();
+            }
+        }
+        if play {
+            self.play_requested = true;
+            if self.stream_url.is_some() {
+                self.play_element();
+            }
+            self.want_ogg_tail();
+        }
+        self.update_playback();
+        self.drive();
+    }
+
+    /// Whether [`Track::start`](crate::api::Track::start) plays: the
+    /// `autoplay` option.
+    pub fn autoplays(&self) -> bool {
+        self.settings.autoplay
+    }
+
+    /// An Ogg file's duration is in its last page, and browsers read it
+    /// before they play: after the first 64 KiB, Chromium asks for the last
+    /// 64 KiB (rounded down to its 32 KiB blocks) and Firefox for the last
+    /// block, each a request through the worker of its own, and then waited
+    /// a web-seed round trip more for those pieces (10-40 ms, measured).
+    /// So the tail is wanted with the start: the playhead is put there for
+    /// a moment, then at the start (`update_playback`), and the engine
+    /// fetches both runs at once (it keeps a fetch in flight when the
+    /// playhead moves). The shell knows the format; the engine need not.
+    /// Pieces already verified (imported) are not fetched again.
+    fn want_ogg_tail(&mut self) {
+        let Some(meta) = self.node.metainfo() else {
+            return;
+        };
+        if stream::mime_for(&meta.info.name) != "audio/ogg" {
+            return;
+        }
+        let total = self.node.torrent().total_length();
+        let playback = Playback {
+            offset: total.saturating_sub(OGG_TAIL_BYTES),
+            bytes_per_sec: None,
+        };
+        self.node.set_playback(js::now(), Some(playback));
+    }
+
+    /// Whether a worker controls the page, once known (`prepare` was told
+    /// `None`): the element gets its source now.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        if self.streaming.is_none() {
+            self.streaming = Some(streaming);
+            self.point_element_at_stream();
+        }
+    }
+
+    /// The element plays: the trackers held for the first audio connect,
+    /// from a task of their own (opening sockets and making offers is work
+    /// the `playing` event's other listeners need not wait for).
+    pub(super) fn release_trackers_soon(&mut self) {
+        if !self.started || self.held_trackers.is_none() {
+            return;
+        }
+        let weak = self.me.clone();
+        self.peers_timer = Some(Timeout::new(0, move || {
+            wasm_bindgen_futures::spawn_local(async move {
+                dispatch(&weak, |s| s.release_trackers());
+            });
+        }));
+    }
+
+    /// The trackers held for the first audio connect.
+    fn release_trackers(&mut self) {
+        self.peers_timer = None;
+        for (tracker, url) in self.held_trackers.take().unwrap_or_default() {
+            self.connect_tracker(tracker, &url);
+        }
     }
 
     /// The node (for the track's figures and pieces).
@@ -143,18 +278,29 @@ impl Session {
         &self.node
     }
 
+    /// A piece held elsewhere; kept if it verifies (see `Node::import_piece`).
+    pub fn import_piece(&mut self, piece: u32, bytes: &[u8]) -> bool {
+        let kept = self.node.import_piece(piece, bytes);
+        self.drive();
+        kept
+    }
+
     /// Metadata that arrived by another way (the magnet's `xs` torrent).
     pub fn offer_metadata(&mut self, info_bytes: &[u8]) -> bool {
         self.node.offer_metadata(js::now(), info_bytes)
     }
 
-    /// Once the metadata is known (at once for a `.torrent`), sets the
-    /// element's `src`: the worker's stream URL, or the web seed directly
-    /// without a worker (the track then emits `nostreaming`).
+    /// Once the metadata is known (at once for a `.torrent`) and whether a
+    /// worker controls the page, sets the element's `src`: the worker's
+    /// stream URL, or the web seed directly without a worker (the track
+    /// then emits `nostreaming`).
     fn point_element_at_stream(&mut self) {
         if self.stream_url.is_some() {
             return;
         }
+        let Some(controlled) = self.streaming else {
+            return;
+        };
         let Some(meta) = self.node.metainfo() else {
             return;
         };
@@ -163,23 +309,38 @@ impl Session {
             meta.info_hash,
             &meta.info.name,
         );
-        let direct = (!self.settings.controlled)
+        let direct = (!controlled)
             .then(|| meta.url_list.first().cloned())
             .flatten();
-        self.audio.set_src(direct.as_deref().unwrap_or(&url));
+        let src = direct.as_deref().unwrap_or(&url);
+        // A page may have pointed the element at this stream already
+        // (fanswarm.js `resume`, on a return visit): setting it again would
+        // restart the element's load.
+        if self.audio.get_attribute("src").as_deref() != Some(src) {
+            self.audio.set_src(src);
+        }
         self.stream_url = Some(url);
-        if self.settings.autoplay {
-            if let Ok(promise) = self.audio.play() {
-                // Autoplay may be refused until the listener interacts: not an error.
-                wasm_bindgen_futures::spawn_local(async move {
-                    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-                });
-            }
+        if self.play_requested {
+            self.play_element();
             self.update_playback();
         }
-        if !self.settings.controlled {
+        if !controlled {
             self.emit("nostreaming", wasm_bindgen::JsValue::UNDEFINED);
         }
+    }
+
+    fn play_element(&self) {
+        if let Ok(promise) = self.audio.play() {
+            // Autoplay may be refused until the listener interacts: not an error.
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            });
+        }
+    }
+
+    /// STUN/TURN servers for the connections made from now on.
+    pub fn set_ice_servers(&mut self, urls: Vec<String>) {
+        self.settings.ice_servers = urls;
     }
 
     /// The target `track.addEventListener` registers on.
@@ -203,10 +364,15 @@ impl Session {
         if self.destroyed {
             return;
         }
-        self.node.stop(js::now());
-        self.drain();
+        // A track never started has told nobody anything.
+        if self.started {
+            self.node.stop(js::now());
+            self.drain();
+        }
         self.destroyed = true;
         self.timer = None;
+        self.peers_timer = None;
+        self.held_trackers = None;
         self.listeners.clear();
         self.readers.clear();
         for (_, request) in std::mem::take(&mut self.requests) {
@@ -218,10 +384,10 @@ impl Session {
         self.audio.load();
     }
 
-    /// Drains the node and re-arms the timer.
+    /// Drains the node and re-arms the timer (once started).
     #[inline(never)]
     pub fn drive(&mut self) {
-        if self.destroyed {
+        if self.destroyed || !self.started {
             return;
         }
         let wake = self.drain();
@@ -270,18 +436,22 @@ impl Session {
         let rate =
             (duration.is_finite() && duration > 0.0).then(|| (total as f64 / duration) as u64);
         let played = rate.map(|r| (self.audio.current_time() * r as f64) as u64);
+        // Told to play, though the element may have no source yet (the
+        // worker is not in control yet on a first visit).
+        let playing = !self.audio.paused()
+            || (self.play_requested && self.stream_url.is_none());
         let offset = match (self.waiting_reader_pos, played) {
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             // Told to play from the start before the element has asked for
             // a byte or knows its duration: the first pieces are wanted now,
             // not once its first request has come back through the worker
-            // (~85 ms later, measured).
-            (None, None) if !self.audio.paused() && self.audio.current_time() == 0.0 => Some(0),
+            // (~85 ms later, measured), nor once the worker controls the page.
+            (None, None) if playing && self.audio.current_time() == 0.0 => Some(0),
             (waiting, played) => waiting.or(played),
         };
         // A paused element that nothing waits on is not playing: the
         // swarm may still trade, but the web seed is not used for it.
-        let idle = self.audio.paused() && self.waiting_reader_pos.is_none();
+        let idle = !playing && self.waiting_reader_pos.is_none();
         let playback = offset.filter(|_| !idle).map(|offset| Playback {
             offset: offset.min(total.saturating_sub(1)),
             bytes_per_sec: rate,

@@ -24,7 +24,10 @@ impl Session {
     pub(super) fn drain(&mut self) -> Time {
         loop {
             match self.node.poll() {
-                Output::ConnectTracker { tracker, url } => self.connect_tracker(tracker, &url),
+                Output::ConnectTracker { tracker, url } => match &mut self.held_trackers {
+                    Some(held) => held.push((tracker, url)),
+                    None => self.connect_tracker(tracker, &url),
+                },
                 Output::SendTracker { tracker, text } => {
                     if let Some(socket) = self.sockets.get(&tracker) {
                         // A socket that just closed drops it; the node
@@ -88,6 +91,11 @@ impl Session {
                     dispatch(&weak, |s| s.update_playback())
                 }));
         }
+        let weak = self.me.clone();
+        self.listeners
+            .push(EventListener::new(&self.audio, "playing", move |_| {
+                dispatch(&weak, |s| s.release_trackers_soon())
+            }));
         Ok(())
     }
 
@@ -191,7 +199,7 @@ impl Session {
         });
     }
 
-    fn connect_tracker(&mut self, tracker: TrackerIndex, url: &str) {
+    pub(super) fn connect_tracker(&mut self, tracker: TrackerIndex, url: &str) {
         let weak = self.me.clone();
         let sink: SocketSink = Rc::new(move |index, event| {
             dispatch(&weak, move |s| s.on_socket(index, event));

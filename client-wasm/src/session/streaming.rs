@@ -26,17 +26,33 @@ impl Session {
         let sink: PortSink = Rc::new(move |id, request| {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
-        let mime = stream::mime_for(&name);
-        match Reader::open(
-            id,
-            port,
-            request,
-            self.node.torrent().total_length(),
-            mime,
-            sink,
-        ) {
-            Ok(Some(reader)) => {
-                self.readers.insert(id, reader);
+        let total = self.node.torrent().total_length();
+        match Reader::open(id, port, request, total, sink) {
+            Ok(Some(mut reader)) => {
+                // The head carries whatever is verified from the range's
+                // start: on the first request, usually the first pieces.
+                let piece_length = self.node.torrent().piece_length();
+                let first = stream::available(
+                    piece_length,
+                    reader.pos,
+                    reader.end,
+                    stream::MAX_CHUNK,
+                    |p| self.node.piece(p),
+                );
+                match reader.send_head(total, stream::mime_for(&name), &first) {
+                    Ok(()) => {
+                        // A head without bytes: the element waits for
+                        // them (its first pull is on the way), so they are
+                        // wanted now, not a round trip later. With bytes it
+                        // has something to read, and says when it wants
+                        // more: were that taken as the playhead, its read-
+                        // ahead would make the next pieces urgent too.
+                        reader.waiting = first.is_empty();
+                        self.readers.insert(id, reader);
+                        self.note_waiting_readers();
+                    }
+                    Err(e) => self.warn(&format!("stream: {e}")),
+                }
             }
             Ok(None) => {}
             Err(e) => self.warn(&format!("stream: {e}")),
@@ -73,7 +89,8 @@ impl Session {
         self.note_waiting_readers();
     }
 
-    /// Sends a waiting reader its next chunk if the piece is verified.
+    /// Sends a waiting reader every verified byte from its position on (up
+    /// to [`stream::MAX_CHUNK`]), if the piece holding it is verified.
     fn serve_reader(&mut self, id: u64) {
         let piece_length = self.node.torrent().piece_length();
         let Some(reader) = self.readers.get_mut(&id) else {
@@ -85,11 +102,18 @@ impl Session {
         let result = if reader.finished() {
             reader.send_done()
         } else {
-            let (piece, range) = stream::next_chunk(piece_length, reader.pos, reader.end);
-            match self.node.piece(piece).and_then(|p| p.get(range)) {
-                Some(bytes) => reader.send_chunk(bytes),
-                None => return, // still waiting for the piece
+            let node = &self.node;
+            let bytes = stream::available(
+                piece_length,
+                reader.pos,
+                reader.end,
+                stream::MAX_CHUNK,
+                |p| node.piece(p),
+            );
+            if bytes.is_empty() {
+                return; // still waiting for the piece
             }
+            reader.send_chunk(&bytes)
         };
         if result.is_err() {
             self.readers.remove(&id);
