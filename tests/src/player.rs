@@ -129,13 +129,20 @@ pub async fn assembled(browser: &mut Browser, page: &Page) -> anyhow::Result<Str
             page,
             "(async () => {
             const t = document.querySelector('fanswarm-player').track;
-            const buf = await (await fetch(t.streamUrl)).arrayBuffer();
+            const response = await fetch(t.streamUrl);
+            const buf = await response.arrayBuffer();
+            if (response.status !== 200) {
+                const worker = navigator.serviceWorker.controller ? 'a worker in control' : 'no worker in control';
+                return `HTTP ${response.status} for ${t.streamUrl} with ${worker}: ${new TextDecoder().decode(buf.slice(0, 200))}`;
+            }
             const d = new Uint8Array(await crypto.subtle.digest('SHA-1', buf));
             return [...d].map(b => b.toString(16).padStart(2, '0')).join('') + ':' + buf.byteLength;
         })()",
         )
         .await?;
-    Ok(value.as_str().context("hash string")?.to_owned())
+    let text = value.as_str().context("hash string")?;
+    anyhow::ensure!(!text.starts_with("HTTP "), "reading the page's stream: {text}");
+    Ok(text.to_owned())
 }
 
 /// What [`assembled`] returns for exactly `file`.
