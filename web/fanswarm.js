@@ -34,6 +34,11 @@ const CONTROL_TIMEOUT_MS = 5000;
  *  `keepStart`), and for how many tracks; which tracks, in localStorage. */
 const START_CACHE = 'fanswarm-start-v1';
 const START_TRACKS = 20;
+// What is kept of a track: pieces within its first START_HEAD_BYTES (the
+// first audio and a margin) and its last START_TAIL_BYTES (an Ogg file's
+// last page, which browsers read before they play).
+const START_HEAD_BYTES = 512 * 1024;
+const START_TAIL_BYTES = 128 * 1024;
 const START_LIST = 'fanswarm-start-v1';
 
 /** What prepare() started, once per page: the wasm and the worker. */
@@ -200,7 +205,11 @@ function keepStart(track, audio, key) {
 }
 
 async function writeStart(opened, key, track, indexes) {
-  const pieces = indexes.map((i) => [i, track.piece(i)]).filter(([, bytes]) => bytes);
+  // Only the start and the end: a page that joined on load may have the
+  // whole track from its peers before it plays.
+  const size = track.pieceLength;
+  const start = (i) => i * size < START_HEAD_BYTES || (i + 1) * size > track.length - START_TAIL_BYTES;
+  const pieces = indexes.filter(start).map((i) => [i, track.piece(i)]).filter(([, bytes]) => bytes);
   if (pieces.length === 0) return;
   const body = new Blob(pieces.map(([, bytes]) => bytes));
   const headers = { 'x-fanswarm-pieces': pieces.map(([i, bytes]) => `${i}:${bytes.length}`).join(',') };

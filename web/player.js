@@ -34,7 +34,7 @@ const REMOTE = MODULE_ORIGIN !== location.origin;
 const TICK_MS = 1000;
 
 const EMPTY_STATS = Object.freeze({
-  peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, uploaded: 0,
+  peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, fromCache: 0, uploaded: 0,
   downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
   banned: 0, wasted: 0,
 });

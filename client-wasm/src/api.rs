@@ -84,6 +84,8 @@ export interface TrackStats {
   fromPeers: number;
   /** Useful bytes received from the web seed. */
   fromWebSeed: number;
+  /** Bytes of pieces this browser had kept from an earlier visit. */
+  fromCache: number;
   /** Bytes served to peers. */
   uploaded: number;
   /** Bytes per second received over the last seconds. */
@@ -433,6 +435,7 @@ impl Track {
             downloaded: (t.from_peers + t.from_web_seed) as f64,
             from_peers: t.from_peers as f64,
             from_web_seed: t.from_web_seed as f64,
+            from_cache: t.imported as f64,
             uploaded: t.uploaded as f64,
             download_speed: down as f64,
             upload_speed: up as f64,
@@ -556,6 +559,8 @@ pub struct TrackStats {
     pub from_peers: f64,
     /// Useful bytes received from the web seed.
     pub from_web_seed: f64,
+    /// Bytes of pieces kept from an earlier visit.
+    pub from_cache: f64,
     /// Bytes served to peers.
     pub uploaded: f64,
     /// Bytes per second received, last seconds.
@@ -579,11 +584,12 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 12] = [
+        let fields: [(&str, JsValue); 13] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
             ("fromWebSeed", self.from_web_seed.into()),
+            ("fromCache", self.from_cache.into()),
             ("uploaded", self.uploaded.into()),
             ("downloadSpeed", self.download_speed.into()),
             ("uploadSpeed", self.upload_speed.into()),

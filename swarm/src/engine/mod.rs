@@ -311,6 +311,9 @@ pub struct Stats {
     pub from_peers: u64,
     /// Useful bytes received from the web seed, counted the same way.
     pub from_web_seed: u64,
+    /// Bytes of pieces the shell held already and handed in verified
+    /// ([`Torrent::import_piece`]: e.g. a browser's start cache).
+    pub imported: u64,
     /// Bytes received that were not needed (duplicates, corrupt, unrequested).
     pub wasted: u64,
     /// Bytes served to peers.
@@ -438,6 +441,7 @@ impl Torrent {
             return false;
         }
         self.origins.record(piece, PieceOrigin::Imported);
+        self.stats.imported += data.len() as u64;
         self.on_piece_verified(piece);
         true
     }
