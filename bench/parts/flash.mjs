@@ -36,7 +36,7 @@ export async function run({ fans, runs, playDelayMs, library, runDir }) {
     sections.push(report(track, fans, results, errors, playDelayMs));
   }
   for (const key of Object.keys(data)) data[key].simulated = simulate(key, fans, playDelayMs);
-  for (const [i, key] of Object.keys(data).entries()) sections[i] += simulatedNote(data[key]);
+  for (const [i, key] of Object.keys(data).entries()) sections[i] += simulatedNote(data[key].simulated);
   writeFileSync(join(runDir, 'flash-timeline.json'), JSON.stringify(data, null, 1));
   return { markdown: sections.join('\n\n'), data };
 }

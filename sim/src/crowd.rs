@@ -121,6 +121,13 @@ pub fn world(crowd: &Crowd, seed: u64) -> World {
         // set-up take far longer there than the network's round trips.
         gather_ms: (100, 250),
         setup_extra_ms: (200, 500),
+        // What a fan's page uploads at most: ten pages sharing two cores
+        // in that benchmark, where one pair of pages moves 5-14 MiB/s
+        // (part c). Calibrated on the WAV crowd, the one that depends on
+        // it (10.6 MB in 30 s: the fans must pass on 2.8 Mbit/s each):
+        // at 1 MB/s the simulated origin sent 1.71-1.80 copies where the
+        // browsers' measured 1.11-1.13; at 2.5 MB/s 1.17-1.24.
+        peer_up: 2_500_000,
         ..World::default()
     }
 }
