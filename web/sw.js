@@ -16,6 +16,10 @@
 
 const PREFIX = streamPrefix(self.location.href);
 const HEAD_TIMEOUT_MS = 10000;
+// Silent for RETRY_MS, the page is asked again (RETRIES times), then given
+// HEAD_TIMEOUT_MS.
+const RETRY_MS = 750;
+const RETRIES = 2;
 /** Client id → Client, see `pageOf`. */
 const pages = new Map();
 
@@ -66,11 +70,11 @@ function parseRange(header) {
   return { start: Number(m[1]), end: m[2] === '' ? null : Number(m[2]) };
 }
 
-function ask(port, message, transfer) {
+function ask(port, timeoutMs, transfer) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('page did not answer')), HEAD_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error('page did not answer')), timeoutMs);
     port.onmessage = (e) => { clearTimeout(timer); resolve(e.data); };
-    if (transfer) transfer(); else port.postMessage(message);
+    transfer();
   });
 }
 
@@ -87,20 +91,28 @@ async function pageOf(clientId) {
 }
 
 async function serve(event, url) {
-  const client = await pageOf(event.clientId);
-  if (!client) return new Response('no page to stream from', { status: 503 });
   const stream = url.pathname.slice(PREFIX.length).split('/')[0];
   const range = parseRange(event.request.headers.get('range'));
-  const { port1: port, port2 } = new MessageChannel();
+  const open = { fanswarm: 'open', stream, start: range ? range.start : 0, end: range ? range.end : null };
+  let port;
   let head;
-  try {
-    head = await ask(port, null, () => client.postMessage(
-      { fanswarm: 'open', stream, start: range ? range.start : 0, end: range ? range.end : null },
-      [port2]));
-  } catch (e) {
-    pages.delete(event.clientId);
-    port.close();
-    return new Response(String(e), { status: 504 });
+  // Asked again, through a freshly looked-up client, if the page is silent:
+  // a first visit's very first request sometimes went unanswered for good.
+  for (let attempt = 0; !head; attempt++) {
+    const client = attempt === 0 ? await pageOf(event.clientId) : await self.clients.get(event.clientId);
+    if (!client) return new Response('no page to stream from', { status: 503 });
+    const channel = new MessageChannel();
+    port = channel.port1;
+    try {
+      const wait = attempt < RETRIES ? RETRY_MS : HEAD_TIMEOUT_MS;
+      head = await ask(port, wait, () => client.postMessage(open, [channel.port2]));
+    } catch (e) {
+      port.close();
+      if (attempt >= RETRIES) {
+        pages.delete(event.clientId);
+        return new Response(String(e), { status: 504 });
+      }
+    }
   }
   if (head.status === 416) {
     port.close();

@@ -91,12 +91,16 @@ export async function armFirstAudio(page, { kind, delayMs, media }) {
         player.setAttribute('ice-servers', '');
         audio = player.audio;
       }
+      let pressAt = performance.now();
       const playing = new Promise((resolve, reject) => {
         audio.addEventListener('playing', () => resolve(performance.now()), { once: true });
-        audio.addEventListener('error', () => reject(new Error(`audio error ${audio.error?.code}`)), { once: true });
+        audio.addEventListener('error', () => reject(new Error(`audio error ${audio.error?.code}`
+          + ` (${audio.error?.message || 'no message'}) ${Math.round(performance.now() - pressAt)} ms after the press,`
+          + ` src ${audio.currentSrc || audio.getAttribute('src')},`
+          + ` ${navigator.serviceWorker?.controller ? 'a worker in control' : 'no worker in control'}`)), { once: true });
         setTimeout(() => reject(new Error('no playing within 60 s')), 60_000);
       });
-      const pressAt = performance.now();
+      pressAt = performance.now();
       const started = kind === 'plain' ? audio.play() : player.play();
       const playingAt = await Promise.race([playing, started.then(() => playing)]);
       audio.pause();

@@ -4,15 +4,17 @@
 // <fanswarm-player>.play(). Cold = a fresh browser profile; second visit =
 // the same profile, the page loaded again (HTTP cache, service worker warm).
 // Chromium and Firefox ESR; play() at the load event and 1 s after it;
-// plain and fanswarm alternate run by run.
+// plain and fanswarm alternate run by run. FANSWARM_BENCH_BROWSERS
+// ("chromium firefox") and FANSWARM_BENCH_DELAYS ("0 1000", ms) narrow it
+// down when chasing one case.
 import { launch, load, openWindow } from '../lib/browser.mjs';
 import { armFirstAudio, firstAudio } from '../lib/player.mjs';
 import { startServer } from '../lib/server.mjs';
 import { fixed, median, ratio, spread, table } from '../lib/stats.mjs';
 import { TRACKS } from '../lib/tracks.mjs';
 
-const BROWSERS = ['chromium', 'firefox'];
-const DELAYS_MS = [0, 1000];
+const BROWSERS = (process.env.FANSWARM_BENCH_BROWSERS ?? 'chromium firefox').split(' ');
+const DELAYS_MS = (process.env.FANSWARM_BENCH_DELAYS ?? '0 1000').split(' ').map(Number);
 const VISITS = ['cold', 'second visit'];
 
 export async function run({ runs, library }) {
