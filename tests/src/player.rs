@@ -141,7 +141,10 @@ pub async fn assembled(browser: &mut Browser, page: &Page) -> anyhow::Result<Str
         )
         .await?;
     let text = value.as_str().context("hash string")?;
-    anyhow::ensure!(!text.starts_with("HTTP "), "reading the page's stream: {text}");
+    anyhow::ensure!(
+        !text.starts_with("HTTP "),
+        "reading the page's stream: {text}"
+    );
     Ok(text.to_owned())
 }
 

@@ -438,8 +438,7 @@ impl Session {
         let played = rate.map(|r| (self.audio.current_time() * r as f64) as u64);
         // Told to play, though the element may have no source yet (the
         // worker is not in control yet on a first visit).
-        let playing = !self.audio.paused()
-            || (self.play_requested && self.stream_url.is_none());
+        let playing = !self.audio.paused() || (self.play_requested && self.stream_url.is_none());
         let offset = match (self.waiting_reader_pos, played) {
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             // Told to play from the start before the element has asked for
