@@ -29,6 +29,7 @@ pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
+pub mod web;
 #[cfg(feature = "native-peer")]
 pub mod webrtc_seed;
 pub mod ws;
@@ -125,10 +126,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/tracks", get(routes::tracks))
         .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
-        .route("/embed.js", get(assets::embed_js))
+        .route("/embed.js", get(web::embed_js))
         .route("/metrics", get(routes::metrics))
         .nest_service("/media", media)
-        .fallback(assets::serve_web)
+        .fallback(web::serve_web)
         .layer(cors)
         .with_state(state)
 }

@@ -24,6 +24,7 @@ mod handle;
 mod invariants;
 mod origin;
 mod peer;
+mod peer_crowd;
 mod pieces;
 pub mod store;
 mod webseed;

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::crowd::PeerCrowd;
+use super::peer_crowd::PeerCrowd;
 use crate::bitfield::Bitfield;
 use crate::ids::PeerId;
 use crate::time::Time;
