@@ -44,6 +44,30 @@ const START_LIST = 'fanswarm-start-v1';
 /** What prepare() started, once per page: the wasm and the worker. */
 let started = null;
 
+// The worker's `open` messages (an element's request for the stream) that
+// came before any track listened: on a return visit the element plays
+// before its track is made (`resume`), and Chromium dispatched those
+// messages to no one (the element then waited for the worker to ask again:
+// 750 ms, measured). Kept here from the start and handed to each track as
+// it is made; a track takes only its own stream's.
+// (A track marks each message it hears `fanswarmHeard`.)
+const unheard = [];
+if (typeof navigator !== 'undefined' && navigator.serviceWorker) {
+  navigator.serviceWorker.addEventListener('message', (e) => {
+    if (e.data?.fanswarm === 'open' && e.ports.length > 0) unheard.push(e);
+    if (unheard.length > 64) unheard.shift(); // a page with no track: keep a few
+  });
+}
+
+/** Hands the `open` messages no track heard to the tracks now listening. */
+function replayUnheard() {
+  const container = navigator.serviceWorker;
+  for (const e of unheard.splice(0)) {
+    if (e.fanswarmHeard) continue;
+    container?.dispatchEvent(new MessageEvent('message', { data: e.data, ports: [...e.ports] }));
+  }
+}
+
 function start(streamPrefix) {
   if (started && streamPrefix !== started.prefix) {
     throw new Error(
@@ -111,6 +135,7 @@ export async function load(audio, options) {
   });
   for (const [index, bytes] of kept) track.importPiece(index, bytes);
   if (key) keepStart(track, audio, key);
+  replayUnheard();
   wake();
   return track;
 }

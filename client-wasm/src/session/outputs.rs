@@ -71,6 +71,9 @@ impl Session {
             let Some(request) = stream::parse_open(&event.data()) else {
                 return;
             };
+            // Heard: fanswarm.js does not hand it to a track again (it
+            // keeps the ones that came before any track listened).
+            let _ = js_sys::Reflect::set(event, &"fanswarmHeard".into(), &true.into());
             let Some(port) = event.ports().get(0).dyn_into::<web_sys::MessagePort>().ok() else {
                 return;
             };
