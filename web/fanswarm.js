@@ -50,12 +50,17 @@ let started = null;
 // messages to no one (the element then waited for the worker to ask again:
 // 750 ms, measured). Kept here from the start and handed to each track as
 // it is made; a track takes only its own stream's.
-// (A track marks each message it hears `fanswarmHeard`.)
+// A track marks each message it hears `fanswarmHeard`; this listener runs
+// before the tracks' (it was added first), so it looks once they all have.
 const unheard = [];
 if (typeof navigator !== 'undefined' && navigator.serviceWorker) {
   navigator.serviceWorker.addEventListener('message', (e) => {
-    if (e.data?.fanswarm === 'open' && e.ports.length > 0) unheard.push(e);
-    if (unheard.length > 64) unheard.shift(); // a page with no track: keep a few
+    if (e.data?.fanswarm !== 'open' || e.ports.length === 0) return;
+    queueMicrotask(() => {
+      if (e.fanswarmHeard) return;
+      unheard.push(e);
+      if (unheard.length > 64) unheard.shift(); // a page with no track: keep a few
+    });
   });
 }
 
@@ -63,7 +68,6 @@ if (typeof navigator !== 'undefined' && navigator.serviceWorker) {
 function replayUnheard() {
   const container = navigator.serviceWorker;
   for (const e of unheard.splice(0)) {
-    if (e.fanswarmHeard) continue;
     container?.dispatchEvent(new MessageEvent('message', { data: e.data, ports: [...e.ports] }));
   }
 }

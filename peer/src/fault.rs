@@ -5,7 +5,8 @@
 //! Honest peers must detect the bad pieces by SHA-1, ban the liar and fetch
 //! the pieces elsewhere; the suite checks that they do.
 
-use swarm::wire::{Decoder, Frame, Message};
+use swarm::wire::Decoder;
+use swarm::wire::fault::corrupt_blocks;
 
 /// Re-frames one connection's outgoing byte stream, corrupting block payloads.
 #[derive(Debug)]
@@ -23,34 +24,14 @@ impl Liar {
     /// The bytes to send instead of `data`: whole messages only, any partial
     /// message stays buffered until the rest arrives.
     pub(crate) fn corrupt(&mut self, data: &[u8]) -> Vec<u8> {
-        self.stream.push(data);
-        let mut out = Vec::with_capacity(data.len());
-        // Our own engine's output always decodes; a decode error would only
-        // end the lie early, never the process.
-        while let Ok(Some(frame)) = self.stream.next() {
-            match frame {
-                Frame::Handshake(h) => out.extend_from_slice(&h.encode()),
-                Frame::Message(Message::Piece {
-                    piece,
-                    offset,
-                    data,
-                }) => Message::Piece {
-                    piece,
-                    offset,
-                    data: data.iter().map(|b| !b).collect(),
-                }
-                .encode(&mut out),
-                Frame::Message(m) => m.encode(&mut out),
-            }
-        }
-        out
+        corrupt_blocks(&mut self.stream, data)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swarm::wire::{Handshake, Reserved};
+    use swarm::wire::{Handshake, Message, Reserved};
     use swarm::{InfoHash, PeerId};
 
     #[test]

@@ -47,7 +47,7 @@ use swarm::node::{GoneReason, HttpId, Node, NodeConfig, NodeEvent, Output, Range
 use swarm::picker::Playback;
 use swarm::time::Time;
 use swarm::tracker::parse_client_message;
-use swarm::wire::{Decoder, Frame, Message};
+use swarm::wire::Decoder;
 use swarm::{InfoHash, PeerId};
 
 use hostile::Tamper;
@@ -761,7 +761,7 @@ impl Sim {
             return;
         };
         if let Some(stream) = link.liar_stream.as_mut() {
-            data = corrupt_pieces(stream, &data);
+            data = swarm::wire::fault::corrupt_blocks(stream, &data);
         }
         if let Some(tamper) = link.tamper.as_mut() {
             data = tamper.outgoing(&data, &self.spec);
@@ -926,32 +926,6 @@ fn parse_sdp(sdp: &str) -> Option<(usize, PeerKey)> {
 
 fn micros(d: Duration) -> Micros {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Re-frames a liar's outgoing bytes, flipping every byte of each block it serves.
-fn corrupt_pieces(stream: &mut Decoder, data: &[u8]) -> Vec<u8> {
-    stream.push(data);
-    let mut out = Vec::new();
-    while let Ok(Some(frame)) = stream.next() {
-        match frame {
-            Frame::Handshake(h) => out.extend_from_slice(&h.encode()),
-            Frame::Message(Message::Piece {
-                piece,
-                offset,
-                data,
-            }) => {
-                let data = data.iter().map(|b| !b).collect();
-                Message::Piece {
-                    piece,
-                    offset,
-                    data,
-                }
-                .encode(&mut out);
-            }
-            Frame::Message(m) => m.encode(&mut out),
-        }
-    }
-    out
 }
 
 /// Summary figures of a run, for test output.

@@ -19,6 +19,7 @@
 mod codec;
 mod decoder;
 pub mod extension;
+pub mod fault;
 pub mod metadata;
 
 pub use codec::{DecodeError, FrameError, piece_header};
