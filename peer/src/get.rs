@@ -3,6 +3,7 @@
 //! the work is here so tests and other front ends can run it too.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swarm::magnet::{Magnet, MagnetError};
@@ -37,9 +38,10 @@ pub enum GetError {
 /// Downloads a torrent into `out`, then seeds until Ctrl-C (or exits when
 /// `exit_when_done`).
 pub async fn get(command: GetCommand) -> Result<PeerStats, GetError> {
+    let tls = command.options.tls_config()?;
     let peer = if command.torrent.starts_with("magnet:") {
         let magnet = Magnet::parse(&command.torrent)?;
-        match torrent_from_exact_source(&magnet).await {
+        match torrent_from_exact_source(&magnet, &tls).await {
             Some(meta) => start_torrent(&meta, &command).await?,
             None => {
                 tracing::info!(info_hash = %magnet.info_hash, "fetching metadata from peers");
@@ -47,7 +49,7 @@ pub async fn get(command: GetCommand) -> Result<PeerStats, GetError> {
             }
         }
     } else {
-        let meta = load_torrent(&command.torrent).await?;
+        let meta = load_torrent(&command.torrent, &tls).await?;
         start_torrent(&meta, &command).await?
     };
     let started = Instant::now();
@@ -95,9 +97,12 @@ async fn start_torrent(meta: &Metainfo, command: &GetCommand) -> Result<NativePe
 /// The `.torrent` named by the magnet's `xs`, if one loads and is the
 /// magnet's swarm: a plain HTTP fetch is faster than asking peers, and
 /// works with no peer at all. Anything else falls back to ut_metadata.
-async fn torrent_from_exact_source(magnet: &Magnet) -> Option<Metainfo> {
+async fn torrent_from_exact_source(
+    magnet: &Magnet,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Option<Metainfo> {
     for url in &magnet.exact_sources {
-        let loaded = tokio::time::timeout(Duration::from_secs(10), load_torrent(url)).await;
+        let loaded = tokio::time::timeout(Duration::from_secs(10), load_torrent(url, tls)).await;
         match loaded {
             Ok(Ok(meta)) if meta.info_hash == magnet.info_hash => return Some(meta),
             Ok(Ok(meta)) => {

@@ -3,15 +3,17 @@
 //! and when a silent request is given up, is the node's business), and
 //! downloading a `.torrent` by URL.
 //!
-//! Plain `http://` only (hyper's own client, no TLS stack to build): the web
-//! seed of a fanswarm server on the same machine or LAN. An `https://` web
-//! seed fails as unsupported and the node carries on with peers.
+//! `http://` and `https://` (hyper-rustls, trusting what [`crate::tls`]
+//! says); any other scheme fails as unsupported and the node carries on
+//! with peers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Request, StatusCode, Uri, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -28,8 +30,8 @@ pub enum HttpError {
     /// The URL does not parse.
     #[error("bad URL {0:?}")]
     BadUrl(String),
-    /// Only `http://` is supported by this client.
-    #[error("unsupported URL scheme (only http://): {0}")]
+    /// Only `http://` and `https://` are supported by this client.
+    #[error("unsupported URL scheme (only http:// and https://): {0}")]
     Unsupported(String),
     /// Connecting or exchanging failed.
     #[error("request to {url} failed: {detail}")]
@@ -66,18 +68,22 @@ pub(crate) enum BodyEvent {
 /// A pooled HTTP/1.1 client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
-}
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        HttpClient {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl HttpClient {
+    /// A client whose `https://` requests trust `tls`.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .build();
+        HttpClient {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
     /// `GET url`, the whole body, at most `limit` bytes.
     pub async fn get(&self, url: &str, limit: usize) -> Result<Vec<u8>, HttpError> {
         let request = get_request(url, None)?;
@@ -153,10 +159,10 @@ impl HttpClient {
     }
 }
 
-/// `GET url`, with `Range: bytes=first-last` if given; only `http://`.
+/// `GET url`, with `Range: bytes=first-last` if given; `http://` or `https://`.
 fn get_request(url: &str, range: Option<(u64, u64)>) -> Result<Request<Empty<Bytes>>, HttpError> {
     let uri: Uri = url.parse().map_err(|_| HttpError::BadUrl(url.to_owned()))?;
-    if uri.scheme_str() != Some("http") {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(HttpError::Unsupported(url.to_owned()));
     }
     let mut request = Request::get(uri);
@@ -168,10 +174,19 @@ fn get_request(url: &str, range: Option<(u64, u64)>) -> Result<Request<Empty<Byt
         .map_err(|_| HttpError::BadUrl(url.to_owned()))
 }
 
-fn request_error(url: &str, e: impl std::fmt::Display) -> HttpError {
+/// The error and every cause under it: hyper's own text ("client error
+/// (Connect)") hides what went wrong, e.g. an untrusted certificate.
+fn request_error(url: &str, e: impl std::error::Error) -> HttpError {
+    let mut detail = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        detail.push_str(": ");
+        detail.push_str(&inner.to_string());
+        cause = inner.source();
+    }
     HttpError::Request {
         url: url.to_owned(),
-        detail: e.to_string(),
+        detail,
     }
 }
 
@@ -220,7 +235,7 @@ mod tests {
             start,
             end,
         };
-        HttpClient::default()
+        HttpClient::new(crate::tls::client_config(None).unwrap())
             .stream_range(&range, |event| {
                 let text = match event {
                     BodyEvent::Chunk(bytes) => String::from_utf8_lossy(&bytes).into_owned(),

@@ -33,6 +33,7 @@
 pub mod get;
 pub mod http;
 pub mod storage;
+pub mod tls;
 
 mod driver;
 mod fault;
@@ -41,6 +42,7 @@ mod stats;
 mod tracker_socket;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swarm::PeerId;
@@ -79,6 +81,9 @@ pub struct PeerOptions {
     /// Fault injection for the end-to-end suite: flip every byte of every
     /// block served, so honest peers must detect and ban this one.
     pub corrupt_uploads: bool,
+    /// Whom `wss://` trackers and `https://` web seeds must prove to be
+    /// ([`tls::client_config`]); `None`: the webpki roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for PeerOptions {
@@ -96,6 +101,7 @@ impl Default for PeerOptions {
             },
             announce: AnnounceConfig::default(),
             corrupt_uploads: false,
+            tls: None,
         }
     }
 }
@@ -114,6 +120,15 @@ impl PeerOptions {
         config.fetch.max_peers = self.engine.max_peers;
         config.fetch.client_name = self.engine.client_name.clone();
         config
+    }
+
+    /// The TLS client configuration to use: the one given, or the
+    /// webpki roots.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, NativeError> {
+        match &self.tls {
+            Some(config) => Ok(Arc::clone(config)),
+            None => Ok(tls::client_config(None)?),
+        }
     }
 
     /// These trackers, or `own` if none were given.
@@ -156,6 +171,9 @@ pub enum NativeError {
     /// No tracker to announce to.
     #[error("no tracker: give --tracker or use a torrent that names one")]
     NoTracker,
+    /// The TLS trust could not be set up (`--ca-file`).
+    #[error(transparent)]
+    Trust(#[from] tls::TrustError),
     /// A background task panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(String),
@@ -181,6 +199,7 @@ impl NativePeer {
         options: PeerOptions,
     ) -> Result<NativePeer, NativeError> {
         let trackers = options.trackers_or(meta.trackers())?;
+        let tls = options.tls_config()?;
         let storage = Storage::new(&meta.info, target)?;
         let start = Instant::now();
         let node = Node::new(
@@ -202,7 +221,7 @@ impl NativePeer {
             ..PeerStats::default()
         };
         let files = Files::Open(storage);
-        Ok(Self::run(node, start, files, figures, options))
+        Ok(Self::run(node, start, files, figures, options, tls))
     }
 
     /// Joins the swarm of a bare magnet: the metadata comes from peers over
@@ -215,6 +234,7 @@ impl NativePeer {
         options: PeerOptions,
     ) -> Result<NativePeer, NativeError> {
         let trackers = options.trackers_or(magnet.trackers.clone())?;
+        let tls = options.tls_config()?;
         let start = Instant::now();
         let node = Node::new(
             options.node_config(),
@@ -225,7 +245,14 @@ impl NativePeer {
             Time::from_millis(0),
         )?;
         let files = Files::Pending(out_dir.to_path_buf());
-        Ok(Self::run(node, start, files, PeerStats::default(), options))
+        Ok(Self::run(
+            node,
+            start,
+            files,
+            PeerStats::default(),
+            options,
+            tls,
+        ))
     }
 
     fn run(
@@ -234,6 +261,7 @@ impl NativePeer {
         files: Files,
         figures: PeerStats,
         options: PeerOptions,
+        tls: Arc<rustls::ClientConfig>,
     ) -> NativePeer {
         let Running { inbox, stats, task } = Driver::spawn(
             node,
@@ -242,6 +270,7 @@ impl NativePeer {
             figures,
             options.rtc,
             options.corrupt_uploads,
+            tls,
         );
         NativePeer { inbox, stats, task }
     }
@@ -284,10 +313,14 @@ impl Drop for NativePeer {
     }
 }
 
-/// Reads a `.torrent` from a path or an `http://` URL.
-pub async fn load_torrent(source: &str) -> Result<Metainfo, NativeError> {
+/// Reads a `.torrent` from a path or an `http://` or `https://` URL
+/// (trusting `tls`).
+pub async fn load_torrent(
+    source: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Metainfo, NativeError> {
     let bytes = if source.starts_with("http://") || source.starts_with("https://") {
-        HttpClient::default()
+        HttpClient::new(Arc::clone(tls))
             .get(source, http::MAX_TORRENT_BYTES)
             .await?
     } else {

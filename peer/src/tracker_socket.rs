@@ -10,9 +10,12 @@
 //! a connect may take is the node's to say (it closes the tracker): the
 //! owner then aborts the task.
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Tracker frames larger than this are refused (aquatic allows 64 KiB).
@@ -33,19 +36,26 @@ pub(crate) enum SocketEvent {
 /// returns `false` once nobody listens.
 pub(crate) fn spawn(
     url: String,
+    tls: Arc<rustls::ClientConfig>,
     sink: impl Fn(SocketEvent) -> bool + Send + Sync + 'static,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        run(&url, &sink).await;
+        run(&url, tls, &sink).await;
         sink(SocketEvent::Down);
     })
 }
 
-async fn run(url: &str, sink: &impl Fn(SocketEvent) -> bool) {
+async fn run(url: &str, tls: Arc<rustls::ClientConfig>, sink: &impl Fn(SocketEvent) -> bool) {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+    // `wss://` is checked against `tls`; `ws://` ignores it.
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        Some(config),
+        false,
+        Some(Connector::Rustls(tls)),
+    );
     let ws = match connect.await {
         Ok((ws, _)) => ws,
         Err(e) => {

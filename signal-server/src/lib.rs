@@ -29,6 +29,7 @@ pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
+pub mod tls;
 pub mod web;
 #[cfg(feature = "native-peer")]
 pub mod webrtc_seed;
@@ -36,6 +37,7 @@ pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -43,6 +45,7 @@ use axum::http::{Method, header};
 use axum::routing::get;
 use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
@@ -72,6 +75,12 @@ pub struct Config {
     pub webrtc_seed: Option<fanswarm_peer::RtcConfig>,
     /// What the embed page tells fans' players (their ICE servers).
     pub player: PlayerSettings,
+    /// Serve HTTPS and WSS with this certificate and key (read again when
+    /// they change); `None`: plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
+    /// With TLS: also listen here for plain HTTP and redirect every
+    /// request to the HTTPS base (e.g. `0.0.0.0:80`).
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 /// Why the server could not start.
@@ -96,6 +105,12 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A flag combination that cannot work.
+    #[error("{0}")]
+    Config(String),
     /// Serving stopped with an I/O error.
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -139,6 +154,15 @@ pub fn app(state: AppState) -> Router {
 /// must send its request head within `limits.header_read_timeout`
 /// ([`listen`]).
 pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerError> {
+    serve_with(listener, state, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<TlsAcceptor>,
+) -> Result<(), ServerError> {
     let housekeeping = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
@@ -149,8 +173,24 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerE
         }
     });
     let header_read_timeout = state.limits.header_read_timeout;
-    listen::accept_loop(listener, app(state), header_read_timeout).await;
+    listen::accept_loop(listener, app(state), header_read_timeout, tls).await;
     Ok(())
+}
+
+/// Plain HTTP that sends every request to the same path under `base`
+/// (`https://…`) with a permanent redirect that keeps the method (308).
+pub fn redirect_app(base: String) -> Router {
+    let base = Arc::<str>::from(base.trim_end_matches('/'));
+    Router::new().fallback(move |uri: axum::http::Uri| {
+        let base = Arc::clone(&base);
+        async move {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            (
+                axum::http::StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, format!("{base}{path}"))],
+            )
+        }
+    })
 }
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.
@@ -161,17 +201,49 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             "web directory not found: `/` will answer 404 (set --web-dir)"
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    if config.redirect_listen.is_some() && config.tls.is_none() {
+        return Err(ServerError::Config(
+            "--redirect-listen redirects plain HTTP to HTTPS: it needs --tls-cert and --tls-key"
+                .into(),
+        ));
+    }
+    // The certificate first: a bad one should stop the start before
+    // anything is published.
+    let tls = match &config.tls {
+        Some(files) => {
+            let loaded = {
+                let files = files.clone();
+                tokio::task::spawn_blocking(move || tls::load(&files))
+                    .await
+                    .map_err(|e| ServerError::Config(format!("loading the certificate: {e}")))??
+            };
+            let certificates = tls::Certificates::new(loaded);
+            tokio::spawn(tls::watch(
+                files.clone(),
+                Arc::clone(&certificates),
+                CERTIFICATE_CHECK,
+            ));
+            Some(TlsAcceptor::from(tls::server_config(certificates)?))
+        }
+        None => None,
+    };
+    let listener = bind(config.listen).await?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let base = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
+    if let Some(addr) = config.redirect_listen {
+        let redirects = bind(addr).await?;
+        tracing::info!(%addr, to = %base, "redirecting plain HTTP");
+        tokio::spawn(listen::accept_loop(
+            redirects,
+            redirect_app(base.clone()),
+            config.limits.header_read_timeout,
+            None,
+        ));
+    }
     let media_dir = match &config.library {
         Some(library) => library.clone(),
         None => {
@@ -195,14 +267,41 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
     #[cfg(feature = "native-peer")]
+    let catalog_for_seed = catalog.clone();
+    let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
+    #[cfg(feature = "native-peer")]
     if let Some(rtc) = config.webrtc_seed.clone() {
+        // The seed announces to this very process. Over TLS it would have
+        // to trust our own certificate for a loopback address; it gets a
+        // plain listener on loopback of its own instead.
+        let tracker = if tls.is_some() {
+            let inside = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            let addr = inside.local_addr().map_err(ServerError::Serve)?;
+            tokio::spawn(listen::accept_loop(
+                inside,
+                app(state.clone()),
+                state.limits.header_read_timeout,
+                None,
+            ));
+            addr
+        } else {
+            local
+        };
         tokio::spawn(webrtc_seed::seed_catalog(
-            catalog.clone(),
-            paths.media_dir.clone(),
-            local,
+            catalog_for_seed,
+            state.paths.media_dir.clone(),
+            tracker,
             rtc,
         ));
     }
-    let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
-    serve(listener, state).await
+    serve_with(listener, state, tls).await
+}
+
+/// How often the certificate files are checked for a renewal.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(5);
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
 }

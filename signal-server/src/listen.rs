@@ -17,12 +17,20 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// Accepts connections on `listener` forever, each served by `router` in its
-/// own task.
-pub async fn accept_loop(listener: TcpListener, router: Router, header_read_timeout: Duration) {
+/// own task; over TLS when `tls` is given (the handshake, too, must finish
+/// within `header_read_timeout`).
+pub async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -34,12 +42,29 @@ pub async fn accept_loop(listener: TcpListener, router: Router, header_read_time
                 continue;
             }
         };
-        tokio::spawn(serve_connection(
-            stream,
-            remote,
-            router.clone(),
-            header_read_timeout,
-        ));
+        let router = router.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    remote,
+                    router,
+                    header_read_timeout,
+                ));
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(header_read_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, remote, router, header_read_timeout).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%remote, %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -101,12 +126,14 @@ impl Drop for AddressSlot {
 }
 
 /// Serves one HTTP/1 connection (WebSocket upgrades included) until it ends.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     remote: SocketAddr,
     router: Router,
     header_read_timeout: Duration,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
         router.clone().oneshot(request.map(Body::new))

@@ -81,6 +81,10 @@ struct PeerArgs {
     /// Most peer connections at once.
     #[arg(long, env = "FANSWARM_MAX_PEERS", default_value_t = 40)]
     max_peers: usize,
+    /// Also trust these CA certificates (PEM) for wss:// trackers and
+    /// https:// web seeds, beside the usual public roots: a private CA.
+    #[arg(long, env = "FANSWARM_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[cfg(feature = "native-peer")]
@@ -164,6 +168,17 @@ struct ServeArgs {
     /// public STUN server].
     #[arg(long, env = "FANSWARM_PLAYER_ICE_SERVERS")]
     player_ice_servers: Option<String>,
+    /// Serve HTTPS and WSS with this certificate chain (PEM, leaf first, e.g.
+    /// certbot's fullchain.pem); read again when it changes. Needs --tls-key.
+    #[arg(long, env = "FANSWARM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). Needs --tls-cert.
+    #[arg(long, env = "FANSWARM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With TLS: also accept plain HTTP here and redirect it to HTTPS
+    /// (e.g. 0.0.0.0:80).
+    #[arg(long, env = "FANSWARM_REDIRECT_LISTEN")]
+    redirect_listen: Option<SocketAddr>,
     /// Also seed every track over WebRTC from this process (a native peer).
     #[cfg(feature = "native-peer")]
     #[arg(long, env = "FANSWARM_WEBRTC_SEED")]
@@ -217,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
                 paths: args.paths,
                 data_dir: args.data,
                 torrent_out: args.torrent_out,
-                options: peer_options(args.peer, true),
+                options: peer_options(args.peer, true)?,
             };
             Ok(webrtc_seed::seed(command).await?)
         }
@@ -227,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
                 torrent: args.torrent,
                 out: args.out,
                 exit_when_done: args.exit_when_done,
-                options: peer_options(args.peer, !args.no_web_seed),
+                options: peer_options(args.peer, !args.no_web_seed)?,
             };
             get::get(command).await?;
             Ok(())
@@ -236,7 +251,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "native-peer")]
-fn peer_options(args: PeerArgs, web_seed: bool) -> PeerOptions {
+fn peer_options(args: PeerArgs, web_seed: bool) -> anyhow::Result<PeerOptions> {
+    let tls = fanswarm_peer::tls::client_config(args.ca_file.as_deref())?;
     let stun = args.stun.into_iter().map(|url| IceServer {
         url,
         ..IceServer::default()
@@ -246,7 +262,7 @@ fn peer_options(args: PeerArgs, web_seed: bool) -> PeerOptions {
         username: args.turn_username.clone(),
         credential: args.turn_credential.clone(),
     });
-    PeerOptions {
+    Ok(PeerOptions {
         trackers: args.trackers,
         rtc: RtcConfig {
             bind: args.webrtc_bind,
@@ -255,8 +271,9 @@ fn peer_options(args: PeerArgs, web_seed: bool) -> PeerOptions {
         },
         max_peers: args.max_peers,
         web_seed,
+        tls: Some(tls),
         ..PeerOptions::default()
-    }
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -295,6 +312,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .player_ice_servers
                 .map(|list| list.split_whitespace().map(str::to_owned).collect()),
         },
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| signal_server::tls::TlsFiles { cert, key }),
+        redirect_listen: args.redirect_listen,
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

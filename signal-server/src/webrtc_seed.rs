@@ -56,7 +56,8 @@ pub async fn seed(command: SeedCommand) -> Result<(), SeedError> {
     let mut peers = Vec::new();
     for path in &command.paths {
         let (meta, target) = if path.extension().is_some_and(|e| e == "torrent") {
-            let meta = load_torrent(&path.to_string_lossy()).await?;
+            let tls = command.options.tls_config()?;
+            let meta = load_torrent(&path.to_string_lossy(), &tls).await?;
             let dir = match &command.data_dir {
                 Some(dir) => dir.clone(),
                 None => path.parent().map(Path::to_path_buf).unwrap_or_default(),

@@ -35,6 +35,11 @@ impl Browser {
     /// (TOOLCHAIN.md): real host candidates instead of mDNS names, autoplay
     /// without a gesture.
     pub async fn launch() -> anyhow::Result<Browser> {
+        Browser::launch_with(&[]).await
+    }
+
+    /// [`Browser::launch`] with more command-line flags.
+    pub async fn launch_with(extra: &[String]) -> anyhow::Result<Browser> {
         let profile = tempfile::tempdir()?;
         let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
         let child = Command::new(&binary)
@@ -55,6 +60,7 @@ impl Browser {
                 "--disable-backgrounding-occluded-windows",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

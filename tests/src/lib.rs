@@ -12,4 +12,5 @@ pub mod native;
 pub mod netns;
 pub mod player;
 pub mod server;
+pub mod tls;
 pub mod web;

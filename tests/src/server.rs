@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use fanswarm_tracker::Limits;
 use signal_server::catalog::{Catalog, Links, Track};
@@ -24,6 +25,15 @@ pub struct ServerOptions {
     /// Whether the torrent names the server's `/media/` URL as its web seed
     /// (`url-list`). Without it, pages can only get the track from peers.
     pub web_seed: bool,
+}
+
+/// A certificate and key for [`start_tls`].
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
 }
 
 /// A running server and what it publishes.
@@ -41,6 +51,7 @@ pub struct TestServer {
     catalog: Catalog,
     paths: Paths,
     state: AppState,
+    tls: Option<TlsAcceptor>,
     running: Option<Running>,
     _library: tempfile::TempDir,
 }
@@ -60,8 +71,33 @@ pub async fn start(seconds: u32) -> anyhow::Result<TestServer> {
     .await
 }
 
+/// Publishes a WAV track of `seconds` with its web seed and serves it over
+/// HTTPS and WSS (`https://localhost:<port>`) with the server's own TLS.
+pub async fn start_tls(seconds: u32, files: &TlsFiles) -> anyhow::Result<TestServer> {
+    let key = signal_server::tls::load(&signal_server::tls::TlsFiles {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+    })?;
+    let config = signal_server::tls::server_config(signal_server::tls::Certificates::new(key))?;
+    serve_track(
+        ServerOptions {
+            seconds,
+            web_seed: true,
+        },
+        Some(TlsAcceptor::from(config)),
+    )
+    .await
+}
+
 /// Publishes a WAV track as `options` say and serves it with the real router.
 pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
+    serve_track(options, None).await
+}
+
+async fn serve_track(
+    options: ServerOptions,
+    tls: Option<TlsAcceptor>,
+) -> anyhow::Result<TestServer> {
     let web = web_dir();
     anyhow::ensure!(
         web.join("pkg/client_wasm_bg.wasm").is_file(),
@@ -77,7 +113,8 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
     // Bind first: the published links name the port.
     let listener = TcpListener::bind("0.0.0.0:0").await?;
     let addr = listener.local_addr()?;
-    let base = format!("http://localhost:{}", addr.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://localhost:{}", addr.port());
     let catalog = if options.web_seed {
         signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
             .await
@@ -95,7 +132,7 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
         web_dir: web,
     };
     let state = fresh_state(&catalog, &paths);
-    let running = Running::start(listener.into_std()?, state.clone())?;
+    let running = Running::start(listener.into_std()?, state.clone(), tls.clone())?;
     Ok(TestServer {
         base,
         addr,
@@ -105,6 +142,7 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
         catalog,
         paths,
         state,
+        tls,
         running: Some(running),
         _library: library,
     })
@@ -124,7 +162,8 @@ impl TestServer {
     /// The tracker URL with a literal address, for native peers (which
     /// would otherwise resolve `localhost` themselves).
     pub fn tracker_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/announce", self.addr.port())
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://127.0.0.1:{}/announce", self.addr.port())
     }
 
     /// Body bytes `/media/` has sent since the server (re)started.
@@ -156,7 +195,11 @@ impl TestServer {
                 Ok(listener) => {
                     listener.set_nonblocking(true)?;
                     self.state = fresh_state(&self.catalog, &self.paths);
-                    self.running = Some(Running::start(listener, self.state.clone())?);
+                    self.running = Some(Running::start(
+                        listener,
+                        self.state.clone(),
+                        self.tls.clone(),
+                    )?);
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
@@ -181,7 +224,11 @@ struct Running {
 }
 
 impl Running {
-    fn start(listener: std::net::TcpListener, state: AppState) -> anyhow::Result<Running> {
+    fn start(
+        listener: std::net::TcpListener,
+        state: AppState,
+        tls: Option<TlsAcceptor>,
+    ) -> anyhow::Result<Running> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -199,7 +246,7 @@ impl Running {
                         }
                     };
                     tokio::select! {
-                        result = signal_server::serve(listener, state) => {
+                        result = signal_server::serve_with(listener, state, tls) => {
                             if let Err(e) = result {
                                 eprintln!("test server: {e}");
                             }

@@ -38,6 +38,30 @@ pub async fn foreign_site(pages: Vec<(&'static str, String)>) -> anyhow::Result<
     })
 }
 
+/// [`foreign_site`] over HTTPS with `tls`: `https://127.0.0.1:<port>`, the
+/// artist's site as it really is.
+pub async fn foreign_site_tls(
+    pages: Vec<(&'static str, String)>,
+    tls: tokio_rustls::TlsAcceptor,
+) -> anyhow::Result<ForeignSite> {
+    let mut router = Router::new();
+    for (path, html) in pages {
+        router = router.route(path, get(move || async move { Html(html) }));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(signal_server::listen::accept_loop(
+        listener,
+        router,
+        std::time::Duration::from_secs(10),
+        Some(tls),
+    ));
+    Ok(ForeignSite {
+        base: format!("https://127.0.0.1:{}", addr.port()),
+        addr,
+    })
+}
+
 /// `target/artifacts/`, created if needed: screenshots land here (kept by
 /// CI as artifacts, never committed).
 pub fn artifacts_dir() -> anyhow::Result<PathBuf> {

@@ -101,6 +101,8 @@ pub(crate) struct Driver {
     figures: PeerStats,
     stats: watch::Sender<PeerStats>,
     corrupt_uploads: bool,
+    /// Whom `wss://` trackers must prove to be.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// A tracker socket the node asked for.
@@ -150,6 +152,7 @@ impl Driver {
         figures: PeerStats,
         rtc: RtcConfig,
         corrupt_uploads: bool,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Running {
         let (inbox, rx) = mpsc::unbounded_channel();
         let (stats_tx, stats) = watch::channel(PeerStats::default());
@@ -158,7 +161,8 @@ impl Driver {
             start,
             inbox: inbox.clone(),
             rtc: Arc::new(rtc),
-            http: HttpClient::default(),
+            http: HttpClient::new(Arc::clone(&tls)),
+            tls,
             trackers: BTreeMap::new(),
             next_generation: 0,
             conns: BTreeMap::new(),

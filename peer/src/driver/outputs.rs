@@ -1,5 +1,6 @@
 //! What the driver does with each node output: I/O only, no decisions.
 
+use std::sync::Arc;
 use swarm::announce::{TrackerIndex, TrackerNotice};
 use swarm::engine::{Event, PeerKey, PieceOrigin, Source as BlockSource};
 use swarm::node::{HttpId, NodeEvent, Output, RangeRequest};
@@ -58,7 +59,7 @@ impl Driver {
         self.next_generation += 1;
         let generation = self.next_generation;
         let inbox = self.inbox.clone();
-        let task = tracker_socket::spawn(url, move |event| {
+        let task = tracker_socket::spawn(url, Arc::clone(&self.tls), move |event| {
             let report = Report::Socket {
                 tracker,
                 generation,
