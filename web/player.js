@@ -6,8 +6,10 @@
 // state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
 // (detail: stats) whenever the figures change. Attributes: `src` (a .torrent
 // URL or a magnet; `torrent` and `magnet` are aliases; changing it leaves
-// the old swarm for the new track), `title`, `trackers`, `ice-servers` (space-separated;
-// empty: none), `join` ("load", the default: join the swarm as soon as
+// the old swarm for the new track), `title`, `trackers`, `ice-servers` (space-separated
+// STUN/TURN URLs, empty: none; without it the player asks the track's server
+// for its `/api/ice` — STUN, TURN with credentials that expire, asked again
+// before they do — and uses none if that fails), `join` ("load", the default: join the swarm as soon as
 // everything is prefetched, before play; "play": only when played — for a
 // page with many players).
 //
@@ -53,6 +55,9 @@ class FanswarmPlayer extends HTMLElement {
   // Bumped on leaving: a join still under way for an older source is undone.
   #generation = 0;
   #timer = null;
+  // The server's RTCConfiguration (a promise), and the timer renewing it.
+  #ice = null;
+  #iceTimer = 0;
   #redraw = 0;
   #heard = false;
   #announcing = false;
@@ -116,6 +121,8 @@ class FanswarmPlayer extends HTMLElement {
     this.#generation += 1;
     clearInterval(this.#timer);
     this.#timer = null;
+    clearTimeout(this.#iceTimer);
+    this.#ice = null;
     cancelAnimationFrame(this.#redraw);
     this.#redraw = 0;
     this.#track?.destroy();
@@ -252,6 +259,7 @@ class FanswarmPlayer extends HTMLElement {
    *  they already have (a page that is never played costs the server
    *  nothing: the web seed is only used for what the player needs). */
   #prefetch() {
+    this.#ice = this.#askIce();
     const src = this.#source();
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
     torrent?.catch(() => {}); // play() fetches it again and reports the error
@@ -303,6 +311,7 @@ class FanswarmPlayer extends HTMLElement {
       this.#ui.status.textContent = 'Joining the swarm…';
       track = await fanswarm.load(this.#audio, options);
     }
+    const ice = await (this.#ice ??= this.#askIce());
     if (!this.isConnected || generation !== this.#generation) {
       // Removed, or given another source, while joining: leave again.
       track.destroy();
@@ -310,6 +319,7 @@ class FanswarmPlayer extends HTMLElement {
         : 'the player was removed from the page');
     }
     if (options.iceServers) track.setIceServers(options.iceServers);
+    else if (ice) this.#useIce(track, ice, generation);
     // First, before anything else the page does: the element's first
     // requests wait for this thread.
     if (play) {
@@ -453,6 +463,39 @@ class FanswarmPlayer extends HTMLElement {
     const ice = this.getAttribute('ice-servers');
     if (ice !== null) options.iceServers = ice.split(/\s+/).filter(Boolean);
     return options;
+  }
+
+  /** The track's server's RTCConfiguration (`/api/ice`), or null: the
+   *  `ice-servers` attribute says otherwise, or the server has none. */
+  #askIce() {
+    if (this.hasAttribute('ice-servers')) return Promise.resolve(null);
+    const src = this.#source();
+    let origin = MODULE_ORIGIN;
+    try {
+      if (src && !src.startsWith('magnet:')) origin = new URL(src, location.href).origin;
+    } catch { /* a bad src is reported by the load */ }
+    return fetch(`${origin}/api/ice`, { cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((c) => (c && Array.isArray(c.iceServers) ? c : null))
+      .catch(() => null);
+  }
+
+  /** Uses `ice` for the track's connections and, if its TURN credentials
+   *  expire, asks for fresh ones with a fifth of their life left (every
+   *  30 s while the server does not answer). */
+  #useIce(track, ice, generation) {
+    track.setRtcConfig(ice);
+    clearTimeout(this.#iceTimer);
+    if (!(ice.ttlSeconds > 0)) return;
+    const renew = (ms) => {
+      this.#iceTimer = setTimeout(async () => {
+        const fresh = await this.#askIce();
+        if (generation !== this.#generation) return;
+        if (fresh) this.#useIce(track, fresh, generation);
+        else renew(30_000);
+      }, ms);
+    };
+    renew(Math.max(5, ice.ttlSeconds * 0.8) * 1000);
   }
 
   // ---- remote mode (another origin) ----

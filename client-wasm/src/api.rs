@@ -44,8 +44,11 @@ export interface PlayOptions {
   server?: string;
   /** WebSocket tracker URLs; default: the torrent's own announce list. */
   trackers?: string[];
-  /** STUN/TURN URLs; default: one public STUN server. */
+  /** STUN/TURN URLs; default: none (host candidates only). */
   iceServers?: string[];
+  /** A whole RTCConfiguration (iceServers with TURN credentials,
+   *  iceTransportPolicy), e.g. the server's `/api/ice`; wins over iceServers. */
+  rtcConfig?: object;
   /** Peer connections at most (default 20). */
   maxPeers?: number;
   /** URL prefix the service worker streams under (default "/fanswarm/stream/"). */
@@ -179,9 +182,6 @@ impl TorrentSource {
     }
 }
 
-/// Default STUN server, so peers behind ordinary NATs find each other.
-const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
-
 /// Peer connections at most by default: enough for a healthy swarm, few
 /// enough that a phone does not burn its CPU on connections.
 const DEFAULT_MAX_PEERS: usize = 20;
@@ -236,8 +236,9 @@ pub async fn load(
             }
         }
     }
-    let ice_servers =
-        string_list(&options, "iceServers").unwrap_or_else(|| vec![DEFAULT_ICE.to_owned()]);
+    // No server is built in: the page (the player asks its server's
+    // `/api/ice`) says which.
+    let ice_servers = string_list(&options, "iceServers").unwrap_or_default();
     let flag = |name: &str| property(&options, name).and_then(|v| v.as_bool());
     let mut config = NodeConfig {
         max_connections: property(&options, "maxPeers")
@@ -283,6 +284,7 @@ pub async fn load(
         .map_err(|e| JsError(e.to_string()))?;
     let settings = Settings {
         ice_servers,
+        rtc_config: property(&options, "rtcConfig").filter(|v| v.is_object()),
         stream_prefix: prefix,
         autoplay,
         peers_after_first_audio,
@@ -405,6 +407,14 @@ impl Track {
     #[wasm_bindgen(js_name = setIceServers)]
     pub fn set_ice_servers(&self, urls: Vec<String>) {
         self.session.borrow_mut().set_ice_servers(urls);
+    }
+
+    /// A whole `RTCConfiguration` for connections made from now on (e.g.
+    /// fresh TURN credentials from the server's `/api/ice`); it replaces
+    /// the ICE servers.
+    #[wasm_bindgen(js_name = setRtcConfig)]
+    pub fn set_rtc_config(&self, config: JsValue) {
+        self.session.borrow_mut().set_rtc_config(config);
     }
 
     /// Transfer figures right now, as a plain object (see `TrackStats`).

@@ -56,18 +56,39 @@ pub struct PeerConn {
 }
 
 impl PeerConn {
-    /// A connection with the given ICE servers (STUN/TURN URLs).
-    pub fn new(key: PeerKey, ice_servers: &[String], sink: EventSink) -> Result<Self, JsError> {
-        let config = RtcConfiguration::new();
-        let servers = js_sys::Array::new();
-        for url in ice_servers {
-            let server = js_sys::Object::new();
-            js_sys::Reflect::set(&server, &"urls".into(), &JsValue::from_str(url))
-                .map_err(js_error)?;
-            servers.push(&server);
+    /// Hands an open connection a new configuration (fresh TURN
+    /// credentials, so its relay outlives the old ones). A browser that
+    /// refuses (a changed policy) keeps the old one.
+    pub fn reconfigure(&self, config: &JsValue) {
+        let _ = self
+            .pc
+            .set_configuration_with_configuration(config.unchecked_ref());
+    }
+
+    /// A connection with the given `RTCConfiguration`, or else with these
+    /// ICE servers (STUN/TURN URLs).
+    pub fn new(
+        key: PeerKey,
+        ice_servers: &[String],
+        rtc_config: Option<&JsValue>,
+        sink: EventSink,
+    ) -> Result<Self, JsError> {
+        let pc = match rtc_config {
+            Some(config) => RtcPeerConnection::new_with_configuration(config.unchecked_ref()),
+            None => {
+                let config = RtcConfiguration::new();
+                let servers = js_sys::Array::new();
+                for url in ice_servers {
+                    let server = js_sys::Object::new();
+                    js_sys::Reflect::set(&server, &"urls".into(), &JsValue::from_str(url))
+                        .map_err(js_error)?;
+                    servers.push(&server);
+                }
+                config.set_ice_servers(&servers);
+                RtcPeerConnection::new_with_configuration(&config)
+            }
         }
-        config.set_ice_servers(&servers);
-        let pc = RtcPeerConnection::new_with_configuration(&config).map_err(js_error)?;
+        .map_err(js_error)?;
         let on_state = {
             let sink = sink.clone();
             let pc2 = pc.clone();

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use swarm::InfoHash;
 
 use crate::assets::WebAssets;
-use crate::state::{AppState, PlayerSettings};
+use crate::state::AppState;
 
 /// The embed page of a published track; 404 for any other hash.
 pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Response {
@@ -26,7 +26,7 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
     let Some(track) = state.catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let html = render(&track.name, &info_hash, &state.assets, &state.player);
+    let html = render(&track.name, &info_hash, &state.assets);
     (
         // Artists frame this page on their own sites; it names the
         // current build's files, so it is never used unrevalidated.
@@ -56,20 +56,8 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
 /// browser opens six connections to a host, and the seventh request waits
 /// for one (measured in Firefox: the tiny `.torrent`, last, arrived with
 /// the wasm, and the track could not be made before).
-pub fn render(
-    name: &str,
-    info_hash: &InfoHash,
-    assets: &WebAssets,
-    player: &PlayerSettings,
-) -> String {
+pub fn render(name: &str, info_hash: &InfoHash, assets: &WebAssets) -> String {
     let hex = info_hash.to_hex();
-    // The player joins its swarm as soon as it has loaded, so its ICE
-    // servers must be on the element from the start.
-    let ice = player
-        .ice_servers
-        .as_ref()
-        .map(|urls| format!(" ice-servers=\"{}\"", escape(&urls.join(" "))))
-        .unwrap_or_default();
     let title = escape(name);
     let entry = assets.entry_url();
     let wasm = assets.wasm_url();
@@ -91,7 +79,7 @@ pub fn render(
 {modules}<script type="module" src="{entry}"></script>
 </head>
 <body>
-<fanswarm-player src="/t/{hex}.torrent" title="{title}"{ice}></fanswarm-player>
+<fanswarm-player src="/t/{hex}.torrent" title="{title}"></fanswarm-player>
 </body>
 </html>
 "#
@@ -124,7 +112,6 @@ mod tests {
             "a <b>\"song\"</b> & more.mp3",
             &hash,
             &WebAssets::unhashed(),
-            &PlayerSettings::default(),
         );
         assert_eq!(html.matches("<fanswarm-player").count(), 1);
         assert!(html.contains(&format!(r#"src="/t/{}.torrent""#, hash.to_hex())));
@@ -134,35 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn page_gives_the_player_the_servers_ice_servers() {
-        let hash = InfoHash([0xef; 20]);
-        let render_with = |ice: Option<Vec<&str>>| {
-            let player = PlayerSettings {
-                ice_servers: ice.map(|v| v.into_iter().map(str::to_owned).collect()),
-            };
-            render("song", &hash, &WebAssets::unhashed(), &player)
-        };
-        assert!(
-            !render_with(None).contains("ice-servers"),
-            "the player's default"
-        );
-        assert!(render_with(Some(vec![])).contains(r#"title="song" ice-servers="">"#));
-        let two = render_with(Some(vec!["stun:a.example:3478", "turn:b.example?x=\"1\""]));
-        assert!(
-            two.contains(r#"ice-servers="stun:a.example:3478 turn:b.example?x=&quot;1&quot;""#),
-            "{two}"
-        );
-    }
-
-    #[test]
     fn page_preloads_the_wasm_and_the_torrent_for_fetch() {
         let hash = InfoHash([0xcd; 20]);
-        let html = render(
-            "song",
-            &hash,
-            &WebAssets::unhashed(),
-            &PlayerSettings::default(),
-        );
+        let html = render("song", &hash, &WebAssets::unhashed());
         assert!(html.contains(
             r#"<link rel="preload" href="/pkg/client_wasm_bg.wasm" as="fetch" crossorigin>"#
         ));

@@ -5,7 +5,8 @@
 //!   WebSocket (the sans-IO [`fanswarm_tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
-//!   page's live panel), `GET /metrics`;
+//!   page's live panel), `GET /api/ice` (fans' STUN/TURN servers, [`ice`]),
+//!   `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
 //! - `GET /embed.js` and everything else from the `web/` directory (player,
 //!   service worker), content-hashed names cached for good ([`assets`]).
@@ -23,6 +24,7 @@ pub mod assets;
 pub mod catalog;
 pub mod demo;
 pub mod embed;
+pub mod ice;
 pub mod listen;
 pub mod metrics;
 pub mod offload;
@@ -139,6 +141,7 @@ pub fn app(state: AppState) -> Router {
         .route("/announce", get(ws::announce))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
+        .route("/api/ice", get(routes::ice))
         .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
         .route("/embed.js", get(web::embed_js))

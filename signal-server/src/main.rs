@@ -162,12 +162,31 @@ struct ServeArgs {
     /// Announce interval told to peers, in seconds.
     #[arg(long, env = "FANSWARM_ANNOUNCE_INTERVAL_SECS")]
     announce_interval_secs: Option<u64>,
-    /// ICE servers the embed page gives fans' players, space-separated
-    /// (e.g. "stun:stun.example:3478 turn:turn.example:3478"); "" for none
-    /// (a LAN, or a private test network) [default: the player's own, a
-    /// public STUN server].
-    #[arg(long, env = "FANSWARM_PLAYER_ICE_SERVERS")]
-    player_ice_servers: Option<String>,
+    /// STUN server for fans' browsers (repeatable), e.g.
+    /// stun:stun.example:3478; "none" for none (a LAN, a private network)
+    /// [default: stun:stun.l.google.com:19302].
+    #[arg(long = "stun", env = "FANSWARM_STUN", value_delimiter = ',')]
+    stun: Vec<String>,
+    /// TURN server for fans' browsers (repeatable), e.g.
+    /// turn:turn.example:3478?transport=udp; needs --turn-secret.
+    #[arg(
+        long = "turn",
+        env = "FANSWARM_TURN",
+        value_delimiter = ',',
+        requires = "turn_secret"
+    )]
+    turn: Vec<String>,
+    /// The TURN server's shared secret (coturn: use-auth-secret,
+    /// static-auth-secret): fans get credentials made from it that expire.
+    #[arg(long, env = "FANSWARM_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// How long a fan's TURN credentials stay valid, in seconds.
+    #[arg(long, env = "FANSWARM_TURN_TTL_SECS", default_value_t = 6 * 3600)]
+    turn_ttl_secs: u64,
+    /// Fans connect through the TURN server only (they never see each
+    /// other's addresses).
+    #[arg(long, env = "FANSWARM_RELAY_ONLY", requires = "turn")]
+    relay_only: bool,
     /// Serve HTTPS and WSS with this certificate chain (PEM, leaf first, e.g.
     /// certbot's fullchain.pem); read again when it changes. Needs --tls-key.
     #[arg(long, env = "FANSWARM_TLS_CERT", requires = "tls_key")]
@@ -308,9 +327,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         limits,
         player: signal_server::state::PlayerSettings {
-            ice_servers: args
-                .player_ice_servers
-                .map(|list| list.split_whitespace().map(str::to_owned).collect()),
+            ice: signal_server::ice::IceConfig {
+                stun: match args.stun.as_slice() {
+                    [] => vec![signal_server::ice::DEFAULT_STUN.to_owned()],
+                    [none] if none == "none" => Vec::new(),
+                    urls => urls.to_vec(),
+                },
+                turn: args.turn,
+                turn_secret: args.turn_secret,
+                turn_ttl: Duration::from_secs(args.turn_ttl_secs.max(10)),
+                relay_only: args.relay_only,
+            },
         },
         tls: args
             .tls_cert

@@ -71,6 +71,13 @@ fn etag_of(bytes: &[u8]) -> String {
     format!("W/\"{:016x}\"", hasher.finish())
 }
 
+/// `GET /api/ice`: the STUN and TURN servers for one fan, TURN credentials
+/// fresh (never cached: they expire).
+pub async fn ice(State(state): State<AppState>) -> Response {
+    let config = state.player.ice.for_client(std::time::SystemTime::now());
+    ([(header::CACHE_CONTROL, "no-store")], Json(config)).into_response()
+}
+
 /// `GET /api/tracks`: every published track with its links.
 pub async fn tracks(State(state): State<AppState>) -> Json<Vec<Track>> {
     Json(state.catalog.tracks().to_vec())

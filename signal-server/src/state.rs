@@ -69,13 +69,11 @@ pub struct Hub {
     pub senders: HashMap<ConnectionId, mpsc::Sender<Message>>,
 }
 
-/// Settings the server hands to the players of its embed pages.
+/// Settings the server hands to fans' players.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlayerSettings {
-    /// ICE servers (STUN/TURN URLs) for fans' browsers; `None` leaves the
-    /// player's default (a public STUN server), an empty list means none
-    /// (host candidates only: a LAN, or a test's private network).
-    pub ice_servers: Option<Vec<String>>,
+    /// Their STUN and TURN servers (`GET /api/ice`).
+    pub ice: crate::ice::IceConfig,
 }
 
 impl AppState {

@@ -13,4 +13,5 @@ pub mod netns;
 pub mod player;
 pub mod server;
 pub mod tls;
+pub mod turn;
 pub mod web;

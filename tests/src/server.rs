@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use fanswarm_tracker::Limits;
 use signal_server::catalog::{Catalog, Links, Track};
+use signal_server::ice::IceConfig;
 use signal_server::publish::{TorrentOptions, make_torrent};
 use signal_server::state::{AppState, Paths, PlayerSettings};
 
@@ -52,6 +53,7 @@ pub struct TestServer {
     paths: Paths,
     state: AppState,
     tls: Option<TlsAcceptor>,
+    ice: IceConfig,
     running: Option<Running>,
     _library: tempfile::TempDir,
 }
@@ -85,18 +87,34 @@ pub async fn start_tls(seconds: u32, files: &TlsFiles) -> anyhow::Result<TestSer
             web_seed: true,
         },
         Some(TlsAcceptor::from(config)),
+        IceConfig::none(),
+    )
+    .await
+}
+
+/// Publishes a WAV track of `seconds` with its web seed; its `/api/ice`
+/// hands players `ice` (a test's TURN server).
+pub async fn start_with_ice(seconds: u32, ice: IceConfig) -> anyhow::Result<TestServer> {
+    serve_track(
+        ServerOptions {
+            seconds,
+            web_seed: true,
+        },
+        None,
+        ice,
     )
     .await
 }
 
 /// Publishes a WAV track as `options` say and serves it with the real router.
 pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
-    serve_track(options, None).await
+    serve_track(options, None, IceConfig::none()).await
 }
 
 async fn serve_track(
     options: ServerOptions,
     tls: Option<TlsAcceptor>,
+    ice: IceConfig,
 ) -> anyhow::Result<TestServer> {
     let web = web_dir();
     anyhow::ensure!(
@@ -131,7 +149,7 @@ async fn serve_track(
         media_dir: library.path().to_path_buf(),
         web_dir: web,
     };
-    let state = fresh_state(&catalog, &paths);
+    let state = fresh_state(&catalog, &paths, &ice);
     let running = Running::start(listener.into_std()?, state.clone(), tls.clone())?;
     Ok(TestServer {
         base,
@@ -143,18 +161,18 @@ async fn serve_track(
         paths,
         state,
         tls,
+        ice,
         running: Some(running),
         _library: library,
     })
 }
 
-/// The server's state for a test: its embed pages give players no ICE
-/// server (the private network has no route out, and players join their
-/// swarm on load, before a test could set the attribute).
-fn fresh_state(catalog: &Catalog, paths: &Paths) -> AppState {
-    let player = PlayerSettings {
-        ice_servers: Some(Vec::new()),
-    };
+/// The server's state for a test: unless a test gives a TURN server, its
+/// `/api/ice` gives players no ICE server (the private network has no route
+/// out, and players join their swarm on load, before a test could set the
+/// attribute).
+fn fresh_state(catalog: &Catalog, paths: &Paths, ice: &IceConfig) -> AppState {
+    let player = PlayerSettings { ice: ice.clone() };
     AppState::with_player(catalog.clone(), paths.clone(), Limits::default(), player)
 }
 
@@ -194,7 +212,7 @@ impl TestServer {
             match std::net::TcpListener::bind(self.addr) {
                 Ok(listener) => {
                     listener.set_nonblocking(true)?;
-                    self.state = fresh_state(&self.catalog, &self.paths);
+                    self.state = fresh_state(&self.catalog, &self.paths, &self.ice);
                     self.running = Some(Running::start(
                         listener,
                         self.state.clone(),

@@ -40,6 +40,10 @@ pub type SessionRef = Rc<RefCell<Session>>;
 pub struct Settings {
     /// STUN/TURN server URLs.
     pub ice_servers: Vec<String>,
+    /// A whole `RTCConfiguration` (the server's `/api/ice`: TURN
+    /// credentials, relay-only policy); when set, it is used as it is and
+    /// [`Settings::ice_servers`] is not.
+    pub rtc_config: Option<wasm_bindgen::JsValue>,
     /// URL prefix the service worker streams under.
     pub stream_prefix: String,
     /// Start playing as soon as the element has its source; `false` joins
@@ -341,6 +345,16 @@ impl Session {
     /// STUN/TURN servers for the connections made from now on.
     pub fn set_ice_servers(&mut self, urls: Vec<String>) {
         self.settings.ice_servers = urls;
+        self.settings.rtc_config = None;
+    }
+
+    /// The `RTCConfiguration` for the connections made from now on, and
+    /// for the open ones too: renewed TURN credentials keep their relays.
+    pub fn set_rtc_config(&mut self, config: wasm_bindgen::JsValue) {
+        for conn in self.conns.values() {
+            conn.reconfigure(&config);
+        }
+        self.settings.rtc_config = Some(config);
     }
 
     /// The target `track.addEventListener` registers on.

@@ -240,7 +240,14 @@ impl Session {
     /// A connection for `key`, or `None` (after telling the node) if the
     /// browser refuses to make one.
     fn new_conn(&mut self, key: PeerKey) -> Option<&mut PeerConn> {
-        match PeerConn::new(key, &self.settings.ice_servers, self.channel_sink()) {
+        let settings = &self.settings;
+        let made = PeerConn::new(
+            key,
+            &settings.ice_servers,
+            settings.rtc_config.as_ref(),
+            self.channel_sink(),
+        );
+        match made {
             Ok(rtc) => Some(self.conns.entry(key).or_insert(rtc)),
             Err(e) => {
                 self.warn(&format!("cannot create a peer connection: {e}"));

@@ -1,0 +1,148 @@
+//! Fans behind NATs that no hole punching gets through: the server hands
+//! out a TURN server (`--turn`, `--turn-secret`) with time-limited
+//! credentials, and two browser pages restricted to relayed connections
+//! (`--relay-only`) swarm through a real coturn.
+//!
+//! The credentials live 12 s here, and the second fan arrives after the
+//! first fan's first credentials have expired: the first fan must have
+//! asked `/api/ice` again, or coturn refuses its relay and the second fan
+//! gets nothing from it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+use fanswarm_e2e::browser::{Browser, Page};
+use fanswarm_e2e::turn::TurnServer;
+use fanswarm_e2e::{netns, server};
+use signal_server::ice::IceConfig;
+
+const TEST: &str = "two_relay_only_fans_swarm_through_turn_with_renewed_credentials";
+const TTL: Duration = Duration::from_secs(12);
+
+#[test]
+fn two_relay_only_fans_swarm_through_turn_with_renewed_credentials() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(TEST);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let turn = TurnServer::start().await?;
+    let srv = server::start_with_ice(
+        40,
+        IceConfig {
+            stun: Vec::new(),
+            turn: vec![turn.url.clone()],
+            turn_secret: Some(turn.secret.clone()),
+            turn_ttl: TTL,
+            relay_only: true,
+        },
+    )
+    .await?;
+    let embed = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    let mut browser = Browser::launch().await?;
+
+    let first = browser.open(&embed).await?;
+    let ice = browser
+        .eval(
+            &first,
+            "fetch('/api/ice').then((r) => r.json()).then(JSON.stringify)",
+        )
+        .await?;
+    let ice: serde_json::Value = serde_json::from_str(ice.as_str().context("ice JSON")?)?;
+    ensure!(
+        ice["iceTransportPolicy"] == "relay" && ice["iceServers"][0]["username"].is_string(),
+        "/api/ice hands out the relay policy and TURN credentials: {ice}"
+    );
+    play(&mut browser, &first).await?;
+    wait_for(
+        &mut browser,
+        &first,
+        "the first fan plays",
+        "document.querySelector('fanswarm-player').stats().verifiedPieces > 4",
+        Duration::from_secs(60),
+    )
+    .await?;
+    // Past the first credentials' life: the fan must be on renewed ones.
+    tokio::time::sleep(TTL + Duration::from_secs(3)).await;
+
+    let second = browser.open(&embed).await?;
+    play(&mut browser, &second).await?;
+    let got = wait_for(
+        &mut browser,
+        &second,
+        "the second fan gets bytes from the first through the TURN relay",
+        "document.querySelector('fanswarm-player').stats().fromPeers > 0",
+        Duration::from_secs(60),
+    )
+    .await;
+    let log = turn.log();
+    let allocations = log.matches("ALLOCATE processed, success").count();
+    if let Err(e) = got {
+        bail!("{e}\nTURN log:\n{log}");
+    }
+    ensure!(
+        allocations >= 2,
+        "both fans allocated relays on the TURN server ({allocations}):\n{log}"
+    );
+    let stats = browser
+        .eval(
+            &second,
+            "JSON.stringify(document.querySelector('fanswarm-player').stats())",
+        )
+        .await?;
+    println!("relay only, through coturn: {allocations} allocations; second fan {stats}");
+    Ok(())
+}
+
+async fn play(browser: &mut Browser, page: &Page) -> anyhow::Result<()> {
+    wait_for(
+        browser,
+        page,
+        "the player is ready",
+        "!!customElements.get('fanswarm-player')",
+        Duration::from_secs(30),
+    )
+    .await?;
+    browser
+        .eval(
+            page,
+            "document.querySelector('fanswarm-player').play(); true",
+        )
+        .await?;
+    Ok(())
+}
+
+async fn wait_for(
+    browser: &mut Browser,
+    page: &Page,
+    what: &str,
+    test: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + limit;
+    loop {
+        if browser
+            .eval(page, test)
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            == Some(true)
+        {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            let stats = browser
+                .eval(
+                    page,
+                    "JSON.stringify(document.querySelector('fanswarm-player')?.stats())",
+                )
+                .await
+                .unwrap_or_default();
+            bail!("{what}: not within {limit:?} ({stats})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
