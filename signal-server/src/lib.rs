@@ -20,6 +20,7 @@
 //! of the webrtc stack.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod assets;
 pub mod catalog;
 pub mod demo;
@@ -43,7 +44,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::{Method, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
@@ -80,8 +83,12 @@ pub struct Config {
     /// Serve HTTPS and WSS with this certificate and key (read again when
     /// they change); `None`: plain HTTP.
     pub tls: Option<tls::TlsFiles>,
+    /// Get the certificate over ACME instead (HTTP-01 on
+    /// `redirect_listen`); excludes `tls`.
+    pub acme: Option<acme::AcmeConfig>,
     /// With TLS: also listen here for plain HTTP and redirect every
-    /// request to the HTTPS base (e.g. `0.0.0.0:80`).
+    /// request to the HTTPS base (e.g. `0.0.0.0:80`); ACME's HTTP-01
+    /// challenges are answered here too.
     pub redirect_listen: Option<SocketAddr>,
 }
 
@@ -110,6 +117,9 @@ pub enum ServerError {
     /// The certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The ACME set-up failed.
+    #[error(transparent)]
+    Acme(#[from] acme::AcmeError),
     /// A flag combination that cannot work.
     #[error("{0}")]
     Config(String),
@@ -167,7 +177,9 @@ pub async fn serve_with(
     tls: Option<TlsAcceptor>,
 ) -> Result<(), ServerError> {
     let housekeeping = state.clone();
-    tokio::spawn(async move {
+    // Ends with this future (a server stopped in process stops its timer).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             tick.tick().await;
@@ -181,19 +193,31 @@ pub async fn serve_with(
 }
 
 /// Plain HTTP that sends every request to the same path under `base`
-/// (`https://…`) with a permanent redirect that keeps the method (308).
-pub fn redirect_app(base: String) -> Router {
+/// (`https://…`) with a permanent redirect that keeps the method (308),
+/// except ACME's HTTP-01 challenges, answered from `challenges`.
+pub fn redirect_app(base: String, challenges: acme::Challenges) -> Router {
     let base = Arc::<str>::from(base.trim_end_matches('/'));
-    Router::new().fallback(move |uri: axum::http::Uri| {
-        let base = Arc::clone(&base);
+    let answers = move |Path(token): Path<String>| {
+        let challenges = challenges.clone();
         async move {
-            let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            (
-                axum::http::StatusCode::PERMANENT_REDIRECT,
-                [(header::LOCATION, format!("{base}{path}"))],
-            )
+            match challenges.answer(&token) {
+                Some(answer) => (axum::http::StatusCode::OK, answer).into_response(),
+                None => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
         }
-    })
+    };
+    Router::new()
+        .route("/.well-known/acme-challenge/{token}", get(answers))
+        .fallback(move |uri: axum::http::Uri| {
+            let base = Arc::clone(&base);
+            async move {
+                let path = uri.path_and_query().map_or("/", |p| p.as_str());
+                (
+                    axum::http::StatusCode::PERMANENT_REDIRECT,
+                    [(header::LOCATION, format!("{base}{path}"))],
+                )
+            }
+        })
 }
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.
@@ -204,16 +228,51 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             "web directory not found: `/` will answer 404 (set --web-dir)"
         );
     }
-    if config.redirect_listen.is_some() && config.tls.is_none() {
+    if config.redirect_listen.is_some() && config.tls.is_none() && config.acme.is_none() {
         return Err(ServerError::Config(
-            "--redirect-listen redirects plain HTTP to HTTPS: it needs --tls-cert and --tls-key"
+            "--redirect-listen redirects plain HTTP to HTTPS: it needs --tls-cert and --tls-key, or --acme"
                 .into(),
         ));
     }
+    if config.acme.is_some() && config.tls.is_some() {
+        return Err(ServerError::Config(
+            "--acme gets the certificate itself: leave out --tls-cert and --tls-key".into(),
+        ));
+    }
+    if config.acme.is_some() && config.redirect_listen.is_none() {
+        return Err(ServerError::Config(
+            "--acme proves the domains over HTTP-01 on port 80: add --redirect-listen 0.0.0.0:80 \
+             (or the address port 80 of the domains reaches)"
+                .into(),
+        ));
+    }
+    let challenges = acme::Challenges::default();
+    let mut acme_task = None;
+    // Everything that serves beside the main listener: it all stops when
+    // this future is dropped (in process: the caller aborted the server).
+    let mut background = tokio::task::JoinSet::new();
     // The certificate first: a bad one should stop the start before
     // anything is published.
-    let tls = match &config.tls {
-        Some(files) => {
+    let tls = match (&config.tls, &config.acme) {
+        (None, Some(acme_config)) => {
+            // instant-acme's HTTP client takes rustls' process default.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let (key, not_after) = {
+                let acme_config = acme_config.clone();
+                tokio::task::spawn_blocking(move || acme::initial(&acme_config))
+                    .await
+                    .map_err(|e| ServerError::Config(format!("loading the certificate: {e}")))??
+            };
+            let certificates = tls::Certificates::new(key);
+            acme_task = Some(acme::maintain(
+                acme_config.clone(),
+                Arc::clone(&certificates),
+                challenges.clone(),
+                not_after,
+            ));
+            Some(TlsAcceptor::from(tls::server_config(certificates)?))
+        }
+        (Some(files), _) => {
             let loaded = {
                 let files = files.clone();
                 tokio::task::spawn_blocking(move || tls::load(&files))
@@ -221,31 +280,40 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                     .map_err(|e| ServerError::Config(format!("loading the certificate: {e}")))??
             };
             let certificates = tls::Certificates::new(loaded);
-            tokio::spawn(tls::watch(
+            background.spawn(tls::watch(
                 files.clone(),
                 Arc::clone(&certificates),
                 CERTIFICATE_CHECK,
             ));
             Some(TlsAcceptor::from(tls::server_config(certificates)?))
         }
-        None => None,
+        (None, None) => None,
     };
     let listener = bind(config.listen).await?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let host = match config.acme.as_ref().and_then(|a| a.domains.first()) {
+        Some(domain) if local.port() == 443 => domain.clone(),
+        Some(domain) => format!("{domain}:{}", local.port()),
+        None => local.to_string(),
+    };
     let base = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("{scheme}://{local}"));
+        .unwrap_or_else(|| format!("{scheme}://{host}"));
     if let Some(addr) = config.redirect_listen {
         let redirects = bind(addr).await?;
         tracing::info!(%addr, to = %base, "redirecting plain HTTP");
-        tokio::spawn(listen::accept_loop(
+        background.spawn(listen::accept_loop(
             redirects,
-            redirect_app(base.clone()),
+            redirect_app(base.clone(), challenges.clone()),
             config.limits.header_read_timeout,
             None,
         ));
+    }
+    // Ordering needs the challenge listener up.
+    if let Some(task) = acme_task {
+        background.spawn(task);
     }
     let media_dir = match &config.library {
         Some(library) => library.clone(),
@@ -280,7 +348,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         let tracker = if tls.is_some() {
             let inside = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             let addr = inside.local_addr().map_err(ServerError::Serve)?;
-            tokio::spawn(listen::accept_loop(
+            background.spawn(listen::accept_loop(
                 inside,
                 app(state.clone()),
                 state.limits.header_read_timeout,
@@ -290,14 +358,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         } else {
             local
         };
-        tokio::spawn(webrtc_seed::seed_catalog(
+        background.spawn(webrtc_seed::seed_catalog(
             catalog_for_seed,
             state.paths.media_dir.clone(),
             tracker,
             rtc,
         ));
     }
-    serve_with(listener, state, tls).await
+    let served = serve_with(listener, state, tls).await;
+    background.abort_all();
+    served
 }
 
 /// How often the certificate files are checked for a renewal.

@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Publish a music folder and serve tracker, web seed, player and metrics (default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write `.torrent` files without serving; prints magnet links and embed snippets.
     Publish(PublishArgs),
     /// Seed files (or `.torrent` + data) over WebRTC to WebTorrent trackers until Ctrl-C.
@@ -194,8 +194,33 @@ struct ServeArgs {
     /// The certificate's private key (PEM). Needs --tls-cert.
     #[arg(long, env = "FANSWARM_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Get the certificate for this domain over ACME (Let's Encrypt by
+    /// default), renewed before it expires (repeatable: one certificate
+    /// for all). Needs --redirect-listen on port 80 for the HTTP-01
+    /// challenge; excludes --tls-cert.
+    #[arg(
+        long = "acme",
+        env = "FANSWARM_ACME",
+        value_delimiter = ',',
+        conflicts_with = "tls_cert"
+    )]
+    acme: Vec<String>,
+    /// Contact for the ACME account (repeatable), e.g. mailto:me@example.com.
+    #[arg(
+        long = "acme-contact",
+        env = "FANSWARM_ACME_CONTACT",
+        value_delimiter = ','
+    )]
+    acme_contact: Vec<String>,
+    /// ACME directory URL [default: Let's Encrypt's production directory].
+    #[arg(long, env = "FANSWARM_ACME_DIRECTORY")]
+    acme_directory: Option<String>,
+    /// Trust this CA (PEM) for the ACME directory's HTTPS: a private or
+    /// test ACME server.
+    #[arg(long, env = "FANSWARM_ACME_CA_FILE")]
+    acme_ca_file: Option<PathBuf>,
     /// With TLS: also accept plain HTTP here and redirect it to HTTPS
-    /// (e.g. 0.0.0.0:80).
+    /// (e.g. 0.0.0.0:80); with --acme, HTTP-01 challenges are answered here.
     #[arg(long, env = "FANSWARM_REDIRECT_LISTEN")]
     redirect_listen: Option<SocketAddr>,
     /// Also seed every track over WebRTC from this process (a native peer).
@@ -241,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Publish(args)) => tokio::task::spawn_blocking(move || publish_files(&args))
             .await
             .context("publishing task")?,
@@ -319,11 +344,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_or(defaults.announce_interval, Duration::from_secs),
         ..defaults
     };
+    let cache_dir = args.cache_dir.unwrap_or_else(default_cache_dir);
+    let acme = (!args.acme.is_empty()).then(|| signal_server::acme::AcmeConfig {
+        domains: args.acme,
+        contact: args.acme_contact,
+        directory: args
+            .acme_directory
+            .unwrap_or_else(|| signal_server::acme::LETS_ENCRYPT.to_owned()),
+        ca_file: args.acme_ca_file,
+        cache_dir: cache_dir.join("acme"),
+        renew_before: Duration::from_secs(30 * 86_400),
+        check_every: Duration::from_secs(12 * 3600),
+    });
     let config = signal_server::Config {
         listen: args.listen,
         library: args.library,
         web_dir: args.web_dir,
-        cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
+        cache_dir,
         public_url: args.public_url,
         limits,
         player: signal_server::state::PlayerSettings {
@@ -343,6 +380,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| signal_server::tls::TlsFiles { cert, key }),
+        acme,
         redirect_listen: args.redirect_listen,
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {

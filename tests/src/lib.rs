@@ -7,6 +7,7 @@
 //! apart, `cargo test -p swarm` or `-p signal-server` stays fast and needs
 //! no Chromium.
 
+pub mod acme;
 pub mod browser;
 pub mod native;
 pub mod netns;

@@ -2,6 +2,7 @@
 //! server (`localhost`, `127.0.0.1` and the namespace's address), a rustls
 //! client that trusts only it, and the key pin Chromium is told to accept.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,8 +11,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData,
 };
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A throwaway CA.
 pub struct TestCa {
@@ -82,9 +85,18 @@ impl TestCa {
     /// A rustls client that trusts this CA only. It resumes no session, so
     /// every handshake shows the certificate served at that moment.
     pub fn client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        trusting(&self.pem)
+    }
+}
+
+/// A rustls client that trusts the certificates in `pem` only and resumes
+/// no session.
+pub fn trusting(pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    {
         let mut roots = rustls::RootCertStore::empty();
-        let ca = CertificateDer::from_pem_slice(self.pem.as_bytes()).context("CA PEM")?;
-        roots.add(ca)?;
+        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(ca.context("CA PEM")?)?;
+        }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -106,5 +118,72 @@ impl Leaf {
         std::fs::write(&key, &self.key_pem)?;
         std::fs::write(&cert, &self.cert_pem)?;
         Ok((cert, key))
+    }
+}
+
+/// One HTTP/1.1 request over TLS: status, body and the server's leaf
+/// certificate (DER). Bodies are small and `Connection: close`.
+pub async fn https_request(
+    client: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    path: &str,
+    extra_headers: &str,
+) -> anyhow::Result<(u16, Vec<u8>, Vec<u8>)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(client));
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+        .await?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.to_vec())
+        .context("no server certificate")?;
+    tls.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    // A peer that closes without close_notify is fine for this client.
+    let _ = tls.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Ok((status, body, leaf))
+}
+
+fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("chunk size line")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line])?.trim(), 16)?;
+        raw = &raw[line + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(raw.get(..size).context("short chunk")?);
+        raw = raw.get(size + 2..).context("chunk end")?;
     }
 }

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 use fanswarm_e2e::server::web_dir;
-use fanswarm_e2e::tls::TestCa;
+use fanswarm_e2e::tls::{TestCa, https_request};
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -57,6 +56,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
             cert: cert.clone(),
             key: key.clone(),
         }),
+        acme: None,
         redirect_listen: Some(redirect),
         webrtc_seed: None,
     };
@@ -66,7 +66,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
     let (status, body, served) = {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
-            match https_get(&client, listen, "/api/tracks").await {
+            match https_request(&client, listen, "/api/tracks", "").await {
                 Ok(answer) => break answer,
                 Err(_) if Instant::now() < until && !server.is_finished() => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -157,7 +157,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
     renewed.write(dir.path())?;
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, _, served) = https_get(&client, listen, "/api/tracks").await?;
+        let (_, _, served) = https_request(&client, listen, "/api/tracks", "").await?;
         if served == renewed.der {
             break;
         }
@@ -174,7 +174,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
     // A broken renewal: the last good certificate stays in service.
     std::fs::write(&cert, "not a certificate")?;
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let (status, _, served) = https_get(&client, listen, "/api/tracks").await?;
+    let (status, _, served) = https_request(&client, listen, "/api/tracks", "").await?;
     ensure!(
         status == 200 && served == renewed.der,
         "after a bad write the server still serves the last good certificate"
@@ -182,79 +182,4 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
     ensure!(!server.is_finished(), "the server is still running");
     server.abort();
     Ok(())
-}
-
-async fn https_get(
-    client: &Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-    path: &str,
-) -> anyhow::Result<(u16, Vec<u8>, Vec<u8>)> {
-    https_request(client, addr, path, "").await
-}
-
-/// One HTTP/1.1 request over TLS: status, body and the server's leaf
-/// certificate (DER). Bodies are small and `Connection: close`.
-async fn https_request(
-    client: &Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-    path: &str,
-    extra_headers: &str,
-) -> anyhow::Result<(u16, Vec<u8>, Vec<u8>)> {
-    let tcp = TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::clone(client));
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
-        .await?;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|c| c.to_vec())
-        .context("no server certificate")?;
-    tls.write_all(
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await?;
-    let mut raw = Vec::new();
-    // A peer that closes without close_notify is fine for this client.
-    let _ = tls.read_to_end(&mut raw).await;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
-    }
-    Ok((status, body, leaf))
-}
-
-fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("chunk size line")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line])?.trim(), 16)?;
-        raw = &raw[line + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(raw.get(..size).context("short chunk")?);
-        raw = raw.get(size + 2..).context("chunk end")?;
-    }
 }
