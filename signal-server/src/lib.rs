@@ -85,6 +85,25 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `--listen` names every interface (0.0.0.0, `[::]`) and no
+    /// `--public-url` says how other machines reach it: the published links
+    /// would send every fan to an address that means "this machine" on
+    /// theirs.
+    #[error(
+        "--listen {listen} accepts connections on every interface, but torrents, magnet \
+         links and embed snippets must name an address that fans' machines can reach, \
+         and {ip} is not one (http://{listen} would point each fan at their own machine). \
+         Add --public-url http://<a name or address other machines reach>:{port} \
+         (e.g. --public-url http://192.168.1.20:{port}, or https://music.example behind \
+         a reverse proxy; or set FANSWARM_PUBLIC_URL), or listen on that address itself \
+         (--listen 192.168.1.20:{port}).",
+        ip = .listen.ip(),
+        port = port_or_placeholder(.listen)
+    )]
+    NoPublicUrl {
+        /// The unspecified listen address.
+        listen: SocketAddr,
+    },
     /// The library could not be published.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -155,6 +174,8 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerE
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Refused before anything is published or bound: links are made once.
+    public_base(config.listen, config.public_url.as_deref())?;
     if !config.web_dir.is_dir() {
         tracing::warn!(
             web_dir = %config.web_dir.display(),
@@ -168,10 +189,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+    let base = public_base(local, config.public_url.as_deref())?;
     let media_dir = match &config.library {
         Some(library) => library.clone(),
         None => {
@@ -205,4 +223,61 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
     serve(listener, state).await
+}
+
+/// The base URL of every published link: `--public-url` when given, else
+/// `http://<listen address>` — unless that address is unspecified
+/// (0.0.0.0, `[::]`), which names no machine a fan can reach.
+pub fn public_base(listen: SocketAddr, public_url: Option<&str>) -> Result<String, ServerError> {
+    match public_url {
+        Some(url) => Ok(url.to_owned()),
+        None if listen.ip().to_canonical().is_unspecified() => {
+            Err(ServerError::NoPublicUrl { listen })
+        }
+        None => Ok(format!("http://{listen}")),
+    }
+}
+
+/// The port to suggest in [`ServerError::NoPublicUrl`]: `PORT` when the OS
+/// was to choose it.
+fn port_or_placeholder(listen: &SocketAddr) -> String {
+    match listen.port() {
+        0 => "PORT".to_owned(),
+        port => port.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unspecified_listen_address_needs_a_public_url() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "[::ffff:0.0.0.0]:8080"] {
+            let listen: SocketAddr = listen.parse().unwrap();
+            let err = public_base(listen, None).unwrap_err().to_string();
+            assert!(
+                err.contains("--public-url http://<a name or address other machines reach>:8080"),
+                "{err}"
+            );
+            assert_eq!(
+                public_base(listen, Some("https://music.example")).unwrap(),
+                "https://music.example"
+            );
+        }
+        let any_port: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let err = public_base(any_port, None).unwrap_err().to_string();
+        assert!(err.contains("reach>:PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_specific_listen_address_is_its_own_base() {
+        let listen: SocketAddr = "192.0.2.7:8080".parse().unwrap();
+        assert_eq!(public_base(listen, None).unwrap(), "http://192.0.2.7:8080");
+        let listen: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(
+            public_base(listen, None).unwrap(),
+            "http://[2001:db8::1]:80"
+        );
+    }
 }

@@ -123,10 +123,13 @@ struct ServeArgs {
     /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
     #[arg(long, env = "FANSWARM_LIBRARY")]
     library: Option<PathBuf>,
-    /// Address to listen on (use 0.0.0.0:8080 to accept other machines).
+    /// Address to listen on (0.0.0.0:8080 accepts other machines, and then
+    /// needs --public-url).
     #[arg(long, env = "FANSWARM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Base URL in published links when behind a proxy, e.g. https://music.example.
+    /// Base URL in published links: how fans reach this server, e.g.
+    /// http://192.168.1.20:8080 or https://music.example behind a proxy.
+    /// Required when --listen is 0.0.0.0 or [::] [default: http://<listen>].
     #[arg(long, env = "FANSWARM_PUBLIC_URL")]
     public_url: Option<String>,
     /// Directory served at `/` (player, service worker, demo page).

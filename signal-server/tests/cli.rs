@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use swarm::metainfo::Metainfo;
@@ -87,17 +88,84 @@ fn publish_without_audio_fails_clearly() {
 fn serve_publishes_the_library_and_warns_about_a_missing_web_dir() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--library"])
-        .arg(dir.path())
-        .args(["--web-dir", "/nonexistent/web"])
+    let (log, mut child, _) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--library"])
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    stop(&mut child);
+    assert!(log.contains("web directory not found"), "{log}");
+    assert!(log.contains("published") && log.contains("a.mp3"), "{log}");
+    assert!(log.contains("magnet:?xt=urn:btih:"), "{log}");
+    assert!(log.contains("tracks=1"), "{log}");
+}
+
+/// Listening on every interface without `--public-url` would write
+/// `http://0.0.0.0:PORT` into every torrent, magnet and snippet, which
+/// sends each fan to their own machine: refused at startup, before
+/// anything is published, with the flag to add.
+#[test]
+fn serve_on_an_unspecified_address_without_a_public_url_is_refused_with_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    for listen in ["0.0.0.0:18080", "[::]:18080"] {
+        let out = exit_within(
+            Command::new(BIN)
+                .args(["serve", "--listen", listen, "--library"])
+                .arg(dir.path())
+                .args(["--web-dir", "/nonexistent/web"]),
+            Duration::from_secs(30),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{listen}: {stdout}");
+        assert!(
+            stderr.contains("--public-url http://<a name or address other machines reach>:18080"),
+            "{listen}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stdout.contains("published"), "{listen}: {stdout}");
+    }
+}
+
+/// With `--public-url`, an unspecified listen address is fine and the
+/// links name the public URL.
+#[test]
+fn serve_on_an_unspecified_address_publishes_links_to_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    let (log, mut child, _) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "0.0.0.0:0", "--library"])
+            .arg(dir.path())
+            .args(["--public-url", "http://192.0.2.1:8080"])
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    stop(&mut child);
+    assert!(log.contains("tracks=1"), "{log}");
+    assert!(log.contains("http://192.0.2.1:8080/embed/"), "{log}");
+    assert!(
+        log.contains("ws%3A%2F%2F192.0.2.1%3A8080%2Fannounce")
+            || log.contains("ws://192.0.2.1:8080/announce"),
+        "{log}"
+    );
+    let published: Vec<&str> = log.lines().filter(|l| l.contains("published")).collect();
+    assert!(published.iter().all(|l| !l.contains("0.0.0.0")), "{log}");
+}
+
+/// Starts `command` (a `serve`, with `RUST_LOG=info`) and returns its log
+/// up to the "serving" line, the running child, and the lines after. The
+/// log is read on a thread so a hung server cannot hang the test.
+fn serve_until_serving(command: &mut Command) -> (String, Child, Receiver<String>) {
+    let mut child = command
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .env_remove("FANSWARM_PUBLIC_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read the log on a thread so a hung server cannot hang the test.
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -116,11 +184,34 @@ fn serve_publishes_the_library_and_warns_about_a_missing_web_dir() {
             break;
         }
     }
+    (seen.join("\n"), child, rx)
+}
+
+fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
-    let log = seen.join("\n");
-    assert!(log.contains("web directory not found"), "{log}");
-    assert!(log.contains("published") && log.contains("a.mp3"), "{log}");
-    assert!(log.contains("magnet:?xt=urn:btih:"), "{log}");
-    assert!(log.contains("tracks=1"), "{log}");
+}
+
+/// Runs `command` to its end, killing it (and failing) after `limit`.
+fn exit_within(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .env("NO_COLOR", "1")
+        .env_remove("FANSWARM_PUBLIC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("the command was still running after {limit:?}");
+        }
+    }
 }
