@@ -3,7 +3,8 @@
 //! It publishes every track of a music folder as a torrent, and serves:
 //! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
 //!   WebSocket (the sans-IO [`fanswarm_tracker`] decides, [`ws`] carries);
-//! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
+//! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS: the
+//!   published tracks' files and nothing else;
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
 //!   page's live panel), `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
@@ -43,10 +44,7 @@ use axum::http::{Method, header};
 use axum::routing::get;
 use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::services::ServeDir;
-use tower_http::services::fs::ServeFileSystemResponseBody;
 
 use crate::publish::PublishError;
 use crate::state::{AppState, Paths, PlayerSettings};
@@ -122,14 +120,6 @@ pub enum ServerError {
 
 /// The whole HTTP surface, ready for `oneshot` or a listener.
 pub fn app(state: AppState) -> Router {
-    let counted = state.clone();
-    let files = ServeDir::new(&state.paths.media_dir).append_index_html_on_directories(false);
-    let media = ServiceExt::<axum::extract::Request>::map_response(
-        files,
-        move |response: axum::http::Response<ServeFileSystemResponseBody>| {
-            routes::count_body(response, counted.clone())
-        },
-    );
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD])
@@ -147,7 +137,7 @@ pub fn app(state: AppState) -> Router {
         .route("/embed/{hex}", get(embed::page))
         .route("/embed.js", get(web::embed_js))
         .route("/metrics", get(routes::metrics))
-        .nest_service("/media", media)
+        .route("/media/{*path}", get(routes::media))
         .fallback(web::serve_web)
         .layer(cors)
         .with_state(state)
