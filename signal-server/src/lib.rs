@@ -23,6 +23,7 @@
 pub mod assets;
 pub mod catalog;
 pub mod demo;
+pub mod descriptors;
 pub mod embed;
 pub mod listen;
 pub mod metrics;
@@ -201,7 +202,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         media_dir,
         web_dir: config.web_dir.clone(),
     };
-    tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
+    tracing::info!(
+        %local,
+        %base,
+        tracks = catalog.tracks().len(),
+        max_connections = config.limits.max_connections,
+        "serving"
+    );
     #[cfg(feature = "native-peer")]
     if let Some(rtc) = config.webrtc_seed.clone() {
         tokio::spawn(webrtc_seed::seed_catalog(

@@ -2,7 +2,8 @@
 //! (the default) starts, warns about a missing web dir, and publishes.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -214,4 +215,100 @@ fn exit_within(command: &mut Command, limit: Duration) -> Output {
             panic!("the command was still running after {limit:?}");
         }
     }
+}
+
+/// `--max-connections 2`: two tracker sockets are served, the next ones
+/// get a 503 that says why, the log says so once for the whole burst (not
+/// once per socket), and a closed socket lets the next one in.
+#[test]
+fn serve_refuses_tracker_sockets_past_max_connections_with_503_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    let (log, mut child, rest) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--max-connections", "2"])
+            .arg("--library")
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    assert!(log.contains("max_connections=2"), "{log}");
+    let addr = listening_on(&log);
+    let (first, status) = upgrade(addr);
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (_second, status) = upgrade(addr);
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    for _ in 0..3 {
+        let (mut refused, head) = upgrade(addr);
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0u8; length];
+        refused.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.contains("--max-connections"), "{body}");
+    }
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_again, status) = upgrade(addr);
+        if status.starts_with("HTTP/1.1 101") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed socket never freed its place"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The log lines of the burst arrive as the server writes them.
+    let mut after = Vec::new();
+    while let Ok(line) = rest.recv_timeout(Duration::from_secs(2)) {
+        let done = line.contains("below the cap again");
+        after.push(line);
+        if done {
+            break;
+        }
+    }
+    stop(&mut child);
+    let after = after.join("\n");
+    assert_eq!(after.matches("at the cap").count(), 1, "{after}");
+    assert_eq!(after.matches("below the cap again").count(), 1, "{after}");
+}
+
+/// The address in the "serving" line (`local=127.0.0.1:PORT`).
+fn listening_on(log: &str) -> SocketAddr {
+    let line = log.lines().find(|l| l.contains("serving")).unwrap();
+    let local = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("local="))
+        .unwrap();
+    local.parse().unwrap()
+}
+
+/// A raw WebSocket upgrade of `/announce`: the stream and the response
+/// head (status line first).
+fn upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!(
+        "GET /announce HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8(head).unwrap())
 }
