@@ -149,10 +149,11 @@ impl HttpClient {
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| request_error(url, e))?;
-            if let Ok(data) = frame.into_data() {
-                if !data.is_empty() && !sink(BodyEvent::Chunk(data)) {
-                    return Ok(());
-                }
+            if let Ok(data) = frame.into_data()
+                && !data.is_empty()
+                && !sink(BodyEvent::Chunk(data))
+            {
+                return Ok(());
             }
         }
         Ok(())

@@ -344,10 +344,10 @@ fn random_peer_id() -> PeerId {
 fn import(mut node: Node, storage: &Storage) -> Result<(Node, u32), NativeError> {
     let mut imported = 0;
     for piece in 0..node.stats().engine.total_pieces {
-        if let Some(data) = storage.read_piece(piece)? {
-            if node.import_piece(piece, &data) {
-                imported += 1;
-            }
+        if let Some(data) = storage.read_piece(piece)?
+            && node.import_piece(piece, &data)
+        {
+            imported += 1;
         }
     }
     Ok((node, imported))

@@ -144,7 +144,7 @@ async fn main() {
                     println!("announced={replies}");
                 }
                 ticks += 1;
-                if ticks % 20 != 0 {
+                if !ticks.is_multiple_of(20) {
                     continue;
                 }
                 eprintln!(

@@ -31,13 +31,19 @@ pub struct Track {
     /// The bencoded `.torrent`, served at `torrent_url`.
     #[serde(skip)]
     pub torrent: Bytes,
+    /// The file's path under the library, `/`-separated, not encoded: the
+    /// web seed serves this file, and only this, at `media_url`. Empty for
+    /// a track the web seed does not serve.
+    #[serde(skip)]
+    pub path: String,
 }
 
-/// All published tracks, looked up by info hash.
+/// All published tracks, looked up by info hash or by library path.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tracks: Vec<Track>,
     by_hash: HashMap<InfoHash, usize>,
+    by_path: HashMap<String, usize>,
 }
 
 impl Catalog {
@@ -46,9 +52,11 @@ impl Catalog {
         let mut catalog = Catalog::default();
         for track in tracks {
             if !catalog.by_hash.contains_key(&track.info_hash) {
-                catalog
-                    .by_hash
-                    .insert(track.info_hash, catalog.tracks.len());
+                let index = catalog.tracks.len();
+                catalog.by_hash.insert(track.info_hash, index);
+                if !track.path.is_empty() {
+                    catalog.by_path.entry(track.path.clone()).or_insert(index);
+                }
                 catalog.tracks.push(track);
             }
         }
@@ -65,6 +73,12 @@ impl Catalog {
         self.by_hash
             .get(info_hash)
             .and_then(|&i| self.tracks.get(i))
+    }
+
+    /// The track whose file is at `path` under the library (decoded,
+    /// `/`-separated): what the web seed may serve, and nothing else.
+    pub fn by_path(&self, path: &str) -> Option<&Track> {
+        self.by_path.get(path).and_then(|&i| self.tracks.get(i))
     }
 }
 
@@ -187,6 +201,7 @@ mod tests {
             embed_html: String::new(),
             embed_script_html: String::new(),
             torrent: Bytes::from_static(b"d"),
+            path: format!("{n}.mp3"),
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);
         assert_eq!(c.tracks().len(), 2);
@@ -195,5 +210,10 @@ mod tests {
             Some("a")
         );
         assert!(c.get(&InfoHash([3; 20])).is_none());
+        assert_eq!(c.by_path("b.mp3").map(|t| t.name.as_str()), Some("b"));
+        assert!(
+            c.by_path("c.mp3").is_none(),
+            "a skipped duplicate is not served"
+        );
     }
 }

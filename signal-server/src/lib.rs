@@ -3,7 +3,8 @@
 //! It publishes every track of a music folder as a torrent, and serves:
 //! - `GET /announce`: the WebTorrent tracker and WebRTC signalling over
 //!   WebSocket (the sans-IO [`fanswarm_tracker`] decides, [`ws`] carries);
-//! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS;
+//! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS: the
+//!   published tracks' files and nothing else;
 //! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
 //!   page's live panel), `GET /api/ice` (fans' STUN/TURN servers, [`ice`]),
 //!   `GET /metrics`;
@@ -24,6 +25,7 @@ pub mod acme;
 pub mod assets;
 pub mod catalog;
 pub mod demo;
+pub mod descriptors;
 pub mod embed;
 pub mod ice;
 pub mod listen;
@@ -51,10 +53,7 @@ use axum::routing::get;
 use fanswarm_tracker::Limits;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::services::ServeDir;
-use tower_http::services::fs::ServeFileSystemResponseBody;
 
 use crate::publish::PublishError;
 use crate::state::{AppState, Paths, PlayerSettings};
@@ -103,6 +102,25 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `--listen` names every interface (0.0.0.0, `[::]`) and no
+    /// `--public-url` says how other machines reach it: the published links
+    /// would send every fan to an address that means "this machine" on
+    /// theirs.
+    #[error(
+        "--listen {listen} accepts connections on every interface, but torrents, magnet \
+         links and embed snippets must name an address that fans' machines can reach, \
+         and {ip} is not one (http://{listen} would point each fan at their own machine). \
+         Add --public-url http://<a name or address other machines reach>:{port} \
+         (e.g. --public-url http://192.168.1.20:{port}, or https://music.example behind \
+         a reverse proxy; or set FANSWARM_PUBLIC_URL), or listen on that address itself \
+         (--listen 192.168.1.20:{port}).",
+        ip = .listen.ip(),
+        port = port_or_placeholder(.listen)
+    )]
+    NoPublicUrl {
+        /// The unspecified listen address.
+        listen: SocketAddr,
+    },
     /// The library could not be published.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -130,14 +148,6 @@ pub enum ServerError {
 
 /// The whole HTTP surface, ready for `oneshot` or a listener.
 pub fn app(state: AppState) -> Router {
-    let counted = state.clone();
-    let files = ServeDir::new(&state.paths.media_dir).append_index_html_on_directories(false);
-    let media = ServiceExt::<axum::extract::Request>::map_response(
-        files,
-        move |response: axum::http::Response<ServeFileSystemResponseBody>| {
-            routes::count_body(response, counted.clone())
-        },
-    );
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD])
@@ -156,7 +166,7 @@ pub fn app(state: AppState) -> Router {
         .route("/embed/{hex}", get(embed::page))
         .route("/embed.js", get(web::embed_js))
         .route("/metrics", get(routes::metrics))
-        .nest_service("/media", media)
+        .route("/media/{*path}", get(routes::media))
         .fallback(web::serve_web)
         .layer(cors)
         .with_state(state)
@@ -222,6 +232,17 @@ pub fn redirect_app(base: String, challenges: acme::Challenges) -> Router {
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Refused before anything is published or bound: links are made once.
+    public_base(
+        config.listen,
+        config.public_url.as_deref(),
+        config.tls.is_some() || config.acme.is_some(),
+        config
+            .acme
+            .as_ref()
+            .and_then(|a| a.domains.first())
+            .map(String::as_str),
+    )?;
     if !config.web_dir.is_dir() {
         tracing::warn!(
             web_dir = %config.web_dir.display(),
@@ -291,16 +312,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     let listener = bind(config.listen).await?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let host = match config.acme.as_ref().and_then(|a| a.domains.first()) {
-        Some(domain) if local.port() == 443 => domain.clone(),
-        Some(domain) => format!("{domain}:{}", local.port()),
-        None => local.to_string(),
-    };
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{host}"));
+    let domain = config.acme.as_ref().and_then(|a| a.domains.first());
+    let base = public_base(
+        local,
+        config.public_url.as_deref(),
+        tls.is_some(),
+        domain.map(String::as_str),
+    )?;
     if let Some(addr) = config.redirect_listen {
         let redirects = bind(addr).await?;
         tracing::info!(%addr, to = %base, "redirecting plain HTTP");
@@ -336,7 +354,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         media_dir,
         web_dir: config.web_dir.clone(),
     };
-    tracing::info!(%local, %base, tracks = catalog.tracks().len(), "serving");
+    tracing::info!(
+        %local,
+        %base,
+        tracks = catalog.tracks().len(),
+        max_connections = config.limits.max_connections,
+        "serving"
+    );
     #[cfg(feature = "native-peer")]
     let catalog_for_seed = catalog.clone();
     let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
@@ -377,4 +401,96 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// The base URL of every published link: `--public-url` when given, else
+/// `https://<ACME domain>` (with the port unless it is 443), else
+/// `http(s)://<listen address>` — unless that address is unspecified
+/// (0.0.0.0, `[::]`), which names no machine a fan can reach.
+pub fn public_base(
+    listen: SocketAddr,
+    public_url: Option<&str>,
+    tls: bool,
+    acme_domain: Option<&str>,
+) -> Result<String, ServerError> {
+    let scheme = if tls { "https" } else { "http" };
+    match (public_url, acme_domain) {
+        (Some(url), _) => Ok(url.to_owned()),
+        (None, Some(domain)) if listen.port() == 443 => Ok(format!("https://{domain}")),
+        (None, Some(domain)) => Ok(format!("https://{domain}:{}", listen.port())),
+        (None, None) if listen.ip().to_canonical().is_unspecified() => {
+            Err(ServerError::NoPublicUrl { listen })
+        }
+        (None, None) => Ok(format!("{scheme}://{listen}")),
+    }
+}
+
+/// The port to suggest in [`ServerError::NoPublicUrl`]: `PORT` when the OS
+/// was to choose it.
+fn port_or_placeholder(listen: &SocketAddr) -> String {
+    match listen.port() {
+        0 => "PORT".to_owned(),
+        port => port.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unspecified_listen_address_needs_a_public_url() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "[::ffff:0.0.0.0]:8080"] {
+            let listen: SocketAddr = listen.parse().unwrap();
+            let err = public_base(listen, None, false, None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--public-url http://<a name or address other machines reach>:8080"),
+                "{err}"
+            );
+            assert_eq!(
+                public_base(listen, Some("https://music.example"), false, None).unwrap(),
+                "https://music.example"
+            );
+        }
+        let any_port: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let err = public_base(any_port, None, false, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reach>:PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_specific_listen_address_is_its_own_base() {
+        let listen: SocketAddr = "192.0.2.7:8080".parse().unwrap();
+        assert_eq!(
+            public_base(listen, None, false, None).unwrap(),
+            "http://192.0.2.7:8080"
+        );
+        let listen: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(
+            public_base(listen, None, false, None).unwrap(),
+            "http://[2001:db8::1]:80"
+        );
+        assert_eq!(
+            public_base(listen, None, true, None).unwrap(),
+            "https://[2001:db8::1]:80",
+            "with TLS"
+        );
+    }
+
+    #[test]
+    fn an_acme_domain_names_the_links_even_on_an_unspecified_address() {
+        let listen: SocketAddr = "0.0.0.0:443".parse().unwrap();
+        assert_eq!(
+            public_base(listen, None, true, Some("music.example")).unwrap(),
+            "https://music.example"
+        );
+        let listen: SocketAddr = "0.0.0.0:8443".parse().unwrap();
+        assert_eq!(
+            public_base(listen, None, true, Some("music.example")).unwrap(),
+            "https://music.example:8443"
+        );
+    }
 }

@@ -68,11 +68,37 @@ pub async fn accept_loop(
     }
 }
 
-/// Tracker sockets open per address, capped.
+/// Tracker sockets open, capped per address and in all.
+///
+/// Refusals at the overall cap come in bursts (a crowd arriving at a full
+/// server): the first of a burst is logged as a warning, and the next
+/// socket admitted logs how many the burst refused, not one line each.
 #[derive(Debug)]
 pub struct AddressTable {
     max: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    max_total: usize,
+    open: Mutex<Open>,
+}
+
+/// What [`AddressTable`] counts, behind its lock.
+#[derive(Debug, Default)]
+struct Open {
+    by_address: HashMap<IpAddr, usize>,
+    total: usize,
+    /// Refused at the overall cap since the last socket admitted.
+    refused_while_full: u64,
+}
+
+/// Why [`AddressTable::claim`] refused a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The address holds its `max_connections_per_address` already (429).
+    Address,
+    /// The server holds its `max_connections` in all (503).
+    Full {
+        /// The overall cap.
+        max: usize,
+    },
 }
 
 /// One tracker socket's place in the [`AddressTable`]; dropping it frees it.
@@ -83,24 +109,45 @@ pub struct AddressSlot {
 }
 
 impl AddressTable {
-    /// A table allowing `max` sockets per address; 0 allows any number.
-    pub fn new(max: usize) -> Arc<Self> {
+    /// A table allowing `max` sockets per address and `max_total` in all;
+    /// 0 lifts either cap.
+    pub fn new(max: usize, max_total: usize) -> Arc<Self> {
         Arc::new(AddressTable {
             max,
-            open: Mutex::new(HashMap::new()),
+            max_total,
+            open: Mutex::new(Open::default()),
         })
     }
 
-    /// A slot for one more socket from `ip`, or `None` if it has `max` already.
-    pub fn claim(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+    /// A slot for one more socket from `ip`, or why not.
+    pub fn claim(self: &Arc<Self>, ip: IpAddr) -> Result<AddressSlot, Refused> {
         let key = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(key).or_insert(0);
-        if self.max != 0 && *count >= self.max {
-            return None;
+        let from_address = open.by_address.get(&key).copied().unwrap_or(0);
+        if self.max != 0 && from_address >= self.max {
+            return Err(Refused::Address);
         }
-        *count += 1;
-        Some(AddressSlot {
+        if self.max_total != 0 && open.total >= self.max_total {
+            open.refused_while_full += 1;
+            if open.refused_while_full == 1 {
+                tracing::warn!(
+                    max_connections = self.max_total,
+                    "tracker sockets at the cap (--max-connections): refusing new ones \
+                     with 503 until some close"
+                );
+            }
+            return Err(Refused::Full {
+                max: self.max_total,
+            });
+        }
+        *open.by_address.entry(key).or_insert(0) += 1;
+        open.total += 1;
+        let refused = std::mem::take(&mut open.refused_while_full);
+        drop(open);
+        if refused > 0 {
+            tracing::info!(refused, "tracker sockets below the cap again");
+        }
+        Ok(AddressSlot {
             table: Arc::clone(self),
             key,
         })
@@ -109,17 +156,23 @@ impl AddressTable {
     /// Sockets open from `ip` (its /64 for IPv6).
     pub fn open_from(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(&address_key(ip)).copied().unwrap_or(0)
+        open.by_address.get(&address_key(ip)).copied().unwrap_or(0)
+    }
+
+    /// Sockets open in all.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
         let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.key) {
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_address.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.key);
+                open.by_address.remove(&self.key);
             }
         }
     }
@@ -167,47 +220,69 @@ mod tests {
 
     #[test]
     fn slots_are_counted_per_address_and_freed_on_drop() {
-        let table = AddressTable::new(2);
+        let table = AddressTable::new(2, 0);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let first = table.claim(a).unwrap();
         let _second = table.claim(a).unwrap();
-        assert!(table.claim(a).is_none(), "a third socket from one address");
-        assert!(table.claim(b).is_some(), "another address is unaffected");
+        assert_eq!(
+            table.claim(a).unwrap_err(),
+            Refused::Address,
+            "a third socket from one address"
+        );
+        assert!(table.claim(b).is_ok(), "another address is unaffected");
         drop(first);
         assert_eq!(table.open_from(a), 1);
-        assert!(
-            table.claim(a).is_some(),
-            "a freed slot can be claimed again"
-        );
+        assert!(table.claim(a).is_ok(), "a freed slot can be claimed again");
     }
 
     #[test]
     fn zero_means_no_cap() {
-        let table = AddressTable::new(0);
+        let table = AddressTable::new(0, 0);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let slots: Vec<AddressSlot> = (0..1000).map(|_| table.claim(ip).unwrap()).collect();
         assert_eq!(table.open_from(ip), 1000);
+        assert_eq!(table.open(), 1000);
         drop(slots);
         assert_eq!(table.open_from(ip), 0);
+        assert_eq!(table.open(), 0);
+    }
+
+    #[test]
+    fn the_overall_cap_counts_every_address_and_frees_on_drop() {
+        let table = AddressTable::new(2, 3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let first = table.claim(a).unwrap();
+        let _second = table.claim(a).unwrap();
+        let _third = table.claim(b).unwrap();
+        assert_eq!(table.claim(c).unwrap_err(), Refused::Full { max: 3 });
+        assert_eq!(
+            table.claim(a).unwrap_err(),
+            Refused::Address,
+            "an address at its own cap is told so first"
+        );
+        assert_eq!(table.open(), 3);
+        drop(first);
+        let _fourth = table.claim(c).expect("a freed slot serves any address");
+        assert_eq!(table.open(), 3);
     }
 
     #[test]
     fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
-        let table = AddressTable::new(1);
+        let table = AddressTable::new(1, 0);
         let _one = table.claim("2001:db8:1:2::1".parse().unwrap()).unwrap();
         assert!(
             table
                 .claim("2001:db8:1:2:ffff::9".parse().unwrap())
-                .is_none(),
+                .is_err(),
             "same /64"
         );
-        assert!(table.claim("2001:db8:1:3::1".parse().unwrap()).is_some());
+        assert!(table.claim("2001:db8:1:3::1".parse().unwrap()).is_ok());
         let _v4 = table.claim("198.51.100.7".parse().unwrap()).unwrap();
         assert!(
-            table
-                .claim("::ffff:198.51.100.7".parse().unwrap())
-                .is_none(),
+            table.claim("::ffff:198.51.100.7".parse().unwrap()).is_err(),
             "IPv4-mapped is the same address"
         );
     }

@@ -127,10 +127,13 @@ struct ServeArgs {
     /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
     #[arg(long, env = "FANSWARM_LIBRARY")]
     library: Option<PathBuf>,
-    /// Address to listen on (use 0.0.0.0:8080 to accept other machines).
+    /// Address to listen on (0.0.0.0:8080 accepts other machines, and then
+    /// needs --public-url).
     #[arg(long, env = "FANSWARM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Base URL in published links when behind a proxy, e.g. https://music.example.
+    /// Base URL in published links: how fans reach this server, e.g.
+    /// http://192.168.1.20:8080 or https://music.example behind a proxy.
+    /// Required when --listen is 0.0.0.0 or [::] [default: http://<listen>].
     #[arg(long, env = "FANSWARM_PUBLIC_URL")]
     public_url: Option<String>,
     /// Directory served at `/` (player, service worker, demo page).
@@ -151,11 +154,17 @@ struct ServeArgs {
     /// Tracker messages a connection may send in one burst.
     #[arg(long, env = "FANSWARM_MESSAGE_BURST")]
     message_burst: Option<u32>,
-    /// Tracker sockets open at once from one address (IPv6: one /64);
-    /// fans behind one NAT share it, so keep it generous. 0: no cap (behind
-    /// a reverse proxy, where every fan has the proxy's address) [default: 64].
+    /// Tracker sockets open at once from one address (IPv6: one /64), over
+    /// it 429; fans behind one NAT (a venue's Wi-Fi) share it, so keep it
+    /// generous. 0: no cap (behind a reverse proxy, where every fan has the
+    /// proxy's address) [default: 1024].
     #[arg(long, env = "FANSWARM_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    /// Tracker sockets open at once in all, over it 503. 0: no cap
+    /// [default: the file-descriptor limit, its soft value raised to the
+    /// hard one at start, less a quarter kept for the web seed and files].
+    #[arg(long, env = "FANSWARM_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Seconds of silence after which a tracker socket is closed.
     #[arg(long, env = "FANSWARM_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
@@ -336,6 +345,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections_per_address: args
             .max_connections_per_address
             .unwrap_or(defaults.max_connections_per_address),
+        max_connections: signal_server::descriptors::max_connections(
+            args.max_connections,
+            defaults.max_connections,
+        ),
         idle_timeout: args
             .idle_timeout_secs
             .map_or(defaults.idle_timeout, Duration::from_secs),

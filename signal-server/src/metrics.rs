@@ -135,6 +135,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a tracker socket refused because the server holds
+    /// `max_connections` already (`tracker_failures{reason="server_full"}`).
+    pub fn count_refused_full(&self) {
+        self.failures
+            .get_or_create(&[("reason", "server_full")])
+            .inc();
+    }
+
     /// Copies the tracker's exact counts into the gauges.
     pub fn observe(&self, tracker: &Tracker) {
         self.connections

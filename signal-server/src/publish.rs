@@ -1,6 +1,15 @@
 //! Publishing: finding audio files, hashing them as they stream from disk,
 //! and building their torrents with our tracker and web seed in them.
 //!
+//! What a library publishes, and so all the web seed serves
+//! ([`find_audio_files`]): regular files with an audio extension, reached
+//! through real directories, none of whose names starts with a dot.
+//! Symbolic links are never followed, to files or to directories: one
+//! pointing out of the library would publish (and serve) whatever it names,
+//! a directory link can loop, and one pointing at a track inside the
+//! library would only make a second swarm for the same bytes (the track is
+//! published under its own name already).
+//!
 //! Everything here is blocking file I/O; async callers run it in
 //! `spawn_blocking` (see [`publish_library`]).
 
@@ -52,8 +61,10 @@ pub struct TorrentOptions {
     pub web_seeds: Vec<String>,
 }
 
-/// Every audio file under `dir` (recursively), sorted, hidden entries and
-/// symlinked directories skipped so the walk cannot loop.
+/// Every audio file under `dir` (recursively), sorted: regular files only,
+/// hidden entries (a name starting with `.`) skipped, symbolic links
+/// skipped (and logged) rather than followed, so nothing outside `dir` is
+/// published and the walk cannot loop. `dir` itself may be a link.
 pub fn find_audio_files(dir: &Path) -> Result<Vec<PathBuf>, PublishError> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -71,12 +82,21 @@ pub fn find_audio_files(dir: &Path) -> Result<Vec<PathBuf>, PublishError> {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
+            // The entry's own type: a symbolic link is not resolved here.
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
             if kind.is_dir() {
                 pending.push(path);
-            } else if (kind.is_file() || path.is_file()) && is_audio(&path) {
+            } else if kind.is_symlink() {
+                if is_audio(&path) || path.is_dir() {
+                    tracing::warn!(
+                        link = %path.display(),
+                        "not published: a symbolic link (only regular files inside the \
+                         library are; copy or move the file in instead)"
+                    );
+                }
+            } else if kind.is_file() && is_audio(&path) {
                 found.push(path);
             }
         }
@@ -198,6 +218,7 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
         embed_html: links.embed_html,
         embed_script_html: links.embed_script_html,
         torrent: Bytes::from(metainfo.to_bytes()),
+        path: relative,
     })
 }
 

@@ -1,22 +1,50 @@
-//! The HTTP routes other than the tracker: torrents, track list, the live
-//! swarm panel, metrics, and the byte counter on the web seed.
+//! The HTTP routes other than the tracker: the web seed, torrents, track
+//! list, the live swarm panel, metrics, and the web seed's byte counter.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use serde::Serialize;
 use swarm::InfoHash;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
 
 use crate::catalog::Track;
 use crate::metrics::CONTENT_TYPE;
 use crate::offload::Today;
 use crate::state::AppState;
+
+/// `GET /media/<path>`: the web seed (BEP 19).
+///
+/// Serves a published track's file and nothing else: the decoded path
+/// must be one the catalog holds (so no dotfile, no other file of the
+/// library, no `..`, encoded or not, and no symbolic link: the publisher
+/// follows none), else 404. A file that has been replaced by a symbolic
+/// link since it was published is not followed either. Ranges, 206, 416
+/// and `Content-Type` are tower-http's `ServeFile`; every body byte is
+/// counted ([`count_body`]).
+pub async fn media(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(track) = state.catalog.by_path(&path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let file = state.paths.media_dir.join(&track.path);
+    match tokio::fs::symlink_metadata(&file).await {
+        Ok(meta) if meta.file_type().is_file() => {}
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    }
+    let Ok(response) = ServeFile::new(file).oneshot(request).await;
+    count_body(response, state)
+}
 
 /// `GET /t/<hex>.torrent`.
 ///

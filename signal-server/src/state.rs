@@ -46,7 +46,8 @@ pub struct Shared {
     pub assets: WebAssets,
     /// Copy of the tracker's limits, readable without the lock.
     pub limits: Limits,
-    /// Tracker sockets open per address (its own lock, not the hub's).
+    /// Tracker sockets open, per address and in all (its own lock, not the
+    /// hub's).
     pub addresses: Arc<AddressTable>,
     /// What the embed page tells each fan's player.
     pub player: PlayerSettings,
@@ -102,7 +103,10 @@ impl AppState {
             catalog,
             assets: WebAssets::load(&paths.web_dir),
             paths,
-            addresses: AddressTable::new(limits.max_connections_per_address),
+            addresses: AddressTable::new(
+                limits.max_connections_per_address,
+                limits.max_connections,
+            ),
             player,
             limits,
             epoch: Instant::now(),

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fanswarm_peer::{NativeError, NativePeer, PeerOptions, RtcConfig, load_torrent};
-use percent_encoding::percent_decode_str;
 use swarm::metainfo::Metainfo;
 
 use crate::catalog::{Catalog, Track};
@@ -124,8 +123,9 @@ async fn seed_track(
     rtc: &RtcConfig,
 ) -> Result<NativePeer, String> {
     let meta = Metainfo::from_bytes(&track.torrent).map_err(|e| e.to_string())?;
-    let relative = relative_media_path(&track.media_url)
-        .ok_or_else(|| format!("no media path in {}", track.media_url))?;
+    if track.path.is_empty() {
+        return Err("not a file of the library".to_owned());
+    }
     let options = PeerOptions {
         trackers: vec![tracker.to_owned()],
         rtc: rtc.clone(),
@@ -133,7 +133,7 @@ async fn seed_track(
         web_seed: false,
         ..PeerOptions::default()
     };
-    let peer = NativePeer::start(&meta, &media_dir.join(relative), options)
+    let peer = NativePeer::start(&meta, &media_dir.join(&track.path), options)
         .await
         .map_err(|e| e.to_string())?;
     if !peer.stats().done {
@@ -162,29 +162,4 @@ async fn make_torrent(path: &Path, command: &SeedCommand) -> Result<Metainfo, Se
         tracing::info!(torrent = %out.display(), "wrote torrent");
     }
     Ok(meta)
-}
-
-/// `…/media/a%20b/c.mp3` → `a b/c.mp3`, refusing anything that climbs out.
-fn relative_media_path(media_url: &str) -> Option<PathBuf> {
-    let (_, encoded) = media_url.split_once("/media/")?;
-    let decoded = percent_decode_str(encoded).decode_utf8().ok()?;
-    let path = PathBuf::from(decoded.as_ref());
-    path.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)))
-        .then_some(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_urls_map_back_to_library_paths() {
-        assert_eq!(
-            relative_media_path("http://h:1/media/album/a%20b.mp3"),
-            Some(PathBuf::from("album/a b.mp3"))
-        );
-        assert_eq!(relative_media_path("http://h:1/media/..%2Fetc"), None);
-        assert_eq!(relative_media_path("http://h:1/t/x.torrent"), None);
-    }
 }

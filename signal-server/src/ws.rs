@@ -11,19 +11,22 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fanswarm_tracker::{ConnectionId, OutMessage};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use swarm::tracker::{ClientMessage, parse_client_message};
 use tokio::sync::mpsc;
 
+use crate::listen::Refused;
 use crate::state::AppState;
 
 /// `GET /announce`: upgrade to the tracker protocol, unless the client's
 /// address already holds `max_connections_per_address` tracker sockets
-/// (then 429). Requests without an address (tests calling the router
-/// directly) are not counted.
+/// (429) or the server holds `max_connections` in all (503: the listener's
+/// descriptors are kept for the web seed and the sockets already open).
+/// Requests without an address (tests calling the router directly) are
+/// not counted.
 pub async fn announce(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
@@ -31,13 +34,26 @@ pub async fn announce(
 ) -> Response {
     let slot = match peer {
         Some(Extension(ConnectInfo(addr))) => match state.addresses.claim(addr.ip()) {
-            Some(slot) => Some(slot),
-            None => {
+            Ok(slot) => Some(slot),
+            Err(Refused::Address) => {
                 state.metrics.count_refused_address();
                 tracing::debug!(%addr, "too many tracker sockets from one address");
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many tracker connections from your address\n",
+                )
+                    .into_response();
+            }
+            Err(Refused::Full { max }) => {
+                // Logged once per burst by the table, not here per socket.
+                state.metrics.count_refused_full();
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "30")],
+                    format!(
+                        "the tracker is full: {max} connections open, its limit \
+                         (--max-connections); try again later\n"
+                    ),
                 )
                     .into_response();
             }

@@ -2,8 +2,10 @@
 //! (the default) starts, warns about a missing web dir, and publishes.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use swarm::metainfo::Metainfo;
@@ -87,17 +89,84 @@ fn publish_without_audio_fails_clearly() {
 fn serve_publishes_the_library_and_warns_about_a_missing_web_dir() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--library"])
-        .arg(dir.path())
-        .args(["--web-dir", "/nonexistent/web"])
+    let (log, mut child, _) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--library"])
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    stop(&mut child);
+    assert!(log.contains("web directory not found"), "{log}");
+    assert!(log.contains("published") && log.contains("a.mp3"), "{log}");
+    assert!(log.contains("magnet:?xt=urn:btih:"), "{log}");
+    assert!(log.contains("tracks=1"), "{log}");
+}
+
+/// Listening on every interface without `--public-url` would write
+/// `http://0.0.0.0:PORT` into every torrent, magnet and snippet, which
+/// sends each fan to their own machine: refused at startup, before
+/// anything is published, with the flag to add.
+#[test]
+fn serve_on_an_unspecified_address_without_a_public_url_is_refused_with_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    for listen in ["0.0.0.0:18080", "[::]:18080"] {
+        let out = exit_within(
+            Command::new(BIN)
+                .args(["serve", "--listen", listen, "--library"])
+                .arg(dir.path())
+                .args(["--web-dir", "/nonexistent/web"]),
+            Duration::from_secs(30),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{listen}: {stdout}");
+        assert!(
+            stderr.contains("--public-url http://<a name or address other machines reach>:18080"),
+            "{listen}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stdout.contains("published"), "{listen}: {stdout}");
+    }
+}
+
+/// With `--public-url`, an unspecified listen address is fine and the
+/// links name the public URL.
+#[test]
+fn serve_on_an_unspecified_address_publishes_links_to_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    let (log, mut child, _) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "0.0.0.0:0", "--library"])
+            .arg(dir.path())
+            .args(["--public-url", "http://192.0.2.1:8080"])
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    stop(&mut child);
+    assert!(log.contains("tracks=1"), "{log}");
+    assert!(log.contains("http://192.0.2.1:8080/embed/"), "{log}");
+    assert!(
+        log.contains("ws%3A%2F%2F192.0.2.1%3A8080%2Fannounce")
+            || log.contains("ws://192.0.2.1:8080/announce"),
+        "{log}"
+    );
+    let published: Vec<&str> = log.lines().filter(|l| l.contains("published")).collect();
+    assert!(published.iter().all(|l| !l.contains("0.0.0.0")), "{log}");
+}
+
+/// Starts `command` (a `serve`, with `RUST_LOG=info`) and returns its log
+/// up to the "serving" line, the running child, and the lines after. The
+/// log is read on a thread so a hung server cannot hang the test.
+fn serve_until_serving(command: &mut Command) -> (String, Child, Receiver<String>) {
+    let mut child = command
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .env_remove("FANSWARM_PUBLIC_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read the log on a thread so a hung server cannot hang the test.
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -116,11 +185,130 @@ fn serve_publishes_the_library_and_warns_about_a_missing_web_dir() {
             break;
         }
     }
+    (seen.join("\n"), child, rx)
+}
+
+fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
-    let log = seen.join("\n");
-    assert!(log.contains("web directory not found"), "{log}");
-    assert!(log.contains("published") && log.contains("a.mp3"), "{log}");
-    assert!(log.contains("magnet:?xt=urn:btih:"), "{log}");
-    assert!(log.contains("tracks=1"), "{log}");
+}
+
+/// Runs `command` to its end, killing it (and failing) after `limit`.
+fn exit_within(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .env("NO_COLOR", "1")
+        .env_remove("FANSWARM_PUBLIC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("the command was still running after {limit:?}");
+        }
+    }
+}
+
+/// `--max-connections 2`: two tracker sockets are served, the next ones
+/// get a 503 that says why, the log says so once for the whole burst (not
+/// once per socket), and a closed socket lets the next one in.
+#[test]
+fn serve_refuses_tracker_sockets_past_max_connections_with_503_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    let (log, mut child, rest) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--max-connections", "2"])
+            .arg("--library")
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    assert!(log.contains("max_connections=2"), "{log}");
+    let addr = listening_on(&log);
+    let (first, status) = upgrade(addr);
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (_second, status) = upgrade(addr);
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    for _ in 0..3 {
+        let (mut refused, head) = upgrade(addr);
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0u8; length];
+        refused.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.contains("--max-connections"), "{body}");
+    }
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_again, status) = upgrade(addr);
+        if status.starts_with("HTTP/1.1 101") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed socket never freed its place"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The log lines of the burst arrive as the server writes them.
+    let mut after = Vec::new();
+    while let Ok(line) = rest.recv_timeout(Duration::from_secs(2)) {
+        let done = line.contains("below the cap again");
+        after.push(line);
+        if done {
+            break;
+        }
+    }
+    stop(&mut child);
+    let after = after.join("\n");
+    assert_eq!(after.matches("at the cap").count(), 1, "{after}");
+    assert_eq!(after.matches("below the cap again").count(), 1, "{after}");
+}
+
+/// The address in the "serving" line (`local=127.0.0.1:PORT`).
+fn listening_on(log: &str) -> SocketAddr {
+    let line = log.lines().find(|l| l.contains("serving")).unwrap();
+    let local = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("local="))
+        .unwrap();
+    local.parse().unwrap()
+}
+
+/// A raw WebSocket upgrade of `/announce`: the stream and the response
+/// head (status line first).
+fn upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!(
+        "GET /announce HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8(head).unwrap())
 }

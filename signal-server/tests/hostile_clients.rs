@@ -288,7 +288,7 @@ async fn many_sockets_from_one_address_are_refused_with_429() {
 /// Every 20th byte of the dribble, an honest client announces meanwhile.
 async fn honest_announce_during(addr: SocketAddr, started: Instant) {
     let tick = started.elapsed().as_millis() / 50;
-    if tick % 20 == 0 {
+    if tick.is_multiple_of(20) {
         honest_announce_works(addr, 10).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -234,9 +234,10 @@ async fn no_path_escapes_the_library_or_web_dir() {
         );
         assert!(!body.windows(5).any(|w| w == b"root:"), "{path} leaked");
     }
-    // Files of the library that are not tracks are still only the library's.
+    // A file of the library that is not a track is not served either
+    // (tests/web_seed_files.rs has every such case).
     let (res, _) = get(&f.state, "/media/notes.txt", &[]).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

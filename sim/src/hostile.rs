@@ -179,7 +179,7 @@ impl Tamper {
                 Message::Bitfield(bits)
             }
             Behaviour::BitfieldSpareBits => {
-                assert!(pieces % 8 != 0, "the case needs spare bits");
+                assert!(!pieces.is_multiple_of(8), "the case needs spare bits");
                 Message::Bitfield(full())
             }
             _ => honest,

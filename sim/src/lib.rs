@@ -340,10 +340,10 @@ impl Sim {
     /// Every live node keeps the engine invariants of `engine/PIECES.md`.
     pub fn assert_invariants(&self) {
         for (i, n) in self.nodes.iter().enumerate() {
-            if let Some(node) = &n.node {
-                if let Err(broken) = node.check_invariants() {
-                    panic!("node {i} at {} µs: {broken}", self.now);
-                }
+            if let Some(node) = &n.node
+                && let Err(broken) = node.check_invariants()
+            {
+                panic!("node {i} at {} µs: {broken}", self.now);
             }
         }
     }
@@ -745,11 +745,11 @@ impl Sim {
     }
 
     fn close_link(&mut self, n: usize, key: PeerKey) {
-        if let Some(link) = self.nodes[n].links.remove(&key) {
-            if let Some((m, km)) = link.remote {
-                let at = self.now + link.latency.max(1);
-                self.schedule(at, Ev::Closed(m, km));
-            }
+        if let Some(link) = self.nodes[n].links.remove(&key)
+            && let Some((m, km)) = link.remote
+        {
+            let at = self.now + link.latency.max(1);
+            self.schedule(at, Ev::Closed(m, km));
         }
     }
 

@@ -166,7 +166,7 @@ impl Picker {
     pub fn is_valid_block(&self, block: BlockRef) -> bool {
         let size = self.piece_size(block.piece);
         size > 0
-            && block.offset % BLOCK_SIZE == 0
+            && block.offset.is_multiple_of(BLOCK_SIZE)
             && block.offset < size
             && block.length == (size - block.offset).min(BLOCK_SIZE)
     }

@@ -295,7 +295,7 @@ fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
     let name = metainfo.info.name.clone();
     let links = Links::new(base, &metainfo.info_hash, &name);
     Ok(Track {
-        name,
+        name: name.clone(),
         info_hash: metainfo.info_hash,
         length: metainfo.info.files.iter().map(|f| f.length).sum(),
         magnet: metainfo.magnet().to_string(),
@@ -305,5 +305,6 @@ fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
         embed_html: links.embed_html,
         embed_script_html: links.embed_script_html,
         torrent: metainfo.to_bytes().into(),
+        path: name,
     })
 }

@@ -319,10 +319,11 @@ async fn wait_progress(
             .await?;
         let items: Vec<Value> = serde_json::from_str(text.as_str().context("list")?)?;
         let v = |i: &Value| i["stats"]["verifiedPieces"].as_u64().unwrap_or(0);
-        if let (Some(first), Some(last)) = (items.first(), items.last()) {
-            if v(last) > v(first) && v(last) > 2 {
-                return Ok(items);
-            }
+        if let (Some(first), Some(last)) = (items.first(), items.last())
+            && v(last) > v(first)
+            && v(last) > 2
+        {
+            return Ok(items);
         }
         if Instant::now() > until {
             bail!("{list} showed no progress in 60 s: {items:?}");

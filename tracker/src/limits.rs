@@ -47,10 +47,20 @@ pub struct Limits {
     pub outgoing_queue: usize,
     /// Tracker sockets open at once from one address (an IPv6 address counts
     /// by its /64); more are refused with HTTP 429. Every fan behind one NAT
-    /// shares an address, one socket per open tab, so this is generous.
+    /// (a venue's Wi-Fi, a carrier's NAT) shares an address, one socket per
+    /// open tab, so this is generous: a crowd of hundreds gets in, while one
+    /// address still holds at most ~9 MiB of idle sockets (9.2 KB each,
+    /// BENCHMARKS.md) and a bounded share of the descriptors.
     /// 0 means no cap: behind a reverse proxy every fan has the proxy's
     /// address, so the proxy must do the capping.
     pub max_connections_per_address: usize,
+    /// Tracker sockets open at once in all, from every address: each holds a
+    /// file descriptor until its fan leaves, and a server out of descriptors
+    /// accepts nothing, not even the web seed's requests. More are refused
+    /// with HTTP 503. signal-server sets it from its descriptor limit
+    /// (`--max-connections`); the default here is for embedders and tests.
+    /// 0 means no cap.
+    pub max_connections: usize,
     /// An HTTP connection must send a whole request head within this long of
     /// opening (or of its previous request), or it is closed: a client
     /// dribbling its upgrade request byte by byte cannot hold a socket.
@@ -76,7 +86,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(180),
             announce_interval: Duration::from_secs(120),
             outgoing_queue: 256,
-            max_connections_per_address: 64,
+            max_connections_per_address: 1024,
+            max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
         }
     }

@@ -409,10 +409,10 @@ impl Session {
     }
 
     fn arm_timer(&mut self, at: Time) {
-        if let Some((scheduled, _)) = &self.timer {
-            if *scheduled <= at {
-                return; // an earlier wake-up is already set
-            }
+        if let Some((scheduled, _)) = &self.timer
+            && *scheduled <= at
+        {
+            return; // an earlier wake-up is already set
         }
         let now = js::now();
         let delay = u32::try_from(at.as_millis().saturating_sub(now.as_millis()))

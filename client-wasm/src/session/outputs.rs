@@ -81,10 +81,10 @@ impl Session {
         });
         // Messages queue until the page says it listens (web-sys lacks
         // `startMessages`, so call it by name).
-        if let Some(start) = js::property(&container, "startMessages") {
-            if let Some(f) = start.dyn_ref::<js_sys::Function>() {
-                let _ = f.call0(&container);
-            }
+        if let Some(start) = js::property(&container, "startMessages")
+            && let Some(f) = start.dyn_ref::<js_sys::Function>()
+        {
+            let _ = f.call0(&container);
         }
         self.listeners.push(on_open);
         for kind in ["timeupdate", "seeking", "durationchange", "play", "pause"] {

@@ -422,10 +422,10 @@ impl Announcer {
         }
         self.expire_offers();
         for i in 0..self.trackers.len() {
-            if let Conn::Waiting { retry_at } = self.trackers[i].conn {
-                if now >= retry_at {
-                    self.connect(TrackerIndex(i));
-                }
+            if let Conn::Waiting { retry_at } = self.trackers[i].conn
+                && now >= retry_at
+            {
+                self.connect(TrackerIndex(i));
             }
         }
         self.send_ready_announces();

@@ -52,7 +52,9 @@ impl Torrent {
         ranked.reverse();
         let slots = self.config.upload_slots;
         let mut unchoke: Vec<PeerKey> = ranked.iter().take(slots).map(|r| PeerKey(r.2)).collect();
-        let rotate = self.rechokes % self.config.optimistic_every.max(1) == 0;
+        let rotate = self
+            .rechokes
+            .is_multiple_of(self.config.optimistic_every.max(1));
         let keep = self
             .optimistic
             .filter(|k| !rotate && ranked.iter().any(|r| r.2 == k.0));

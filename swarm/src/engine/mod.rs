@@ -689,11 +689,11 @@ impl Torrent {
             peer.last_sent = self.now;
         }
         // Coalesce with a send to the same peer still in the queue tail.
-        if let Some(Output::Send { peer, data: queued }) = self.outputs.back_mut() {
-            if *peer == key {
-                queued.extend_from_slice(&data);
-                return;
-            }
+        if let Some(Output::Send { peer, data: queued }) = self.outputs.back_mut()
+            && *peer == key
+        {
+            queued.extend_from_slice(&data);
+            return;
         }
         self.outputs.push_back(Output::Send { peer: key, data });
     }

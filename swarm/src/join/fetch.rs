@@ -492,11 +492,11 @@ impl MetadataFetch {
     }
 
     fn send_raw(&mut self, key: PeerKey, data: Vec<u8>) {
-        if let Some(Output::Send { peer, data: queued }) = self.outputs.back_mut() {
-            if *peer == key {
-                queued.extend_from_slice(&data);
-                return;
-            }
+        if let Some(Output::Send { peer, data: queued }) = self.outputs.back_mut()
+            && *peer == key
+        {
+            queued.extend_from_slice(&data);
+            return;
         }
         self.outputs.push_back(Output::Send { peer: key, data });
     }

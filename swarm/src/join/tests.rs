@@ -100,14 +100,12 @@ impl Harness {
                     let remote = self.remotes.get_mut(&peer).unwrap();
                     remote.decoder.push(&data);
                     while let Some(frame) = remote.decoder.next().unwrap() {
-                        if let Frame::Message(Message::Extended { id, payload }) = frame {
-                            if id == THEIR_UT {
-                                if let MetadataMessage::Request { piece } =
-                                    MetadataMessage::decode(&payload).unwrap()
-                                {
-                                    asked.entry(remote.key).or_default().push(piece);
-                                }
-                            }
+                        if let Frame::Message(Message::Extended { id, payload }) = frame
+                            && id == THEIR_UT
+                            && let MetadataMessage::Request { piece } =
+                                MetadataMessage::decode(&payload).unwrap()
+                        {
+                            asked.entry(remote.key).or_default().push(piece);
                         }
                     }
                 }

@@ -104,10 +104,10 @@ impl Conns {
     /// Moves a connection to `stage` as of `now`.
     pub fn set_stage(&mut self, key: PeerKey, now: Time, stage: Stage) {
         if let Some(conn) = self.map.get_mut(&key) {
-            if let Stage::MakingOffer { offer } | Stage::Offered { offer } = conn.stage {
-                if !matches!(stage, Stage::MakingOffer { .. } | Stage::Offered { .. }) {
-                    self.offers.remove(&offer);
-                }
+            if let Stage::MakingOffer { offer } | Stage::Offered { offer } = conn.stage
+                && !matches!(stage, Stage::MakingOffer { .. } | Stage::Offered { .. })
+            {
+                self.offers.remove(&offer);
             }
             conn.stage = stage;
             conn.since = now;

@@ -142,11 +142,11 @@ impl HttpTable {
     /// else the end of the fetch (short, so the engine backs off).
     pub fn end(&mut self, now: Time, id: HttpId) -> Option<Step> {
         let mut r = self.running.remove(&id)?;
-        if r.received == r.request.len() {
-            if let Some(next) = r.rest.pop_front() {
-                let (id, request) = self.run(now, r.fetch, next, r.rest);
-                return Some(Step::Next(id, request));
-            }
+        if r.received == r.request.len()
+            && let Some(next) = r.rest.pop_front()
+        {
+            let (id, request) = self.run(now, r.fetch, next, r.rest);
+            return Some(Step::Next(id, request));
         }
         Some(Step::End(r.fetch))
     }

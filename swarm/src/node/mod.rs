@@ -692,13 +692,13 @@ impl Node {
                     }
                 }
             }
-            if self.meta.is_none() {
-                if let Some(meta) = self.torrent.metainfo() {
-                    self.meta = Some(meta.clone());
-                    self.event(NodeEvent::MetadataReady);
-                    // A new engine: it has not heard it yet.
-                    self.peers_coming = None;
-                }
+            if self.meta.is_none()
+                && let Some(meta) = self.torrent.metainfo()
+            {
+                self.meta = Some(meta.clone());
+                self.event(NodeEvent::MetadataReady);
+                // A new engine: it has not heard it yet.
+                self.peers_coming = None;
             }
             self.report_progress();
             busy |= self.tell_peers_coming();
