@@ -180,7 +180,10 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), ServerE
     serve_with(listener, state, None).await
 }
 
-/// [`serve`], over TLS when `tls` is given.
+/// [`serve`], over TLS when `tls` is given, until [`AppState::shut_down`]:
+/// then it stops accepting, lets the responses under way finish, closes
+/// the tracker sockets with "going away", and returns within
+/// [`SHUTDOWN_GRACE`] and a second.
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
@@ -198,9 +201,26 @@ pub async fn serve_with(
         }
     });
     let header_read_timeout = state.limits.header_read_timeout;
-    listen::accept_loop(listener, app(state), header_read_timeout, tls).await;
+    listen::accept_until(
+        listener,
+        app(state.clone()),
+        header_read_timeout,
+        tls,
+        state.shutdown(),
+        SHUTDOWN_GRACE,
+    )
+    .await;
+    // The tracker sockets were told in the same moment; their writers send
+    // the close frame and end (a second at most: 8 + 1 < 10 s in all).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while state.tracker_sockets() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
+
+/// The longest a shutdown waits for responses under way and sockets to close.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// Plain HTTP that sends every request to the same path under `base`
 /// (`https://…`) with a permanent redirect that keeps the method (308),
@@ -232,6 +252,15 @@ pub fn redirect_app(base: String, challenges: acme::Challenges) -> Router {
 
 /// Publishes the library (or the demo track), binds, logs the links, serves.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    run_until(config, std::future::pending()).await
+}
+
+/// [`run`] until `stop` resolves (SIGTERM, Ctrl-C), then shuts down
+/// gracefully ([`serve_with`]) and returns.
+pub async fn run_until(
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     // Refused before anything is published or bound: links are made once.
     public_base(
         config.listen,
@@ -389,6 +418,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             rtc,
         ));
     }
+    let stopping = state.clone();
+    background.spawn(async move {
+        stop.await;
+        tracing::info!(
+            "shutting down: no new connections; finishing responses, closing tracker sockets"
+        );
+        stopping.shut_down();
+    });
     let served = serve_with(listener, state, tls).await;
     background.abort_all();
     served

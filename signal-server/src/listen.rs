@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -31,8 +32,38 @@ pub async fn accept_loop(
     header_read_timeout: Duration,
     tls: Option<TlsAcceptor>,
 ) {
+    let (_never, shutdown) = watch::channel(false);
+    accept_until(
+        listener,
+        router,
+        header_read_timeout,
+        tls,
+        shutdown,
+        Duration::ZERO,
+    )
+    .await;
+}
+
+/// [`accept_loop`] until `shutdown` turns true; then it stops accepting,
+/// asks every open connection to finish the response it is sending and
+/// close (hyper's graceful shutdown: an idle keep-alive connection closes
+/// at once), and returns when they have, or after `drain` at the latest.
+pub async fn accept_until(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    // Every connection task holds a clone; all dropped = all finished.
+    let (open, mut finished) = mpsc::channel::<()>(1);
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+        };
+        let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, or a connection reset before accept:
@@ -43,28 +74,38 @@ pub async fn accept_loop(
             }
         };
         let router = router.clone();
+        let stop = shutdown.clone();
+        let held = open.clone();
         match &tls {
             None => {
-                tokio::spawn(serve_connection(
-                    stream,
-                    remote,
-                    router,
-                    header_read_timeout,
-                ));
+                tokio::spawn(async move {
+                    serve_connection(stream, remote, router, header_read_timeout, stop).await;
+                    drop(held);
+                });
             }
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
                 tokio::spawn(async move {
                     match tokio::time::timeout(header_read_timeout, handshake).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, remote, router, header_read_timeout).await;
+                            serve_connection(stream, remote, router, header_read_timeout, stop)
+                                .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%remote, %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
+                    drop(held);
                 });
             }
         }
+    }
+    drop(listener);
+    drop(open);
+    if tokio::time::timeout(drain, finished.recv()).await.is_err() {
+        tracing::warn!(
+            ?drain,
+            "connections still open after the drain time; leaving them"
+        );
     }
 }
 
@@ -184,6 +225,7 @@ async fn serve_connection<S>(
     remote: SocketAddr,
     router: Router,
     header_read_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -191,14 +233,31 @@ async fn serve_connection<S>(
         request.extensions_mut().insert(ConnectInfo(remote));
         router.clone().oneshot(request.map(Body::new))
     });
-    let served = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stopped(&mut shutdown) => {
+            // Finish the response under way, then close (an upgraded
+            // WebSocket is the tracker's to close: ws.rs).
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
     if let Err(e) = served {
         tracing::debug!(%remote, %e, "connection ended with an error");
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone without saying so:
+/// then never).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

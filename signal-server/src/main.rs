@@ -401,8 +401,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..RtcConfig::default()
         }),
     };
-    signal_server::run(config).await?;
+    signal_server::run_until(config, stop_signal()).await?;
     Ok(())
+}
+
+/// SIGTERM (systemd, Docker, Kubernetes) or Ctrl-C.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot watch SIGTERM; Ctrl-C still stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 fn default_cache_dir() -> PathBuf {

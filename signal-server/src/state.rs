@@ -53,6 +53,8 @@ pub struct Shared {
     pub player: PlayerSettings,
     epoch: Instant,
     next_connection: AtomicU64,
+    /// True once the server is shutting down.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// The tracker and the queues to every connection, behind one lock.
@@ -111,7 +113,24 @@ impl AppState {
             limits,
             epoch: Instant::now(),
             next_connection: AtomicU64::new(1),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Starts the shutdown: listeners stop accepting, responses under way
+    /// finish, tracker sockets are closed with "going away".
+    pub fn shut_down(&self) {
+        self.0.shutdown.send_replace(true);
+    }
+
+    /// Turns true when the server shuts down.
+    pub fn shutdown(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.shutdown.subscribe()
+    }
+
+    /// Tracker sockets still open.
+    pub fn tracker_sockets(&self) -> usize {
+        self.hub().senders.len()
     }
 
     /// Locks the hub; a panic elsewhere while holding it does not poison

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -104,8 +104,24 @@ where
     });
 
     let idle = state.limits.idle_timeout;
+    let mut shutdown = state.shutdown();
     loop {
-        let frame = match tokio::time::timeout(idle, stream.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, stream.next()) => next,
+            () = crate::listen::stopped(&mut shutdown) => {
+                // The peer reconnects (to this server restarted, or to
+                // another) rather than wait for a timeout.
+                let going_away = Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "server shutting down".into(),
+                }));
+                if let Some(tx) = state.hub().senders.get(&id) {
+                    let _ = tx.try_send(going_away);
+                }
+                break;
+            }
+        };
+        let frame = match next {
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(_))) | Ok(None) => break,
             Err(_) => {

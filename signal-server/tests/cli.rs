@@ -312,3 +312,88 @@ fn upgrade(addr: SocketAddr) -> (TcpStream, String) {
     }
     (stream, String::from_utf8(head).unwrap())
 }
+
+/// SIGTERM (systemd, Docker): the listener closes, a web-seed response
+/// under way is sent to its end, a tracker socket gets a close frame with
+/// 1001 "going away", and the process exits 0 within 10 s.
+#[test]
+fn sigterm_finishes_responses_closes_tracker_sockets_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let length = 24 * 1024 * 1024;
+    std::fs::write(dir.path().join("a.mp3"), vec![7u8; length]).unwrap();
+    let (log, mut child, _rest) = serve_until_serving(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--library")
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"]),
+    );
+    let addr = listening_on(&log);
+    let (mut socket, status) = upgrade(addr);
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+
+    // A download under way: the head and a little of the body read, the
+    // rest still to come when the signal arrives.
+    let mut download = TcpStream::connect(addr).unwrap();
+    download
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        download,
+        "GET /media/a.mp3 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        download.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut body = vec![0u8; 64 * 1024];
+    download.read_exact(&mut body).unwrap();
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // The tracker socket: an unmasked close frame, code 1001.
+    let mut frame = [0u8; 4];
+    socket.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[0], 0x88, "a close frame: {frame:?}");
+    assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 1001, "going away");
+
+    // The download runs to its end.
+    let mut rest = Vec::new();
+    download.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        64 * 1024 + rest.len(),
+        length,
+        "the whole file, not a cut response"
+    );
+
+    // No new connections, and the process is gone with status 0.
+    let deadline = signalled + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "nothing listens any more"
+    );
+}
