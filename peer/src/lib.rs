@@ -32,6 +32,7 @@
 
 pub mod get;
 pub mod http;
+pub mod ice;
 pub mod storage;
 pub mod tls;
 
@@ -84,6 +85,11 @@ pub struct PeerOptions {
     /// Whom `wss://` trackers and `https://` web seeds must prove to be
     /// ([`tls::client_config`]); `None`: the webpki roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Take the ICE servers from the first tracker's server (`/api/ice`,
+    /// [`ice`]), renewed before its TURN credentials expire, instead of
+    /// `rtc.ice_servers`. Connections made before the first answer use
+    /// `rtc.ice_servers`.
+    pub ice_from_tracker: bool,
 }
 
 impl Default for PeerOptions {
@@ -102,6 +108,7 @@ impl Default for PeerOptions {
             announce: AnnounceConfig::default(),
             corrupt_uploads: false,
             tls: None,
+            ice_from_tracker: false,
         }
     }
 }
@@ -199,6 +206,7 @@ impl NativePeer {
         options: PeerOptions,
     ) -> Result<NativePeer, NativeError> {
         let trackers = options.trackers_or(meta.trackers())?;
+        let ice_url = trackers.first().and_then(|t| ice::url_for_tracker(t));
         let tls = options.tls_config()?;
         let storage = Storage::new(&meta.info, target)?;
         let start = Instant::now();
@@ -221,7 +229,7 @@ impl NativePeer {
             ..PeerStats::default()
         };
         let files = Files::Open(storage);
-        Ok(Self::run(node, start, files, figures, options, tls))
+        Ok(Self::run(node, start, files, figures, options, tls, ice_url).await)
     }
 
     /// Joins the swarm of a bare magnet: the metadata comes from peers over
@@ -234,6 +242,7 @@ impl NativePeer {
         options: PeerOptions,
     ) -> Result<NativePeer, NativeError> {
         let trackers = options.trackers_or(magnet.trackers.clone())?;
+        let ice_url = trackers.first().and_then(|t| ice::url_for_tracker(t));
         let tls = options.tls_config()?;
         let start = Instant::now();
         let node = Node::new(
@@ -252,17 +261,40 @@ impl NativePeer {
             PeerStats::default(),
             options,
             tls,
-        ))
+            ice_url,
+        )
+        .await)
     }
 
-    fn run(
+    async fn run(
         node: Node,
         start: Instant,
         files: Files,
         figures: PeerStats,
-        options: PeerOptions,
+        mut options: PeerOptions,
         tls: Arc<rustls::ClientConfig>,
+        ice_url: Option<String>,
     ) -> NativePeer {
+        // The first answer before any connection is made (a relay-only
+        // swarm must never see a direct candidate); later ones as they come.
+        let mut renew = None;
+        if let (true, Some(url)) = (options.ice_from_tracker, &ice_url) {
+            match tokio::time::timeout(Duration::from_secs(10), ice::fetch(url, &tls)).await {
+                Ok(Ok(answer)) => {
+                    options.rtc.ice_servers = answer.servers;
+                    options.rtc.relay_only = answer.relay_only;
+                    renew = answer.ttl.map(ice::renew_after);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(%url, %e, "cannot get ICE servers from the tracker's server");
+                    renew = Some(Duration::from_secs(30));
+                }
+                Err(_) => {
+                    tracing::warn!(%url, "the tracker's server did not say its ICE servers in 10 s");
+                    renew = Some(Duration::from_secs(30));
+                }
+            }
+        }
         let Running { inbox, stats, task } = Driver::spawn(
             node,
             start,
@@ -270,8 +302,11 @@ impl NativePeer {
             figures,
             options.rtc,
             options.corrupt_uploads,
-            tls,
+            Arc::clone(&tls),
         );
+        if let (Some(first_wait), Some(url)) = (renew, ice_url) {
+            tokio::spawn(keep_ice(url, tls, inbox.clone(), first_wait));
+        }
         NativePeer { inbox, stats, task }
     }
 
@@ -292,6 +327,15 @@ impl NativePeer {
         let _ = stats.wait_for(|s| s.done).await;
     }
 
+    /// ICE servers for the connections made from now on (fresh TURN
+    /// credentials: [`ice::fetch`]).
+    pub fn set_ice_servers(&self, servers: Vec<IceServer>, relay_only: bool) {
+        let _ = self.inbox.send(Report::Ice {
+            servers,
+            relay_only,
+        });
+    }
+
     /// Leaves the swarm: `stopped` to the trackers, every connection closed.
     pub async fn stop(mut self) {
         let _ = self.inbox.send(Report::Stop);
@@ -310,6 +354,38 @@ impl Drop for NativePeer {
     fn drop(&mut self) {
         // The driver holds inbox senders of its own, so it must be told.
         let _ = self.inbox.send(Report::Stop);
+    }
+}
+
+/// Asks the tracker's server for its ICE servers and hands them to the
+/// driver, again before their credentials expire (every 30 s while asking
+/// fails), until the driver is gone.
+async fn keep_ice(url: String, tls: Arc<rustls::ClientConfig>, inbox: Inbox, first_wait: Duration) {
+    tokio::time::sleep(first_wait).await;
+    loop {
+        if inbox.is_closed() {
+            return;
+        }
+        let wait = match ice::fetch(&url, &tls).await {
+            Ok(answer) => {
+                let report = Report::Ice {
+                    servers: answer.servers,
+                    relay_only: answer.relay_only,
+                };
+                if inbox.send(report).is_err() {
+                    return;
+                }
+                match answer.ttl {
+                    Some(ttl) => ice::renew_after(ttl),
+                    None => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%url, %e, "cannot get ICE servers from the tracker's server");
+                Duration::from_secs(30)
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

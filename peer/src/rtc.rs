@@ -20,7 +20,8 @@ use tokio::sync::{Notify, mpsc};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
+    RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 
 use swarm::engine::PeerKey;
@@ -66,6 +67,8 @@ pub struct RtcConfig {
     pub ice_servers: Vec<IceServer>,
     /// Longest wait for ICE gathering before the SDP goes out as it is.
     pub gather_timeout: Duration,
+    /// Relayed candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
 }
 
 /// One STUN or TURN server.
@@ -85,6 +88,7 @@ impl Default for RtcConfig {
             bind: IpAddr::from([0, 0, 0, 0]),
             ice_servers: Vec::new(),
             gather_timeout: Duration::from_secs(5),
+            relay_only: false,
         }
     }
 }
@@ -272,6 +276,11 @@ async fn build(
         .with_configuration(
             RTCConfigurationBuilder::new()
                 .with_ice_servers(ice_servers)
+                .with_ice_transport_policy(if config.relay_only {
+                    RTCIceTransportPolicy::Relay
+                } else {
+                    RTCIceTransportPolicy::All
+                })
                 .build(),
         )
         .with_handler(Arc::new(Events {

@@ -63,7 +63,8 @@ struct PeerArgs {
     /// WebSocket tracker URL (repeatable), e.g. wss://music.example/announce.
     #[arg(long = "tracker", env = "FANSWARM_TRACKERS", value_delimiter = ',')]
     trackers: Vec<String>,
-    /// STUN server URL (repeatable), e.g. stun:stun.example:3478.
+    /// STUN server URL (repeatable), e.g. stun:stun.example:3478. Without
+    /// --stun and --turn, the tracker's fanswarm server is asked (/api/ice).
     #[arg(long = "stun", env = "FANSWARM_STUN", value_delimiter = ',')]
     stun: Vec<String>,
     /// TURN server URL (repeatable), e.g. turn:turn.example:3478?transport=udp.
@@ -306,6 +307,8 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(feature = "native-peer")]
 fn peer_options(args: PeerArgs, web_seed: bool) -> anyhow::Result<PeerOptions> {
     let tls = fanswarm_peer::tls::client_config(args.ca_file.as_deref())?;
+    // Without servers of its own it asks the tracker's server (`/api/ice`).
+    let ice_from_tracker = args.stun.is_empty() && args.turn.is_empty();
     let stun = args.stun.into_iter().map(|url| IceServer {
         url,
         ..IceServer::default()
@@ -325,6 +328,7 @@ fn peer_options(args: PeerArgs, web_seed: bool) -> anyhow::Result<PeerOptions> {
         max_peers: args.max_peers,
         web_seed,
         tls: Some(tls),
+        ice_from_tracker,
         ..PeerOptions::default()
     })
 }

@@ -131,6 +131,8 @@ async fn seed_track(
         rtc: rtc.clone(),
         // Our own disk is the source: never fetch from our own web seed.
         web_seed: false,
+        // The STUN/TURN servers this server gives fans (`/api/ice`, renewed).
+        ice_from_tracker: true,
         ..PeerOptions::default()
     };
     let peer = NativePeer::start(&meta, &media_dir.join(&track.path), options)

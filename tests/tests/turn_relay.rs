@@ -18,6 +18,7 @@ use fanswarm_e2e::{netns, server};
 use signal_server::ice::IceConfig;
 
 const TEST: &str = "two_relay_only_fans_swarm_through_turn_with_renewed_credentials";
+const NATIVE: &str = "native_peers_take_their_turn_server_from_the_tracker_and_relay";
 const TTL: Duration = Duration::from_secs(12);
 
 #[test]
@@ -94,6 +95,73 @@ async fn run() -> anyhow::Result<()> {
         )
         .await?;
     println!("relay only, through coturn: {allocations} allocations; second fan {stats}");
+    Ok(())
+}
+
+/// The native peer asks the tracker's server for its ICE servers too
+/// (`ice_from_tracker`): a relay-only seeder and getter, no web seed, move
+/// the whole track through coturn.
+#[test]
+fn native_peers_take_their_turn_server_from_the_tracker_and_relay() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(NATIVE);
+    }
+    tokio::runtime::Runtime::new()?.block_on(native())
+}
+
+async fn native() -> anyhow::Result<()> {
+    use fanswarm_peer::{NativePeer, PeerOptions, RtcConfig};
+    let turn = TurnServer::start().await?;
+    let srv = server::start_with_ice(
+        6,
+        IceConfig {
+            stun: Vec::new(),
+            turn: vec![turn.url.clone()],
+            turn_secret: Some(turn.secret.clone()),
+            turn_ttl: TTL,
+            relay_only: true,
+        },
+    )
+    .await?;
+    let options = || PeerOptions {
+        trackers: vec![srv.tracker_url()],
+        rtc: RtcConfig {
+            bind: netns::ADDRESS,
+            gather_timeout: Duration::from_secs(3),
+            ..RtcConfig::default()
+        },
+        web_seed: false,
+        ice_from_tracker: true,
+        ..PeerOptions::default()
+    };
+    let meta = swarm::metainfo::Metainfo::from_bytes(&srv.track.torrent)?;
+    let seeder = NativePeer::start(&meta, &srv.track_path, options()).await?;
+    let dir = tempfile::tempdir()?;
+    let getter = NativePeer::start(&meta, &dir.path().join("copy.wav"), options()).await?;
+    if tokio::time::timeout(Duration::from_secs(60), getter.wait_done())
+        .await
+        .is_err()
+    {
+        bail!(
+            "the getter did not finish through the relay: {:?}\nTURN log:\n{}",
+            getter.stats(),
+            turn.log()
+        );
+    }
+    let stats = getter.stats();
+    let log = turn.log();
+    let allocations = log.matches("ALLOCATE processed, success").count();
+    ensure!(
+        stats.from_peers >= srv.file.len() as u64 && allocations >= 2,
+        "every byte from the seeder, through relays on the TURN server ({allocations}): {stats:?}"
+    );
+    ensure!(std::fs::read(dir.path().join("copy.wav"))? == srv.file);
+    println!(
+        "native, relay only: {} B through coturn, {allocations} allocations",
+        stats.from_peers
+    );
+    getter.stop().await;
+    seeder.stop().await;
     Ok(())
 }
 

@@ -62,6 +62,12 @@ pub(crate) enum Report {
     },
     /// From a web-seed request.
     Http { id: HttpId, event: BodyEvent },
+    /// New ICE servers (renewed TURN credentials) for connections made
+    /// from now on.
+    Ice {
+        servers: Vec<rtc::IceServer>,
+        relay_only: bool,
+    },
     /// Leave the swarm and end.
     Stop,
 }
@@ -271,6 +277,15 @@ impl Driver {
                     self.node.http_failed(now, id, error);
                 }
             },
+            Report::Ice {
+                servers,
+                relay_only,
+            } => {
+                let mut config = (*self.rtc).clone();
+                config.ice_servers = servers;
+                config.relay_only = relay_only;
+                self.rtc = Arc::new(config);
+            }
             Report::Stop => {}
         }
     }
