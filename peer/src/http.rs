@@ -271,8 +271,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_plain_http_is_fetched() {
-        let events = stream("https://cdn.example/a.mp3", 0, 9).await;
+    async fn only_http_and_https_are_fetched() {
+        let events = stream("ftp://cdn.example/a.mp3", 0, 9).await;
         assert!(events[0].starts_with("<failed: unsupported"), "{events:?}");
     }
 }
