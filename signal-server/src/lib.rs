@@ -24,6 +24,7 @@
 pub mod acme;
 pub mod assets;
 pub mod catalog;
+pub mod config_file;
 pub mod demo;
 pub mod descriptors;
 pub mod embed;

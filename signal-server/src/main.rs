@@ -7,6 +7,7 @@
 //! run the native WebRTC peer (`fanswarm-peer`), and `serve --webrtc-seed`
 //! seeds the catalog with it.
 
+use std::ffi::OsString;
 #[cfg(feature = "native-peer")]
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -14,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 #[cfg(feature = "native-peer")]
 use fanswarm_peer::get::{self, GetCommand};
 #[cfg(feature = "native-peer")]
@@ -125,6 +127,10 @@ struct GetArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
+    /// Settings file: one FANSWARM_NAME=value per line (the variables of
+    /// the flags below; `#` comments). Flags and the environment win over it.
+    #[arg(long, env = "FANSWARM_CONFIG")]
+    config: Option<PathBuf>,
     /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
     #[arg(long, env = "FANSWARM_LIBRARY")]
     library: Option<PathBuf>,
@@ -273,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(*args).await,
@@ -407,6 +413,72 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     signal_server::run_until(config, stop_signal()).await?;
     Ok(())
+}
+
+/// The command line, with `serve --config FILE` read in: each setting of
+/// the file becomes its flag, unless the command line or the environment
+/// already gave that flag a value.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&argv);
+    let (serve, at) = match matches.subcommand() {
+        None => (&matches, 1),
+        Some(("serve", sub)) => {
+            let at = argv.iter().position(|a| a == "serve").map_or(1, |i| i + 1);
+            (sub, at)
+        }
+        Some(_) => return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())),
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the settings file {}", path.display()))?;
+    let command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let flags: Vec<&clap::Arg> = command.get_arguments().collect();
+    let env_of = |arg: &clap::Arg| arg.get_env().and_then(|e| e.to_str()).map(str::to_owned);
+    let settings = signal_server::config_file::parse(&text, |name| {
+        name != "FANSWARM_CONFIG" && flags.iter().any(|f| env_of(f).as_deref() == Some(name))
+    })
+    .with_context(|| format!("settings file {}", path.display()))?;
+    let mut extra = Vec::new();
+    for setting in settings {
+        let Some(flag) = flags
+            .iter()
+            .find(|f| env_of(f).as_deref() == Some(setting.name.as_str()))
+        else {
+            continue;
+        };
+        let given = matches!(
+            serve.value_source(flag.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let Some(long) = flag.get_long() else {
+            continue;
+        };
+        if given {
+            continue;
+        }
+        if matches!(flag.get_action(), clap::ArgAction::SetTrue) {
+            match setting.value.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => extra.push(OsString::from(format!("--{long}"))),
+                "0" | "false" | "no" | "off" | "" => {}
+                other => anyhow::bail!(
+                    "settings file {}: line {}: {} is on or off, not {other:?}",
+                    path.display(),
+                    setting.line,
+                    setting.name
+                ),
+            }
+        } else {
+            extra.push(OsString::from(format!("--{long}={}", setting.value)));
+        }
+    }
+    let mut full = argv;
+    let at = at.min(full.len());
+    full.splice(at..at, extra);
+    let matches = Cli::command().get_matches_from(full);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// SIGTERM (systemd, Docker, Kubernetes) or Ctrl-C.

@@ -397,3 +397,52 @@ fn sigterm_finishes_responses_closes_tracker_sockets_and_exits() {
         "nothing listens any more"
     );
 }
+
+/// `--config FILE`: FANSWARM_* lines set what neither a flag nor the
+/// environment set; a mistake names its line and stops the start.
+#[test]
+fn a_settings_file_fills_in_what_flags_do_not_say_and_mistakes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("music");
+    std::fs::create_dir(&library).unwrap();
+    std::fs::write(library.join("a.mp3"), vec![1u8; 1000]).unwrap();
+    let config = dir.path().join("fanswarm.env");
+    std::fs::write(
+        &config,
+        format!(
+            "# the artist's settings\nFANSWARM_LIBRARY={}\nFANSWARM_LISTEN=127.0.0.1:0\n\
+             FANSWARM_WEB_DIR=/nonexistent/web\nFANSWARM_PUBLIC_URL=\"http://file.example\"\n\
+             FANSWARM_RELAY_ONLY=false\n",
+            library.display()
+        ),
+    )
+    .unwrap();
+
+    let (log, mut child, _) = serve_until_serving(Command::new(BIN).arg("--config").arg(&config));
+    stop(&mut child);
+    assert!(log.contains("tracks=1"), "the library from the file: {log}");
+    assert!(log.contains("base=http://file.example"), "{log}");
+
+    let (log, mut child, _) = serve_until_serving(
+        Command::new(BIN)
+            .args(["serve", "--public-url", "http://flag.example", "--config"])
+            .arg(&config),
+    );
+    stop(&mut child);
+    assert!(
+        log.contains("base=http://flag.example"),
+        "the flag wins: {log}"
+    );
+
+    std::fs::write(&config, "FANSWARM_LIBRARY=/srv\nFANSWARM_LIBARY=/typo\n").unwrap();
+    let out = exit_within(
+        Command::new(BIN).arg("--config").arg(&config),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("FANSWARM_LIBARY is not a setting"),
+        "{err}"
+    );
+}
