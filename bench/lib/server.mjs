@@ -34,7 +34,7 @@ export async function startServer({ library, log, extra = [], port = randomPort(
   const web = existsSync(join(OUT, 'web')) ? join(OUT, 'web') : join(ROOT, 'web');
   // No ICE server for the players: the namespace has no route out.
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', web,
-    '--cache-dir', cache, '--player-ice-servers', '',
+    '--cache-dir', cache, '--stun', 'none',
     ...(library ? ['--library', library] : []), ...extra];
   const child = spawn(SERVER_BIN, args, {
     stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
