@@ -1,6 +1,7 @@
 // The release server (`signal-server serve`) on a library the benchmark
 // prepared, on a port of its own; its /api/tracks and /metrics.
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ export function prepareWebDir() {
  * Starts `signal-server serve --library <library>` on 127.0.0.1 and waits
  * until it answers. `extra` are more `serve` flags; `log` names the log file.
  */
-export async function startServer({ library, log, extra = [], port = randomPort() }) {
+export async function startServer({ library, log, extra = [], port = randomPort(), tls = false }) {
   const cache = mkdtempSync(join(tmpdir(), 'fanswarm-bench-cache-'));
   mkdirSync(join(OUT, 'logs'), { recursive: true });
   const out = openSync(join(OUT, 'logs', `${log}.log`), 'a');
@@ -62,7 +63,8 @@ export async function startServer({ library, log, extra = [], port = randomPort(
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}); see target/bench/logs/${log}.log`);
     try {
-      if ((await fetch(`${base}/api/tracks`)).ok) return server;
+      // Over TLS (part g, a self-signed certificate) a TCP connect is enough.
+      if (tls ? await connects(port) : (await fetch(`${base}/api/tracks`)).ok) return server;
     } catch { /* not listening yet */ }
     if (Date.now() > until) { await server.stop(); throw new Error('server did not answer within 180 s'); }
     await new Promise((r) => setTimeout(r, 200));
@@ -78,6 +80,13 @@ export function metricValue(text, name) {
     if (m && m[1] === name) sum += Number(m[3]);
   }
   return sum;
+}
+
+function connects(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
 }
 
 /** Below Linux's ephemeral range (32768–60999), where client sockets live. */
