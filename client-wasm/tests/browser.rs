@@ -152,8 +152,13 @@ async fn data_channel_carries_a_byte_stream_between_two_connections() {
         Rc::new(move |k, e| log.borrow_mut().push((k, e)))
     };
     let (a_key, b_key) = (PeerKey(1), PeerKey(2));
-    let mut a = PeerConn::new(a_key, &[], sink.clone()).unwrap();
-    let mut b = PeerConn::new(b_key, &[], sink).unwrap();
+    let mut a = PeerConn::new(a_key, &[], None, sink.clone()).unwrap();
+    // The other made from a whole RTCConfiguration, as the server's
+    // `/api/ice` gives it (no server in the test's private network).
+    let config =
+        js_sys::JSON::parse(r#"{"iceServers":[],"iceTransportPolicy":"all","ttlSeconds":null}"#)
+            .unwrap();
+    let mut b = PeerConn::new(b_key, &[], Some(&config), sink).unwrap();
     let a_pc = a.start_offer();
     let b_pc = b.expect_channel();
     let offer = rtc::create_offer(&a_pc).await.unwrap();
