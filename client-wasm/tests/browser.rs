@@ -171,10 +171,10 @@ async fn data_channel_carries_a_byte_stream_between_two_connections() {
             .borrow_mut()
             .iter()
             .position(|(_, e)| matches!(e, ChannelEvent::Incoming(_)));
-        if let Some(i) = incoming {
-            if let (_, ChannelEvent::Incoming(dc)) = log.borrow_mut().remove(i) {
-                b.adopt_channel(dc);
-            }
+        if let Some(i) = incoming
+            && let (_, ChannelEvent::Incoming(dc)) = log.borrow_mut().remove(i)
+        {
+            b.adopt_channel(dc);
         }
         if a.is_open() && b.is_open() {
             break;
