@@ -34,7 +34,7 @@ export async function run({ runs }) {
         const result = await measure(name, tls);
         rows.push({ run: r, name, ...result });
         console.log(`g ${name} run ${r + 1}: ${Math.round(result.responsesPerSecond)} responses/s, ${Math.round(result.perCpuSecond)} per CPU-s, ${result.rssMiB.toFixed(1)} MiB`);
-      } catch (e) { errors.push(`${name} run ${r + 1}: ${e.message ?? e}`); }
+      } catch (e) { errors.push(`${name} run ${r + 1}: ${e.message ?? e}`); if (process.env.BENCH_DEBUG) console.error(e.stack); }
     }
   }
   return { markdown: report(rows, errors, runs), data: { rows, errors, seconds: SECONDS, connections: CONNECTIONS } };
@@ -93,7 +93,7 @@ function loadTest(port) {
     if (header) { section = header[1]; return line; }
     const kv = /^(\s*)([\w]+)\s*=/.exec(line);
     const value = kv && set[section]?.[kv[2]];
-    return value === undefined ? line : `${kv[1]}${kv[2]} = ${value}`;
+    return value === undefined || value === null ? line : `${kv[1]}${kv[2]} = ${value}`;
   }).join('\n'));
   return new Promise((resolve, reject) => {
     const p = spawn(LOAD_TEST, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });

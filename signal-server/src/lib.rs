@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -160,6 +160,7 @@ pub fn app(state: AppState) -> Router {
         ]);
     Router::new()
         .route("/announce", get(ws::announce))
+        .route("/", get(root))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
         .route("/api/ice", get(routes::ice))
@@ -222,6 +223,33 @@ pub async fn serve_with(
 
 /// The longest a shutdown waits for responses under way and sockets to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// `/`: the tracker for a WebSocket upgrade (many WebTorrent trackers live
+/// at the root, `wss://tracker.example`, and magnets name them so; so does
+/// aquatic's load tester), the web directory's index for anything else.
+async fn root(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return web::serve_web(State(state), request).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .cloned()
+        .map(axum::Extension);
+    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws::announce(ws, State(state), peer).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
 
 /// Plain HTTP that sends every request to the same path under `base`
 /// (`https://…`) with a permanent redirect that keeps the method (308),

@@ -319,3 +319,35 @@ async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
+
+/// Many WebTorrent trackers live at the root (`wss://tracker.example`):
+/// a WebSocket upgrade of `/` is the tracker too, while a plain `GET /`
+/// still gets the web directory.
+#[tokio::test]
+async fn the_root_path_is_the_tracker_for_a_websocket() {
+    let (addr, _) = start(Limits::default()).await;
+    let (mut root, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let mut other = connect(addr).await;
+    send(&mut root, announce(3, b'R', &[])).await;
+    let reply = recv(&mut root).await;
+    assert!(is_announce_reply(&reply), "{reply}");
+    send(&mut other, announce(3, b'O', &[])).await;
+    let reply = recv(&mut other).await;
+    assert_eq!(reply["incomplete"], 2, "one swarm over both paths: {reply}");
+
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    plain.read_to_end(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        !head.starts_with("HTTP/1.1 101") && !head.contains("websocket"),
+        "a plain GET / is not upgraded: {head}"
+    );
+}
