@@ -6,19 +6,19 @@
 // at the end of the load. Both serve the same self-signed certificate on
 // 127.0.0.1; the load generator shares the machine with them.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { OUT, ROOT } from '../lib/paths.mjs';
 import { startServer } from '../lib/server.mjs';
 import { fixed, ratio, spread, table } from '../lib/stats.mjs';
-import { aquaticConfig } from './tracker.mjs';
+import { aquaticConfig, cpuTicks, rssKiB } from './tracker.mjs';
 
 const LOAD_TEST = join(ROOT, 'target/bench-tools/bin/aquatic_ws_load_test');
 const AQUATIC = join(ROOT, 'target/bench-tools/bin/aquatic_ws');
 const SECONDS = Number(process.env.BENCH_TLS_SECONDS ?? 30);
 const CONNECTIONS = Number(process.env.BENCH_TLS_CONNECTIONS ?? 1000);
-const TICK = 100;
+const TICK = 100; // CLK_TCK on Linux, as in part d
 
 export async function run({ runs }) {
   const missing = [LOAD_TEST, AQUATIC].filter((p) => !existsSync(p));
@@ -146,15 +146,6 @@ async function startAquatic(port, tls) {
       }
     },
   };
-}
-
-function cpuTicks(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-function rssKiB(pid) {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 }
 
 function report(rows, errors, runs) {

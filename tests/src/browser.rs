@@ -143,6 +143,21 @@ impl Browser {
         bail!("{url} did not load")
     }
 
+    /// Evaluates `test` (a JavaScript expression) every 250 ms until it is
+    /// `true` or `limit` has passed; whether it became true.
+    pub async fn became_true(&mut self, page: &Page, test: &str, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if self.eval(page, test).await.ok().and_then(|v| v.as_bool()) == Some(true) {
+                return true;
+            }
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Closes the tab at once, as a listener closing it would: no page
     /// script gets to say goodbye beyond what the browser itself does.
     pub async fn close(&mut self, page: &Page) -> anyhow::Result<()> {

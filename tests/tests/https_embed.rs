@@ -9,7 +9,7 @@
 //! get its service worker). A plain-HTTP page could not do this at all: the
 //! browser blocks `http://` frames and `ws://` sockets on an `https://` page.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
@@ -132,28 +132,16 @@ async fn wait_for(
     test: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let until = Instant::now() + limit;
-    loop {
-        if browser
-            .eval(page, test)
-            .await
-            .ok()
-            .and_then(|v| v.as_bool())
-            == Some(true)
-        {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            let state = browser
-                .eval(
-                    page,
-                    "(() => { const p = document.querySelector('fanswarm-player');
-                       return JSON.stringify({ time: window.__time, stats: p?.stats?.() }); })()",
-                )
-                .await
-                .unwrap_or_default();
-            bail!("{what}: not within {limit:?} ({state})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    if browser.became_true(page, test, limit).await {
+        return Ok(());
     }
+    let state = browser
+        .eval(
+            page,
+            "(() => { const p = document.querySelector('fanswarm-player');
+                       return JSON.stringify({ time: window.__time, stats: p?.stats?.() }); })()",
+        )
+        .await
+        .unwrap_or_default();
+    bail!("{what}: not within {limit:?} ({state})")
 }

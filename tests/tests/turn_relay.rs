@@ -8,7 +8,7 @@
 //! asked `/api/ice` again, or coturn refuses its relay and the second fan
 //! gets nothing from it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
@@ -190,27 +190,15 @@ async fn wait_for(
     test: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let until = Instant::now() + limit;
-    loop {
-        if browser
-            .eval(page, test)
-            .await
-            .ok()
-            .and_then(|v| v.as_bool())
-            == Some(true)
-        {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            let stats = browser
-                .eval(
-                    page,
-                    "JSON.stringify(document.querySelector('fanswarm-player')?.stats())",
-                )
-                .await
-                .unwrap_or_default();
-            bail!("{what}: not within {limit:?} ({stats})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    if browser.became_true(page, test, limit).await {
+        return Ok(());
     }
+    let stats = browser
+        .eval(
+            page,
+            "JSON.stringify(document.querySelector('fanswarm-player')?.stats())",
+        )
+        .await
+        .unwrap_or_default();
+    bail!("{what}: not within {limit:?} ({stats})")
 }
