@@ -6,10 +6,13 @@ use axum::body::Bytes;
 use serde::{Serialize, Serializer};
 use swarm::InfoHash;
 
+use crate::tags::TrackTags;
+
 /// One published track, as `/api/tracks` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Track {
-    /// Display name (the file name).
+    /// The file name: what the torrent names, and what players show when
+    /// the file has no title tag.
     pub name: String,
     /// The swarm's name; hex in JSON.
     #[serde(serialize_with = "hex")]
@@ -31,6 +34,10 @@ pub struct Track {
     /// The bencoded `.torrent`, served at `torrent_url`.
     #[serde(skip)]
     pub torrent: Bytes,
+    /// Title, artist, album, track number, duration and cover, read from
+    /// the file at publish time (each `null` when it does not say).
+    #[serde(flatten)]
+    pub tags: TrackTags,
     /// The file's path under the library, `/`-separated, not encoded: the
     /// web seed serves this file, and only this, at `media_url`. Empty for
     /// a track the web seed does not serve.
@@ -97,6 +104,8 @@ pub struct Links {
     pub embed_script_html: String,
     /// `ws(s)://…/announce`.
     pub tracker_url: String,
+    /// `<base>/cover/<hex>`: the cover picture, when the file has one.
+    pub cover_url: String,
 }
 
 impl Links {
@@ -117,6 +126,7 @@ impl Links {
             ),
             embed_url,
             tracker_url: Self::tracker_url(base),
+            cover_url: format!("{base}/cover/{hex}"),
         }
     }
 
@@ -201,6 +211,7 @@ mod tests {
             embed_html: String::new(),
             embed_script_html: String::new(),
             torrent: Bytes::from_static(b"d"),
+            tags: TrackTags::default(),
             path: format!("{n}.mp3"),
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);

@@ -26,7 +26,9 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
     let Some(track) = state.catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let html = render(&track.name, &info_hash, &state.assets);
+    // Its title tag if it has one (the player asks for the other tags).
+    let title = track.tags.title.as_deref().unwrap_or(&track.name);
+    let html = render(title, &info_hash, &state.assets);
     (
         // Artists frame this page on their own sites; it names the
         // current build's files, so it is never used unrevalidated.

@@ -5,7 +5,10 @@
 //!   WebSocket (the sans-IO [`fanswarm_tracker`] decides, [`ws`] carries);
 //! - `GET /media/<path>`: the web seed (BEP 19), HTTP Range, CORS: the
 //!   published tracks' files and nothing else;
-//! - `GET /t/<hex>.torrent`, `GET /api/tracks`, `GET /api/swarm` (the demo
+//! - `GET /cover/<hex>`: a track's cover picture, read from its tags
+//!   ([`tags`]);
+//! - `GET /t/<hex>.torrent`, `GET /api/tracks` (and `/api/tracks/<hex>`: one
+//!   track, with its tags), `GET /api/swarm` (the demo
 //!   page's live panel), `GET /api/ice` (fans' STUN/TURN servers, [`ice`]),
 //!   `GET /metrics`;
 //! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
@@ -35,6 +38,7 @@ pub mod offload;
 pub mod publish;
 pub mod routes;
 pub mod state;
+pub mod tags;
 pub mod tls;
 pub mod web;
 #[cfg(feature = "native-peer")]
@@ -163,6 +167,8 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(root))
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
+        .route("/api/tracks/{hex}", get(routes::track))
+        .route("/cover/{hex}", get(routes::cover))
         .route("/api/ice", get(routes::ice))
         .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))

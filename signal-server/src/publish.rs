@@ -10,6 +10,10 @@
 //! library would only make a second swarm for the same bytes (the track is
 //! published under its own name already).
 //!
+//! Each file's tags and duration are read here too ([`crate::tags`]); a
+//! file whose tags cannot be read is published under its file name, and
+//! the log says why.
+//!
 //! Everything here is blocking file I/O; async callers run it in
 //! `spawn_blocking` (see [`publish_library`]).
 
@@ -21,9 +25,27 @@ use axum::body::Bytes;
 use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
 
 use crate::catalog::{Catalog, Links, Track};
+use crate::tags::TrackTags;
 
 /// File extensions published as tracks (compared case-insensitively).
 pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "ogg", "opus", "flac", "m4a", "wav"];
+
+/// The `Content-Type` of a published file, from its extension: what the
+/// web seed sends and what `<audio>` is told. mime_guess (tower-http's
+/// `ServeFile`) says `audio/m4a` for `.m4a`, which browsers do not know;
+/// the registered type is `audio/mp4`. An `.opus` file is Ogg Opus.
+pub fn audio_mime(path: &str) -> Option<&'static str> {
+    let (_, extension) = path.rsplit_once('.')?;
+    Some(match extension.to_ascii_lowercase().as_str() {
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "ogg" => "audio/ogg",
+        "opus" => "audio/ogg; codecs=opus",
+        "flac" => "audio/flac",
+        "wav" => "audio/wav",
+        _ => return None,
+    })
+}
 
 /// Why a file or folder could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -199,10 +221,25 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
     };
     let metainfo = make_torrent(path, &options, |_| {})?;
     let links = Links::new(base, &metainfo.info_hash, &relative);
+    let mut tags = crate::tags::read(path).unwrap_or_else(|e| {
+        tracing::warn!(
+            track = %relative,
+            error = %e,
+            "tags not read: published under its file name, with no duration or cover"
+        );
+        TrackTags::default()
+    });
+    if tags.cover.is_some() {
+        tags.cover_url = Some(links.cover_url.clone());
+    }
     let magnet = metainfo.magnet().to_string();
     tracing::info!(
         track = %relative,
         info_hash = %metainfo.info_hash,
+        title = tags.title.as_deref().unwrap_or("-"),
+        artist = tags.artist.as_deref().unwrap_or("-"),
+        duration = tags.duration.unwrap_or(0.0),
+        cover = tags.cover.as_ref().map_or("none", |c| c.mime),
         %magnet,
         embed = %links.embed_html,
         "published"
@@ -218,6 +255,7 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
         embed_html: links.embed_html,
         embed_script_html: links.embed_script_html,
         torrent: Bytes::from(metainfo.to_bytes()),
+        tags,
         path: relative,
     })
 }
@@ -267,6 +305,40 @@ mod tests {
         assert_eq!(m.announce.as_deref(), Some("ws://127.0.0.1:1/announce"));
         let expected = swarm::metainfo::hash_pieces(&data, m.info.piece_length).unwrap();
         assert_eq!(m.info.pieces, expected);
+    }
+
+    #[test]
+    fn audio_types_are_the_ones_browsers_know() {
+        assert_eq!(audio_mime("a/b.M4A"), Some("audio/mp4"));
+        assert_eq!(audio_mime("x.mp3"), Some("audio/mpeg"));
+        assert_eq!(audio_mime("x.opus"), Some("audio/ogg; codecs=opus"));
+        assert_eq!(audio_mime("x.ogg"), Some("audio/ogg"));
+        assert_eq!(audio_mime("x.flac"), Some("audio/flac"));
+        assert_eq!(audio_mime("x.wav"), Some("audio/wav"));
+        assert_eq!(audio_mime("x.txt"), None);
+        assert_eq!(audio_mime("noext"), None);
+        for extension in AUDIO_EXTENSIONS {
+            assert!(
+                audio_mime(&format!("t.{extension}")).is_some(),
+                "{extension}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_with_broken_tags_publishes_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // An ID3v2 header that claims more bytes than the file has, then junk.
+        let mut bytes = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
+        bytes.extend((0..20_000u32).map(|i| (i % 251) as u8));
+        std::fs::write(dir.path().join("broken.mp3"), &bytes).unwrap();
+        let catalog = publish_library(dir.path().to_path_buf(), "http://h:1".into())
+            .await
+            .unwrap();
+        let track = catalog.tracks().first().expect("published");
+        assert_eq!(track.name, "broken.mp3");
+        assert_eq!(track.tags.title, None);
+        assert_eq!(track.tags.cover_url, None);
     }
 
     #[test]

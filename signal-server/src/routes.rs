@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use serde::Serialize;
@@ -18,6 +18,7 @@ use tower_http::services::ServeFile;
 use crate::catalog::Track;
 use crate::metrics::CONTENT_TYPE;
 use crate::offload::Today;
+use crate::publish::audio_mime;
 use crate::state::AppState;
 
 /// `GET /media/<path>`: the web seed (BEP 19).
@@ -27,8 +28,9 @@ use crate::state::AppState;
 /// library, no `..`, encoded or not, and no symbolic link: the publisher
 /// follows none), else 404. A file that has been replaced by a symbolic
 /// link since it was published is not followed either. Ranges, 206, 416
-/// and `Content-Type` are tower-http's `ServeFile`; every body byte is
-/// counted ([`count_body`]).
+/// are tower-http's `ServeFile`; `Content-Type` is ours
+/// ([`audio_mime`]: `audio/mp4` for `.m4a`, not mime_guess's `audio/m4a`);
+/// every body byte is counted ([`count_body`]).
 pub async fn media(
     State(state): State<AppState>,
     Path(path): Path<String>,
@@ -42,8 +44,55 @@ pub async fn media(
         Ok(meta) if meta.file_type().is_file() => {}
         _ => return StatusCode::NOT_FOUND.into_response(),
     }
-    let Ok(response) = ServeFile::new(file).oneshot(request).await;
+    let Ok(mut response) = ServeFile::new(file).oneshot(request).await;
+    if let Some(mime) = audio_mime(&track.path)
+        && response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    }
     count_body(response, state)
+}
+
+/// `GET /cover/<hex>`: the cover picture read from the track's tags, with
+/// its type taken from its bytes. Immutable: the info hash names the
+/// file's bytes, and so the picture inside them.
+pub async fn cover(State(state): State<AppState>, Path(hex): Path<String>) -> Response {
+    let Ok(info_hash) = InfoHash::from_hex(&hex) else {
+        return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
+    };
+    let Some(cover) = state
+        .catalog
+        .get(&info_hash)
+        .and_then(|t| t.tags.cover.as_ref())
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, cover.mime),
+            (header::CACHE_CONTROL, COVER_CACHE),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        cover.bytes.clone(),
+    )
+        .into_response()
+}
+
+/// `Cache-Control` of a cover picture (see [`cover`]).
+pub const COVER_CACHE: &str = "public, max-age=31536000, immutable";
+
+/// `GET /api/tracks/<hex>`: one published track with its links and tags
+/// (what a player shows before it plays: title, artist, cover, duration).
+pub async fn track(State(state): State<AppState>, Path(hex): Path<String>) -> Response {
+    let Ok(info_hash) = InfoHash::from_hex(&hex) else {
+        return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
+    };
+    match state.catalog.get(&info_hash) {
+        Some(track) => Json(track.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `GET /t/<hex>.torrent`.

@@ -30,6 +30,7 @@ async fn start_with_track() -> (std::net::SocketAddr, AppState) {
         embed_html: String::new(),
         embed_script_html: String::new(),
         torrent: Bytes::from_static(b"d"),
+        tags: Default::default(),
         path: String::new(),
     };
     let dir = std::env::temp_dir();

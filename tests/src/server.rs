@@ -167,6 +167,53 @@ async fn serve_track(
     })
 }
 
+/// Publishes every audio file in `library` (a test's own files) and serves
+/// them with the real router, over HTTP. [`TestServer::track`] is the first
+/// track published; [`TestServer::tracks`] lists them all.
+pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestServer> {
+    let web = web_dir();
+    anyhow::ensure!(
+        web.join("pkg/client_wasm_bg.wasm").is_file(),
+        "{}/pkg is missing: run scripts/build-web first",
+        web.display()
+    );
+    let listener = TcpListener::bind("0.0.0.0:0").await?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://localhost:{}", addr.port());
+    let catalog =
+        signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
+            .await
+            .context("publishing the test library")?;
+    let track = catalog
+        .tracks()
+        .first()
+        .cloned()
+        .context("the library published no track")?;
+    let track_path = library.path().join(&track.path);
+    let file = std::fs::read(&track_path)?;
+    let paths = Paths {
+        media_dir: library.path().to_path_buf(),
+        web_dir: web,
+    };
+    let ice = IceConfig::none();
+    let state = fresh_state(&catalog, &paths, &ice);
+    let running = Running::start(listener.into_std()?, state.clone(), None)?;
+    Ok(TestServer {
+        base,
+        addr,
+        track,
+        file,
+        track_path,
+        catalog,
+        paths,
+        state,
+        tls: None,
+        ice,
+        running: Some(running),
+        _library: library,
+    })
+}
+
 /// The server's state for a test: unless a test gives a TURN server, its
 /// `/api/ice` gives players no ICE server (the private network has no route
 /// out, and players join their swarm on load, before a test could set the
@@ -182,6 +229,11 @@ impl TestServer {
     pub fn tracker_url(&self) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         format!("{scheme}://127.0.0.1:{}/announce", self.addr.port())
+    }
+
+    /// Every published track, in publishing order.
+    pub fn tracks(&self) -> &[Track] {
+        self.catalog.tracks()
     }
 
     /// Body bytes `/media/` has sent since the server (re)started.
@@ -305,6 +357,7 @@ fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
         embed_html: links.embed_html,
         embed_script_html: links.embed_script_html,
         torrent: metainfo.to_bytes().into(),
+        tags: signal_server::tags::read(path).unwrap_or_default(),
         path: name,
     })
 }
