@@ -12,7 +12,14 @@ export const STYLE = `
 .box { background: var(--bg); border: 1px solid color-mix(in srgb, var(--fg) 15%, transparent);
   border-radius: 12px; padding: 10px 12px; display: grid; gap: 8px; }
 .row { display: flex; align-items: center; gap: 10px; min-width: 0; }
-.title { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; flex: 1; }
+.head { flex: 1; min-width: 0; }
+.title { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.byline { font-size: 12px; color: var(--muted); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.byline:empty { display: none; }
+.cover { flex: none; width: 48px; height: 48px; border-radius: 6px; object-fit: cover; }
+.cover[hidden], .download[hidden] { display: none; }
+button.download { width: 32px; height: 32px; background: transparent; color: var(--accent);
+  border: 1px solid color-mix(in srgb, var(--accent) 40%, transparent); }
 button { flex: none; width: 40px; height: 40px; border-radius: 50%; border: 0; cursor: pointer;
   background: var(--accent); color: #fff; display: grid; place-items: center; padding: 0; }
 button:disabled { opacity: .6; cursor: progress; }
@@ -51,7 +58,14 @@ export function template() {
       <svg class="play" viewBox="0 0 24 24" aria-hidden="true"><path d="M7 4v16l13-8z"/></svg>
       <svg class="pause" viewBox="0 0 24 24" aria-hidden="true"><path d="M6 4h4v16H6zM14 4h4v16h-4z"/></svg>
     </button>
-    <div class="title" data-ui="title"></div>
+    <img class="cover" data-ui="cover" alt="" hidden>
+    <div class="head">
+      <div class="title" data-ui="title"></div>
+      <div class="byline" data-ui="byline"></div>
+    </div>
+    <button type="button" class="download" data-ui="download" aria-label="Download" hidden>
+      <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M11 3h2v10l4-4 1.4 1.4L12 16.8 5.6 10.4 7 9l4 4zM5 19h14v2H5z"/></svg>
+    </button>
   </div>
   <div class="row">
     <input class="seek" type="range" min="0" max="1000" value="0" step="1" disabled
@@ -89,4 +103,30 @@ export function formatBytes(n) {
   let u = 0;
   while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** "Artist · Album" (what is known of them), for the line under the title. */
+export function byline(meta) {
+  return [meta?.artist, meta?.album].filter((s) => typeof s === 'string' && s).join(' \u00b7 ');
+}
+
+/** The name a downloaded track is saved under: "Artist - Title.ext" when
+ *  the tags say, else the file's own name; never a path separator or a
+ *  character file systems refuse. */
+export function downloadName(meta, fileName) {
+  // eslint-disable-next-line no-control-regex
+  const clean = (text) => text.replace(/[\u0000-\u001f\u007f/\\:*?"<>|]/g, '_').replace(/^[.\s]+/, '').trim();
+  const name = clean(String(fileName || '').split('/').pop()) || 'track';
+  const dot = name.lastIndexOf('.');
+  const ext = dot > 0 ? name.slice(dot) : '';
+  const title = meta?.title;
+  const stem = title ? clean(meta.artist ? `${meta.artist} - ${title}` : title) : '';
+  return stem ? stem + ext : name;
+}
+
+/** What MediaMetadata is made from: title, artist, album, artwork. */
+export function mediaMetadata(meta, title) {
+  const init = { title: title || '', artist: meta?.artist || '', album: meta?.album || '' };
+  init.artwork = meta?.cover ? [{ src: meta.cover }] : [];
+  return init;
 }

@@ -4,7 +4,11 @@
 //
 // API: play(), pause(), stats() (the JS API's stats object), pieces() (one
 // state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
-// (detail: stats) whenever the figures change. Attributes: `src` (a .torrent
+// (detail: stats) whenever the figures change. Attributes: `title`, `artist`,
+// `album`, `artwork` (a cover URL), `duration` (seconds) say what to show
+// before and while it plays; without `duration` the player asks the track's
+// server (`/api/tracks/<hex>`: the tags read at publish time) and shows what
+// it says where no attribute does. `src` (a .torrent
 // URL or a magnet; `torrent` and `magnet` are aliases; changing it leaves
 // the old swarm for the new track), `title`, `trackers`, `ice-servers` (space-separated
 // STUN/TURN URLs, empty: none; without it the player asks the track's server
@@ -19,6 +23,12 @@
 // starting it (`fanswarm.load`: nothing on the network); `ready` resolves
 // when all that is done, and play() only has to start the track.
 //
+// Phones and keyboards: the Media Session gets the track's title, artist,
+// album and cover when it plays, and its play/pause/seek actions; Space or
+// K plays and pauses, arrows on the seek slider move 5 s (Page Up/Down
+// 30 s, Home/End the ends); once every piece is verified a download button
+// saves the verified bytes under the track's name.
+//
 // Two modes, chosen by origin:
 // - on the server's own origin (the /embed/<hex> page, the demo page) the
 //   element plays here, streamed by the service worker from verified pieces;
@@ -29,11 +39,19 @@
 //   and proxies play/pause/stats to it: the fan still streams from the swarm.
 import fanswarm from './fanswarm.js';
 import { PieceMap, STATES } from './piecemap.js';
-import { STYLE, formatBytes, formatTime, template } from './player-view.js';
+import {
+  STYLE, byline, downloadName, formatBytes, formatTime, mediaMetadata, template,
+} from './player-view.js';
 
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
 const REMOTE = MODULE_ORIGIN !== location.origin;
 const TICK_MS = 1000;
+/** Seconds an arrow key (and Page Up/Down) moves the seek slider. */
+const SEEK_STEP = 5;
+const SEEK_PAGE = 30;
+
+/** The player whose track the Media Session shows (the one played last). */
+let sessionOwner = null;
 
 const EMPTY_STATS = Object.freeze({
   peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, fromCache: 0, uploaded: 0,
@@ -64,6 +82,8 @@ class FanswarmPlayer extends HTMLElement {
   #lastStats = '';
   #map = null;
   #ui = null;
+  // What the track's server says of it (`/api/tracks/<hex>`), once known.
+  #meta = {};
   // Remote mode: the frame and what it last reported.
   #frame = null;
   #frameOrigin = MODULE_ORIGIN;
@@ -94,7 +114,7 @@ class FanswarmPlayer extends HTMLElement {
     if (!this.isConnected || !this.#ui || this.#prefetched?.src === this.#source()) return;
     this.#leave();
     this.#ready = deferred();
-    this.#setTitle(this.getAttribute('title') || 'fanswarm track');
+    this.#showMeta();
     this.#prefetch();
   }
 
@@ -132,6 +152,9 @@ class FanswarmPlayer extends HTMLElement {
     this.#lastStats = '';
     this.#prefetched?.track?.then((t) => t.destroy(), () => {});
     this.#prefetched = null;
+    this.#meta = {};
+    if (this.#ui) this.#ui.download.hidden = true;
+    this.#releaseMediaSession();
   }
 
   /** Starts (or resumes) playback; joins the swarm first if the page has
@@ -200,16 +223,19 @@ class FanswarmPlayer extends HTMLElement {
     this.#root.innerHTML = `<style>${STYLE}</style>${template()}`;
     const $ = (name) => this.#root.querySelector(`[data-ui="${name}"]`);
     this.#ui = {
-      title: $('title'), toggle: $('toggle'), seek: $('seek'), time: $('time'),
+      title: $('title'), byline: $('byline'), cover: $('cover'), download: $('download'),
+      toggle: $('toggle'), seek: $('seek'), time: $('time'),
       volume: $('volume'), map: $('map'), fans: $('fans'), share: $('share'),
       passed: $('passed'), status: $('status'),
     };
     this.#map = new PieceMap(this.#ui.map);
     this.#audio.preload = 'none';
     this.#root.append(this.#audio);
-    this.#setTitle(this.getAttribute('title') || 'fanswarm track');
+    this.#showMeta();
     const ui = this.#ui;
     ui.toggle.addEventListener('click', () => this.#toggle());
+    ui.download.addEventListener('click', () => this.#saveFile());
+    ui.cover.addEventListener('error', () => { ui.cover.hidden = true; });
     ui.seek.addEventListener('input', () => {
       const d = this.#audio.duration;
       if (Number.isFinite(d)) this.#audio.currentTime = (ui.seek.value / 1000) * d;
@@ -218,6 +244,7 @@ class FanswarmPlayer extends HTMLElement {
     for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
       this.#audio.addEventListener(kind, () => this.#render());
     }
+    this.#audio.addEventListener('play', () => this.#claimMediaSession());
     this.#audio.addEventListener('playing', () => {
       this.#heard = true;
       this.#updateSoon();
@@ -261,6 +288,7 @@ class FanswarmPlayer extends HTMLElement {
   #prefetch() {
     this.#ice = this.#askIce();
     const src = this.#source();
+    this.#askMeta(src);
     const torrent = src && !src.startsWith('magnet:') ? fanswarm.fetchTorrent(src) : null;
     torrent?.catch(() => {}); // play() fetches it again and reports the error
     this.#prefetched = { src, torrent }; // #options() hands these bytes on
@@ -332,10 +360,10 @@ class FanswarmPlayer extends HTMLElement {
     // A bare magnet: no details until a fan sends them (the `metadata`
     // event); the engine's `warning`s say why it is taking long.
     this.#ui.status.textContent = track.length > 0 ? '' : 'Waiting for the track\u2019s details from fans\u2026';
-    if (!this.hasAttribute('title') && track.name) this.#setTitle(track.name);
+    this.#showMeta();
     track.addEventListener('metadata', () => {
       this.#ui.status.textContent = '';
-      if (!this.hasAttribute('title')) this.#setTitle(track.name);
+      this.#showMeta();
     });
     track.addEventListener('warning', (e) => {
       if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
@@ -386,6 +414,7 @@ class FanswarmPlayer extends HTMLElement {
     ui.share.textContent = stats.downloaded > 0
       ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
     ui.passed.textContent = formatBytes(stats.uploaded);
+    if (stats.done && ui.download.hidden) ui.download.hidden = false;
     this.#announce(stats);
   }
 
@@ -419,18 +448,179 @@ class FanswarmPlayer extends HTMLElement {
     const playing = !a.paused;
     ui.toggle.dataset.playing = String(playing);
     ui.toggle.setAttribute('aria-label', `${playing ? 'Pause' : 'Play'} ${this.#titleText()}`);
-    const d = Number.isFinite(a.duration) ? a.duration : 0;
+    const d = this.#duration();
     ui.time.textContent = `${formatTime(a.currentTime)} / ${formatTime(d)}`;
     if (d > 0 && this.#root.activeElement !== ui.seek) ui.seek.value = String(Math.round((a.currentTime / d) * 1000));
     ui.seek.setAttribute('aria-valuetext', `${formatTime(a.currentTime)} of ${formatTime(d)}`);
     ui.volume.value = String(Math.round(a.volume * 100));
+    if (sessionOwner === this) this.#sessionPosition(d);
     this.#updateSoon();
   }
 
-  /** Space or k: play/pause; arrows (outside the sliders): ±5 s. */
+  /** Seconds: the element's once it knows, else the tags' (known before play). */
+  #duration() {
+    const d = this.#audio.duration;
+    if (Number.isFinite(d) && d > 0) return d;
+    return this.#info().duration ?? 0;
+  }
+
+  /** What to show: the attributes, else the server's tags, else the file name. */
+  #info() {
+    const m = this.#meta;
+    const attr = (name) => this.getAttribute(name) || undefined;
+    const duration = Number(attr('duration') ?? m.duration);
+    const fileName = this.#track?.name || m.name || undefined;
+    return {
+      title: attr('title') || m.title || fileName || 'fanswarm track',
+      artist: attr('artist') || m.artist || undefined,
+      album: attr('album') || m.album || undefined,
+      cover: attr('artwork') || m.cover || undefined,
+      duration: duration > 0 ? duration : undefined,
+      fileName,
+    };
+  }
+
+  /** Asks the track's server what its tags say (title, artist, album, cover,
+   *  duration), unless the page said (`duration`) or there is no server. */
+  #askMeta(src) {
+    const hex = infoHashOf(src);
+    if (!hex || src.startsWith('magnet:') || this.hasAttribute('duration')) return;
+    const generation = this.#generation;
+    let origin;
+    try {
+      origin = new URL(src, location.href).origin;
+    } catch {
+      return; // a bad src is reported by the load
+    }
+    fetch(`${origin}/api/tracks/${hex}`)
+      .then((r) => (r.ok ? r.json() : null))
+      .then((t) => {
+        if (!t || generation !== this.#generation) return;
+        this.#meta = {
+          name: t.name, title: t.title, artist: t.artist, album: t.album,
+          duration: t.duration, cover: t.cover_url,
+        };
+        this.#showMeta();
+      })
+      .catch(() => {}); // the player shows the file name
+  }
+
+  /** Title, artist · album, cover and the download's name, as known now. */
+  #showMeta() {
+    const ui = this.#ui;
+    if (!ui) return;
+    const info = this.#info();
+    ui.title.textContent = info.title;
+    ui.byline.textContent = byline(info);
+    if (info.cover) {
+      if (ui.cover.getAttribute('src') !== info.cover) ui.cover.src = info.cover;
+      ui.cover.alt = `Cover of ${info.album || info.title}`;
+      ui.cover.hidden = false;
+    } else {
+      ui.cover.removeAttribute('src');
+      ui.cover.hidden = true;
+    }
+    ui.download.setAttribute('aria-label', `Download ${info.title}`);
+    if (sessionOwner === this) this.#sessionMetadata(info);
+    this.#render();
+  }
+
+  /** Saves the verified bytes as a file named after the track: a Blob of
+   *  every piece, as the engine verified them. */
+  #saveFile() {
+    const track = this.#track;
+    if (!track || !track.stats().done) return;
+    const parts = [];
+    let bytes = 0;
+    for (let i = 0; i < track.stats().totalPieces; i++) {
+      const piece = track.piece(i);
+      if (!piece) {
+        this.#ui.status.textContent = 'Part of the track is no longer kept in memory: it cannot be saved now.';
+        return;
+      }
+      parts.push(piece);
+      bytes += piece.length;
+    }
+    if (bytes !== track.length) return;
+    const url = URL.createObjectURL(new Blob(parts));
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = downloadName(this.#info(), track.name);
+    link.hidden = true;
+    this.#root.append(link);
+    link.click();
+    link.remove();
+    // The download has its own reference by then; the page's goes soon.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
+  // ---- the Media Session (lock screens, headsets, media keys) ----
+
+  /** This player plays: the Media Session shows its track and its
+   *  play/pause/seek actions come here. */
+  #claimMediaSession() {
+    const session = navigator.mediaSession;
+    if (!session) return;
+    sessionOwner = this;
+    const audio = this.#audio;
+    const to = (t) => {
+      const d = this.#duration();
+      audio.currentTime = Math.max(0, d > 0 ? Math.min(t, d) : t);
+    };
+    const handlers = {
+      play: () => { this.play().catch(() => {}); },
+      pause: () => this.pause(),
+      seekto: (d) => { if (Number.isFinite(d.seekTime)) to(d.seekTime); },
+      seekbackward: (d) => to(audio.currentTime - (d.seekOffset || 10)),
+      seekforward: (d) => to(audio.currentTime + (d.seekOffset || 10)),
+    };
+    for (const [action, handler] of Object.entries(handlers)) {
+      try {
+        session.setActionHandler(action, handler);
+      } catch { /* an action this browser does not know */ }
+    }
+    this.#sessionMetadata(this.#info());
+  }
+
+  #sessionMetadata(info) {
+    if (typeof MediaMetadata !== 'function') return;
+    const init = mediaMetadata(info, info.title);
+    if (init.artwork.length) init.artwork[0].src = new URL(init.artwork[0].src, location.href).href;
+    navigator.mediaSession.metadata = new MediaMetadata(init);
+  }
+
+  #sessionPosition(duration) {
+    const session = navigator.mediaSession;
+    session.playbackState = this.#audio.paused ? 'paused' : 'playing';
+    if (!(duration > 0) || !session.setPositionState) return;
+    try {
+      session.setPositionState({
+        duration,
+        position: Math.min(this.#audio.currentTime, duration),
+        playbackRate: this.#audio.playbackRate || 1,
+      });
+    } catch { /* a position the browser refuses: it keeps the last one */ }
+  }
+
+  #releaseMediaSession() {
+    if (sessionOwner !== this) return;
+    sessionOwner = null;
+    const session = navigator.mediaSession;
+    session.metadata = null;
+    for (const action of ['play', 'pause', 'seekto', 'seekbackward', 'seekforward']) {
+      try {
+        session.setActionHandler(action, null);
+      } catch { /* not known here */ }
+    }
+  }
+
+  /** Space or k: play/pause; arrows (outside the volume slider): ±5 s;
+   *  on the seek slider also Page Up/Down (±30 s), Home and End. */
   #key(e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return; // the browser's shortcuts
-    const onSlider = e.composedPath()[0]?.type === 'range';
+    const target = e.composedPath()[0];
+    if (target === this.#ui?.seek && this.#seekKey(e)) return;
+    const onSlider = target?.type === 'range';
     if ((e.key === ' ' && e.composedPath()[0]?.tagName !== 'BUTTON') || e.key === 'k') {
       e.preventDefault();
       this.#toggle();
@@ -440,9 +630,24 @@ class FanswarmPlayer extends HTMLElement {
     }
   }
 
-  #setTitle(text) {
-    this.#ui.title.textContent = text;
-    this.#render();
+  /** A key on the seek slider, in seconds rather than the slider's
+   *  thousandths (a 3-minute track would move 0.18 s a press); whether
+   *  it was one. */
+  #seekKey(e) {
+    const steps = {
+      ArrowLeft: -SEEK_STEP, ArrowDown: -SEEK_STEP, ArrowRight: SEEK_STEP, ArrowUp: SEEK_STEP,
+      PageDown: -SEEK_PAGE, PageUp: SEEK_PAGE,
+    };
+    const a = this.#audio;
+    const d = this.#duration();
+    let to;
+    if (e.key in steps) to = a.currentTime + steps[e.key];
+    else if (e.key === 'Home') to = 0;
+    else if (e.key === 'End') to = d;
+    else return false;
+    e.preventDefault();
+    if (this.#track) a.currentTime = Math.max(0, d > 0 ? Math.min(to, d) : to);
+    return true;
   }
 
   #titleText() {

@@ -1,12 +1,13 @@
 // Unit tests of the player's DOM-free parts, with node's own test runner
 // (`node --test tests/js/`): the piece map's states, grouping and spoken
-// counts, and the time and byte formats. A stand-in `document` makes cells.
+// counts, the time and byte formats, and what the tags become (the line
+// under the title, the download's file name, the Media Session's metadata). A stand-in `document` makes cells.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 globalThis.document = { createElement: () => ({ dataset: {} }) };
 const { PieceMap, STATES } = await import('../../web/piecemap.js');
-const { formatBytes, formatTime } = await import('../../web/player-view.js');
+const { byline, downloadName, formatBytes, formatTime, mediaMetadata } = await import('../../web/player-view.js');
 
 function fakeElement() {
   return {
@@ -64,4 +65,28 @@ test('times and byte counts read as people write them', () => {
   assert.equal(formatBytes(999), '999 B');
   assert.equal(formatBytes(5_726_248), '5.7 MB');
   assert.equal(formatBytes(1_500_000_000), '1.5 GB');
+});
+
+test('the line under the title says what the tags know', () => {
+  assert.equal(byline({ artist: 'The Fans', album: 'Swarm Songs' }), 'The Fans \u00b7 Swarm Songs');
+  assert.equal(byline({ artist: 'The Fans' }), 'The Fans');
+  assert.equal(byline({ album: '' }), '');
+  assert.equal(byline(undefined), '');
+});
+
+test('a download is named by the track, safely', () => {
+  assert.equal(downloadName({ title: 'Night Bus', artist: 'The Fans' }, 'x/01 night.flac'), 'The Fans - Night Bus.flac');
+  assert.equal(downloadName({}, 'x/01 night.flac'), '01 night.flac', 'never a path');
+  assert.equal(downloadName({ title: 'Night Bus' }, 'a.mp3'), 'Night Bus.mp3');
+  assert.equal(downloadName({}, 'broken tags.mp3'), 'broken tags.mp3', 'no tags: the file name');
+  assert.equal(downloadName({ title: 'AC/DC: "Live"?', artist: 'A\\B' }, 'l.ogg'), 'A_B - AC_DC_ _Live__.ogg');
+  assert.equal(downloadName({ title: '..' }, 'x.wav'), 'x.wav', 'never a dot name');
+  assert.equal(downloadName({}, ''), 'track');
+  assert.equal(downloadName({ title: 'Tab\there' }, ''), 'Tab_here');
+});
+
+test('the Media Session gets title, artist, album and the cover', () => {
+  assert.deepEqual(mediaMetadata({ artist: 'A', album: 'B', cover: '/cover/ab' }, 'T'),
+    { title: 'T', artist: 'A', album: 'B', artwork: [{ src: '/cover/ab' }] });
+  assert.deepEqual(mediaMetadata({}, 'file.mp3'), { title: 'file.mp3', artist: '', album: '', artwork: [] });
 });
