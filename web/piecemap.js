@@ -33,12 +33,10 @@ export class PieceMap {
   draw(engine, played) {
     if (this.#states.length !== engine.length) this.#build(engine.length);
     const counts = {};
-    for (let i = 0; i < engine.length; i++) {
-      let state = STATES[engine[i]] ?? 'missing';
-      if (state !== 'missing' && played[i]) state = 'played';
+    statesOf(engine, played).forEach((state, i) => {
       counts[state] = (counts[state] ?? 0) + 1;
       this.#states[i] = state;
-    }
+    });
     this.#cells.forEach((cell, c) => {
       const state = mode(this.#states, c * this.#group, (c + 1) * this.#group);
       if (cell.dataset.state !== state) cell.dataset.state = state;
@@ -65,6 +63,15 @@ export class PieceMap {
     this.#states = new Array(count).fill('missing');
     this.#el.replaceChildren(...this.#cells);
   }
+}
+
+/** The state name of every piece, without drawing: `engine` and `played`
+ *  as for `draw`. */
+export function statesOf(engine, played) {
+  return Array.from(engine, (byte, i) => {
+    const state = STATES[byte] ?? 'missing';
+    return state !== 'missing' && played[i] ? 'played' : state;
+  });
 }
 
 /** The most common state among `states[from..to)`; ties: the first seen. */

@@ -38,7 +38,7 @@
 //   worker of ours cannot run, so the element shows the /embed/<hex> frame
 //   and proxies play/pause/stats to it: the fan still streams from the swarm.
 import fanswarm from './fanswarm.js';
-import { PieceMap, STATES } from './piecemap.js';
+import { PieceMap, STATES, statesOf } from './piecemap.js';
 import {
   STYLE, byline, downloadName, formatBytes, formatTime, mediaMetadata, template,
 } from './player-view.js';
@@ -194,7 +194,7 @@ class FanswarmPlayer extends HTMLElement {
   /** One state name per piece: missing, fans, server, mixed, local, played. */
   pieces() {
     if (this.#frame) return (this.#remote?.pieces ?? []).slice();
-    return this.#map ? this.#map.states() : [];
+    return this.#track ? this.#pieceStates() : [];
   }
 
   /** The playing track (null before play(), and in remote mode). */
@@ -418,6 +418,14 @@ class FanswarmPlayer extends HTMLElement {
     this.#announce(stats);
   }
 
+  /** Every piece's state now, from the engine: the map is not redrawn
+   *  before the first sound, but what a page asks for must be current. */
+  #pieceStates() {
+    const pieces = this.#track.pieces();
+    return statesOf(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
+      this.#track.length));
+  }
+
   /** Fires `fanswarm-stats` (and tells a parent page) if the figures changed. */
   #announce(stats = this.#track.stats()) {
     const text = JSON.stringify(stats);
@@ -436,7 +444,7 @@ class FanswarmPlayer extends HTMLElement {
       infoHash: this.#track.infoHash,
       name: this.#track.name,
       stats,
-      pieces: this.#map.states(),
+      pieces: this.#pieceStates(),
       paused: this.#audio.paused,
       currentTime: this.#audio.currentTime,
     }, '*');
