@@ -11,6 +11,7 @@
 //! track; once the track is verified, Tab from the play button reaches the
 //! download button and Enter saves the file under the track's name, byte
 //! for byte. A file with broken tags still publishes under its file name.
+//! Screenshots of the players with a cover go to `target/artifacts/`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use fanswarm_e2e::browser::{Browser, Page};
 use fanswarm_e2e::player::{self, assembled, digest_of};
 use fanswarm_e2e::server::TestServer;
-use fanswarm_e2e::{netns, server};
+use fanswarm_e2e::{netns, server, web};
 
 const TEST: &str = "every_format_plays_with_its_tags";
 
@@ -336,6 +337,11 @@ async fn check_format(
         digest_of(&bytes) == digest_of(&file),
         "the download is the file"
     );
+    if f.cover.is_some() {
+        web::set_viewport(browser, &page, 420, 260).await?;
+        let shot = web::screenshot(browser, &page, &format!("formats-{}", f.ext)).await?;
+        println!("screenshot: {}", shot.display());
+    }
     browser.close(&page).await?;
     Ok(())
 }
