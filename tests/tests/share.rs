@@ -2,7 +2,8 @@
 //! in other browsers by magnet alone, the server only introducing peers:
 //! from the share link (the server's `/embed/<hex>?magnet=…`) and from the
 //! `<fanswarm-player src="magnet:…">` snippet on another origin, with no
-//! byte from the server's web seed. Then the server is closed to swarms it
+//! byte from the server's web seed; and a file seeded by a WebTorrent 3
+//! page plays the same way. Then the server is closed to swarms it
 //! did not publish (`--swarms published`): the tracker refuses the magnet's
 //! announce with a `failure reason`, the frame shows a refusal instead of a
 //! waiting player, and `/share` says sharing is off.
@@ -85,7 +86,7 @@ async fn run() -> anyhow::Result<()> {
     );
     ensure!(text("hash") == expected.info_hash.to_hex());
     ensure!(
-        magnet.trackers == vec![tracker],
+        magnet.trackers == vec![tracker.clone()],
         "tr: {:?}",
         magnet.trackers
     );
@@ -217,7 +218,11 @@ async fn run() -> anyhow::Result<()> {
         srv.webseed_bytes()
     );
 
-    // 4. Only the published swarms from now on.
+    // 4. A WebTorrent 3 page seeds a file of its own; the link form of our
+    //    embed plays its magnet.
+    webtorrent_seed_plays(&mut browser, &srv, &tracker).await?;
+
+    // 5. Only the published swarms from now on.
     srv.set_access(Access::only([srv.track.info_hash]));
     let hex = text("hash");
     let announce = browser
@@ -292,6 +297,125 @@ async fn run() -> anyhow::Result<()> {
         "the element hears the frame's refusal: {refused}"
     );
     Ok(())
+}
+
+/// webtorrent@3's browser bundle, fetched by `scripts/install-deps --test`.
+fn webtorrent_bundle() -> anyhow::Result<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/npm/webtorrent/package/dist/webtorrent.min.js");
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (scripts/install-deps --test fetches it)",
+            path.display()
+        )
+    })
+}
+
+/// A page on another origin seeds a file with WebTorrent 3 (its own
+/// hashing, its own tracker client and peer); the server's embed page
+/// plays the magnet WebTorrent made, every byte from that page.
+async fn webtorrent_seed_plays(
+    browser: &mut Browser,
+    srv: &server::TestServer,
+    tracker: &str,
+) -> anyhow::Result<()> {
+    let bundle = webtorrent_bundle()?;
+    let router = axum::Router::new()
+        .route(
+            "/wt.html",
+            axum::routing::get(|| async {
+                axum::response::Html(
+                    "<!doctype html><html lang=en><head><meta charset=utf-8><title>WebTorrent</title></head><body>\
+                     <script type=module>import WebTorrent from '/webtorrent.min.js';\
+                     window.WebTorrent = WebTorrent;</script></body></html>",
+                )
+            }),
+        )
+        .route(
+            "/webtorrent.min.js",
+            axum::routing::get(move || async move {
+                ([("content-type", "text/javascript")], bundle)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let samples = signal_server::demo::synthesize(10, 12);
+    let file = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
+    let seeder = browser
+        .open(&format!("http://127.0.0.1:{port}/wt.html"))
+        .await?;
+    let base64 = data_encoding::BASE64.encode(&file);
+    let magnet = browser
+        .eval(
+            &seeder,
+            &format!(
+                "(async () => {{
+                   for (let i = 0; i < 200 && !window.WebTorrent; i++) await new Promise((r) => setTimeout(r, 50));
+                   // No STUN: the test's network has no route out.
+                   const client = new WebTorrent({{ tracker: {{ rtcConfig: {{ iceServers: [] }} }} }});
+                   window.client = client;
+                   const bytes = Uint8Array.from(atob('{base64}'), (c) => c.charCodeAt(0));
+                   const file = new File([bytes], 'webtorrent take.wav', {{ type: 'audio/wav' }});
+                   return await new Promise((resolve, reject) => {{
+                     client.on('error', (e) => reject(new Error(String(e))));
+                     client.seed(file, {{ announce: [{tracker:?}] }}, (t) => resolve(t.magnetURI));
+                     setTimeout(() => reject(new Error('WebTorrent did not seed within 20 s')), 20000);
+                   }});
+                 }})()"
+            ),
+        )
+        .await?;
+    let magnet = magnet.as_str().context("WebTorrent's magnet")?.to_owned();
+    let parsed = Magnet::parse(&magnet)?;
+    println!("WebTorrent seeds {magnet}");
+    let link = format!(
+        "{}/embed/{}?magnet={}",
+        srv.base,
+        parsed.info_hash.to_hex(),
+        percent_encode(&magnet)
+    );
+    let page = browser.open(&link).await?;
+    player::press_play(browser, &page).await?;
+    let states = player::wait_all(
+        browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(40),
+        "our embed has every piece of WebTorrent's torrent and plays",
+        |s| s["done"] == true && num(s, "currentTime") > 0.0,
+    )
+    .await?;
+    ensure!(
+        player::assembled(browser, &page).await? == player::digest_of(&file),
+        "our stream of WebTorrent's torrent is the file"
+    );
+    ensure!(
+        num(&states[0], "fromPeers") == file.len() as f64,
+        "every byte from the WebTorrent page: {}",
+        states[0]
+    );
+    let uploaded = browser.eval(&seeder, "client.torrents[0].uploaded").await?;
+    println!(
+        "WebTorrent page uploaded {uploaded} B; our page: {}",
+        states[0]
+    );
+    browser.close(&page).await?;
+    browser.close(&seeder).await?;
+    Ok(())
+}
+
+/// `encodeURIComponent`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Gives `file` to the share page's file input, as picking it does, and
