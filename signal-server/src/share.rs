@@ -99,7 +99,8 @@ unless listeners have the whole track.</p>
 <script type="module">
 import fanswarm from "{fanswarm}";
 import {{ mount }} from "/share.js";
-mount(fanswarm);
+// The page's own API, for scripts (and tests): share(file), stop().
+window.fanswarmSharePage = mount(fanswarm);
 </script>
 </body>
 </html>
