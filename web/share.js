@@ -17,6 +17,20 @@ export function mount(fanswarm) {
     if (file) shareFile(file).catch(() => {}); // shareFile reports its own errors
   };
   input.addEventListener('change', () => take(input.files?.[0]));
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    button.addEventListener('click', async () => {
+      const text = $(button.dataset.copy).value;
+      const label = button.textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = 'Copied';
+      } catch {
+        $(button.dataset.copy).select(); // no clipboard access: selected, for Ctrl+C
+        button.textContent = 'Selected: press Ctrl+C';
+      }
+      setTimeout(() => { button.textContent = label; }, 2000);
+    });
+  }
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
     drop.classList.add('over');

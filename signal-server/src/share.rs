@@ -69,7 +69,8 @@ pub fn render(assets: &WebAssets) -> String {
 <style>
 body{{font:16px/1.45 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#222}}
 #drop{{display:block;border:2px dashed #888;border-radius:12px;padding:2.5rem 1rem;text-align:center;cursor:pointer}}
-#drop.over{{border-color:#2a6;background:#efe}}
+#drop.over,#drop:focus-within{{border-color:#2a6;background:#efe}}
+.visually-hidden{{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}}
 progress{{width:100%}} textarea{{width:100%;font:13px monospace}} [hidden]{{display:none!important}}
 dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}} dd{{margin:0}}
 </style>
@@ -80,7 +81,7 @@ dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}} dd{{marg
 from this tab: the file is never uploaded to the server, which only introduces
 listeners to each other. Keep the tab open while people listen.</p>
 <label id="drop" for="file">Drop an audio file here, or <u>pick one</u>
-<input id="file" type="file" accept="audio/*,.flac,.ogg,.opus,.m4a,.mp3,.wav" hidden></label>
+<input id="file" class="visually-hidden" type="file" accept="audio/*,.flac,.ogg,.opus,.m4a,.mp3,.wav"></label>
 <p id="status" role="status" aria-live="polite"></p>
 <progress id="progress" max="1" value="0" hidden></progress>
 <section id="result" hidden>
@@ -92,9 +93,12 @@ unless listeners have the whole track.</p>
 <dt>Sent from this tab</dt><dd id="sent">0 B</dd>
 </dl>
 <p>Link: <a id="link" target="_blank" rel="noopener"></a></p>
-<p><label>Magnet<br><textarea id="magnet" rows="3" readonly></textarea></label></p>
-<p><label>Embed in a page (frame)<br><textarea id="iframe" rows="3" readonly></textarea></label></p>
-<p><label>Embed in a page (script)<br><textarea id="script" rows="3" readonly></textarea></label></p>
+<p><label>Magnet<br><textarea id="magnet" rows="3" readonly></textarea></label>
+<button type="button" data-copy="magnet">Copy the magnet</button></p>
+<p><label>Embed in a page (frame)<br><textarea id="iframe" rows="3" readonly></textarea></label>
+<button type="button" data-copy="iframe">Copy the frame snippet</button></p>
+<p><label>Embed in a page (script)<br><textarea id="script" rows="3" readonly></textarea></label>
+<button type="button" data-copy="script">Copy the script snippet</button></p>
 </section>
 <script type="module">
 import fanswarm from "{fanswarm}";
