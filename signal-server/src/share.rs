@@ -71,7 +71,7 @@ body{{font:16px/1.45 system-ui,sans-serif;max-width:44rem;margin:2rem auto;paddi
 #drop{{display:block;border:2px dashed #888;border-radius:12px;padding:2.5rem 1rem;text-align:center;cursor:pointer}}
 #drop.over,#drop:focus-within{{border-color:#2a6;background:#efe}}
 .visually-hidden{{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}}
-progress{{width:100%}} textarea{{width:100%;font:13px monospace}} [hidden]{{display:none!important}}
+progress{{width:100%}} textarea{{width:100%;box-sizing:border-box;font:13px monospace}} #link{{overflow-wrap:anywhere}} [hidden]{{display:none!important}}
 dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}} dd{{margin:0}}
 </style>
 </head>

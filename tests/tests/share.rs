@@ -119,6 +119,9 @@ async fn run() -> anyhow::Result<()> {
         text("iframe")
     );
 
+    let shot = web::screenshot(&mut browser, &sharer, "share-page").await?;
+    println!("screenshot: {}", shot.display());
+
     // 2. Page B opens the link: the server's frame plays it by magnet.
     let link = browser.open(&text("link")).await?;
     player::press_play(&mut browser, &link).await?;
