@@ -21,7 +21,7 @@
 // visit that takes 100-300 ms after registering): the track starts fetching
 // its first pieces at once and the element gets its source when the worker
 // is in control.
-import init, { load as wasmLoad, version } from './pkg/client_wasm.js';
+import init, { load as wasmLoad, share as wasmShare, version } from './pkg/client_wasm.js';
 
 /** Where the worker streams by default (the wasm peer's default too). */
 export const STREAM_PREFIX = '/fanswarm/stream/';
@@ -317,5 +317,14 @@ async function controlledBy(streamPrefix) {
   return true;
 }
 
+/** Shares `file` (a File or Blob) from this page: the wasm hashes it into
+ *  a torrent (`options.onProgress` hears how far), then seeds it to
+ *  `options.trackers` while the page stays open. Resolves to the seeding
+ *  track: `track.magnet`, `track.torrent()`, `track.stats()`, `destroy()`. */
+export async function share(file, options) {
+  await start(started?.prefix ?? STREAM_PREFIX).wasm;
+  return wasmShare(file, options);
+}
+
 export { version };
-export default { play, load, resume, prepare, fetchTorrent, wake, version, STREAM_PREFIX };
+export default { play, load, resume, prepare, fetchTorrent, wake, share, version, STREAM_PREFIX };

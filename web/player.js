@@ -719,7 +719,10 @@ class FanswarmPlayer extends HTMLElement {
     const src = this.#source();
     if (!src.startsWith('magnet:')) this.#frameOrigin = new URL(src, location.href).origin;
     const frame = document.createElement('iframe');
-    frame.src = `${this.#frameOrigin}/embed/${hex}`;
+    // A magnet goes along whole: the frame plays a swarm the server did not
+    // publish through the magnet's trackers (its metadata from peers).
+    const magnet = src.startsWith('magnet:') ? `?magnet=${encodeURIComponent(src)}` : '';
+    frame.src = `${this.#frameOrigin}/embed/${hex}${magnet}`;
     frame.allow = 'autoplay';
     frame.title = this.getAttribute('title') || 'fanswarm player';
     frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
@@ -737,6 +740,9 @@ class FanswarmPlayer extends HTMLElement {
       && e.origin === this.#frameOrigin;
     if (fromFrame && data.fanswarm === 'ready') {
       this.#ready.resolve();
+    } else if (fromFrame && data.fanswarm === 'refused') {
+      // The server does not serve this swarm; its frame says so in words.
+      this.#ready.reject(new Error(String(data.reason)));
     } else if (fromFrame && data.fanswarm === 'size') {
       const height = Number(data.height);
       if (height > 0 && height < 2000) this.style.height = `${height}px`;

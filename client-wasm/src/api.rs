@@ -262,15 +262,7 @@ pub async fn load(
         .and_then(|v| v.as_string())
         .unwrap_or_else(|| "/fanswarm/stream/".to_owned());
 
-    let random: [u8; 20] = js::random_bytes()?;
-    let mut id = [0u8; 12];
-    id.copy_from_slice(&random[..12]);
-    let peer_id = PeerId::generate(id);
-    let seed = u64::from_le_bytes(
-        random[12..]
-            .try_into()
-            .map_err(|_| JsError("seed".into()))?,
-    );
+    let (peer_id, seed) = new_peer_identity()?;
     let autoplay = flag("autoplay").unwrap_or(true);
     // Peers wait for the first audio only where they cannot be its source.
     let has_web_seed = meta.as_ref().is_some_and(|m| !m.url_list.is_empty());
@@ -313,6 +305,19 @@ pub async fn load(
         session,
         exact_source: std::cell::Cell::new(exact_source),
     })
+}
+
+/// A fresh peer id and engine seed from `crypto.getRandomValues`.
+pub(crate) fn new_peer_identity() -> Result<(PeerId, u64), JsError> {
+    let random: [u8; 20] = js::random_bytes()?;
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&random[..12]);
+    let seed = u64::from_le_bytes(
+        random[12..]
+            .try_into()
+            .map_err(|_| JsError("seed".into()))?,
+    );
+    Ok((PeerId::generate(id), seed))
 }
 
 /// Whether a service worker controls the page (ours, the caller says).
@@ -425,6 +430,14 @@ impl Track {
 }
 
 impl Track {
+    /// The track of a session made elsewhere (a shared file).
+    pub(crate) fn from_session(session: SessionRef) -> Track {
+        Track {
+            session,
+            exact_source: std::cell::Cell::new(None),
+        }
+    }
+
     /// A magnet's `xs`, fetched once the track runs.
     fn race_exact_source(&self) {
         if let Some(xs) = self.exact_source.take() {
@@ -506,6 +519,25 @@ impl Track {
     #[wasm_bindgen(getter, js_name = infoHash)]
     pub fn info_hash(&self) -> String {
         self.session.borrow().node().info_hash().to_hex()
+    }
+
+    /// A magnet link to the track (info hash, `dn`, `tr`, `ws`, `xl`);
+    /// empty until a magnet's metadata is known.
+    #[wasm_bindgen(getter)]
+    pub fn magnet(&self) -> String {
+        self.session
+            .borrow()
+            .node()
+            .metainfo()
+            .map_or_else(String::new, |m| m.magnet().to_string())
+    }
+
+    /// The `.torrent` file's bytes; `undefined` until a magnet's metadata
+    /// is known.
+    pub fn torrent(&self) -> Option<js_sys::Uint8Array> {
+        let s = self.session.borrow();
+        let bytes = s.node().metainfo()?.to_bytes();
+        Some(js_sys::Uint8Array::from(&bytes[..]))
     }
 
     /// The torrent's name (`info.name`): the track's title.

@@ -10,7 +10,9 @@
 //! - [`webseed`]: HTTP Range requests, bodies streamed back as they arrive;
 //! - [`stream`]: the page's half of service-worker streaming;
 //! - [`session`]: one playing track, owning all of the above;
-//! - [`api`]: `play(audio, options)` and the `Track` object JavaScript sees.
+//! - [`api`]: `play(audio, options)` and the `Track` object JavaScript sees;
+//! - [`share`]: `share(file, options)`: a file hashed into a torrent and
+//!   seeded from the tab.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -18,6 +20,7 @@ pub mod channel;
 pub mod js;
 pub mod rtc;
 pub mod session;
+pub mod share;
 pub mod stream;
 pub mod tracker_ws;
 pub mod webseed;
@@ -25,6 +28,7 @@ pub mod webseed;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 pub use api::{Track, TrackStats, play};
+pub use share::share;
 
 /// The version of the fanswarm client, so a page can tell what it loaded.
 #[wasm_bindgen]

@@ -9,26 +9,62 @@
 //! every module of the player (`modulepreload`), the wasm and the
 //! `.torrent`. The element then compiles the wasm and registers the stream
 //! worker on load, and play() only has to start the track.
+//!
+//! A torrent this server did not publish (a fan's file shared from a tab,
+//! a WebTorrent client's) plays by magnet: `/embed/<hex>?magnet=<link>`
+//! (or no `magnet`: the bare info hash), the player joining through the
+//! magnet's trackers, or this server's when it names none, and getting the
+//! metadata from peers. Unless the server serves only its own swarms
+//! (`--swarms published`): then the page is a refusal, as the tracker's
+//! announce is.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use swarm::InfoHash;
+use swarm::magnet::Magnet;
 
 use crate::assets::WebAssets;
 use crate::state::AppState;
 
-/// The embed page of a published track; 404 for any other hash.
-pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Response {
+/// The embed page of a track: a published one by its `.torrent`, any other
+/// by magnet if the tracker serves its swarm, else a refusal (403).
+pub async fn page(
+    State(state): State<AppState>,
+    Path(hex): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let Ok(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    let Some(track) = state.catalog.get(&info_hash) else {
-        return StatusCode::NOT_FOUND.into_response();
+    let html = if let Some(track) = state.catalog.get(&info_hash) {
+        // Its title tag if it has one (the player asks for the other tags).
+        let title = track.tags.title.as_deref().unwrap_or(&track.name);
+        render(title, &info_hash, &state.assets)
+    } else if !state.hub().tracker.allows(&info_hash) {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CACHE_CONTROL, crate::assets::REVALIDATE)],
+            Html(render_refusal(&info_hash)),
+        )
+            .into_response();
+    } else {
+        let magnet = match query.get("magnet").map(|m| Magnet::parse(m)) {
+            None => Magnet::new(info_hash),
+            Some(Ok(m)) if m.info_hash == info_hash => m,
+            Some(Ok(m)) => {
+                let text = format!("the magnet is torrent {}, not {hex}", m.info_hash.to_hex());
+                return (StatusCode::BAD_REQUEST, text).into_response();
+            }
+            Some(Err(e)) => {
+                return (StatusCode::BAD_REQUEST, format!("not a magnet link: {e}"))
+                    .into_response();
+            }
+        };
+        render_magnet(&magnet, &state.assets)
     };
-    // Its title tag if it has one (the player asks for the other tags).
-    let title = track.tags.title.as_deref().unwrap_or(&track.name);
-    let html = render(title, &info_hash, &state.assets);
     (
         // Artists frame this page on their own sites; it names the
         // current build's files, so it is never used unrevalidated.
@@ -38,8 +74,8 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
         .into_response()
 }
 
-/// The page's HTML; `name` is escaped, the hash is hex by type, the asset
-/// names are plain paths by [`WebAssets`]' check.
+/// The page of a published track; `name` is escaped, the hash is hex by
+/// type, the asset names are plain paths by [`WebAssets`]' check.
 ///
 /// `crossorigin` on the `fetch` preloads: a preload is reused only by a
 /// request of the same mode and credentials, and `fetch()` (the glue's for
@@ -60,7 +96,57 @@ pub async fn page(State(state): State<AppState>, Path(hex): Path<String>) -> Res
 /// the wasm, and the track could not be made before).
 pub fn render(name: &str, info_hash: &InfoHash, assets: &WebAssets) -> String {
     let hex = info_hash.to_hex();
+    let torrent = format!("/t/{hex}.torrent");
+    let preload = format!("<link rel=\"preload\" href=\"{torrent}\" as=\"fetch\" crossorigin>\n");
+    player_page(name, &torrent, &preload, "", assets)
+}
+
+/// The page for a torrent this server did not publish: the player joins
+/// by `magnet` (its trackers; this server's, from the page's own origin,
+/// when it names none) and takes the metadata from peers.
+pub fn render_magnet(magnet: &Magnet, assets: &WebAssets) -> String {
+    let name = magnet
+        .display_name
+        .clone()
+        .unwrap_or_else(|| "shared track".to_owned());
+    let tracker = if magnet.trackers.is_empty() {
+        // This server's tracker, as the fan reaches this page.
+        "<script>document.querySelector('fanswarm-player').setAttribute('trackers',\
+         (location.protocol==='https:'?'wss://':'ws://')+location.host+'/announce')</script>\n"
+    } else {
+        ""
+    };
+    player_page(&name, &magnet.to_string(), "", tracker, assets)
+}
+
+/// What the frame shows for a swarm this server does not serve: why, in
+/// words, rather than a player waiting for ever; its parent hears it too.
+pub fn render_refusal(info_hash: &InfoHash) -> String {
+    let hex = info_hash.to_hex();
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Not on this server · fanswarm</title>
+<style>body{{margin:0;font:15px/1.4 system-ui,sans-serif;color:#222;background:#fff}}
+p{{margin:0;padding:16px;border:1px solid #ccc;border-radius:8px}}</style>
+</head>
+<body>
+<p id="refusal" role="alert">This server plays only the tracks it publishes, and torrent {hex} is not one of them.</p>
+<script>parent!==self&&parent.postMessage({{fanswarm:"refused",infoHash:"{hex}",reason:document.getElementById("refusal").textContent}},"*")</script>
+</body>
+</html>
+"#
+    )
+}
+
+/// One `<fanswarm-player>` playing `src`, with the code preloads; `extra`
+/// goes in the head before them, `after` right after the element.
+fn player_page(name: &str, src: &str, extra: &str, after: &str, assets: &WebAssets) -> String {
     let title = escape(name);
+    let src = escape(src);
     let entry = assets.entry_url();
     let wasm = assets.wasm_url();
     let modules: String = assets
@@ -75,14 +161,13 @@ pub fn render(name: &str, info_hash: &InfoHash, assets: &WebAssets) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · fanswarm</title>
 <style>html,body{{margin:0;background:transparent}} fanswarm-player{{margin:1px}}</style>
-<link rel="preload" href="/t/{hex}.torrent" as="fetch" crossorigin>
-<link rel="preload" href="{wasm}" as="fetch" crossorigin>
+{extra}<link rel="preload" href="{wasm}" as="fetch" crossorigin>
 <script>self.fanswarmWasm=WebAssembly.compileStreaming?.(fetch("{wasm}"))</script>
 {modules}<script type="module" src="{entry}"></script>
 </head>
 <body>
-<fanswarm-player src="/t/{hex}.torrent" title="{title}"></fanswarm-player>
-</body>
+<fanswarm-player src="{src}" title="{title}"></fanswarm-player>
+{after}</body>
 </html>
 "#
     )
@@ -120,6 +205,42 @@ mod tests {
         assert!(html.contains("a &lt;b&gt;&quot;song&quot;&lt;/b&gt; &amp; more.mp3"));
         assert!(!html.contains("<b>"));
         assert!(html.contains(r#"<script type="module" src="/player.js"></script>"#));
+    }
+
+    #[test]
+    fn a_magnet_page_plays_the_magnet_escaped_and_names_a_tracker_only_when_it_has_none() {
+        let mut magnet = Magnet::new(InfoHash([0x12; 20]));
+        magnet.display_name = Some("fan's <take>".into());
+        let html = render_magnet(&magnet, &WebAssets::unhashed());
+        assert_eq!(html.matches("<fanswarm-player").count(), 1);
+        assert!(html.contains("fan&#39;s &lt;take&gt;"), "{html}");
+        assert!(!html.contains("<take>"));
+        assert!(!html.contains(".torrent"), "no .torrent to preload");
+        assert!(
+            html.contains("setAttribute('trackers'"),
+            "the server's tracker"
+        );
+        assert!(html.contains(&format!(
+            r#"src="magnet:?xt=urn:btih:{}&amp;dn="#,
+            "12".repeat(20)
+        )));
+
+        magnet.trackers = vec!["wss://tracker.example/announce".into()];
+        let html = render_magnet(&magnet, &WebAssets::unhashed());
+        assert!(!html.contains("setAttribute('trackers'"), "its own tracker");
+        assert!(
+            html.contains("tr=wss%3A%2F%2Ftracker.example%2Fannounce"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_why_and_tells_the_parent() {
+        let html = render_refusal(&InfoHash([0x34; 20]));
+        assert!(html.contains("plays only the tracks it publishes"));
+        assert!(html.contains(&"34".repeat(20)));
+        assert!(html.contains(r#"fanswarm:"refused""#));
+        assert!(!html.contains("<fanswarm-player"));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   track, with its tags), `GET /api/swarm` (the demo
 //!   page's live panel), `GET /api/ice` (fans' STUN/TURN servers, [`ice`]),
 //!   `GET /metrics`;
-//! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]);
+//! - `GET /embed/<hex>`: the one-player page artists frame ([`embed`]),
+//!   also for a swarm it did not publish (`?magnet=`) when `--swarms open`;
+//! - `GET /share`: a fan's file hashed and seeded from the tab ([`share`]);
 //! - `GET /embed.js` and everything else from the `web/` directory (player,
 //!   service worker), content-hashed names cached for good ([`assets`]).
 //!
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod offload;
 pub mod publish;
 pub mod routes;
+pub mod share;
 pub mod state;
 pub mod tags;
 pub mod tls;
@@ -78,6 +81,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Tracker limits.
     pub limits: Limits,
+    /// Which swarms the tracker and the player serve (`--swarms`).
+    pub swarms: share::Swarms,
     /// Seed every published track over WebRTC from this process too
     /// (`--webrtc-seed`), so a swarm has a WebRTC seed before any fan.
     #[cfg(feature = "native-peer")]
@@ -173,6 +178,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/swarm", get(routes::swarm))
         .route("/embed/{hex}", get(embed::page))
         .route("/embed.js", get(web::embed_js))
+        .route("/share", get(share::page))
         .route("/metrics", get(routes::metrics))
         .route("/media/{*path}", get(routes::media))
         .fallback(web::serve_web)
@@ -423,11 +429,14 @@ pub async fn run_until(
         %base,
         tracks = catalog.tracks().len(),
         max_connections = config.limits.max_connections,
+        swarms = ?config.swarms,
         "serving"
     );
     #[cfg(feature = "native-peer")]
     let catalog_for_seed = catalog.clone();
+    let access = config.swarms.access(&catalog);
     let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
+    state.hub().tracker.set_access(access);
     #[cfg(feature = "native-peer")]
     if let Some(rtc) = config.webrtc_seed.clone() {
         // The seed announces to this very process. Over TLS it would have

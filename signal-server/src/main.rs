@@ -203,6 +203,12 @@ struct ServeArgs {
     /// other's addresses).
     #[arg(long, env = "FANSWARM_RELAY_ONLY", requires = "turn")]
     relay_only: bool,
+    /// Which swarms the tracker and the player serve: `published`, only
+    /// this server's tracks (announces for others get a `failure reason`,
+    /// their /embed page a refusal); `open`, any swarm: fans share their
+    /// own files from /share, and any magnet plays in /embed.
+    #[arg(long, env = "FANSWARM_SWARMS", value_enum, default_value_t = signal_server::share::Swarms::Published)]
+    swarms: signal_server::share::Swarms,
     /// Serve HTTPS and WSS with this certificate chain (PEM, leaf first, e.g.
     /// certbot's fullchain.pem); read again when it changes. Needs --tls-key.
     #[arg(long, env = "FANSWARM_TLS_CERT", requires = "tls_key")]
@@ -386,6 +392,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_dir,
         public_url: args.public_url,
         limits,
+        swarms: args.swarms,
         player: signal_server::state::PlayerSettings {
             ice: signal_server::ice::IceConfig {
                 stun: match args.stun.as_slice() {

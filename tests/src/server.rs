@@ -246,6 +246,12 @@ impl TestServer {
         self.state.hub().tracker.peer_count()
     }
 
+    /// Which swarms the tracker (and so `/embed`, `/share`) serves from
+    /// now on: open by default, as `fanswarm_tracker::Tracker::new` is.
+    pub fn set_access(&self, access: fanswarm_tracker::Access) {
+        self.state.hub().tracker.set_access(access);
+    }
+
     /// Stops serving: every connection (tracker sockets included) ends.
     pub fn stop(&mut self) {
         if let Some(running) = self.running.take() {

@@ -58,6 +58,7 @@ async fn certificates_from_pebble_are_served_renewed_and_cached() -> anyhow::Res
         cache_dir: cache.path().to_path_buf(),
         public_url: None,
         limits: fanswarm_tracker::Limits::default(),
+        swarms: Default::default(),
         player: signal_server::state::PlayerSettings::default(),
         tls: None,
         acme: Some(acme),

@@ -51,6 +51,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
         cache_dir: dir.path().join("cache"),
         public_url: None,
         limits: fanswarm_tracker::Limits::default(),
+        swarms: Default::default(),
         player: signal_server::state::PlayerSettings::default(),
         tls: Some(signal_server::tls::TlsFiles {
             cert: cert.clone(),

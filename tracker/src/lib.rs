@@ -58,6 +58,8 @@
 //! - An answer is routed only for an offer this tracker relayed to that very
 //!   answerer in the last `offer_max_age`, and only once.
 //! - A connection's peers leave their swarms when it closes or they go silent.
+//! - Only the swarms [`Access`] allows are served (all, by default); an
+//!   announce for another is refused, as aquatic's access lists do.
 //! - Every bound is in [`Limits`]; every refusal is a [`Refusal`], whose text
 //!   is the `failure reason` the peer reads. A connection that sends faster
 //!   than its token bucket allows is refused, not disconnected.
@@ -67,6 +69,7 @@
 //! struct configures a whole tracker.
 #![forbid(unsafe_code)]
 
+mod access;
 mod limits;
 mod rate;
 mod refusal;
@@ -82,6 +85,7 @@ use swarm::tracker::{
 };
 use swarm::{InfoHash, PeerId};
 
+pub use access::Access;
 pub use limits::Limits;
 use rate::TokenBucket;
 pub use refusal::Refusal;
@@ -141,6 +145,7 @@ pub type Outbox = Vec<(ConnectionId, OutMessage)>;
 #[derive(Debug)]
 pub struct Tracker {
     limits: Limits,
+    access: Access,
     swarms: HashMap<InfoHash, SwarmTable>,
     connections: HashMap<ConnectionId, Connection>,
     peer_count: usize,
@@ -151,6 +156,7 @@ impl Tracker {
     pub fn new(limits: Limits) -> Self {
         Tracker {
             limits,
+            access: Access::Open,
             swarms: HashMap::new(),
             connections: HashMap::new(),
             peer_count: 0,
@@ -160,6 +166,23 @@ impl Tracker {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Which swarms are served from now on (open by default). Peers already
+    /// in a swarm that is no longer allowed are refused at their next
+    /// announce.
+    pub fn set_access(&mut self, access: Access) {
+        self.access = access;
+    }
+
+    /// Which swarms are served.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Whether announces for `info_hash` are accepted.
+    pub fn allows(&self, info_hash: &InfoHash) -> bool {
+        self.access.allows(info_hash)
     }
 
     /// Registers a new connection.
@@ -205,7 +228,9 @@ impl Tracker {
                 .map_err(|r| (r, Some(Action::Scrape), None)),
             (true, Ok(ClientMessage::Announce(a))) => {
                 let info_hash = a.info_hash;
-                let result = if a.answer.is_some() {
+                let result = if !self.access.allows(&info_hash) {
+                    Err(Refusal::NotAllowed)
+                } else if a.answer.is_some() {
                     self.answer(now, connection, a, out)
                 } else {
                     self.announce(now, rng, connection, a, out)

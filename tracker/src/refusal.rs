@@ -42,6 +42,9 @@ pub enum Refusal {
     /// An answer for an offer we never relayed to this peer, or one that expired.
     #[error("unknown or expired offer")]
     UnknownOffer,
+    /// The swarm is not one this tracker serves (its access list).
+    #[error("info_hash not allowed: this tracker serves only the tracks its server publishes")]
+    NotAllowed,
 }
 
 impl Refusal {
@@ -60,6 +63,7 @@ impl Refusal {
             Refusal::TrackerFull => "tracker_full",
             Refusal::IncompleteAnswer => "incomplete_answer",
             Refusal::UnknownOffer => "unknown_offer",
+            Refusal::NotAllowed => "not_allowed",
         }
     }
 }

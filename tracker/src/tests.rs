@@ -377,3 +377,51 @@ fn answer_to_a_departed_offerer_is_dropped() {
     assert_eq!(refusal_of(&out), Some(&Refusal::UnknownOffer));
     assert!(out.iter().all(|(c, _)| *c == ConnectionId(1)));
 }
+
+#[test]
+fn an_access_list_refuses_other_swarms_and_serves_its_own() {
+    let mut h = Harness::new();
+    let other = InfoHash([0xbb; 20]);
+    h.tracker.set_access(Access::only([other]));
+    let out = h.send(1, announce(peer(1), vec![offer(1)]));
+    assert_eq!(out.len(), 1, "only the refusal: {out:?}");
+    match &out[0].1 {
+        OutMessage::Failure {
+            refusal,
+            action,
+            info_hash,
+        } => {
+            assert_eq!(refusal, &Refusal::NotAllowed);
+            assert_eq!((*action, *info_hash), (Some(Action::Announce), Some(HASH)));
+            let text = out[0].1.clone().into_server_message();
+            let json = serde_json::to_string(&text).expect("serializes");
+            assert!(
+                json.contains(r#""failure reason":"info_hash not allowed"#),
+                "{json}"
+            );
+        }
+        other => panic!("expected failure, got {other:?}"),
+    }
+    assert_eq!(
+        h.tracker.peer_count(),
+        0,
+        "a refused announce joins nothing"
+    );
+    assert!(!h.tracker.allows(&HASH));
+
+    // An answer in a swarm not on the list is refused the same way.
+    let out = h.send(2, answer(peer(2), peer(1), OfferId([1; 20])));
+    assert_eq!(refusal_of(&out), Some(&Refusal::NotAllowed));
+
+    // The listed swarm is served as usual.
+    let mut own = announce(peer(1), Vec::new());
+    own.info_hash = other;
+    let out = h.send(1, own);
+    assert!(refusal_of(&out).is_none(), "{out:?}");
+    assert_eq!(h.tracker.swarm_peers(&other), (0, 1));
+
+    // Open again: any swarm.
+    h.tracker.set_access(Access::Open);
+    let out = h.send(3, announce(peer(3), Vec::new()));
+    assert!(refusal_of(&out).is_none(), "{out:?}");
+}
