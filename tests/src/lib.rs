@@ -8,6 +8,7 @@
 //! no Chromium.
 
 pub mod acme;
+pub mod bidi;
 pub mod browser;
 pub mod native;
 pub mod netns;
@@ -16,3 +17,4 @@ pub mod server;
 pub mod tls;
 pub mod turn;
 pub mod web;
+pub mod webdriver;

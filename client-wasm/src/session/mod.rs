@@ -59,6 +59,9 @@ pub struct Settings {
     /// (measured in Chromium: up to 47 ms for the first one) just when it
     /// must answer the worker's first requests.
     pub peers_after_first_audio: bool,
+    /// What the browser lacks (`js::lacking`), detected once: said once,
+    /// in one `warning` when the track starts, never again per peer.
+    pub lacks: Vec<&'static str>,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -102,6 +105,9 @@ pub struct Session {
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
     waiting_reader_pos: Option<u64>,
+    /// The browser refused an RTCPeerConnection once and the page was
+    /// told; the same refusal for the next offers is not news.
+    told_no_connection: bool,
     done: bool,
     destroyed: bool,
 }
@@ -162,6 +168,7 @@ impl Session {
                 timer: None,
                 listeners: Vec::new(),
                 waiting_reader_pos: None,
+                told_no_connection: false,
                 done: false,
                 destroyed: false,
             })
@@ -190,6 +197,9 @@ impl Session {
         }
         let joining = !self.started;
         self.started = true;
+        if joining && !self.settings.lacks.is_empty() {
+            self.warn(&lacking_message(&self.settings.lacks));
+        }
         if joining && self.held_trackers.is_some() {
             if play {
                 let weak = self.me.clone();
@@ -493,6 +503,16 @@ impl Session {
         self.emit("peers", self.node.stats().engine.peers.into());
     }
 
+    /// Whether this browser can trade with fans (it has WebRTC).
+    pub fn can_share(&self) -> bool {
+        !self.settings.lacks.contains(&js::WEBRTC)
+    }
+
+    /// What the browser lacks, as [`Settings::lacks`].
+    pub fn lacks(&self) -> &[&'static str] {
+        &self.settings.lacks
+    }
+
     pub(crate) fn warn(&self, message: &str) {
         self.emit("warning", message.into());
     }
@@ -502,4 +522,21 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.destroy();
     }
+}
+
+/// The one warning of a browser that lacks something: what, and what the
+/// track does instead.
+fn lacking_message(lacks: &[&str]) -> String {
+    let mut consequences = Vec::new();
+    if lacks.contains(&js::WEBRTC) {
+        consequences.push("it cannot share with other fans and plays from the server alone");
+    }
+    if lacks.contains(&js::SERVICE_WORKERS) {
+        consequences.push("the player streams the server's file directly");
+    }
+    format!(
+        "this browser lacks {}: {}",
+        lacks.join(" and "),
+        consequences.join("; ")
+    )
 }
