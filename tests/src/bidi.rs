@@ -41,6 +41,61 @@ user_pref("network.connectivity-service.enabled", false);
 pub struct Bidi {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    _sound: Sound,
+}
+
+/// A PulseAudio server of the browser's own with one null sink: a sound
+/// card that plays into nothing at real-time pace. A test machine has
+/// none, and without an audio device Firefox errors an `<audio>` element
+/// mid-track ("OnMediaSinkAudioError") where Chromium plays on a clock of
+/// its own; ALSA's `null` device is no answer either (it takes audio as
+/// fast as it comes, so the element races ahead of its data).
+struct Sound {
+    child: Child,
+}
+
+impl Sound {
+    /// Starts `pulseaudio` with its socket at `dir/pulse.sock`.
+    async fn start(dir: &Path) -> anyhow::Result<(Sound, String)> {
+        let socket = dir.join("pulse.sock");
+        let child = crate::browser::own_group(
+            Command::new("pulseaudio")
+                .args([
+                    "-n",
+                    "--daemonize=no",
+                    "--exit-idle-time=-1",
+                    "--use-pid-file=no",
+                    "--system=false",
+                    "--log-target=stderr",
+                ])
+                .arg(format!(
+                    "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
+                    socket.display()
+                ))
+                .arg("--load=module-null-sink sink_name=fanswarm_e2e")
+                .env("HOME", dir)
+                .env("XDG_RUNTIME_DIR", dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .spawn()
+        .context("starting pulseaudio, Firefox's sound card (scripts/install-deps --test)")?;
+        let sound = Sound { child };
+        for _ in 0..100 {
+            if socket.exists() {
+                return Ok((sound, format!("unix:{}", socket.display())));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("pulseaudio did not open {} within 5 s", socket.display())
+    }
+}
+
+impl Drop for Sound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts headless Firefox ESR (`FIREFOX` overrides the binary) with a
@@ -49,6 +104,9 @@ pub struct Bidi {
 /// with it.
 pub async fn launch(profile: &Path) -> anyhow::Result<(Child, Bidi)> {
     std::fs::write(profile.join("user.js"), USER_JS).context("writing the profile's user.js")?;
+    let sound_dir = profile.join("sound");
+    std::fs::create_dir_all(&sound_dir)?;
+    let (sound, pulse_server) = Sound::start(&sound_dir).await?;
     let binary = std::env::var("FIREFOX").unwrap_or_else(|_| "firefox-esr".to_owned());
     let mut child = crate::browser::own_group(
         Command::new(&binary)
@@ -56,6 +114,7 @@ pub async fn launch(profile: &Path) -> anyhow::Result<(Child, Bidi)> {
             .arg("--profile")
             .arg(profile)
             .arg("about:blank")
+            .env("PULSE_SERVER", pulse_server)
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     )
@@ -83,7 +142,11 @@ pub async fn launch(profile: &Path) -> anyhow::Result<(Child, Bidi)> {
     let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/session"))
         .await
         .context("connecting to Firefox's WebDriver BiDi")?;
-    let mut bidi = Bidi { ws, next_id: 0 };
+    let mut bidi = Bidi {
+        ws,
+        next_id: 0,
+        _sound: sound,
+    };
     bidi.command("session.new", json!({ "capabilities": {} }))
         .await?;
     Ok((child, bidi))

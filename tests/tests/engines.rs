@@ -36,10 +36,10 @@ struct Direction {
 }
 
 async fn run() -> anyhow::Result<()> {
-    // 20 and 24 s of audio (~0.9 and ~1.1 MB): two different tracks. A page
-    // alone fetches from the web seed at about the pace it plays.
-    let a = server::start(20).await?;
-    let b = server::start(24).await?;
+    // 12 and 14 s of audio (~0.5 and ~0.6 MB): two different tracks. A
+    // page alone fetches from the web seed at about the pace it plays.
+    let a = server::start(12).await?;
+    let b = server::start(14).await?;
     let mut chromium = Browser::launch_engine(Engine::Chromium).await?;
     let mut firefox = Browser::launch_engine(Engine::Firefox).await?;
     let started = Instant::now();
