@@ -52,14 +52,14 @@ impl Engine {
 pub struct Browser {
     engine: Engine,
     child: Child,
-    driver: Driver,
+    protocol: Protocol,
     /// The browser leads its own process group, killed as a whole.
     group: bool,
     _profile: tempfile::TempDir,
 }
 
 /// The automation protocol of each engine.
-enum Driver {
+enum Protocol {
     Cdp {
         ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
         next_id: u64,
@@ -95,7 +95,7 @@ impl Browser {
                 Ok(Browser {
                     engine,
                     child,
-                    driver: Driver::Bidi(bidi),
+                    protocol: Protocol::Bidi(bidi),
                     group: true,
                     _profile: profile,
                 })
@@ -106,7 +106,7 @@ impl Browser {
                 Ok(Browser {
                     engine,
                     child,
-                    driver: Driver::WebDriver(classic),
+                    protocol: Protocol::WebDriver(classic),
                     group: true,
                     _profile: profile,
                 })
@@ -155,7 +155,7 @@ impl Browser {
         Ok(Browser {
             engine: Engine::Chromium,
             child,
-            driver: Driver::Cdp { ws, next_id: 0 },
+            protocol: Protocol::Cdp { ws, next_id: 0 },
             group: false,
             _profile: profile,
         })
@@ -177,10 +177,10 @@ impl Browser {
     }
 
     async fn create(&mut self, url: &str, new_window: bool) -> anyhow::Result<Page> {
-        let id = match &mut self.driver {
-            Driver::Cdp { .. } => None,
-            Driver::Bidi(bidi) => Some(bidi.create().await?),
-            Driver::WebDriver(classic) => Some(classic.create().await?),
+        let id = match &mut self.protocol {
+            Protocol::Cdp { .. } => None,
+            Protocol::Bidi(bidi) => Some(bidi.create().await?),
+            Protocol::WebDriver(classic) => Some(classic.create().await?),
         };
         if let Some(id) = id {
             let page = Page {
@@ -218,14 +218,14 @@ impl Browser {
 
     /// Starts loading `url` in `page` without waiting for it.
     pub async fn navigate(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
-        match &mut self.driver {
-            Driver::Cdp { .. } => {
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {
                 self.call(Some(page), "Page.navigate", json!({ "url": url }))
                     .await?;
                 Ok(())
             }
-            Driver::Bidi(bidi) => bidi.navigate(&page.target, url).await,
-            Driver::WebDriver(classic) => classic.navigate(&page.target, url).await,
+            Protocol::Bidi(bidi) => bidi.navigate(&page.target, url).await,
+            Protocol::WebDriver(classic) => classic.navigate(&page.target, url).await,
         }
     }
 
@@ -262,10 +262,10 @@ impl Browser {
     /// Closes the tab at once, as a listener closing it would: no page
     /// script gets to say goodbye beyond what the browser itself does.
     pub async fn close(&mut self, page: &Page) -> anyhow::Result<()> {
-        match &mut self.driver {
-            Driver::Cdp { .. } => {}
-            Driver::Bidi(bidi) => return bidi.close(&page.target).await,
-            Driver::WebDriver(classic) => return classic.close(&page.target).await,
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {}
+            Protocol::Bidi(bidi) => return bidi.close(&page.target).await,
+            Protocol::WebDriver(classic) => return classic.close(&page.target).await,
         }
         self.call(
             None,
@@ -279,10 +279,10 @@ impl Browser {
     /// Evaluates `expression` in the page, awaiting a promise, and returns
     /// its value (JSON). A thrown exception is an error.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
-        match &mut self.driver {
-            Driver::Cdp { .. } => {}
-            Driver::Bidi(bidi) => return bidi.eval(&page.target, expression).await,
-            Driver::WebDriver(classic) => return classic.eval(&page.target, expression).await,
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {}
+            Protocol::Bidi(bidi) => return bidi.eval(&page.target, expression).await,
+            Protocol::WebDriver(classic) => return classic.eval(&page.target, expression).await,
         }
         let result = self
             .call(
@@ -307,7 +307,7 @@ impl Browser {
         params: Value,
     ) -> anyhow::Result<Value> {
         let engine = self.engine;
-        let Driver::Cdp { ws, next_id } = &mut self.driver else {
+        let Protocol::Cdp { ws, next_id } = &mut self.protocol else {
             bail!(
                 "{method}: a DevTools command, and this browser is {}",
                 engine.name()

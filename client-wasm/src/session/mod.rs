@@ -463,7 +463,16 @@ impl Session {
         // Told to play, though the element may have no source yet (the
         // worker is not in control yet on a first visit).
         let playing = !self.audio.paused() || (self.play_requested && self.stream_url.is_none());
+        // An element that cannot play on (below HAVE_FUTURE_DATA) while a
+        // reader waits is blocked on that reader: the bytes it waits for
+        // are needed now, wherever the playhead is. WebKit fills a buffer
+        // from the start before its first sample, its playhead still at 0:
+        // with the playhead taken, the pieces it waited for were not due
+        // yet, never fetched, and it never started (seen: 54 of 64 pieces,
+        // stalled at 0 s).
+        let blocked = self.audio.ready_state() < HtmlMediaElement::HAVE_FUTURE_DATA;
         let offset = match (self.waiting_reader_pos, played) {
+            (Some(waiting), Some(_)) if blocked => Some(waiting),
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             // Told to play from the start before the element has asked for
             // a byte or knows its duration: the first pieces are wanted now,

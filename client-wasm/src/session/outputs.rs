@@ -101,7 +101,17 @@ impl Session {
 
     /// The element's position, and its first `playing`.
     fn listen_to_element(&mut self) {
-        for kind in ["timeupdate", "seeking", "durationchange", "play", "pause"] {
+        // `waiting` and `canplay`: whether the element is blocked on its
+        // readers changed (see `update_playback`).
+        for kind in [
+            "timeupdate",
+            "seeking",
+            "durationchange",
+            "play",
+            "pause",
+            "waiting",
+            "canplay",
+        ] {
             let weak = self.me.clone();
             self.listeners
                 .push(EventListener::new(&self.audio, kind, move |_| {
