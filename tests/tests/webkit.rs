@@ -3,7 +3,7 @@
 //! from the web seed through its service worker, says once what this
 //! browser lacks — one `warning`, `sharing: false` in its stats, the status
 //! line — and is otherwise quiet: no tracker connection, no peer events, no
-//! page errors.
+//! page errors. Then the demo artist page plays there too.
 
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,59 @@ async fn run() -> anyhow::Result<()> {
         srv.tracker_peers(),
         0,
         "the page never announced to the tracker"
+    );
+
+    // The demo artist page, where a fan first saw WebKit stall at 0 s:
+    // the same tab, the page's own player, pressed as a fan would, on what
+    // is as near a first visit as the origin allows (the start of the track
+    // this browser kept is dropped; a write still under way may land).
+    browser
+        .eval(
+            &page,
+            "caches.keys().then((keys) => Promise.all(keys.map((k) => caches.delete(k))))",
+        )
+        .await?;
+    let demo = format!("{}/", srv.base);
+    browser.navigate(&page, &demo).await?;
+    browser.wait_loaded(&page, &demo).await?;
+    browser
+        .eval(
+            &page,
+            "(async () => {
+                await customElements.whenDefined('fanswarm-player');
+                for (let i = 0; i < 200 && !document.querySelector('fanswarm-player'); i++)
+                    await new Promise((r) => setTimeout(r, 50));
+                await document.querySelector('fanswarm-player').play();
+            })()",
+        )
+        .await?;
+    let played = Instant::now();
+    let playing = browser
+        .became_true(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player');
+                return p.audio.currentTime > 1 && p.stats().sharing === false; })()",
+            Duration::from_secs(30),
+        )
+        .await;
+    let demo_state = browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); const a = p.audio;
+                return { currentTime: a.currentTime, readyState: a.readyState, stats: p.stats(),
+                         status: p.shadowRoot.querySelector('[data-ui=status]').textContent }; })()",
+        )
+        .await?;
+    println!(
+        "demo page: playing {:.1} s after the press: {demo_state}",
+        played.elapsed().as_secs_f64()
+    );
+    assert!(playing, "the demo page plays in WebKit: {demo_state}");
+    assert!(
+        demo_state["status"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("This browser lacks WebRTC data channels")),
+        "the demo page's player says it cannot share: {demo_state}"
     );
     Ok(())
 }
