@@ -4,7 +4,9 @@
 //
 // API: play(), pause(), stats() (the JS API's stats object), pieces() (one
 // state name per piece), `track`, `audio`, `ready`; a `fanswarm-stats` event
-// (detail: stats) whenever the figures change. Attributes: `title`, `artist`,
+// (detail: stats) whenever the figures change; a `warning` event (detail:
+// text) for each of the track's warnings and for a press of play that failed.
+// Attributes: `title`, `artist`,
 // `album`, `artwork` (a cover URL), `duration` (seconds) say what to show
 // before and while it plays; without `duration` the player asks the track's
 // server (`/api/tracks/<hex>`: the tags read at publish time) and shows what
@@ -56,7 +58,7 @@ let sessionOwner = null;
 const EMPTY_STATS = Object.freeze({
   peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, fromCache: 0, uploaded: 0,
   downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
-  banned: 0, wasted: 0,
+  banned: 0, wasted: 0, sharing: false,
 });
 
 class FanswarmPlayer extends HTMLElement {
@@ -361,12 +363,19 @@ class FanswarmPlayer extends HTMLElement {
     // event); the engine's `warning`s say why it is taking long.
     this.#ui.status.textContent = track.length > 0 ? '' : 'Waiting for the track\u2019s details from fans\u2026';
     this.#showMeta();
+    // A browser without WebRTC (or service workers) is told once, here,
+    // and in the stats (`sharing`); the track's one `warning` says the same.
+    const lacks = track.lacks ?? [];
+    if (lacks.length > 0) this.#ui.status.textContent = lackingText(lacks);
     track.addEventListener('metadata', () => {
       this.#ui.status.textContent = '';
       this.#showMeta();
     });
     track.addEventListener('warning', (e) => {
       if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
+      // The page hears every warning from the element, from the track's
+      // first (this listener is in place before the track fires any).
+      this.dispatchEvent(new CustomEvent('warning', { detail: e.detail }));
     });
     this.#ui.seek.disabled = false;
     const update = () => this.#update();
@@ -787,3 +796,12 @@ function playedPieces(audio, count, pieceLength, length) {
 
 export { STATES };
 customElements.define('fanswarm-player', FanswarmPlayer);
+
+/** What the status line says in a browser that lacks `lacks` (see
+ *  `track.lacks`): what is missing and what the player does instead. */
+function lackingText(lacks) {
+  const what = lacks.includes('WebRTC data channels')
+    ? 'it plays from the server and cannot share with other fans'
+    : 'it plays the server\u2019s file directly';
+  return `This browser lacks ${lacks.join(' and ')}: ${what}.`;
+}

@@ -105,6 +105,12 @@ export interface TrackStats {
   banned: number;
   /** Bytes received that were not needed (duplicates, corrupt, unrequested). */
   wasted: number;
+  /**
+   * Whether this browser can trade with fans at all: false without WebRTC
+   * data channels (`track.lacks` says what is missing); the track then
+   * plays from its web seed alone.
+   */
+  sharing: boolean;
 }
 
 /**
@@ -213,10 +219,28 @@ pub async fn load(
     #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
 ) -> Result<Track, JsValue> {
     let source = TorrentSource::from_options(&options)?;
-    let option_trackers = string_list(&options, "trackers");
+    let lacks = js::lacking();
+    // Without RTCPeerConnection no fan can be reached: no tracker either
+    // (an announce would hand our id to fans whose offers we cannot
+    // answer), and no magnet without `xs` can play.
+    let can_share = !lacks.contains(&js::WEBRTC);
+    if let TorrentSource::Magnet(m) = &source
+        && !can_share
+        && m.exact_sources.is_empty()
+    {
+        return Err(JsError(
+            "this browser has no WebRTC data channels (RTCPeerConnection), so it cannot get \
+             a magnet's track from fans, and the magnet names no `xs` to fetch it from"
+                .into(),
+        )
+        .into());
+    }
+    let option_trackers = string_list(&options, "trackers").filter(|_| can_share);
     // A magnet with a tracker joins at once: metadata from peers, `xs` raced.
     let magnet = match &source {
-        TorrentSource::Magnet(m) if !m.trackers.is_empty() || option_trackers.is_some() => {
+        TorrentSource::Magnet(m)
+            if can_share && (!m.trackers.is_empty() || option_trackers.is_some()) =>
+        {
             Some(m.clone())
         }
         _ => None,
@@ -229,7 +253,12 @@ pub async fn load(
         Some(meta) => meta.trackers(),
         None => Vec::new(),
     });
-    if let TorrentSource::Magnet(m) = &source {
+    if !can_share {
+        trackers.clear();
+    }
+    if let TorrentSource::Magnet(m) = &source
+        && can_share
+    {
         for tracker in &m.trackers {
             if !trackers.contains(tracker) {
                 trackers.push(tracker.clone());
@@ -280,6 +309,7 @@ pub async fn load(
         stream_prefix: prefix,
         autoplay,
         peers_after_first_audio,
+        lacks,
     };
     let streaming = property(&options, "streaming");
     let pending = streaming
@@ -322,7 +352,8 @@ pub(crate) fn new_peer_identity() -> Result<(PeerId, u64), JsError> {
 
 /// Whether a service worker controls the page (ours, the caller says).
 fn worker_controls() -> bool {
-    js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
+    js::has_service_workers()
+        && js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
 }
 
 /// Fetches the `.torrent` a source names (or takes its bytes, `given`, the
@@ -467,6 +498,7 @@ impl Track {
             done: s.is_done(),
             banned: t.banned as u32,
             wasted: t.wasted as f64,
+            sharing: s.can_share(),
         }
     }
 }
@@ -500,6 +532,16 @@ impl Track {
     #[wasm_bindgen(js_name = importPiece)]
     pub fn import_piece(&self, index: u32, bytes: &[u8]) -> bool {
         self.session.borrow_mut().import_piece(index, bytes)
+    }
+
+    /// What this browser lacks that fanswarm uses, detected once when the
+    /// track was made: "WebRTC data channels" (no sharing: the track plays
+    /// from its web seed alone), "service workers" (the element plays the
+    /// web seed directly). Empty in a browser that has everything.
+    #[wasm_bindgen(getter)]
+    pub fn lacks(&self) -> Vec<String> {
+        let s = self.session.borrow();
+        s.lacks().iter().map(|l| (*l).to_owned()).collect()
     }
 
     /// Bytes per piece (the last piece may be shorter).
@@ -619,6 +661,8 @@ pub struct TrackStats {
     pub banned: u32,
     /// Bytes received that were not needed (duplicates, corrupt, unrequested).
     pub wasted: f64,
+    /// Whether this browser can trade with fans (it has WebRTC).
+    pub sharing: bool,
 }
 
 impl TrackStats {
@@ -626,7 +670,7 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 13] = [
+        let fields: [(&str, JsValue); 14] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
@@ -640,6 +684,7 @@ impl TrackStats {
             ("done", self.done.into()),
             ("banned", self.banned.into()),
             ("wasted", self.wasted.into()),
+            ("sharing", self.sharing.into()),
         ];
         for (k, v) in fields {
             // Setting a property on a fresh plain object cannot throw.

@@ -64,3 +64,32 @@ pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
         .ok()
         .filter(|v| !v.is_undefined() && !v.is_null())
 }
+
+/// What this browser lacks that fanswarm uses, detected once per track:
+/// [`WEBRTC`] (it can then neither share nor receive from fans, and plays
+/// from the server alone) and [`SERVICE_WORKERS`] (the element then plays
+/// the web seed directly). Empty in current Chromium, Firefox and Safari.
+pub fn lacking() -> Vec<&'static str> {
+    let global = js_sys::global();
+    let mut lacks = Vec::new();
+    if !property(&global, "RTCPeerConnection").is_some_and(|v| v.is_function()) {
+        lacks.push(WEBRTC);
+    }
+    if !has_service_workers() {
+        lacks.push(SERVICE_WORKERS);
+    }
+    lacks
+}
+
+/// [`lacking`]'s name for a browser with no `RTCPeerConnection`.
+pub const WEBRTC: &str = "WebRTC data channels";
+
+/// [`lacking`]'s name for a page with no `navigator.serviceWorker`
+/// (an insecure origin, a private window of some browsers).
+pub const SERVICE_WORKERS: &str = "service workers";
+
+/// Whether `navigator.serviceWorker` exists: web-sys's getters throw
+/// through the wasm when it does not.
+pub fn has_service_workers() -> bool {
+    web_sys::window().is_some_and(|w| property(&w.navigator(), "serviceWorker").is_some())
+}

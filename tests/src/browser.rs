@@ -1,9 +1,17 @@
-//! Headless Chromium driven over the DevTools protocol, just enough for
-//! end-to-end tests: open pages, navigate, evaluate JavaScript.
+//! Real browsers for end-to-end tests, one API for three engines: open
+//! pages, navigate, evaluate JavaScript, close pages.
 //!
-//! The browser is Debian's `chromium`, never a downloaded one. It is killed
-//! when the [`Browser`] drops, also when a test panics.
+//! - [`Engine::Chromium`] (the default): headless Chromium over the
+//!   DevTools protocol;
+//! - [`Engine::Firefox`]: headless Firefox ESR over WebDriver BiDi
+//!   (`crate::bidi`);
+//! - [`Engine::WebKit`]: WebKitGTK's MiniBrowser on a virtual display over
+//!   classic WebDriver (`crate::webdriver`); it has no WebRTC.
+//!
+//! Every browser is Debian's, never a downloaded one. It is killed when
+//! the [`Browser`] drops, also when a test panics.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,15 +23,53 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// A running Chromium and the DevTools connection to it.
+use crate::bidi::{self, Bidi};
+use crate::webdriver::{self, Classic};
+
+/// Which browser engine a [`Browser`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Debian's `chromium`, headless, over DevTools.
+    Chromium,
+    /// Debian's `firefox-esr`, headless, over WebDriver BiDi.
+    Firefox,
+    /// WebKitGTK's MiniBrowser under `xvfb-run`, over `WebKitWebDriver`.
+    WebKit,
+}
+
+impl Engine {
+    /// The engine's name, for logs and failure messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "Chromium",
+            Engine::Firefox => "Firefox",
+            Engine::WebKit => "WebKit",
+        }
+    }
+}
+
+/// A running browser and the automation connection to it.
 pub struct Browser {
+    engine: Engine,
     child: Child,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
+    protocol: Protocol,
+    /// The browser leads its own process group, killed as a whole.
+    group: bool,
     _profile: tempfile::TempDir,
 }
 
-/// One tab, attached in flat mode.
+/// The automation protocol of each engine.
+enum Protocol {
+    Cdp {
+        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        next_id: u64,
+    },
+    Bidi(Bidi),
+    WebDriver(Classic),
+}
+
+/// One page: a tab attached in flat mode (Chromium), a browsing context
+/// (Firefox) or a window handle (WebKit).
 #[derive(Debug, Clone)]
 pub struct Page {
     session: String,
@@ -36,6 +82,41 @@ impl Browser {
     /// without a gesture.
     pub async fn launch() -> anyhow::Result<Browser> {
         Browser::launch_with(&[]).await
+    }
+
+    /// Starts a browser of `engine`, set up as [`Browser::launch`] sets up
+    /// Chromium (for Firefox, by the prefs of its profile).
+    pub async fn launch_engine(engine: Engine) -> anyhow::Result<Browser> {
+        match engine {
+            Engine::Chromium => Browser::launch().await,
+            Engine::Firefox => {
+                let profile = tempfile::tempdir()?;
+                let (child, bidi) = bidi::launch(profile.path()).await?;
+                Ok(Browser {
+                    engine,
+                    child,
+                    protocol: Protocol::Bidi(bidi),
+                    group: true,
+                    _profile: profile,
+                })
+            }
+            Engine::WebKit => {
+                let profile = tempfile::tempdir()?;
+                let (child, classic) = webdriver::launch().await?;
+                Ok(Browser {
+                    engine,
+                    child,
+                    protocol: Protocol::WebDriver(classic),
+                    group: true,
+                    _profile: profile,
+                })
+            }
+        }
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// [`Browser::launch`] with more command-line flags.
@@ -72,9 +153,10 @@ impl Browser {
             .await
             .context("connecting to DevTools")?;
         Ok(Browser {
+            engine: Engine::Chromium,
             child,
-            ws,
-            next_id: 0,
+            protocol: Protocol::Cdp { ws, next_id: 0 },
+            group: false,
             _profile: profile,
         })
     }
@@ -95,6 +177,19 @@ impl Browser {
     }
 
     async fn create(&mut self, url: &str, new_window: bool) -> anyhow::Result<Page> {
+        let id = match &mut self.protocol {
+            Protocol::Cdp { .. } => None,
+            Protocol::Bidi(bidi) => Some(bidi.create().await?),
+            Protocol::WebDriver(classic) => Some(classic.create().await?),
+        };
+        if let Some(id) = id {
+            let page = Page {
+                session: id.clone(),
+                target: id,
+            };
+            self.navigate(&page, url).await?;
+            return Ok(page);
+        }
         let target = self
             .call(
                 None,
@@ -123,9 +218,15 @@ impl Browser {
 
     /// Starts loading `url` in `page` without waiting for it.
     pub async fn navigate(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
-        self.call(Some(page), "Page.navigate", json!({ "url": url }))
-            .await?;
-        Ok(())
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {
+                self.call(Some(page), "Page.navigate", json!({ "url": url }))
+                    .await?;
+                Ok(())
+            }
+            Protocol::Bidi(bidi) => bidi.navigate(&page.target, url).await,
+            Protocol::WebDriver(classic) => classic.navigate(&page.target, url).await,
+        }
     }
 
     /// Waits until `page` shows `url` with its document loaded.
@@ -161,6 +262,11 @@ impl Browser {
     /// Closes the tab at once, as a listener closing it would: no page
     /// script gets to say goodbye beyond what the browser itself does.
     pub async fn close(&mut self, page: &Page) -> anyhow::Result<()> {
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {}
+            Protocol::Bidi(bidi) => return bidi.close(&page.target).await,
+            Protocol::WebDriver(classic) => return classic.close(&page.target).await,
+        }
         self.call(
             None,
             "Target.closeTarget",
@@ -173,6 +279,11 @@ impl Browser {
     /// Evaluates `expression` in the page, awaiting a promise, and returns
     /// its value (JSON). A thrown exception is an error.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
+        match &mut self.protocol {
+            Protocol::Cdp { .. } => {}
+            Protocol::Bidi(bidi) => return bidi.eval(&page.target, expression).await,
+            Protocol::WebDriver(classic) => return classic.eval(&page.target, expression).await,
+        }
         let result = self
             .call(
                 Some(page),
@@ -187,22 +298,30 @@ impl Browser {
     }
 
     /// Sends one DevTools command (to `page`'s session, or the browser's)
-    /// and returns its result.
+    /// and returns its result. Chromium only: a test that needs it tests a
+    /// Chromium feature (or needs an engine-neutral method here).
     pub async fn call(
         &mut self,
         page: Option<&Page>,
         method: &str,
         params: Value,
     ) -> anyhow::Result<Value> {
-        self.next_id += 1;
-        let id = self.next_id;
+        let engine = self.engine;
+        let Protocol::Cdp { ws, next_id } = &mut self.protocol else {
+            bail!(
+                "{method}: a DevTools command, and this browser is {}",
+                engine.name()
+            );
+        };
+        *next_id += 1;
+        let id = *next_id;
         let mut message = json!({ "id": id, "method": method, "params": params });
         if let Some(page) = page {
             message["sessionId"] = json!(page.session);
         }
-        self.ws.send(Message::text(message.to_string())).await?;
+        ws.send(Message::text(message.to_string())).await?;
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(60), self.ws.next())
+            let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
                 .await
                 .with_context(|| format!("{method}: no answer"))?
                 .ok_or_else(|| anyhow!("DevTools connection closed"))??;
@@ -221,9 +340,23 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        if self.group {
+            // The whole group: Firefox's content processes; the X server,
+            // driver and browser under xvfb-run.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes the command's process lead a process group of its own, so that
+/// dropping the [`Browser`] ends it and everything it started.
+pub(crate) fn own_group(command: &mut Command) -> &mut Command {
+    command.process_group(0)
 }
 
 /// Waits for Chromium to write its DevTools port and browser path.

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 
@@ -24,9 +25,15 @@ pub fn inside() -> bool {
     std::env::var_os(INSIDE).is_some()
 }
 
+/// Held while a test's namespace runs: the tests of one binary run one at
+/// a time (each starts browsers; together they would starve a 2-core
+/// machine and time each other out).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Re-runs test `name` of the current test binary inside a fresh network
 /// namespace and fails if it fails.
 pub fn rerun_inside(name: &str) -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().context("current test binary")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/in-netns");
     let status = Command::new(script)

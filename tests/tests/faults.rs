@@ -4,14 +4,16 @@
 //! back through its service worker: what its element plays.
 //!
 //! The three tests run one at a time (each starts a Chromium in a namespace
-//! of its own; together they would starve a 2-core machine).
+//! of its own; together they would starve a 2-core machine). The corrupt
+//! peer and the closing pages run again with Firefox ESR pages, which must
+//! ban, verify and recover the same way.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use fanswarm_e2e::browser::{Browser, Page};
+use fanswarm_e2e::browser::{Browser, Engine, Page};
 use fanswarm_e2e::native::{self, Behaviour};
 use fanswarm_e2e::netns;
 use fanswarm_e2e::player::{self, num};
@@ -32,7 +34,15 @@ fn in_namespace(name: &str, test: impl Future<Output = anyhow::Result<()>>) -> a
 fn a_corrupting_native_peer_is_banned_and_pages_finish_byte_identical() -> anyhow::Result<()> {
     in_namespace(
         "a_corrupting_native_peer_is_banned_and_pages_finish_byte_identical",
-        corrupting_peer(),
+        corrupting_peer(Engine::Chromium),
+    )
+}
+
+#[test]
+fn firefox_pages_ban_a_corrupting_native_peer_and_finish_byte_identical() -> anyhow::Result<()> {
+    in_namespace(
+        "firefox_pages_ban_a_corrupting_native_peer_and_finish_byte_identical",
+        corrupting_peer(Engine::Firefox),
     )
 }
 
@@ -48,19 +58,27 @@ fn pages_reconnect_after_a_tracker_restart_and_the_swarm_finishes() -> anyhow::R
 fn half_the_pages_close_mid_download_and_the_rest_finish() -> anyhow::Result<()> {
     in_namespace(
         "half_the_pages_close_mid_download_and_the_rest_finish",
-        half_close(),
+        half_close(Engine::Chromium),
+    )
+}
+
+#[test]
+fn half_the_firefox_pages_close_mid_download_and_the_rest_finish() -> anyhow::Result<()> {
+    in_namespace(
+        "half_the_firefox_pages_close_mid_download_and_the_rest_finish",
+        half_close(Engine::Firefox),
     )
 }
 
 /// Two pages, no web seed; a liar is the only source at first, then an
 /// honest seeder joins.
-async fn corrupting_peer() -> anyhow::Result<()> {
+async fn corrupting_peer(engine: Engine) -> anyhow::Result<()> {
     let srv = server::start_with(ServerOptions {
         seconds: 40,
         web_seed: false,
     })
     .await?;
-    let mut browser = Browser::launch().await?;
+    let mut browser = Browser::launch_engine(engine).await?;
     let pages = open_and_play(&mut browser, &srv, 2).await?;
     let liar = native::seeder(&srv, Behaviour::Corrupting).await?;
 
@@ -174,13 +192,13 @@ async fn tracker_restart() -> anyhow::Result<()> {
 
 /// Four pages with the web seed; two close while everyone is still
 /// downloading (the pages pace web-seed fetches to playback).
-async fn half_close() -> anyhow::Result<()> {
+async fn half_close(engine: Engine) -> anyhow::Result<()> {
     let srv = server::start_with(ServerOptions {
         seconds: 40,
         web_seed: true,
     })
     .await?;
-    let mut browser = Browser::launch().await?;
+    let mut browser = Browser::launch_engine(engine).await?;
     let pages = open_and_play(&mut browser, &srv, 4).await?;
     let at_close = player::wait_all(
         &mut browser,

@@ -59,6 +59,9 @@ pub struct Settings {
     /// (measured in Chromium: up to 47 ms for the first one) just when it
     /// must answer the worker's first requests.
     pub peers_after_first_audio: bool,
+    /// What the browser lacks (`js::lacking`), detected once: said once,
+    /// in one `warning` when the track starts, never again per peer.
+    pub lacks: Vec<&'static str>,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -102,6 +105,9 @@ pub struct Session {
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
     waiting_reader_pos: Option<u64>,
+    /// The browser refused an RTCPeerConnection once and the page was
+    /// told; the same refusal for the next offers is not news.
+    told_no_connection: bool,
     done: bool,
     destroyed: bool,
 }
@@ -162,6 +168,7 @@ impl Session {
                 timer: None,
                 listeners: Vec::new(),
                 waiting_reader_pos: None,
+                told_no_connection: false,
                 done: false,
                 destroyed: false,
             })
@@ -190,6 +197,9 @@ impl Session {
         }
         let joining = !self.started;
         self.started = true;
+        if joining && !self.settings.lacks.is_empty() {
+            self.warn(&lacking_message(&self.settings.lacks));
+        }
         if joining && self.held_trackers.is_some() {
             if play {
                 let weak = self.me.clone();
@@ -453,7 +463,16 @@ impl Session {
         // Told to play, though the element may have no source yet (the
         // worker is not in control yet on a first visit).
         let playing = !self.audio.paused() || (self.play_requested && self.stream_url.is_none());
+        // An element that cannot play on (below HAVE_FUTURE_DATA) while a
+        // reader waits is blocked on that reader: the bytes it waits for
+        // are needed now, wherever the playhead is. WebKit fills a buffer
+        // from the start before its first sample, its playhead still at 0:
+        // with the playhead taken, the pieces it waited for were not due
+        // yet, never fetched, and it never started (seen: 54 of 64 pieces,
+        // stalled at 0 s).
+        let blocked = self.audio.ready_state() < HtmlMediaElement::HAVE_FUTURE_DATA;
         let offset = match (self.waiting_reader_pos, played) {
+            (Some(waiting), Some(_)) if blocked => Some(waiting),
             (Some(waiting), Some(played)) => Some(waiting.min(played)),
             // Told to play from the start before the element has asked for
             // a byte or knows its duration: the first pieces are wanted now,
@@ -493,6 +512,16 @@ impl Session {
         self.emit("peers", self.node.stats().engine.peers.into());
     }
 
+    /// Whether this browser can trade with fans (it has WebRTC).
+    pub fn can_share(&self) -> bool {
+        !self.settings.lacks.contains(&js::WEBRTC)
+    }
+
+    /// What the browser lacks, as [`Settings::lacks`].
+    pub fn lacks(&self) -> &[&'static str] {
+        &self.settings.lacks
+    }
+
     pub(crate) fn warn(&self, message: &str) {
         self.emit("warning", message.into());
     }
@@ -502,4 +531,21 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.destroy();
     }
+}
+
+/// The one warning of a browser that lacks something: what, and what the
+/// track does instead.
+fn lacking_message(lacks: &[&str]) -> String {
+    let mut consequences = Vec::new();
+    if lacks.contains(&js::WEBRTC) {
+        consequences.push("it cannot share with other fans and plays from the server alone");
+    }
+    if lacks.contains(&js::SERVICE_WORKERS) {
+        consequences.push("the player streams the server's file directly");
+    }
+    format!(
+        "this browser lacks {}: {}",
+        lacks.join(" and "),
+        consequences.join("; ")
+    )
 }

@@ -62,6 +62,15 @@ impl Session {
 
     /// Registers the worker's `open` messages and the element's position.
     pub(super) fn listen(&mut self) -> Result<(), js::JsError> {
+        if js::has_service_workers() {
+            self.listen_to_worker()?;
+        }
+        self.listen_to_element();
+        Ok(())
+    }
+
+    /// The worker's `open` messages: a reader for each stream request.
+    fn listen_to_worker(&mut self) -> Result<(), js::JsError> {
         let weak = self.me.clone();
         let container = js::window()?.navigator().service_worker();
         let on_open = EventListener::new(&container, "message", move |event| {
@@ -87,7 +96,22 @@ impl Session {
             let _ = f.call0(&container);
         }
         self.listeners.push(on_open);
-        for kind in ["timeupdate", "seeking", "durationchange", "play", "pause"] {
+        Ok(())
+    }
+
+    /// The element's position, and its first `playing`.
+    fn listen_to_element(&mut self) {
+        // `waiting` and `canplay`: whether the element is blocked on its
+        // readers changed (see `update_playback`).
+        for kind in [
+            "timeupdate",
+            "seeking",
+            "durationchange",
+            "play",
+            "pause",
+            "waiting",
+            "canplay",
+        ] {
             let weak = self.me.clone();
             self.listeners
                 .push(EventListener::new(&self.audio, kind, move |_| {
@@ -99,7 +123,6 @@ impl Session {
             .push(EventListener::new(&self.audio, "playing", move |_| {
                 dispatch(&weak, |s| s.release_trackers_soon())
             }));
-        Ok(())
     }
 
     fn on_event(&mut self, event: NodeEvent) {
@@ -250,7 +273,10 @@ impl Session {
         match made {
             Ok(rtc) => Some(self.conns.entry(key).or_insert(rtc)),
             Err(e) => {
-                self.warn(&format!("cannot create a peer connection: {e}"));
+                if !self.told_no_connection {
+                    self.told_no_connection = true;
+                    self.warn(&format!("cannot create a peer connection: {e}"));
+                }
                 None
             }
         }
