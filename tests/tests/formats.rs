@@ -121,6 +121,7 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok in {:.1} s", format.ext, at.elapsed().as_secs_f64());
     }
     check_broken_tags(&mut browser, &srv).await?;
+    check_demo_page(&mut browser, &srv).await?;
     println!(
         "files made in {:.1} s; whole test {:.1} s",
         made.as_secs_f64(),
@@ -365,6 +366,63 @@ async fn check_broken_tags(browser: &mut Browser, srv: &TestServer) -> anyhow::R
         shown["title"] == "broken tags.mp3" && shown["byline"] == "",
         "shown: {shown}"
     );
+    browser.close(&page).await?;
+    Ok(())
+}
+
+/// The demo page lists every track by its title tag (the file name without
+/// one) with artist, album, track number and duration, and its players
+/// show the same before play, from the attributes the page gives them.
+async fn check_demo_page(browser: &mut Browser, srv: &TestServer) -> anyhow::Result<()> {
+    let page = browser.open(&format!("{}/", srv.base)).await?;
+    let listed = wait_value(
+        browser,
+        &page,
+        "(() => { const items = [...document.querySelectorAll('#tracks li')];
+            const players = items.map((li) => li.querySelector('fanswarm-player')?.shadowRoot);
+            return { count: items.length,
+              titles: items.map((li) => li.querySelector('h2')?.firstChild?.textContent),
+              about: items.map((li) => li.querySelector('.about')?.textContent),
+              shown: players.map((r) => r && [r.querySelector('[data-ui=title]').textContent,
+                r.querySelector('[data-ui=byline]').textContent, r.querySelector('[data-ui=time]').textContent,
+                !r.querySelector('[data-ui=cover]').hidden]) }; })()",
+        &json!({ "count": srv.tracks().len() }),
+        Duration::from_secs(15),
+    )
+    .await?;
+    for (i, track) in srv.tracks().iter().enumerate() {
+        let title = track
+            .tags
+            .title
+            .clone()
+            .unwrap_or_else(|| track.name.clone());
+        ensure!(
+            listed["titles"][i] == title.as_str(),
+            "demo page title {i}: {listed}"
+        );
+        let Some(seconds) = track.tags.duration else {
+            continue;
+        };
+        let time = format!("0:{:02}", seconds.round());
+        let about = format!(
+            "{ARTIST} \u{b7} {ALBUM} \u{b7} track {} \u{b7} {time}",
+            track.tags.track_number.unwrap_or(0)
+        );
+        ensure!(
+            listed["about"][i] == about.as_str(),
+            "demo page line {i}: {listed}"
+        );
+        let shown = json!([
+            title,
+            format!("{ARTIST} \u{b7} {ALBUM}"),
+            format!("0:00 / 0:{:02}", seconds.floor()),
+            track.tags.cover_url.is_some()
+        ]);
+        ensure!(
+            listed["shown"][i] == shown,
+            "demo page player {i}: {listed}"
+        );
+    }
     browser.close(&page).await?;
     Ok(())
 }
