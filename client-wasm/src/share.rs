@@ -74,6 +74,16 @@ pub async fn share(
     if trackers.is_empty() {
         return Err(JsError("share: `trackers` must name at least one tracker".into()).into());
     }
+    // Seeding is all a shared file's track does: without data channels
+    // nobody could get a byte, so say so before hashing anything.
+    let lacks = js::lacking();
+    if lacks.contains(&js::WEBRTC) {
+        return Err(JsError(format!(
+            "share: this browser cannot share files: it lacks {}",
+            js::WEBRTC
+        ))
+        .into());
+    }
     let length = file.size() as u64;
     if length == 0 {
         return Err(JsError("share: the file is empty".into()).into());
@@ -154,6 +164,7 @@ pub async fn share(
         stream_prefix: "/fanswarm/stream/".to_owned(),
         autoplay: false,
         peers_after_first_audio: false,
+        lacks,
     };
     let session = Session::new(settings, node, audio)?;
     session.borrow_mut().prepare(Some(false))?;
