@@ -25,7 +25,7 @@
 //!   not fit is dropped and counted (`fanswarm_redis_dropped`), as are
 //!   batches that fail: local swarms carry on regardless.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,6 +299,8 @@ async fn run_batch(
     // What each command's reply is for.
     let mut replies: Vec<Reply> = Vec::new();
     let mut members: Vec<LocalMember> = Vec::new();
+    // Swarms whose totals are wanted, once per batch however many asked.
+    let mut wanted: HashSet<InfoHash> = HashSet::new();
     for job in jobs {
         match job {
             Job::Refresh => {
@@ -340,6 +342,9 @@ async fn run_batch(
                     .arg(want);
                 replies.push(Reply::Pick(offers));
             }
+            Job::Event(ClusterOut::Totals(info_hash)) => {
+                wanted.insert(info_hash);
+            }
             Job::Event(ClusterOut::Answer(answer)) => {
                 let wire = Wire::Answer {
                     connection: answer.to.connection.0,
@@ -364,7 +369,13 @@ async fn run_batch(
             .push((member(me, m.connection, &m.peer_id), m.seeder));
     }
     for (info_hash, list) in by_swarm {
+        wanted.remove(&info_hash);
         touch(&mut pipe, &info_hash, ttl_ms, list);
+        replies.push(Reply::Counts(info_hash));
+    }
+    for info_hash in wanted {
+        // No member to add: prune and count.
+        touch(&mut pipe, &info_hash, ttl_ms, []);
         replies.push(Reply::Counts(info_hash));
     }
     if replies.is_empty() && pipe.cmd_iter().next().is_none() {

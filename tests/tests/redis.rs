@@ -65,6 +65,11 @@ fn offers_and_answers_cross_instances_under_the_answer_rule() -> anyhow::Result<
 }
 
 #[test]
+fn offers_reach_a_peer_that_joined_another_instance_later() -> anyhow::Result<()> {
+    native(joined_later())
+}
+
+#[test]
 fn a_dead_instances_peers_vanish_within_one_announce_interval() -> anyhow::Result<()> {
     native(dead_instance())
 }
@@ -274,6 +279,36 @@ async fn crossing() -> anyhow::Result<()> {
     let reply = q.announce("Q", &[]).await?;
     assert_eq!(reply["incomplete"], 3, "P and R on X, Q on Y: {reply}");
     Ok(())
+}
+
+/// Q1 and Q2 on Y, then P on X: Y first saw a swarm of its own peers
+/// only, yet within a few announces Q2's offers also go to P (an announce
+/// whose offers all stayed local fetches the swarm's totals).
+async fn joined_later() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let x = instance(&redis, headless(), None, Limits::default()).await?;
+    let y = instance(&redis, headless(), None, Limits::default()).await?;
+    let key = format!("fanswarm:swarm:{}", hex_of(&id("H")));
+    let mut conn = redis.client().await?;
+    let mut q1 = Client::connect(&y).await?;
+    let mut q2 = Client::connect(&y).await?;
+    q1.announce("Q1", &[]).await?;
+    q2.announce("Q2", &[]).await?;
+    wait_for_members(&mut conn, &key, 2, Duration::from_secs(5)).await?;
+    let mut p = Client::connect(&x).await?;
+    p.announce("P", &[]).await?;
+    wait_for_members(&mut conn, &key, 3, Duration::from_secs(5)).await?;
+    for round in 1..=20 {
+        let offers: Vec<String> = (0..5).map(|i| format!("m{round}.{i}")).collect();
+        let offers: Vec<&str> = offers.iter().map(String::as_str).collect();
+        q2.announce("Q2", &offers).await?;
+        if let Ok(m) = p.next(Duration::from_millis(300)).await {
+            assert_eq!(m["peer_id"], id("Q2"), "{m}");
+            println!("an offer reached the later peer on the other instance in round {round}");
+            return Ok(());
+        }
+    }
+    bail!("20 announces of 5 offers from Y, none reached the peer on X")
 }
 
 /// A peer on an instance that dies stays in Redis until its expiry (one

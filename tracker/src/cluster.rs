@@ -81,6 +81,10 @@ pub enum ClusterOut {
     Offers(RemoteOffers),
     /// An answer for an offerer held by another instance.
     Answer(RemoteAnswer),
+    /// A peer here announced offers and all went to local peers: fetch
+    /// the swarm's totals and report them ([`Tracker::set_swarm_totals`]),
+    /// so the next split sees peers that joined other instances since.
+    Totals(InfoHash),
 }
 
 /// Offers an announce could not place on a local peer.

@@ -388,7 +388,10 @@ impl Tracker {
         let mut offers = offers.into_iter();
         let local_offers: Vec<Offer> = offers.by_ref().take(targets.len()).collect();
         let remote_offers: Vec<Offer> = offers.take(remote_slots).collect();
-        if !remote_offers.is_empty() {
+        if remote_offers.is_empty() {
+            self.cluster_push(ClusterOut::Totals(a.info_hash));
+        } else {
+            // The store's answer to these brings the totals back too.
             self.cluster_push(ClusterOut::Offers(RemoteOffers {
                 info_hash: a.info_hash,
                 offerer: a.peer_id,

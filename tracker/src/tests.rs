@@ -632,3 +632,25 @@ fn the_swarm_limit_counts_peers_on_other_instances() {
     let out = h.send(2, announce(peer(2), vec![]));
     assert_eq!(refusal_of(&out), Some(&Refusal::SwarmFull));
 }
+
+#[test]
+fn offers_placed_here_ask_for_fresh_totals() {
+    let mut h = clustered();
+    h.send(1, announce(peer(1), vec![]));
+    h.tracker.drain_cluster();
+    // Another instance's peers are unknown yet (no totals): all go local,
+    // and the shell is asked for the totals so the next split sees them.
+    let out = h.send(2, announce(peer(2), vec![offer(1)]));
+    assert_eq!(offers_in(&out).len(), 1);
+    assert!(
+        h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
+    h.tracker.set_swarm_totals(&HASH, 0, 12);
+    let reply = h.send(2, announce(peer(2), vec![]));
+    match &reply[0].1 {
+        OutMessage::Announce(r) => assert_eq!(r.incomplete, 12),
+        other => panic!("expected the announce reply, got {other:?}"),
+    }
+}
