@@ -157,7 +157,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Wait before reconnecting the subscription.
 const RETRY: Duration = Duration::from_millis(500);
 /// Events sent to Redis in one pipeline at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 /// Members are re-added four times per announce interval (1 s to 30 s).
 fn refresh_period(interval: Duration) -> Duration {

@@ -25,7 +25,10 @@
 //!   are kept by the instance that holds the connection, so they hold
 //!   whichever instance the other peers are on.
 
+use std::collections::HashMap;
+use std::time::Duration;
 use swarm::time::Time;
+
 use swarm::tracker::{Action, AnswerRelay, Offer, OfferId, OfferRelay, SessionDescription};
 use swarm::{InfoHash, PeerId};
 
@@ -152,7 +155,13 @@ impl Undeliverable {
 #[derive(Debug, Default)]
 pub(crate) struct ClusterState {
     pub(crate) out: Vec<ClusterOut>,
+    /// When each swarm's totals were last asked for: at most once per
+    /// [`TOTALS_EVERY`], however busy the swarm.
+    pub(crate) totals_asked: HashMap<InfoHash, Time>,
 }
+
+/// How often a busy swarm's totals are fetched at most.
+pub(crate) const TOTALS_EVERY: Duration = Duration::from_secs(1);
 
 /// Peers of a swarm on other instances, as last reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -294,6 +303,30 @@ impl Tracker {
         }
         out.push((connection, OutMessage::Answer(relay)));
         Ok(())
+    }
+
+    /// Asks for a swarm's totals, unless they were asked for within
+    /// [`TOTALS_EVERY`].
+    pub(crate) fn ask_totals(&mut self, now: Time, info_hash: InfoHash) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let due = cluster
+            .totals_asked
+            .get(&info_hash)
+            .is_none_or(|at| now >= *at + TOTALS_EVERY);
+        if due {
+            cluster.totals_asked.insert(info_hash, now);
+            cluster.out.push(ClusterOut::Totals(info_hash));
+        }
+    }
+
+    /// Forgets when the totals of swarms with no peer here were asked for.
+    pub(crate) fn forget_totals_of_empty_swarms(&mut self) {
+        let swarms = &self.swarms;
+        if let Some(cluster) = &mut self.cluster {
+            cluster.totals_asked.retain(|h, _| swarms.contains_key(h));
+        }
     }
 
     /// Records a cluster event, if the cluster mode is on.

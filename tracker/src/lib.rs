@@ -267,6 +267,7 @@ impl Tracker {
         for conn in self.connections.values_mut() {
             conn.pending.retain(|_, p| p.expires > now);
         }
+        self.forget_totals_of_empty_swarms();
     }
 
     /// Open connections.
@@ -389,7 +390,7 @@ impl Tracker {
         let local_offers: Vec<Offer> = offers.by_ref().take(targets.len()).collect();
         let remote_offers: Vec<Offer> = offers.take(remote_slots).collect();
         if remote_offers.is_empty() {
-            self.cluster_push(ClusterOut::Totals(a.info_hash));
+            self.ask_totals(now, a.info_hash);
         } else {
             // The store's answer to these brings the totals back too.
             self.cluster_push(ClusterOut::Offers(RemoteOffers {

@@ -647,6 +647,20 @@ fn offers_placed_here_ask_for_fresh_totals() {
             .drain_cluster()
             .contains(&ClusterOut::Totals(HASH))
     );
+    // A busy swarm asks at most once a second.
+    h.send(2, announce(peer(2), vec![offer(2)]));
+    assert!(
+        !h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
+    h.now = h.now + Duration::from_secs(1);
+    h.send(2, announce(peer(2), vec![offer(3)]));
+    assert!(
+        h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
     h.tracker.set_swarm_totals(&HASH, 0, 12);
     let reply = h.send(2, announce(peer(2), vec![]));
     match &reply[0].1 {
