@@ -21,11 +21,12 @@ const PARTS = [
   { id: 'e', name: 'sim', title: 'e. Simulator', netns: false, runs: 1 },
   { id: 'f', name: 'bundle', title: 'f. Bundle bytes', netns: true, runs: 1 },
   { id: 'g', name: 'tls-load', title: 'g. Tracker over TLS, aquatic\'s load tester', netns: false, runs: 3 },
+  { id: 'h', name: 'cluster', title: 'h. Tracker instances on one Redis', netns: false, runs: 3 },
 ];
 
 const options = parseOptions(process.argv.slice(2));
 const selected = PARTS.filter((p) => options.only.includes(p.id) || options.only.includes(p.name));
-if (selected.length === 0) fail(`--only ${options.only.join(',')}: no such part (a–g)`);
+if (selected.length === 0) fail(`--only ${options.only.join(',')}: no such part (a–h)`);
 
 const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const runDir = join(OUT, stamp.replace(/:/g, ''));
