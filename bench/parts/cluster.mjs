@@ -1,9 +1,10 @@
 // h. Tracker instances on one Redis (`--redis`): announces per second with
 // 1, 2 and 4 instances of the release server sharing one redis-server,
-// part d's load generator dealing its connections round-robin over them
-// (each swarm's peers spread over all of them). Same announces as part d: 5 offers of ~700-byte
-// SDP, every relayed offer answered, 10 peers per swarm — so most offers
-// cross instances once there are several. Everything on 127.0.0.1.
+// part d's load generator dealing each swarm's peers over them (as a
+// balancer that knows nothing of swarms would). Same announces as part d:
+// 5 offers of ~700-byte SDP, every relayed offer answered, 10 peers per
+// swarm — so most offers cross instances once there are several. A server
+// without --redis is the baseline. Everything on 127.0.0.1.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
