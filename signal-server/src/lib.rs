@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod offload;
 pub mod publish;
 pub mod redis_cluster;
+pub mod redis_link;
 pub mod routes;
 pub mod state;
 pub mod tls;

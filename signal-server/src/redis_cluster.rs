@@ -39,6 +39,7 @@ use swarm::tracker::{AnswerRelay, OfferRelay};
 use swarm::{InfoHash, PeerId};
 use tokio::sync::mpsc;
 
+use crate::redis_link::{ClusterLink, Job};
 use crate::state::AppState;
 
 /// How to reach Redis, and how much may wait for it.
@@ -90,25 +91,6 @@ pub enum ClusterError {
     AlreadyJoined,
 }
 
-/// This instance's end of the cluster, kept in the [`AppState`].
-#[derive(Debug)]
-pub struct ClusterLink {
-    /// This instance's number (random at start).
-    pub instance: InstanceId,
-    jobs: mpsc::Sender<Job>,
-}
-
-impl ClusterLink {
-    /// Queues the tracker's events for Redis; what does not fit is counted.
-    pub fn forward(&self, state: &AppState, events: Vec<ClusterOut>) {
-        for event in events {
-            if self.jobs.try_send(Job::Event(event)).is_err() {
-                state.metrics.count_redis_dropped("queue_full");
-            }
-        }
-    }
-}
-
 /// Joins `state` to the cluster on `options.url`: the tracker turns its
 /// cluster mode on at once; the returned future talks to Redis until it is
 /// dropped (spawn it beside the server). Fails only on a URL that cannot
@@ -123,7 +105,7 @@ pub fn start(
     })?;
     let instance = InstanceId(fastrand::u64(..));
     let (jobs, rx) = mpsc::channel(options.queue.max(1));
-    let link = Arc::new(ClusterLink { instance, jobs });
+    let link = Arc::new(ClusterLink::new(instance, jobs));
     if !state.join_cluster(Arc::clone(&link)) {
         return Err(ClusterError::AlreadyJoined);
     }
@@ -162,15 +144,6 @@ const BATCH: usize = 1024;
 /// Members are re-added four times per announce interval (1 s to 30 s).
 fn refresh_period(interval: Duration) -> Duration {
     (interval / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
-}
-
-/// What the Redis task works on.
-#[derive(Debug)]
-enum Job {
-    /// Something the tracker decided.
-    Event(ClusterOut),
-    /// Re-add every local member now (Redis came back).
-    Refresh,
 }
 
 /// A message on an instance's channel.
@@ -488,7 +461,7 @@ async fn subscriber(state: AppState, link: Arc<ClusterLink>, client: redis::Clie
                 if connected_before {
                     tracing::info!("Redis is back: re-adding this instance's peers");
                     // A full queue already holds a refresh's worth of work.
-                    let _ = link.jobs.try_send(Job::Refresh);
+                    link.refresh();
                 }
                 connected_before = true;
                 let mut messages = pubsub.into_on_message();

@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::listen::AddressTable;
 use crate::metrics::Metrics;
 use crate::offload::{Day, Offload};
-use crate::redis_cluster::ClusterLink;
+use crate::redis_link::ClusterLink;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone, Debug)]
@@ -156,7 +156,7 @@ impl AppState {
         Day(secs / 86_400)
     }
 
-    /// Makes this state one instance of a cluster (`redis_cluster::start`):
+    /// Makes this state one instance of a cluster (started by `--redis`):
     /// the tracker's cluster mode goes on. False if it already was one.
     pub fn join_cluster(&self, link: Arc<ClusterLink>) -> bool {
         if self.0.cluster.set(link).is_err() {
@@ -178,7 +178,7 @@ impl AppState {
             return;
         }
         if let Some(link) = self.cluster() {
-            link.forward(self, events);
+            link.forward(&self.metrics, events);
         }
     }
 
