@@ -22,6 +22,7 @@ const PARTS = [
   { id: 'f', name: 'bundle', title: 'f. Bundle bytes', netns: true, runs: 1 },
   { id: 'g', name: 'tls-load', title: 'g. Tracker over TLS, aquatic\'s load tester', netns: false, runs: 3 },
   { id: 'h', name: 'seek', title: 'h. Seek to playing, a part not fetched yet', netns: true, runs: 3 },
+  { id: 'i', name: 'cluster', title: 'i. Tracker instances on one Redis', netns: false, runs: 3 },
 ];
 
 const options = parseOptions(process.argv.slice(2));

@@ -18,6 +18,13 @@
 //! does not): replies are then matched to what was sent in order, so only
 //! announces count as announces.
 //!
+//! `--target` may be repeated (tracker instances sharing one Redis):
+//! connection n (in swarm n mod `--swarms`) goes to target
+//! (n div `--swarms`) mod count, so each swarm's peers are dealt over the
+//! instances as a balancer that knows nothing of swarms would spread them
+//! (n mod count would put every swarm on one instance whenever the count
+//! divides `--swarms`).
+//!
 //! Only loopback targets are accepted, and it always stops by itself. Every
 //! connection comes from one address, so start the server with
 //! `--max-connections-per-address 0` (no cap) or a cap above `--connections`
@@ -37,9 +44,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser, Debug, Clone)]
 struct Args {
-    /// Tracker address; must be a loopback address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    target: SocketAddr,
+    /// Tracker address; must be a loopback address. Repeatable: connections
+    /// are dealt round-robin over the instances given.
+    #[arg(
+        long = "target",
+        default_value = "127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    targets: Vec<SocketAddr>,
     /// WebSocket connections to open (at most 60,000).
     #[arg(long, default_value_t = 200)]
     connections: usize,
@@ -93,7 +105,7 @@ struct Stats {
 async fn main() {
     let args = Args::parse();
     assert!(
-        args.target.ip().is_loopback(),
+        args.targets.iter().all(|t| t.ip().is_loopback()),
         "loadgen only targets 127.0.0.1 / ::1"
     );
     assert!(args.connections <= 60_000, "at most 60,000 connections");
@@ -110,7 +122,8 @@ async fn main() {
         let (args, stats, connecting) = (args.clone(), stats.clone(), connecting.clone());
         tasks.push(tokio::spawn(async move {
             let permit = connecting.acquire_owned().await.unwrap();
-            let url = format!("ws://{}/announce", args.target);
+            let target = (n / args.swarms.max(1)) % args.targets.len();
+            let url = format!("ws://{}/announce", args.targets[target]);
             let ws = match tokio_tungstenite::connect_async(url).await {
                 Ok((ws, _)) => ws,
                 Err(_) => {

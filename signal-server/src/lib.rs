@@ -38,6 +38,8 @@ pub mod listen;
 pub mod metrics;
 pub mod offload;
 pub mod publish;
+pub mod redis_cluster;
+pub mod redis_link;
 pub mod routes;
 pub mod share;
 pub mod state;
@@ -99,6 +101,10 @@ pub struct Config {
     /// request to the HTTPS base (e.g. `0.0.0.0:80`); ACME's HTTP-01
     /// challenges are answered here too.
     pub redirect_listen: Option<SocketAddr>,
+    /// Share swarms with the other instances on this Redis (`--redis`):
+    /// fans behind a load balancer find each other whichever instance
+    /// they reach. `None`: this instance alone.
+    pub redis: Option<redis_cluster::RedisOptions>,
 }
 
 /// Why the server could not start.
@@ -148,6 +154,9 @@ pub enum ServerError {
     /// The ACME set-up failed.
     #[error(transparent)]
     Acme(#[from] acme::AcmeError),
+    /// `--redis` cannot be used.
+    #[error(transparent)]
+    Redis(#[from] redis_cluster::ClusterError),
     /// A flag combination that cannot work.
     #[error("{0}")]
     Config(String),
@@ -211,7 +220,12 @@ pub async fn serve_with(
         loop {
             tick.tick().await;
             let now = housekeeping.now();
-            housekeeping.hub().tracker.expire(now);
+            let events = {
+                let mut hub = housekeeping.hub();
+                hub.tracker.expire(now);
+                hub.tracker.drain_cluster()
+            };
+            housekeeping.to_cluster(events);
         }
     });
     let header_read_timeout = state.limits.header_read_timeout;
@@ -325,6 +339,9 @@ pub async fn run_until(
                 .into(),
         ));
     }
+    if let Some(redis) = &config.redis {
+        redis.check()?;
+    }
     if config.acme.is_some() && config.tls.is_some() {
         return Err(ServerError::Config(
             "--acme gets the certificate itself: leave out --tls-cert and --tls-key".into(),
@@ -437,6 +454,9 @@ pub async fn run_until(
     let access = config.swarms.access(&catalog);
     let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
     state.hub().tracker.set_access(access);
+    if let Some(options) = &config.redis {
+        background.spawn(redis_cluster::start(&state, options)?);
+    }
     #[cfg(feature = "native-peer")]
     if let Some(rtc) = config.webrtc_seed.clone() {
         // The seed announces to this very process. Over TLS it would have

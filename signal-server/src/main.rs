@@ -245,6 +245,16 @@ struct ServeArgs {
     /// (e.g. 0.0.0.0:80); with --acme, HTTP-01 challenges are answered here.
     #[arg(long, env = "FANSWARM_REDIRECT_LISTEN")]
     redirect_listen: Option<SocketAddr>,
+    /// Share swarms with every other instance using this Redis, e.g.
+    /// redis://10.0.0.5:6379 (several instances behind one load balancer:
+    /// fans find each other whichever instance they reach). Membership
+    /// expires one announce interval after an instance stops refreshing it.
+    #[arg(long, env = "FANSWARM_REDIS", hide_env_values = true)]
+    redis: Option<String>,
+    /// Tracker events that may wait for a slow Redis; more are dropped
+    /// and counted (fanswarm_redis_dropped).
+    #[arg(long, env = "FANSWARM_REDIS_QUEUE", default_value_t = signal_server::redis_cluster::DEFAULT_QUEUE)]
+    redis_queue: usize,
     /// Also seed every track over WebRTC from this process (a native peer).
     #[cfg(feature = "native-peer")]
     #[arg(long, env = "FANSWARM_WEBRTC_SEED")]
@@ -412,6 +422,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|(cert, key)| signal_server::tls::TlsFiles { cert, key }),
         acme,
         redirect_listen: args.redirect_listen,
+        redis: args
+            .redis
+            .map(|url| signal_server::redis_cluster::RedisOptions {
+                url,
+                queue: args.redis_queue,
+            }),
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

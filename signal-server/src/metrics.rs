@@ -40,7 +40,18 @@ pub struct Metrics {
     pub failures: Family<ReasonLabel, Counter>,
     /// Body bytes the web seed sent.
     pub webseed_bytes: Counter,
+    /// `--redis`: events for Redis dropped, by why (`queue_full`: Redis
+    /// was slow or gone and the bounded queue was full; `redis_error`: the
+    /// batch carrying them failed).
+    redis_dropped: Family<ReasonLabel, Counter>,
+    /// `--redis`: offers and answers between instances, by direction.
+    redis_relayed: Family<KindLabel, Counter>,
+    /// `--redis`: offers and answers from other instances not delivered, by why.
+    redis_undeliverable: Family<ReasonLabel, Counter>,
 }
+
+/// Labels of the Redis relay counter: `kind`.
+type KindLabel = [(&'static str, &'static str); 1];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -57,6 +68,9 @@ impl Default for Metrics {
             outgoing_dropped: Counter::default(),
             failures: Family::default(),
             webseed_bytes: Counter::default(),
+            redis_dropped: Family::default(),
+            redis_relayed: Family::default(),
+            redis_undeliverable: Family::default(),
         };
         registry.register(
             "tracker_connections",
@@ -104,6 +118,21 @@ impl Default for Metrics {
             "Body bytes sent by the web seed",
             m.webseed_bytes.clone(),
         );
+        registry.register(
+            "redis_dropped",
+            "Tracker events for Redis dropped (queue full while Redis was slow, or a failed batch)",
+            m.redis_dropped.clone(),
+        );
+        registry.register(
+            "redis_relayed",
+            "Offers and answers exchanged with other tracker instances through Redis",
+            m.redis_relayed.clone(),
+        );
+        registry.register(
+            "redis_undeliverable",
+            "Offers and answers from other instances that could not be delivered",
+            m.redis_undeliverable.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -141,6 +170,45 @@ impl Metrics {
         self.failures
             .get_or_create(&[("reason", "server_full")])
             .inc();
+    }
+
+    /// Counts one event for Redis dropped (`queue_full`, …).
+    pub fn count_redis_dropped(&self, reason: &'static str) {
+        self.redis_dropped
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// Counts `events` lost with a Redis batch that failed.
+    pub fn count_redis_failed(&self, events: usize) {
+        self.redis_dropped
+            .get_or_create(&[("reason", "redis_error")])
+            .inc_by(events as u64);
+    }
+
+    /// Counts one offer or answer to or from another instance.
+    pub fn count_redis_relayed(&self, kind: &'static str) {
+        self.redis_relayed.get_or_create(&[("kind", kind)]).inc();
+    }
+
+    /// Counts one message from another instance that was not delivered.
+    pub fn count_redis_undeliverable(&self, reason: &'static str) {
+        self.redis_undeliverable
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// Events for Redis dropped so far, all reasons.
+    pub fn redis_dropped_total(&self) -> u64 {
+        ["queue_full", "redis_error"]
+            .iter()
+            .map(|r| self.redis_dropped.get_or_create(&[("reason", *r)]).get())
+            .sum()
+    }
+
+    /// Offers and answers of one `kind` exchanged with other instances.
+    pub fn redis_relayed(&self, kind: &'static str) -> u64 {
+        self.redis_relayed.get_or_create(&[("kind", kind)]).get()
     }
 
     /// Copies the tracker's exact counts into the gauges.

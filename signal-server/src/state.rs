@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::ws::Message;
-use fanswarm_tracker::{ConnectionId, Limits, Tracker};
+use fanswarm_tracker::{ClusterOut, ConnectionId, Limits, Tracker};
 use swarm::time::Time;
 use tokio::sync::mpsc;
 
@@ -16,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::listen::AddressTable;
 use crate::metrics::Metrics;
 use crate::offload::{Day, Offload};
+use crate::redis_link::ClusterLink;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone, Debug)]
@@ -51,6 +52,8 @@ pub struct Shared {
     pub addresses: Arc<AddressTable>,
     /// What the embed page tells each fan's player.
     pub player: PlayerSettings,
+    /// Set when this instance shares its swarms through Redis (`--redis`).
+    cluster: OnceLock<Arc<ClusterLink>>,
     epoch: Instant,
     next_connection: AtomicU64,
     /// True once the server is shutting down.
@@ -111,6 +114,7 @@ impl AppState {
             ),
             player,
             limits,
+            cluster: OnceLock::new(),
             epoch: Instant::now(),
             next_connection: AtomicU64::new(1),
             shutdown: tokio::sync::watch::Sender::new(false),
@@ -150,6 +154,32 @@ impl AppState {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         Day(secs / 86_400)
+    }
+
+    /// Makes this state one instance of a cluster (started by `--redis`):
+    /// the tracker's cluster mode goes on. False if it already was one.
+    pub fn join_cluster(&self, link: Arc<ClusterLink>) -> bool {
+        if self.0.cluster.set(link).is_err() {
+            return false;
+        }
+        self.hub().tracker.enable_cluster();
+        true
+    }
+
+    /// The cluster link, when there is one.
+    pub fn cluster(&self) -> Option<&ClusterLink> {
+        self.0.cluster.get().map(|l| &**l)
+    }
+
+    /// Hands the tracker's cluster events (drained under the hub's lock) to
+    /// the Redis task; never waits.
+    pub fn to_cluster(&self, events: Vec<ClusterOut>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(link) = self.cluster() {
+            link.forward(&self.metrics, events);
+        }
     }
 
     /// A fresh connection id.

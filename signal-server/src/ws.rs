@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fanswarm_tracker::{ConnectionId, OutMessage};
+use fanswarm_tracker::{ConnectionId, OutMessage, Outbox};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use swarm::tracker::{ClientMessage, parse_client_message};
 use tokio::sync::mpsc;
@@ -137,12 +137,14 @@ where
         }
     }
 
-    {
+    let events = {
         let mut hub = state.hub();
         hub.tracker.disconnect(id);
         // Dropping the last sender ends the writer task.
         hub.senders.remove(&id);
-    }
+        hub.tracker.drain_cluster()
+    };
+    state.to_cluster(events);
     state.offload.forget_connection(id);
     let _ = writer.await;
 }
@@ -168,10 +170,24 @@ fn handle_frame(state: &AppState, id: ConnectionId, frame: &[u8]) {
     }
     let now = state.now();
     let mut out = Vec::new();
-    let deliveries: Vec<(Option<mpsc::Sender<Message>>, OutMessage)> = {
+    let events = {
         let mut hub = state.hub();
         let hub = &mut *hub;
         hub.tracker.handle(now, &mut hub.rng, id, request, &mut out);
+        hub.tracker.drain_cluster()
+    };
+    state.to_cluster(events);
+    deliver(state, out);
+}
+
+/// Serializes and queues each message to its connection, outside the
+/// hub's lock (it is taken briefly to copy the senders).
+pub(crate) fn deliver(state: &AppState, out: Outbox) {
+    if out.is_empty() {
+        return;
+    }
+    let deliveries: Vec<(Option<mpsc::Sender<Message>>, OutMessage)> = {
+        let hub = state.hub();
         out.into_iter()
             .map(|(to, msg)| (hub.senders.get(&to).cloned(), msg))
             .collect()

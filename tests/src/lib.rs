@@ -9,11 +9,13 @@
 //! no Chromium.
 
 pub mod acme;
+pub mod balancer;
 pub mod bidi;
 pub mod browser;
 pub mod native;
 pub mod netns;
 pub mod player;
+pub mod redis;
 pub mod server;
 pub mod tls;
 pub mod turn;

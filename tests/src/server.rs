@@ -16,6 +16,7 @@ use fanswarm_tracker::Limits;
 use signal_server::catalog::{Catalog, Links, Track};
 use signal_server::ice::IceConfig;
 use signal_server::publish::{TorrentOptions, make_torrent};
+use signal_server::redis_cluster::RedisOptions;
 use signal_server::state::{AppState, Paths, PlayerSettings};
 
 /// What the test server publishes.
@@ -26,6 +27,21 @@ pub struct ServerOptions {
     /// Whether the torrent names the server's `/media/` URL as its web seed
     /// (`url-list`). Without it, pages can only get the track from peers.
     pub web_seed: bool,
+}
+
+/// One of several instances sharing their swarms through one Redis
+/// (`--redis`), each publishing the same track (same info hash).
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    /// The track and its web seed.
+    pub track: ServerOptions,
+    /// The shared Redis.
+    pub redis: RedisOptions,
+    /// Base of every published link (a balancer's, in front of all the
+    /// instances); `None`: this instance's own `http://localhost:<port>`.
+    pub public_base: Option<String>,
+    /// The tracker's limits (a test shortens the announce interval).
+    pub limits: Limits,
 }
 
 /// A certificate and key for [`start_tls`].
@@ -54,6 +70,8 @@ pub struct TestServer {
     state: AppState,
     tls: Option<TlsAcceptor>,
     ice: IceConfig,
+    limits: Limits,
+    redis: Option<RedisOptions>,
     running: Option<Running>,
     _library: tempfile::TempDir,
 }
@@ -111,10 +129,41 @@ pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
     serve_track(options, None, IceConfig::none()).await
 }
 
+/// Starts one instance of a cluster sharing swarms through Redis.
+pub async fn start_instance(options: InstanceOptions) -> anyhow::Result<TestServer> {
+    let cluster = Cluster {
+        base: options.public_base,
+        limits: options.limits,
+        redis: Some(options.redis),
+    };
+    serve_track_as(options.track, None, IceConfig::none(), cluster).await
+}
+
+/// How an instance differs from a lone test server.
+struct Cluster {
+    base: Option<String>,
+    limits: Limits,
+    redis: Option<RedisOptions>,
+}
+
 async fn serve_track(
     options: ServerOptions,
     tls: Option<TlsAcceptor>,
     ice: IceConfig,
+) -> anyhow::Result<TestServer> {
+    let alone = Cluster {
+        base: None,
+        limits: Limits::default(),
+        redis: None,
+    };
+    serve_track_as(options, tls, ice, alone).await
+}
+
+async fn serve_track_as(
+    options: ServerOptions,
+    tls: Option<TlsAcceptor>,
+    ice: IceConfig,
+    cluster: Cluster,
 ) -> anyhow::Result<TestServer> {
     let web = web_dir();
     anyhow::ensure!(
@@ -132,7 +181,9 @@ async fn serve_track(
     let listener = TcpListener::bind("0.0.0.0:0").await?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let base = format!("{scheme}://localhost:{}", addr.port());
+    let base = cluster
+        .base
+        .unwrap_or_else(|| format!("{scheme}://localhost:{}", addr.port()));
     let catalog = if options.web_seed {
         signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
             .await
@@ -149,8 +200,13 @@ async fn serve_track(
         media_dir: library.path().to_path_buf(),
         web_dir: web,
     };
-    let state = fresh_state(&catalog, &paths, &ice);
-    let running = Running::start(listener.into_std()?, state.clone(), tls.clone())?;
+    let state = fresh_state(&catalog, &paths, &ice, &cluster.limits);
+    let running = Running::start(
+        listener.into_std()?,
+        state.clone(),
+        tls.clone(),
+        cluster.redis.as_ref(),
+    )?;
     Ok(TestServer {
         base,
         addr,
@@ -162,6 +218,8 @@ async fn serve_track(
         state,
         tls,
         ice,
+        limits: cluster.limits,
+        redis: cluster.redis,
         running: Some(running),
         _library: library,
     })
@@ -218,9 +276,9 @@ pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestSer
 /// `/api/ice` gives players no ICE server (the private network has no route
 /// out, and players join their swarm on load, before a test could set the
 /// attribute).
-fn fresh_state(catalog: &Catalog, paths: &Paths, ice: &IceConfig) -> AppState {
+fn fresh_state(catalog: &Catalog, paths: &Paths, ice: &IceConfig, limits: &Limits) -> AppState {
     let player = PlayerSettings { ice: ice.clone() };
-    AppState::with_player(catalog.clone(), paths.clone(), Limits::default(), player)
+    AppState::with_player(catalog.clone(), paths.clone(), limits.clone(), player)
 }
 
 impl TestServer {
@@ -239,6 +297,11 @@ impl TestServer {
     /// Body bytes `/media/` has sent since the server (re)started.
     pub fn webseed_bytes(&self) -> u64 {
         self.state.metrics.webseed_bytes.get()
+    }
+
+    /// The server's shared state (its tracker, its metrics).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Peers the tracker knows, over all swarms.
@@ -270,11 +333,12 @@ impl TestServer {
             match std::net::TcpListener::bind(self.addr) {
                 Ok(listener) => {
                     listener.set_nonblocking(true)?;
-                    self.state = fresh_state(&self.catalog, &self.paths, &self.ice);
+                    self.state = fresh_state(&self.catalog, &self.paths, &self.ice, &self.limits);
                     self.running = Some(Running::start(
                         listener,
                         self.state.clone(),
                         self.tls.clone(),
+                        self.redis.as_ref(),
                     )?);
                     return Ok(());
                 }
@@ -304,7 +368,13 @@ impl Running {
         listener: std::net::TcpListener,
         state: AppState,
         tls: Option<TlsAcceptor>,
+        redis: Option<&RedisOptions>,
     ) -> anyhow::Result<Running> {
+        // Joined before the first socket: the tracker is in cluster mode
+        // from its first announce.
+        let cluster = redis
+            .map(|options| signal_server::redis_cluster::start(&state, options))
+            .transpose()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -321,7 +391,14 @@ impl Running {
                             return;
                         }
                     };
+                    let cluster = async move {
+                        match cluster {
+                            Some(cluster) => cluster.await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
+                        () = cluster => {}
                         result = signal_server::serve_with(listener, state, tls) => {
                             if let Err(e) = result {
                                 eprintln!("test server: {e}");

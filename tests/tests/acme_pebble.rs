@@ -63,6 +63,7 @@ async fn certificates_from_pebble_are_served_renewed_and_cached() -> anyhow::Res
         tls: None,
         acme: Some(acme),
         redirect_listen: Some(redirect),
+        redis: None,
         webrtc_seed: None,
     };
 

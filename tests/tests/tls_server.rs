@@ -59,6 +59,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
         }),
         acme: None,
         redirect_listen: Some(redirect),
+        redis: None,
         webrtc_seed: None,
     };
     let server = tokio::spawn(signal_server::run(config));

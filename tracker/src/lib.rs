@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod cluster;
 mod limits;
 mod rate;
 mod refusal;
@@ -80,12 +81,17 @@ use std::collections::{BTreeMap, HashMap};
 use swarm::time::Time;
 use swarm::tracker::{
     Action, AnnounceEvent, AnnounceRequest, AnnounceResponse, AnswerRelay, ClientMessage, Failure,
-    OfferId, OfferRelay, ParseError, ScrapeRequest, ScrapeResponse, ScrapeStatistics,
+    Offer, OfferId, OfferRelay, ParseError, ScrapeRequest, ScrapeResponse, ScrapeStatistics,
     ServerMessage,
 };
 use swarm::{InfoHash, PeerId};
 
 pub use access::Access;
+pub use cluster::{
+    ClusterOut, IncomingOffer, InstanceId, LocalMember, RemoteAnswer, RemoteConnection,
+    RemoteOffers, Undeliverable,
+};
+use cluster::{ClusterState, Holder, RemoteCounts};
 pub use limits::Limits;
 use rate::TokenBucket;
 pub use refusal::Refusal;
@@ -149,6 +155,10 @@ pub struct Tracker {
     swarms: HashMap<InfoHash, SwarmTable>,
     connections: HashMap<ConnectionId, Connection>,
     peer_count: usize,
+    /// Set by [`Tracker::enable_cluster`]: events for the cluster shell.
+    cluster: Option<ClusterState>,
+    /// Peers of each local swarm held by other instances, as last reported.
+    remote_counts: HashMap<InfoHash, RemoteCounts>,
 }
 
 impl Tracker {
@@ -160,6 +170,8 @@ impl Tracker {
             swarms: HashMap::new(),
             connections: HashMap::new(),
             peer_count: 0,
+            cluster: None,
+            remote_counts: HashMap::new(),
         }
     }
 
@@ -254,14 +266,23 @@ impl Tracker {
     pub fn expire(&mut self, now: Time) {
         let peer_cutoff = now - self.limits.peer_max_age;
         let mut gone = Vec::new();
+        let remote_counts = &mut self.remote_counts;
         self.swarms.retain(|info_hash, table| {
             for (peer_id, connection) in table.expire(peer_cutoff) {
                 gone.push((*info_hash, peer_id, connection));
+            }
+            if table.is_empty() {
+                remote_counts.remove(info_hash);
             }
             !table.is_empty()
         });
         self.peer_count -= gone.len();
         for (info_hash, peer_id, connection) in gone {
+            self.cluster_push(ClusterOut::Left {
+                info_hash,
+                peer_id,
+                connection,
+            });
             if let Some(conn) = self.connections.get_mut(&connection)
                 && conn.swarms.get(&info_hash) == Some(&peer_id)
             {
@@ -271,6 +292,7 @@ impl Tracker {
         for conn in self.connections.values_mut() {
             conn.pending.retain(|_, p| p.expires > now);
         }
+        self.forget_totals_of_empty_swarms();
     }
 
     /// Open connections.
@@ -289,10 +311,19 @@ impl Tracker {
     }
 
     /// `(seeders, leechers)` in one swarm right now; zeros if it is empty.
+    /// This instance's peers only (see [`Tracker::set_swarm_totals`]).
     pub fn swarm_peers(&self, info_hash: &InfoHash) -> (usize, usize) {
         self.swarms
             .get(info_hash)
             .map_or((0, 0), |t| (t.seeders(), t.leechers()))
+    }
+
+    /// `(seeders, leechers)` as peers are told: this instance's, plus
+    /// those other instances hold as last reported.
+    fn counts(&self, info_hash: &InfoHash) -> (usize, usize) {
+        let (seeders, leechers) = self.swarm_peers(info_hash);
+        let remote = self.remote(info_hash);
+        (seeders + remote.seeders, leechers + remote.leechers)
     }
 }
 
@@ -320,7 +351,8 @@ impl Connection {
 #[derive(Debug, Clone, Copy)]
 struct PendingOffer {
     offerer: PeerId,
-    offerer_connection: ConnectionId,
+    /// Where the offerer's socket is: here, or on another instance.
+    offerer_connection: Holder,
     answerer: PeerId,
     expires: Time,
 }
@@ -354,10 +386,7 @@ impl Tracker {
             self.join(now, connection, &a.info_hash, a.peer_id, a.left, a.event)?;
         }
 
-        let (complete, incomplete) = self
-            .swarms
-            .get(&a.info_hash)
-            .map_or((0, 0), |t| (t.seeders(), t.leechers()));
+        let (complete, incomplete) = self.counts(&a.info_hash);
         out.push((
             connection,
             OutMessage::Announce(AnnounceResponse {
@@ -377,9 +406,26 @@ impl Tracker {
         let Some(table) = self.swarms.get(&a.info_hash) else {
             return Ok(());
         };
-        let targets = table.random_peers(rng, count, &a.peer_id);
+        let local = table.len() - usize::from(table.get(&a.peer_id).is_some());
+        let remote = self.remote(&a.info_hash).total();
+        let remote_slots = self.remote_slots(rng, count, local, remote);
+        let targets = table.random_peers(rng, count - remote_slots, &a.peer_id);
         let expires = now + self.limits.offer_max_age;
-        for ((target_peer, target_conn), offer) in targets.into_iter().zip(offers) {
+        let mut offers = offers.into_iter();
+        let local_offers: Vec<Offer> = offers.by_ref().take(targets.len()).collect();
+        let remote_offers: Vec<Offer> = offers.take(remote_slots).collect();
+        if remote_offers.is_empty() {
+            self.ask_totals(now, a.info_hash);
+        } else {
+            // The store's answer to these brings the totals back too.
+            self.cluster_push(ClusterOut::Offers(RemoteOffers {
+                info_hash: a.info_hash,
+                offerer: a.peer_id,
+                connection,
+                offers: remote_offers,
+            }));
+        }
+        for ((target_peer, target_conn), offer) in targets.into_iter().zip(local_offers) {
             let Some(target) = self.connections.get_mut(&target_conn) else {
                 continue;
             };
@@ -393,7 +439,7 @@ impl Tracker {
                 key,
                 PendingOffer {
                     offerer: a.peer_id,
-                    offerer_connection: connection,
+                    offerer_connection: Holder::Local(connection),
                     answerer: target_peer,
                     expires,
                 },
@@ -433,17 +479,33 @@ impl Tracker {
             _ => return Err(Refusal::UnknownOffer),
         };
         conn.pending.remove(&key);
+        let offerer_connection = match pending.offerer_connection {
+            Holder::Local(c) => c,
+            Holder::Remote(to) => {
+                // Its instance checks that the offerer is still there.
+                let relay = cluster::remote_answer(
+                    to,
+                    to_peer_id,
+                    a.info_hash,
+                    a.peer_id,
+                    offer_id,
+                    answer,
+                );
+                self.cluster_push(relay);
+                return Ok(());
+            }
+        };
         // The offerer must still hold its peer id on the same socket.
         let still_there = self
             .swarms
             .get(&a.info_hash)
             .and_then(|t| t.get(&to_peer_id))
-            .is_some_and(|p| p.connection == pending.offerer_connection);
+            .is_some_and(|p| p.connection == offerer_connection);
         if !still_there {
             return Err(Refusal::UnknownOffer);
         }
         out.push((
-            pending.offerer_connection,
+            offerer_connection,
             OutMessage::Answer(AnswerRelay {
                 action: Action::Announce,
                 info_hash: a.info_hash,
@@ -466,14 +528,12 @@ impl Tracker {
             .info_hashes
             .into_iter()
             .map(|h| {
-                let stats =
-                    self.swarms
-                        .get(&h)
-                        .map_or_else(Default::default, |t| ScrapeStatistics {
-                            complete: t.seeders() as u64,
-                            incomplete: t.leechers() as u64,
-                            downloaded: t.downloaded,
-                        });
+                let (complete, incomplete) = self.counts(&h);
+                let stats = ScrapeStatistics {
+                    complete: complete as u64,
+                    incomplete: incomplete as u64,
+                    downloaded: self.swarms.get(&h).map_or(0, |t| t.downloaded),
+                };
                 (h, stats)
             })
             .collect();
@@ -523,9 +583,15 @@ impl Tracker {
         if !self.swarms.contains_key(info_hash) && self.swarms.len() >= limits.max_swarms {
             return Err(Refusal::TrackerFull);
         }
+        let remote = self
+            .remote_counts
+            .get(info_hash)
+            .copied()
+            .unwrap_or_default()
+            .total();
         let table = self.swarms.entry(*info_hash).or_default();
         let existing = table.get(&peer_id).copied();
-        if existing.is_none() && table.len() >= limits.max_peers_per_swarm {
+        if existing.is_none() && table.len() + remote >= limits.max_peers_per_swarm {
             if table.is_empty() {
                 self.swarms.remove(info_hash);
             }
@@ -549,6 +615,14 @@ impl Tracker {
             self.peer_count += 1;
         }
         conn.swarms.insert(*info_hash, peer_id);
+        if existing.is_none_or(|p| p.seeder != seeder) {
+            self.cluster_push(ClusterOut::Joined {
+                info_hash: *info_hash,
+                peer_id,
+                connection,
+                seeder,
+            });
+        }
         Ok(())
     }
 
@@ -562,13 +636,21 @@ impl Tracker {
     }
 
     fn remove_peer(&mut self, info_hash: InfoHash, peer_id: &PeerId) {
-        if let Some(table) = self.swarms.get_mut(&info_hash) {
-            if table.remove(peer_id).is_some() {
-                self.peer_count -= 1;
-            }
-            if table.is_empty() {
-                self.swarms.remove(&info_hash);
-            }
+        let Some(table) = self.swarms.get_mut(&info_hash) else {
+            return;
+        };
+        let removed = table.remove(peer_id);
+        if table.is_empty() {
+            self.swarms.remove(&info_hash);
+            self.remote_counts.remove(&info_hash);
+        }
+        if let Some(peer) = removed {
+            self.peer_count -= 1;
+            self.cluster_push(ClusterOut::Left {
+                info_hash,
+                peer_id: *peer_id,
+                connection: peer.connection,
+            });
         }
     }
 }

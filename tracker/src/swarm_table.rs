@@ -50,6 +50,10 @@ impl SwarmTable {
         self.peers.get(id)
     }
 
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &Peer)> {
+        self.peers.iter()
+    }
+
     /// Inserts or replaces a peer, keeping the seeder count.
     pub(super) fn upsert(&mut self, id: PeerId, peer: Peer) {
         if let Some(old) = self.peers.insert(id, peer) {

@@ -425,3 +425,294 @@ fn an_access_list_refuses_other_swarms_and_serves_its_own() {
     let out = h.send(3, announce(peer(3), Vec::new()));
     assert!(refusal_of(&out).is_none(), "{out:?}");
 }
+
+// --- Several instances (cluster mode) -------------------------------------
+
+fn clustered() -> Harness {
+    let mut h = Harness::new();
+    h.tracker.enable_cluster();
+    h
+}
+
+const ELSEWHERE: RemoteConnection = RemoteConnection {
+    instance: InstanceId(77),
+    connection: ConnectionId(5),
+};
+
+fn incoming(from_peer: PeerId, to: PeerId, n: u8) -> IncomingOffer {
+    IncomingOffer {
+        from: ELSEWHERE,
+        to,
+        relay: OfferRelay {
+            action: Action::Announce,
+            info_hash: HASH,
+            peer_id: from_peer,
+            offer_id: OfferId([n; 20]),
+            offer: offer(n).offer,
+        },
+    }
+}
+
+#[test]
+fn without_cluster_mode_nothing_is_pushed_for_a_shell() {
+    let mut h = Harness::new();
+    h.send(1, announce(peer(1), (1..=5).map(offer).collect()));
+    assert!(h.tracker.drain_cluster().is_empty());
+    let mut out = Vec::new();
+    assert_eq!(
+        h.tracker
+            .remote_offer(h.now, incoming(peer(9), peer(1), 1), &mut out),
+        Err(Undeliverable::NotClustered)
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn membership_changes_are_pushed_for_the_store() {
+    let mut h = clustered();
+    h.send(1, announce(peer(1), vec![]));
+    // A periodic announce with nothing new pushes nothing.
+    h.send(1, announce(peer(1), vec![]));
+    let mut done = announce(peer(1), vec![]);
+    done.left = Some(0);
+    h.send(1, done);
+    let mut stop = announce(peer(1), vec![]);
+    stop.event = Some(AnnounceEvent::Stopped);
+    h.send(1, stop);
+    h.send(2, announce(peer(2), vec![]));
+    h.tracker.disconnect(ConnectionId(2));
+    let joined = |seeder, n: u8| ClusterOut::Joined {
+        info_hash: HASH,
+        peer_id: peer(n),
+        connection: ConnectionId(u64::from(n)),
+        seeder,
+    };
+    let left = |n: u8| ClusterOut::Left {
+        info_hash: HASH,
+        peer_id: peer(n),
+        connection: ConnectionId(u64::from(n)),
+    };
+    assert_eq!(
+        h.tracker.drain_cluster(),
+        vec![
+            joined(false, 1),
+            joined(true, 1),
+            left(1),
+            joined(false, 2),
+            left(2)
+        ]
+    );
+    h.send(3, announce(peer(3), vec![]));
+    h.tracker.drain_cluster();
+    h.now = h.now + Duration::from_secs(181);
+    h.tracker.expire(h.now);
+    assert_eq!(h.tracker.drain_cluster(), vec![left(3)]);
+}
+
+#[test]
+fn a_peer_alone_here_sends_its_offers_to_other_instances() {
+    let mut h = clustered();
+    let mut a = announce(peer(1), (1..=5).map(offer).collect());
+    a.numwant = Some(3);
+    let out = h.send(1, a);
+    assert!(offers_in(&out).is_empty());
+    let pushed = h.tracker.drain_cluster();
+    let offers: Vec<_> = pushed
+        .iter()
+        .filter_map(|e| match e {
+            ClusterOut::Offers(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].offers.len(), 3, "numwant still caps them");
+    assert_eq!(
+        (offers[0].offerer, offers[0].connection),
+        (peer(1), ConnectionId(1))
+    );
+}
+
+#[test]
+fn offers_split_between_local_and_remote_peers_by_their_numbers() {
+    let mut h = clustered();
+    for n in 1..=5 {
+        h.send(u64::from(n), announce(peer(n), vec![]));
+    }
+    // The store counts 5 here and 15 elsewhere.
+    h.tracker.set_swarm_totals(&HASH, 0, 20);
+    let (mut local, mut remote) = (0, 0);
+    for round in 0..200u8 {
+        h.tracker.drain_cluster();
+        let offers = (0..5)
+            .map(|i| offer(round.wrapping_mul(5).wrapping_add(i)))
+            .collect();
+        let out = h.send(6, announce(peer(6), offers));
+        local += offers_in(&out).len();
+        for e in h.tracker.drain_cluster() {
+            if let ClusterOut::Offers(o) = e {
+                remote += o.offers.len();
+            }
+        }
+        h.now = h.now + Duration::from_secs(1);
+    }
+    assert_eq!(local + remote, 1000, "every offer placed somewhere");
+    // 5 of 20 candidates are here: about a quarter of the offers.
+    assert!(
+        (150..350).contains(&local),
+        "local {local}, remote {remote}"
+    );
+    let reply = h.send(6, announce(peer(6), vec![]));
+    match &reply[0].1 {
+        OutMessage::Announce(r) => assert_eq!(r.incomplete, 21, "6 here, 15 elsewhere"),
+        other => panic!("expected the announce reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_offer_from_another_instance_is_answered_back_there_once() {
+    let mut h = clustered();
+    h.send(1, announce(peer(1), vec![]));
+    let mut out = Vec::new();
+    h.tracker
+        .remote_offer(h.now, incoming(peer(9), peer(1), 4), &mut out)
+        .expect("delivered");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, ConnectionId(1));
+    // Another local peer cannot answer an offer it was not given.
+    h.send(2, announce(peer(2), vec![]));
+    let refused = h.send(2, answer(peer(2), peer(9), OfferId([4; 20])));
+    assert_eq!(refusal_of(&refused), Some(&Refusal::UnknownOffer));
+    h.tracker.drain_cluster();
+
+    let out = h.send(1, answer(peer(1), peer(9), OfferId([4; 20])));
+    assert!(out.is_empty(), "nothing for a local socket: {out:?}");
+    match h.tracker.drain_cluster().as_slice() {
+        [ClusterOut::Answer(a)] => {
+            assert_eq!((a.to, a.offerer), (ELSEWHERE, peer(9)));
+            assert_eq!(
+                (a.relay.peer_id, a.relay.offer_id),
+                (peer(1), OfferId([4; 20]))
+            );
+        }
+        other => panic!("expected one answer for the other instance, got {other:?}"),
+    }
+    let again = h.send(1, answer(peer(1), peer(9), OfferId([4; 20])));
+    assert_eq!(
+        refusal_of(&again),
+        Some(&Refusal::UnknownOffer),
+        "only once"
+    );
+}
+
+#[test]
+fn remote_offers_keep_the_pending_limit_and_need_the_peer_here() {
+    let mut h = Harness::with_limits(Limits {
+        max_pending_offers_per_connection: 2,
+        ..Limits::default()
+    });
+    h.tracker.enable_cluster();
+    h.send(1, announce(peer(1), vec![]));
+    let mut out = Vec::new();
+    for n in 1..=2 {
+        h.tracker
+            .remote_offer(h.now, incoming(peer(9), peer(1), n), &mut out)
+            .expect("room for two");
+    }
+    assert_eq!(
+        h.tracker
+            .remote_offer(h.now, incoming(peer(9), peer(1), 3), &mut out),
+        Err(Undeliverable::TooManyPending)
+    );
+    assert_eq!(
+        h.tracker
+            .remote_offer(h.now, incoming(peer(9), peer(8), 4), &mut out),
+        Err(Undeliverable::PeerGone)
+    );
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn an_answer_from_another_instance_reaches_only_the_same_connection() {
+    let mut h = clustered();
+    h.send(1, announce(peer(1), vec![]));
+    let relay = AnswerRelay {
+        action: Action::Announce,
+        info_hash: HASH,
+        peer_id: peer(9),
+        offer_id: OfferId([3; 20]),
+        answer: SessionDescription {
+            kind: SdpKind::Answer,
+            sdp: "v=0 answer".into(),
+        },
+    };
+    let mut out = Vec::new();
+    assert_eq!(
+        h.tracker
+            .remote_answer(ConnectionId(2), peer(1), relay.clone(), &mut out),
+        Err(Undeliverable::PeerGone),
+        "the peer id is held by another connection"
+    );
+    h.tracker
+        .remote_answer(ConnectionId(1), peer(1), relay.clone(), &mut out)
+        .expect("delivered");
+    assert_eq!(
+        out,
+        vec![(ConnectionId(1), OutMessage::Answer(relay.clone()))]
+    );
+    h.tracker.disconnect(ConnectionId(1));
+    assert_eq!(
+        h.tracker
+            .remote_answer(ConnectionId(1), peer(1), relay, &mut Vec::new()),
+        Err(Undeliverable::PeerGone),
+        "gone with its socket"
+    );
+}
+
+#[test]
+fn the_swarm_limit_counts_peers_on_other_instances() {
+    let mut h = Harness::with_limits(Limits {
+        max_peers_per_swarm: 3,
+        ..Limits::default()
+    });
+    h.tracker.enable_cluster();
+    h.send(1, announce(peer(1), vec![]));
+    h.tracker.set_swarm_totals(&HASH, 0, 3);
+    let out = h.send(2, announce(peer(2), vec![]));
+    assert_eq!(refusal_of(&out), Some(&Refusal::SwarmFull));
+}
+
+#[test]
+fn offers_placed_here_ask_for_fresh_totals() {
+    let mut h = clustered();
+    h.send(1, announce(peer(1), vec![]));
+    h.tracker.drain_cluster();
+    // Another instance's peers are unknown yet (no totals): all go local,
+    // and the shell is asked for the totals so the next split sees them.
+    let out = h.send(2, announce(peer(2), vec![offer(1)]));
+    assert_eq!(offers_in(&out).len(), 1);
+    assert!(
+        h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
+    // A busy swarm asks at most once a second.
+    h.send(2, announce(peer(2), vec![offer(2)]));
+    assert!(
+        !h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
+    h.now = h.now + Duration::from_secs(1);
+    h.send(2, announce(peer(2), vec![offer(3)]));
+    assert!(
+        h.tracker
+            .drain_cluster()
+            .contains(&ClusterOut::Totals(HASH))
+    );
+    h.tracker.set_swarm_totals(&HASH, 0, 12);
+    let reply = h.send(2, announce(peer(2), vec![]));
+    match &reply[0].1 {
+        OutMessage::Announce(r) => assert_eq!(r.incomplete, 12),
+        other => panic!("expected the announce reply, got {other:?}"),
+    }
+}
