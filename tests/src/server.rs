@@ -254,8 +254,9 @@ pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestSer
         web_dir: web,
     };
     let ice = IceConfig::none();
-    let state = fresh_state(&catalog, &paths, &ice);
-    let running = Running::start(listener.into_std()?, state.clone(), None)?;
+    let limits = Limits::default();
+    let state = fresh_state(&catalog, &paths, &ice, &limits);
+    let running = Running::start(listener.into_std()?, state.clone(), None, None)?;
     Ok(TestServer {
         base,
         addr,
@@ -267,6 +268,8 @@ pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestSer
         state,
         tls: None,
         ice,
+        limits,
+        redis: None,
         running: Some(running),
         _library: library,
     })
