@@ -58,7 +58,7 @@ impl Sound {
     /// Starts `pulseaudio` with its socket at `dir/pulse.sock`.
     async fn start(dir: &Path) -> anyhow::Result<(Sound, String)> {
         let socket = dir.join("pulse.sock");
-        let child = crate::browser::own_group(
+        let child = crate::process::own_group(
             Command::new("pulseaudio")
                 .args([
                     "-n",
@@ -108,7 +108,7 @@ pub async fn launch(profile: &Path) -> anyhow::Result<(Child, Bidi)> {
     std::fs::create_dir_all(&sound_dir)?;
     let (sound, pulse_server) = Sound::start(&sound_dir).await?;
     let binary = std::env::var("FIREFOX").unwrap_or_else(|_| "firefox-esr".to_owned());
-    let mut child = crate::browser::own_group(
+    let mut child = crate::process::own_group(
         Command::new(&binary)
             .args(["--headless", "--no-remote", "--remote-debugging-port=0"])
             .arg("--profile")

@@ -11,7 +11,6 @@
 //! Every browser is Debian's, never a downloaded one. It is killed when
 //! the [`Browser`] drops, also when a test panics.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -353,11 +352,6 @@ impl Drop for Browser {
     }
 }
 
-/// Makes the command's process lead a process group of its own, so that
-/// dropping the [`Browser`] ends it and everything it started.
-pub(crate) fn own_group(command: &mut Command) -> &mut Command {
-    command.process_group(0)
-}
 
 /// Waits for Chromium to write its DevTools port and browser path.
 async fn devtools_endpoint(file: PathBuf) -> anyhow::Result<String> {

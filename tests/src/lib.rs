@@ -15,6 +15,7 @@ pub mod browser;
 pub mod native;
 pub mod netns;
 pub mod player;
+pub mod process;
 pub mod redis;
 pub mod server;
 pub mod tls;

@@ -35,7 +35,7 @@ pub async fn launch() -> anyhow::Result<(Child, Classic)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let child = crate::browser::own_group(
+    let child = crate::process::own_group(
         Command::new("xvfb-run")
             .args(["-a", "WebKitWebDriver"])
             .arg(format!("--port={port}"))
