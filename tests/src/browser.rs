@@ -352,7 +352,6 @@ impl Drop for Browser {
     }
 }
 
-
 /// Waits for Chromium to write its DevTools port and browser path.
 async fn devtools_endpoint(file: PathBuf) -> anyhow::Result<String> {
     for _ in 0..200 {
