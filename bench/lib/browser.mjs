@@ -2,7 +2,8 @@
 // and prefs of /work/shared/TOOLCHAIN.md. Debian's browsers only: puppeteer
 // is installed with PUPPETEER_SKIP_DOWNLOAD=1 and always gets an
 // executablePath. Every launch gets a fresh profile directory.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,29 @@ const FIREFOX_PREFS = {
   'browser.shell.checkDefaultBrowser': false,
 };
 
+/**
+ * A PulseAudio server of the browser's own with one null sink: Firefox
+ * needs a sound card to play `<audio>` (without one it errors the element
+ * mid-track, or never finishes a seek); a null sink plays into nothing at
+ * real-time pace. Resolves to `{ server, stop }`.
+ */
+async function startSound(dir) {
+  const socket = join(dir, 'pulse.sock');
+  const child = spawn('pulseaudio', [
+    '-n', '--daemonize=no', '--exit-idle-time=-1', '--use-pid-file=no', '--system=false',
+    `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
+    '--load=module-null-sink sink_name=fanswarm_bench',
+  ], { env: { ...process.env, HOME: dir, XDG_RUNTIME_DIR: dir }, stdio: 'ignore' });
+  const failed = new Promise((_, reject) => child.on('error', (e) =>
+    reject(new Error(`starting pulseaudio, Firefox's sound card (scripts/install-deps --test): ${e.message}`))));
+  for (let i = 0; i < 100; i++) {
+    if (existsSync(socket)) return { server: `unix:${socket}`, stop: () => child.kill() };
+    await Promise.race([new Promise((r) => setTimeout(r, 50)), failed]);
+  }
+  child.kill();
+  throw new Error(`pulseaudio did not open ${socket} within 5 s`);
+}
+
 /** Browser names as the parts report them. */
 export const BROWSERS = ['chromium', 'firefox'];
 
@@ -41,19 +65,32 @@ export const BROWSERS = ['chromium', 'firefox'];
  */
 export async function launch(name) {
   const profile = mkdtempSync(join(tmpdir(), `fanswarm-bench-${name}-`));
+  const soundDir = name === 'firefox' ? mkdtempSync(join(tmpdir(), 'fanswarm-bench-sound-')) : null;
+  const sound = soundDir ? await startSound(soundDir) : null;
   const options = name === 'firefox'
     ? {
       browser: 'firefox', executablePath: '/usr/bin/firefox-esr', headless: true,
       userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS, protocolTimeout: 600_000,
+      env: { ...process.env, PULSE_SERVER: sound.server },
     }
     : {
       browser: 'chrome', executablePath: '/usr/bin/chromium', headless: true,
       userDataDir: profile, args: CHROMIUM_ARGS, protocolTimeout: 600_000,
     };
-  const browser = await puppeteer.launch(options);
+  let browser;
+  try {
+    browser = await puppeteer.launch(options);
+  } catch (e) {
+    sound?.stop();
+    throw e;
+  }
   const close = browser.close.bind(browser);
   browser.close = async () => {
-    try { await close(); } finally { rmSync(profile, { recursive: true, force: true }); }
+    try { await close(); } finally {
+      sound?.stop();
+      rmSync(profile, { recursive: true, force: true });
+      if (soundDir) rmSync(soundDir, { recursive: true, force: true });
+    }
   };
   return browser;
 }
