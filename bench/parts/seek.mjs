@@ -6,16 +6,16 @@
 // a page of the server's origin; fanswarm = the /embed/<hex> page's
 // <fanswarm-player>, whose element asks the stream worker for the new
 // range and waits for verified pieces from the web seed. Fresh profile
-// each, plain and fanswarm alternating run by run. Chromium only by
-// default: headless Firefox ESR never finished the seek, plain element
-// included (still `seeking`, readyState 1, after 30 s, 2026-12-07);
-// FANSWARM_BENCH_BROWSERS="chromium firefox" tries it again.
+// each, plain and fanswarm alternating run by run, in Chromium and Firefox
+// ESR (FANSWARM_BENCH_BROWSERS picks). Firefox plays only with a sound
+// card: `launch` gives it a PulseAudio null sink (without one its seek
+// never finished, plain element included).
 import { launch, load, openWindow } from '../lib/browser.mjs';
 import { startServer } from '../lib/server.mjs';
 import { ratio, spread, table } from '../lib/stats.mjs';
 import { TRACKS } from '../lib/tracks.mjs';
 
-const BROWSERS = (process.env.FANSWARM_BENCH_BROWSERS ?? 'chromium').split(' ');
+const BROWSERS = (process.env.FANSWARM_BENCH_BROWSERS ?? 'chromium firefox').split(' ');
 /** Where the seek lands, seconds into the 4-minute track. */
 const TARGET = 180;
 
