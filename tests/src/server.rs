@@ -146,17 +146,34 @@ struct Cluster {
     redis: Option<RedisOptions>,
 }
 
+impl Cluster {
+    /// A lone test server: its own base, default limits, no Redis.
+    fn alone() -> Cluster {
+        Cluster {
+            base: None,
+            limits: Limits::default(),
+            redis: None,
+        }
+    }
+}
+
+/// The player's files, checked to be built.
+fn built_web_dir() -> anyhow::Result<PathBuf> {
+    let web = web_dir();
+    anyhow::ensure!(
+        web.join("pkg/client_wasm_bg.wasm").is_file(),
+        "{}/pkg is missing: run scripts/build-web first",
+        web.display()
+    );
+    Ok(web)
+}
+
 async fn serve_track(
     options: ServerOptions,
     tls: Option<TlsAcceptor>,
     ice: IceConfig,
 ) -> anyhow::Result<TestServer> {
-    let alone = Cluster {
-        base: None,
-        limits: Limits::default(),
-        redis: None,
-    };
-    serve_track_as(options, tls, ice, alone).await
+    serve_track_as(options, tls, ice, Cluster::alone()).await
 }
 
 async fn serve_track_as(
@@ -165,12 +182,7 @@ async fn serve_track_as(
     ice: IceConfig,
     cluster: Cluster,
 ) -> anyhow::Result<TestServer> {
-    let web = web_dir();
-    anyhow::ensure!(
-        web.join("pkg/client_wasm_bg.wasm").is_file(),
-        "{}/pkg is missing: run scripts/build-web first",
-        web.display()
-    );
+    built_web_dir()?;
     let library = tempfile::tempdir()?;
     let samples = signal_server::demo::synthesize(options.seconds, 7);
     let file = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
@@ -183,6 +195,7 @@ async fn serve_track_as(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base = cluster
         .base
+        .clone()
         .unwrap_or_else(|| format!("{scheme}://localhost:{}", addr.port()));
     let catalog = if options.web_seed {
         signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
@@ -191,14 +204,35 @@ async fn serve_track_as(
     } else {
         Catalog::new(vec![track_without_web_seed(&track_path, &base)?])
     };
+    serve_catalog(
+        listener, base, catalog, track_path, library, tls, ice, cluster,
+    )
+    .await
+}
+
+/// Serves `catalog` (published from `library`) with the real router on
+/// `listener`; `track_path` is the first track's file.
+#[allow(clippy::too_many_arguments)]
+async fn serve_catalog(
+    listener: TcpListener,
+    base: String,
+    catalog: Catalog,
+    track_path: PathBuf,
+    library: tempfile::TempDir,
+    tls: Option<TlsAcceptor>,
+    ice: IceConfig,
+    cluster: Cluster,
+) -> anyhow::Result<TestServer> {
+    let addr = listener.local_addr()?;
     let track = catalog
         .tracks()
         .first()
         .cloned()
         .context("the library published no track")?;
+    let file = std::fs::read(&track_path)?;
     let paths = Paths {
         media_dir: library.path().to_path_buf(),
-        web_dir: web,
+        web_dir: web_dir(),
     };
     let state = fresh_state(&catalog, &paths, &ice, &cluster.limits);
     let running = Running::start(
@@ -229,12 +263,7 @@ async fn serve_track_as(
 /// them with the real router, over HTTP. [`TestServer::track`] is the first
 /// track published; [`TestServer::tracks`] lists them all.
 pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestServer> {
-    let web = web_dir();
-    anyhow::ensure!(
-        web.join("pkg/client_wasm_bg.wasm").is_file(),
-        "{}/pkg is missing: run scripts/build-web first",
-        web.display()
-    );
+    built_web_dir()?;
     let listener = TcpListener::bind("0.0.0.0:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://localhost:{}", addr.port());
@@ -242,37 +271,22 @@ pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestSer
         signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
             .await
             .context("publishing the test library")?;
-    let track = catalog
+    let first = catalog
         .tracks()
         .first()
-        .cloned()
         .context("the library published no track")?;
-    let track_path = library.path().join(&track.path);
-    let file = std::fs::read(&track_path)?;
-    let paths = Paths {
-        media_dir: library.path().to_path_buf(),
-        web_dir: web,
-    };
-    let ice = IceConfig::none();
-    let limits = Limits::default();
-    let state = fresh_state(&catalog, &paths, &ice, &limits);
-    let running = Running::start(listener.into_std()?, state.clone(), None, None)?;
-    Ok(TestServer {
+    let track_path = library.path().join(&first.path);
+    serve_catalog(
+        listener,
         base,
-        addr,
-        track,
-        file,
-        track_path,
         catalog,
-        paths,
-        state,
-        tls: None,
-        ice,
-        limits,
-        redis: None,
-        running: Some(running),
-        _library: library,
-    })
+        track_path,
+        library,
+        None,
+        IceConfig::none(),
+        Cluster::alone(),
+    )
+    .await
 }
 
 /// The server's state for a test: unless a test gives a TURN server, its
