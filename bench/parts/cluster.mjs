@@ -11,12 +11,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { OUT, ROOT } from '../lib/paths.mjs';
+import { OUT } from '../lib/paths.mjs';
 import { startServer } from '../lib/server.mjs';
 import { spread, table } from '../lib/stats.mjs';
-import { cpuTicks } from './tracker.mjs';
+import { cpuTicks, runLoadgen } from './tracker.mjs';
 
-const LOADGEN = join(ROOT, 'target/release/examples/loadgen');
 /** The loads: one server without `--redis` (the baseline, as in part d),
  *  then 1, 2 and 4 instances on one Redis. */
 const LOADS = [
@@ -73,7 +72,7 @@ async function measure({ instances: n, redis: shared }) {
     const redisBefore = cpuTicks(redis.child.pid);
     const targets = servers.map((s) => `127.0.0.1:${s.port}`).join(',');
     const out = await runLoadgen(['--target', targets, '--connections', String(CONNECTIONS),
-      '--swarms', String(CONNECTIONS / 10), '--offers', '5', '--seconds', String(SECONDS), '--window', '2', '--json']);
+      '--swarms', String(CONNECTIONS / 10), '--offers', '5', '--seconds', String(SECONDS), '--window', '2', '--json'], SECONDS);
     const serverCpuSeconds = servers.reduce((a, s, i) => a + cpuTicks(s.pid) - before[i], 0) / TICK;
     const redisCpuSeconds = (cpuTicks(redis.child.pid) - redisBefore) / TICK;
     let redisDropped = 0;
@@ -111,18 +110,6 @@ async function startRedis() {
   };
 }
 
-function runLoadgen(args) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(LOADGEN, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    const limit = setTimeout(() => p.kill(), (SECONDS + 120) * 1000);
-    p.on('exit', (code) => {
-      clearTimeout(limit);
-      if (code === 0) resolve(out); else reject(new Error(`loadgen exit ${code}: ${out.slice(-500)}`));
-    });
-  });
-}
 
 function listening(port) {
   return new Promise((resolve) => {

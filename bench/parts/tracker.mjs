@@ -13,7 +13,7 @@ import { OUT, ROOT } from '../lib/paths.mjs';
 import { startServer } from '../lib/server.mjs';
 import { fixed, ratio, spread, table } from '../lib/stats.mjs';
 
-const LOADGEN = join(ROOT, 'target/release/examples/loadgen');
+export const LOADGEN = join(ROOT, 'target/release/examples/loadgen');
 const AQUATIC = join(ROOT, 'target/bench-tools/bin/aquatic_ws');
 /** The busy loads, 10 peers per swarm: two closed loops for throughput
  *  (2 announces in flight per connection), one open loop for latency below
@@ -82,7 +82,7 @@ async function busyLoad(name, { connections, args }) {
     const started = Date.now();
     const out = await runLoadgen(['--target', `127.0.0.1:${port}`, '--connections', String(connections),
       '--swarms', String(connections / 10), '--offers', '5', '--seconds', String(SECONDS),
-      '--json', ...args, ...TRACKERS[name].loadgen]);
+      '--json', ...args, ...TRACKERS[name].loadgen], SECONDS);
     const cpuSeconds = (cpuTicks(tracker.pid) - before) / TICK;
     const result = JSON.parse(out.split('\n').filter((l) => l.startsWith('{')).at(-1));
     return { ...result, serverCpuSeconds: cpuSeconds, wallSeconds: (Date.now() - started) / 1000 };
@@ -134,12 +134,13 @@ async function startOnFreePort(name) {
   }
 }
 
-function runLoadgen(args) {
+/** Runs the load generator with `args` (a load of `seconds`); its stdout. */
+export function runLoadgen(args, seconds) {
   return new Promise((resolve, reject) => {
     const p = spawn(LOADGEN, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
-    const limit = setTimeout(() => p.kill(), (SECONDS + 120) * 1000);
+    const limit = setTimeout(() => p.kill(), (seconds + 120) * 1000);
     p.on('exit', (code) => {
       clearTimeout(limit);
       if (code === 0) resolve(out); else reject(new Error(`loadgen exit ${code}: ${out.slice(-500)}`));
