@@ -379,9 +379,15 @@ impl Torrent {
     pub(super) fn verify_piece(&mut self, piece: u32) {
         match self.store.verify(piece) {
             Verdict::Good { liars, origin } => {
+                // A web seed blamed when the piece failed is the same
+                // offence seen again now: counted once.
+                let blamed = self.web_seed.take_blamed(piece);
                 for liar in liars {
-                    self.ban_source(liar, piece);
+                    if !(blamed && liar == Source::WebSeed) {
+                        self.ban_source(liar, piece);
+                    }
                 }
+                self.web_seed.take_blamed(piece);
                 self.origins.record(piece, origin);
                 self.on_piece_verified(piece);
             }
@@ -431,7 +437,7 @@ impl Torrent {
         match source {
             Source::Peer(id) => self.ban(id),
             Source::WebSeed => {
-                self.web_seed.record_corruption();
+                self.web_seed.record_corruption(piece);
                 self.event(Event::WebSeedCorrupt { piece });
             }
         }

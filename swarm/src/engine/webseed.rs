@@ -69,6 +69,8 @@ pub(crate) struct WebSeed {
     next_id: u64,
     in_flight: SortedMap<FetchId, Fetch>,
     corruptions: u32,
+    /// Pieces it was blamed for that have not verified since.
+    blamed: SortedSet<u32>,
     failures_in_row: u32,
     retry_at: Option<Time>,
     idle_until: Option<Time>,
@@ -81,6 +83,7 @@ impl WebSeed {
             next_id: 0,
             in_flight: SortedMap::new(),
             corruptions: 0,
+            blamed: SortedSet::new(),
             failures_in_row: 0,
             retry_at: None,
             idle_until: None,
@@ -123,11 +126,20 @@ impl WebSeed {
         self.in_flight.len()
     }
 
-    pub fn record_corruption(&mut self) {
+    /// The web seed sent `piece` wrong (once per offence: see
+    /// [`WebSeed::take_blamed`]).
+    pub fn record_corruption(&mut self, piece: u32) {
+        self.blamed.insert(piece);
         self.corruptions += 1;
         if self.corruptions >= MAX_CORRUPTIONS {
             self.enabled = false;
         }
+    }
+
+    /// Whether the web seed was blamed for `piece` since it last verified;
+    /// forgets it (the piece verifies now).
+    pub fn take_blamed(&mut self, piece: u32) -> bool {
+        self.blamed.remove(&piece)
     }
 
     pub fn is_enabled(&self) -> bool {
