@@ -505,6 +505,35 @@ impl Track {
 
 #[wasm_bindgen]
 impl Track {
+    /// The torrent's web seeds (its `url-list`), each
+    /// `{url, bytes, failures, dropped}`: body bytes it delivered, requests
+    /// that failed, and why it is no longer used (`null` while it is).
+    /// Empty before the first fetch.
+    #[wasm_bindgen(js_name = webSeeds)]
+    pub fn web_seeds(&self) -> js_sys::Array {
+        let s = self.session.borrow();
+        s.node()
+            .stats()
+            .web_seeds
+            .iter()
+            .map(|w| {
+                let o = js_sys::Object::new();
+                let dropped = w.dropped.as_deref().map_or(JsValue::NULL, JsValue::from);
+                let fields: [(&str, JsValue); 4] = [
+                    ("url", w.url.as_str().into()),
+                    ("bytes", (w.bytes as f64).into()),
+                    ("failures", w.failures.into()),
+                    ("dropped", dropped),
+                ];
+                for (k, v) in fields {
+                    // Setting a property on a fresh plain object cannot throw.
+                    let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+                }
+                JsValue::from(o)
+            })
+            .collect()
+    }
+
     /// Each piece's state, one byte per piece in order (see `PIECE_*`):
     /// 0 missing, 1 from peers, 2 from the web seed, 3 from both,
     /// 4 handed in by the page. From the engine, recorded when the piece

@@ -43,4 +43,6 @@ pub struct PeerStats {
     pub storage_error: Option<String>,
     /// Where the files are; for a magnet, known once the metadata is.
     pub target: Option<PathBuf>,
+    /// Each of the torrent's web seeds: bytes, failures, dropped or not.
+    pub web_seeds: Vec<swarm::node::WebSeedStats>,
 }

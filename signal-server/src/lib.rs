@@ -105,6 +105,32 @@ pub struct Config {
     /// fans behind a load balancer find each other whichever instance
     /// they reach. `None`: this instance alone.
     pub redis: Option<redis_cluster::RedisOptions>,
+    /// More web seeds for every published track (`--web-seed-mirror`):
+    /// base URLs ending in `/` that serve the library's files at the same
+    /// relative paths (a CDN, an object store). Each torrent lists our own
+    /// `/media/` first, then these; players spread their fetches over all
+    /// of them and skip one that fails.
+    pub web_seed_mirrors: Vec<String>,
+}
+
+/// A `--web-seed-mirror` value as a base URL ending in `/`, or why not.
+pub fn mirror_base(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?}: a web seed mirror must be an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || url.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{url:?}: a web seed mirror is a base URL with a host and no query, \
+             e.g. https://cdn.example/music/"
+        ));
+    }
+    Ok(if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    })
 }
 
 /// Why the server could not start.
@@ -433,7 +459,12 @@ pub async fn run_until(
                 })?
         }
     };
-    let catalog = publish::publish_library(media_dir.clone(), base.clone()).await?;
+    let catalog = publish::publish_mirrored(
+        media_dir.clone(),
+        base.clone(),
+        config.web_seed_mirrors.clone(),
+    )
+    .await?;
     if catalog.tracks().is_empty() {
         tracing::warn!(library = %media_dir.display(), "no audio files to publish");
     }
@@ -537,6 +568,28 @@ fn port_or_placeholder(listen: &SocketAddr) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_mirror_is_a_base_url_ending_in_a_slash() {
+        assert_eq!(
+            mirror_base("https://cdn.example/music").unwrap(),
+            "https://cdn.example/music/"
+        );
+        assert_eq!(
+            mirror_base(" http://b.example/ ").unwrap(),
+            "http://b.example/"
+        );
+        for bad in [
+            "cdn.example/music/",
+            "ftp://x/",
+            "https://",
+            "https:///x",
+            "http://x/?a=1",
+        ] {
+            let e = mirror_base(bad).unwrap_err();
+            assert!(e.contains("mirror"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -251,6 +251,17 @@ struct ServeArgs {
     /// expires one announce interval after an instance stops refreshing it.
     #[arg(long, env = "FANSWARM_REDIS", hide_env_values = true)]
     redis: Option<String>,
+    /// Another web seed for every track (repeatable, or comma-separated):
+    /// a base URL serving the library's files at the same relative paths,
+    /// e.g. https://cdn.example/music/ (a CDN or an object store holding a
+    /// copy of the library). Torrents list this server's /media/ first,
+    /// then these; players spread their fetches and skip one that fails.
+    #[arg(
+        long = "web-seed-mirror",
+        env = "FANSWARM_WEB_SEED_MIRRORS",
+        value_delimiter = ','
+    )]
+    web_seed_mirrors: Vec<String>,
     /// Tracker events that may wait for a slow Redis; more are dropped
     /// and counted (fanswarm_redis_dropped).
     #[arg(long, env = "FANSWARM_REDIS_QUEUE", default_value_t = signal_server::redis_cluster::DEFAULT_QUEUE)]
@@ -428,6 +439,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 url,
                 queue: args.redis_queue,
             }),
+        web_seed_mirrors: args
+            .web_seed_mirrors
+            .iter()
+            .map(|url| signal_server::mirror_base(url).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?,
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

@@ -188,11 +188,23 @@ pub fn make_torrent(
 /// announce = our tracker, url-list = our web seed. Files that fail are
 /// logged and skipped so one bad file does not keep the server down.
 pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
+    publish_mirrored(library, base, Vec::new()).await
+}
+
+/// [`publish_library`], each torrent's url-list also naming the file under
+/// each of `mirrors` (base URLs ending in `/` that serve the library's
+/// files at the same relative paths: a CDN, an object store), after our
+/// own web seed. Players spread their fetches over them all.
+pub async fn publish_mirrored(
+    library: PathBuf,
+    base: String,
+    mirrors: Vec<String>,
+) -> Result<Catalog, PublishError> {
     tokio::task::spawn_blocking(move || {
         let files = find_audio_files(&library)?;
         let mut tracks = Vec::with_capacity(files.len());
         for path in files {
-            match publish_file(&library, &path, &base) {
+            match publish_file(&library, &path, &base, &mirrors) {
                 Ok(track) => tracks.push(track),
                 Err(e) => tracing::warn!(%e, "skipping track"),
             }
@@ -204,7 +216,12 @@ pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, 
 }
 
 /// One file of the library, as a [`Track`].
-fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, PublishError> {
+fn publish_file(
+    library: &Path,
+    path: &Path,
+    base: &str,
+    mirrors: &[String],
+) -> Result<Track, PublishError> {
     let relative = path
         .strip_prefix(library)
         .unwrap_or(path)
@@ -217,7 +234,13 @@ fn publish_file(library: &Path, path: &Path, base: &str) -> Result<Track, Publis
     // name the info hash can only be made once it is built.
     let options = TorrentOptions {
         trackers: vec![Links::tracker_url(base)],
-        web_seeds: vec![Links::media_url(base, &relative)],
+        web_seeds: std::iter::once(Links::media_url(base, &relative))
+            .chain(
+                mirrors
+                    .iter()
+                    .map(|m| format!("{m}{}", crate::catalog::encode_path(&relative))),
+            )
+            .collect(),
     };
     let metainfo = make_torrent(path, &options, |_| {})?;
     let links = Links::new(base, &metainfo.info_hash, &relative);
@@ -339,6 +362,38 @@ mod tests {
         assert_eq!(track.name, "broken.mp3");
         assert_eq!(track.tags.title, None);
         assert_eq!(track.tags.cover_url, None);
+    }
+
+    #[tokio::test]
+    async fn mirrors_follow_our_web_seed_in_every_torrent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("An Album")).unwrap();
+        std::fs::write(dir.path().join("An Album/01 a#b.wav"), [1u8; 5000]).unwrap();
+        let mirrors = vec![
+            "https://cdn.example/music/".to_owned(),
+            "http://bucket.example/".to_owned(),
+        ];
+        let catalog = publish_mirrored(dir.path().to_path_buf(), "http://h:1".into(), mirrors)
+            .await
+            .unwrap();
+        let track = catalog.tracks().first().expect("published");
+        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
+        assert_eq!(
+            meta.url_list,
+            vec![
+                "http://h:1/media/An%20Album/01%20a%23b.wav",
+                "https://cdn.example/music/An%20Album/01%20a%23b.wav",
+                "http://bucket.example/An%20Album/01%20a%23b.wav",
+            ]
+        );
+        let plain = publish_library(dir.path().to_path_buf(), "http://h:1".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            plain.tracks()[0].info_hash,
+            track.info_hash,
+            "mirrors are outside the info dictionary: the same swarm"
+        );
     }
 
     #[test]

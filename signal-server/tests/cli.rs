@@ -130,6 +130,27 @@ fn serve_on_an_unspecified_address_without_a_public_url_is_refused_with_what_to_
     }
 }
 
+#[test]
+fn a_web_seed_mirror_that_is_not_an_http_base_url_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp3"), vec![1u8; 10_000]).unwrap();
+    let out = exit_within(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--library"])
+            .arg(dir.path())
+            .args(["--web-dir", "/nonexistent/web"])
+            .args(["--web-seed-mirror", "https://cdn.example/music/,ftp://x/"]),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"ftp://x/\": a web seed mirror must be an http:// or https:// URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// With `--public-url`, an unspecified listen address is fine and the
 /// links name the public URL.
 #[test]

@@ -135,8 +135,24 @@ pub async fn start_instance(options: InstanceOptions) -> anyhow::Result<TestServ
         base: options.public_base,
         limits: options.limits,
         redis: Some(options.redis),
+        mirrors: Vec::new(),
     };
     serve_track_as(options.track, None, IceConfig::none(), cluster).await
+}
+
+/// Publishes a WAV track of `seconds` whose torrent lists, after this
+/// server's own `/media/` URL, the file under each of `mirrors`
+/// (`--web-seed-mirror` base URLs ending in `/`).
+pub async fn start_mirrored(seconds: u32, mirrors: Vec<String>) -> anyhow::Result<TestServer> {
+    let cluster = Cluster {
+        mirrors,
+        ..Cluster::alone()
+    };
+    let options = ServerOptions {
+        seconds,
+        web_seed: true,
+    };
+    serve_track_as(options, None, IceConfig::none(), cluster).await
 }
 
 /// How an instance differs from a lone test server.
@@ -144,6 +160,7 @@ struct Cluster {
     base: Option<String>,
     limits: Limits,
     redis: Option<RedisOptions>,
+    mirrors: Vec<String>,
 }
 
 impl Cluster {
@@ -153,6 +170,7 @@ impl Cluster {
             base: None,
             limits: Limits::default(),
             redis: None,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -198,9 +216,13 @@ async fn serve_track_as(
         .clone()
         .unwrap_or_else(|| format!("{scheme}://localhost:{}", addr.port()));
     let catalog = if options.web_seed {
-        signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
-            .await
-            .context("publishing the test library")?
+        signal_server::publish::publish_mirrored(
+            library.path().to_path_buf(),
+            base.clone(),
+            cluster.mirrors.clone(),
+        )
+        .await
+        .context("publishing the test library")?
     } else {
         Catalog::new(vec![track_without_web_seed(&track_path, &base)?])
     };

@@ -64,6 +64,7 @@ async fn certificates_from_pebble_are_served_renewed_and_cached() -> anyhow::Res
         acme: Some(acme),
         redirect_listen: Some(redirect),
         redis: None,
+        web_seed_mirrors: Vec::new(),
         webrtc_seed: None,
     };
 

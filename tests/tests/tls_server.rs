@@ -60,6 +60,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
         acme: None,
         redirect_listen: Some(redirect),
         redis: None,
+        web_seed_mirrors: Vec::new(),
         webrtc_seed: None,
     };
     let server = tokio::spawn(signal_server::run(config));

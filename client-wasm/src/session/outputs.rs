@@ -141,7 +141,12 @@ impl Session {
                 let length = self.node.torrent().total_length() as f64;
                 self.emit("metadata", length.into());
             }
-            NodeEvent::WebSeedFailed { error } => self.warn(&format!("web seed: {error}")),
+            NodeEvent::WebSeedFailed { url, error } => {
+                self.warn(&format!("web seed {url}: {error}"))
+            }
+            NodeEvent::WebSeedDropped { url, reason } => {
+                self.warn(&format!("web seed {url} no longer used: {reason}"))
+            }
             NodeEvent::Tracker(TrackerNotice::Failure { reason, .. }) => {
                 self.warn(&format!("tracker: {reason}"))
             }

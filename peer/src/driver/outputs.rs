@@ -153,7 +153,12 @@ impl Driver {
                 }
             }
             NodeEvent::MetadataReady => self.open_files(),
-            NodeEvent::WebSeedFailed { error } => tracing::warn!(%error, "web seed request failed"),
+            NodeEvent::WebSeedFailed { url, error } => {
+                tracing::warn!(%url, %error, "web seed request failed")
+            }
+            NodeEvent::WebSeedDropped { url, reason } => {
+                tracing::warn!(%url, %reason, "web seed no longer used")
+            }
             NodeEvent::Tracker(TrackerNotice::Swarm {
                 complete,
                 incomplete,

@@ -156,6 +156,21 @@ impl HttpTable {
         self.running.remove(&id).map(|r| r.fetch)
     }
 
+    /// Ends fetch `fetch`'s requests (its next files are dropped too);
+    /// returns the ones that were running, for the shell to cancel.
+    pub fn cancel_fetch(&mut self, fetch: FetchId) -> Vec<HttpId> {
+        let ids: Vec<HttpId> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.fetch == fetch)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            self.running.remove(id);
+        }
+        ids
+    }
+
     /// Every request in flight (to cancel when leaving).
     pub fn ids(&self) -> Vec<HttpId> {
         self.running.keys().copied().collect()

@@ -30,6 +30,7 @@
 mod conns;
 mod http;
 mod stats;
+mod webseeds;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 pub use http::{HttpId, RangeRequest, plan as plan_ranges};
 pub use stats::{NodeStats, RateMeter};
+pub use webseeds::WebSeedStats;
 
 use crate::announce::{Action, AnnounceConfig, Announcer, Progress, TrackerIndex, TrackerNotice};
 use crate::engine::{Config, Event, FetchId, Output as EngineOutput, PeerKey, PieceOrigin};
@@ -51,6 +53,7 @@ use crate::sorted::SortedMap;
 use crate::time::Time;
 use conns::{Conns, Deadlines, EARLY_BYTES_LIMIT, Stage};
 use http::{HttpTable, Step};
+use webseeds::WebSeeds;
 
 /// Tunables of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,10 +152,22 @@ pub enum NodeEvent {
     },
     /// A magnet's metadata arrived: [`Node::metainfo`] is known now.
     MetadataReady,
-    /// A web-seed request failed (the engine backs off and tries again).
+    /// A web-seed request failed: the fetch goes on from another of the
+    /// torrent's web seeds, or, when none is left, the engine backs off
+    /// and tries again.
     WebSeedFailed {
+        /// The web seed's URL.
+        url: String,
         /// What the shell said.
         error: String,
+    },
+    /// A web seed is no longer used (another one is): it served bytes that
+    /// failed verification.
+    WebSeedDropped {
+        /// Its URL.
+        url: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -231,6 +246,19 @@ pub enum Output {
     Timeout(Time),
 }
 
+/// An engine fetch over HTTP: a stretch of the torrent's bytes.
+#[derive(Debug)]
+struct WebFetch {
+    offset: u64,
+    length: u64,
+    /// Bytes handed to the engine so far.
+    delivered: u64,
+    /// The web seed it is asking now.
+    seed: usize,
+    /// Seeds it asked, in order.
+    tried: Vec<usize>,
+}
+
 /// One running peer of one swarm. See the module documentation.
 #[derive(Debug)]
 pub struct Node {
@@ -243,6 +271,16 @@ pub struct Node {
     tracker_connects: SortedMap<TrackerIndex, Time>,
     conns: Conns,
     http: HttpTable,
+    /// The torrent's web seeds, once it is known.
+    web_seeds: Option<WebSeeds>,
+    /// Engine fetches running over HTTP.
+    web_fetches: SortedMap<FetchId, WebFetch>,
+    /// Which web seed sent (the last bytes of) each piece not yet verified.
+    piece_seed: SortedMap<u32, usize>,
+    /// Which web seed sent a piece that failed and has not verified since.
+    failed_seed: SortedMap<u32, usize>,
+    /// Feeds the web seeds' first turn.
+    seed: u64,
     outputs: VecDeque<Output>,
     now: Time,
     engine_wake: Time,
@@ -310,6 +348,11 @@ impl Node {
             tracker_connects: SortedMap::new(),
             conns: Conns::default(),
             http: HttpTable::default(),
+            web_seeds: None,
+            web_fetches: SortedMap::new(),
+            piece_seed: SortedMap::new(),
+            failed_seed: SortedMap::new(),
+            seed,
             outputs: VecDeque::new(),
             now,
             engine_wake: now,
@@ -472,6 +515,7 @@ impl Node {
     pub fn http_data(&mut self, now: Time, id: HttpId, bytes: &[u8]) {
         self.now = now;
         if let Some(Step::Data(fetch, bytes)) = self.http.data(now, id, bytes) {
+            self.web_seed_delivered(fetch, bytes.len() as u64);
             self.torrent.handle_web_seed_data(now, fetch, &bytes);
         }
         self.pump();
@@ -484,7 +528,7 @@ impl Node {
             Some(Step::Next(id, request)) => {
                 self.outputs.push_back(Output::HttpGet { id, request })
             }
-            Some(Step::End(fetch)) => self.torrent.handle_web_seed_end(now, fetch),
+            Some(Step::End(fetch)) => self.web_fetch_ended(fetch),
             Some(Step::Data(..)) | None => {}
         }
         self.pump();
@@ -494,8 +538,7 @@ impl Node {
     pub fn http_failed(&mut self, now: Time, id: HttpId, error: String) {
         self.now = now;
         if let Some(fetch) = self.http.fail(id) {
-            self.torrent.handle_web_seed_error(now, fetch);
-            self.event(NodeEvent::WebSeedFailed { error });
+            self.web_fetch_failed(fetch, error);
         }
         self.pump();
     }
@@ -554,10 +597,7 @@ impl Node {
         for id in self.http.stalled(now, timeout) {
             if let Some(fetch) = self.http.fail(id) {
                 self.outputs.push_back(Output::CancelHttp { id });
-                self.torrent.handle_web_seed_error(now, fetch);
-                self.event(NodeEvent::WebSeedFailed {
-                    error: format!("no data for {} s", timeout.as_secs()),
-                });
+                self.web_fetch_failed(fetch, format!("no data for {} s", timeout.as_secs()));
             }
         }
         self.pump();
@@ -650,6 +690,11 @@ impl Node {
             connecting: self.conns.len() - self.conns.open(),
             download_rate: self.down.per_second(self.now),
             upload_rate: self.up.per_second(self.now),
+            web_seeds: self
+                .web_seeds
+                .as_ref()
+                .map(WebSeeds::stats)
+                .unwrap_or_default(),
         }
     }
 
@@ -781,24 +826,186 @@ impl Node {
                 match &event {
                     Event::Downloaded { bytes, .. } => self.down.add(self.now, u64::from(*bytes)),
                     Event::Uploaded { bytes, .. } => self.up.add(self.now, u64::from(*bytes)),
+                    Event::PieceVerified { piece } => {
+                        self.piece_seed.remove(piece);
+                        self.failed_seed.remove(piece);
+                    }
+                    Event::PieceFailed { piece } => {
+                        // Blame goes to whoever sent these bytes, even if
+                        // the engine names the culprit only once the piece
+                        // verifies from another source.
+                        if let Some(seed) = self.piece_seed.remove(piece) {
+                            self.failed_seed.insert(*piece, seed);
+                        }
+                    }
                     _ => {}
                 }
+                let corrupt = match &event {
+                    Event::WebSeedCorrupt { piece } => Some(*piece),
+                    _ => None,
+                };
                 self.event(NodeEvent::Engine(event));
+                if let Some(piece) = corrupt {
+                    self.web_seed_corrupt(piece);
+                }
             }
             EngineOutput::Timeout(_) => {}
         }
     }
 
+    // ---- web seeds (see `webseeds.rs`) ----
+
     fn start_fetch(&mut self, fetch: FetchId, offset: u64, length: u32) {
-        let base = self.meta.as_ref().and_then(|m| m.url_list.first());
-        let plan = match (base, &self.meta) {
-            (Some(base), Some(meta)) => http::plan(&meta.info, base, offset, u64::from(length)),
-            _ => Vec::new(),
-        };
-        match self.http.start(self.now, fetch, plan.into()) {
-            Some((id, request)) => self.outputs.push_back(Output::HttpGet { id, request }),
-            None => self.torrent.handle_web_seed_error(self.now, fetch),
+        if self.web_seeds.is_none()
+            && let Some(meta) = &self.meta
+        {
+            self.web_seeds = Some(WebSeeds::new(&meta.url_list, self.seed.rotate_left(29)));
         }
+        let Some(seed) = self.web_seeds.as_mut().and_then(|w| w.pick(self.now)) else {
+            self.torrent.handle_web_seed_error(self.now, fetch);
+            return;
+        };
+        self.web_fetches.insert(
+            fetch,
+            WebFetch {
+                offset,
+                length: u64::from(length),
+                delivered: 0,
+                seed,
+                tried: vec![seed],
+            },
+        );
+        self.run_fetch(fetch);
+    }
+
+    /// Requests what fetch `fetch` still lacks from its current web seed.
+    fn run_fetch(&mut self, fetch: FetchId) {
+        let (Some(f), Some(meta), Some(seeds)) = (
+            self.web_fetches.get(&fetch),
+            &self.meta,
+            self.web_seeds.as_mut(),
+        ) else {
+            return;
+        };
+        let plan = http::plan(
+            &meta.info,
+            seeds.url(f.seed),
+            f.offset + f.delivered,
+            f.length - f.delivered,
+        );
+        let seed = f.seed;
+        match self.http.start(self.now, fetch, plan.into()) {
+            Some((id, request)) => {
+                seeds.started(seed);
+                self.outputs.push_back(Output::HttpGet { id, request });
+            }
+            None => {
+                // No URL for a file of it: as good as failed.
+                seeds.started(seed);
+                self.web_fetch_failed(fetch, "no URL for this part of the torrent".into());
+            }
+        }
+    }
+
+    /// Body bytes of `fetch` are in: counted for its seed, and the pieces
+    /// they touch remembered as that seed's.
+    fn web_seed_delivered(&mut self, fetch: FetchId, bytes: u64) {
+        let Some(f) = self.web_fetches.get_mut(&fetch) else {
+            return;
+        };
+        let at = f.offset + f.delivered;
+        f.delivered += bytes;
+        let seed = f.seed;
+        if let Some(seeds) = self.web_seeds.as_mut() {
+            seeds.delivered(seed, bytes);
+        }
+        let piece_length = u64::from(self.torrent.piece_length().max(1));
+        if bytes > 0 {
+            let (first, last) = (at / piece_length, (at + bytes - 1) / piece_length);
+            for piece in first..=last {
+                if let Ok(piece) = u32::try_from(piece) {
+                    self.piece_seed.insert(piece, seed);
+                }
+            }
+        }
+    }
+
+    /// The last request of `fetch` ended: whole, or short (a failure).
+    fn web_fetch_ended(&mut self, fetch: FetchId) {
+        let whole = self
+            .web_fetches
+            .get(&fetch)
+            .is_some_and(|f| f.delivered >= f.length);
+        if !whole {
+            self.web_fetch_failed(fetch, "the body ended short".into());
+            return;
+        }
+        if let (Some(f), Some(seeds)) = (self.web_fetches.remove(&fetch), self.web_seeds.as_mut()) {
+            seeds.finished(self.now, f.seed, true);
+        }
+        self.torrent.handle_web_seed_end(self.now, fetch);
+    }
+
+    /// `fetch`'s request to its seed failed: the seed backs off, and the
+    /// fetch goes on from another seed it has not tried, or is over.
+    fn web_fetch_failed(&mut self, fetch: FetchId, error: String) {
+        let now = self.now;
+        let (Some(f), Some(seeds)) = (self.web_fetches.get_mut(&fetch), self.web_seeds.as_mut())
+        else {
+            self.torrent.handle_web_seed_error(now, fetch);
+            return;
+        };
+        let url = seeds.url(f.seed).to_string();
+        seeds.finished(now, f.seed, false);
+        let other = seeds.pick_other(now, &f.tried);
+        if let Some(other) = other {
+            f.tried.push(other);
+            f.seed = other;
+        }
+        self.event(NodeEvent::WebSeedFailed { url, error });
+        if other.is_some() {
+            self.run_fetch(fetch);
+        } else {
+            self.web_fetches.remove(&fetch);
+            self.torrent.handle_web_seed_error(now, fetch);
+        }
+    }
+
+    /// A piece from the web seed failed verification: the seed that sent
+    /// it is dropped if another is left, and its fetches end (their bytes
+    /// so far are suspect; the engine asks again, now elsewhere).
+    fn web_seed_corrupt(&mut self, piece: u32) {
+        let Some(seed) = self.failed_seed.get(&piece).copied() else {
+            return;
+        };
+        let Some(seeds) = self.web_seeds.as_mut() else {
+            return;
+        };
+        if !seeds.corrupt(seed, piece) {
+            return;
+        }
+        let url = seeds.url(seed).to_string();
+        self.event(NodeEvent::WebSeedDropped {
+            url,
+            reason: format!("piece {piece} failed verification"),
+        });
+        let cut: Vec<FetchId> = self
+            .web_fetches
+            .iter()
+            .filter(|(_, f)| f.seed == seed)
+            .map(|(id, _)| *id)
+            .collect();
+        for fetch in cut {
+            for id in self.http.cancel_fetch(fetch) {
+                self.outputs.push_back(Output::CancelHttp { id });
+            }
+            self.web_fetches.remove(&fetch);
+            if let Some(seeds) = self.web_seeds.as_mut() {
+                seeds.finished(self.now, seed, false);
+            }
+            self.torrent.handle_web_seed_error(self.now, fetch);
+        }
+        self.piece_seed.retain(|_, s| *s != seed);
     }
 
     fn on_action(&mut self, action: Action) {

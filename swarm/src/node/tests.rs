@@ -317,7 +317,7 @@ fn a_web_seed_request_gone_silent_is_cancelled_and_fetched_again() {
     assert!(out.contains(&Output::CancelHttp { id: first }), "{out:?}");
     assert!(out.iter().any(|o| matches!(
         o,
-        Output::Event(NodeEvent::WebSeedFailed { error }) if error.contains("30 s")
+        Output::Event(NodeEvent::WebSeedFailed { error, .. }) if error.contains("30 s")
     )));
     // Its bytes are dropped now; the engine backs off, then asks again.
     n.http_data(Time(31_001), first, &content()[100..200]);
@@ -399,4 +399,235 @@ fn stop_says_stopped_and_closes_everything() {
         assert!(out.contains(&Output::CloseConn { conn: c }));
     }
     assert!(out.contains(&Output::CloseTracker { tracker: TRACKER }));
+}
+
+// ---- several web seeds ----
+
+const SEEDS: [&str; 3] = [
+    "http://origin.invalid/media/track.wav",
+    "http://cdn.invalid/track.wav",
+    "http://bucket.invalid/track.wav",
+];
+
+fn mirrored_node() -> Node {
+    let data = content();
+    let hashes = crate::metainfo::hash_pieces(&data, PIECE).unwrap();
+    let mut builder = TorrentBuilder::single_file("track.wav", data.len() as u64)
+        .piece_length(PIECE)
+        .tracker("ws://tracker.invalid/announce");
+    for seed in SEEDS {
+        builder = builder.web_seed(seed);
+    }
+    let mut n = Node::new(
+        NodeConfig {
+            offer_grace: Duration::ZERO,
+            ..NodeConfig::default()
+        },
+        Source::Torrent(Box::new(builder.build(&hashes).unwrap())),
+        vec!["ws://tracker.invalid/announce".into()],
+        PeerId::generate([5; 12]),
+        7,
+        Time(0),
+    )
+    .unwrap();
+    drain(&mut n);
+    n
+}
+
+/// Answers every request from the right bytes (or `corrupt` ones for
+/// `bad`'s URL) until the node is complete or `until`; returns the URLs
+/// asked, in order.
+fn serve_all(n: &mut Node, mut at: u64, until: u64, bad: Option<&str>) -> Vec<String> {
+    let data = content();
+    let mut asked = Vec::new();
+    let mut pending = http_gets(&drain(n));
+    while at < until && !n.is_complete() {
+        for (id, request) in std::mem::take(&mut pending) {
+            asked.push(request.url.clone());
+            let mut body = data[request.start as usize..=request.end as usize].to_vec();
+            if bad == Some(request.url.as_str()) {
+                body.iter_mut().for_each(|b| *b ^= 0x5a);
+            }
+            n.http_data(Time(at), id, &body);
+            n.http_end(Time(at), id);
+            pending.extend(http_gets(&drain(n)));
+        }
+        at += 250;
+        n.handle_timeout(Time(at));
+        pending.extend(http_gets(&drain(n)));
+    }
+    asked
+}
+
+#[test]
+fn fetches_spread_over_the_web_seeds() {
+    let mut n = mirrored_node();
+    play_from_start(&mut n, Time(5));
+    let asked = serve_all(&mut n, 10, 60_000, None);
+    assert!(n.is_complete());
+    let stats = n.stats().web_seeds;
+    assert_eq!(
+        stats.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(),
+        SEEDS
+    );
+    let used = SEEDS
+        .iter()
+        .filter(|s| asked.iter().any(|a| a == *s))
+        .count();
+    assert!(used >= 2, "more than one seed served: {asked:?}");
+    let total: u64 = stats.iter().map(|s| s.bytes).sum();
+    assert_eq!(total, content().len() as u64, "each byte once: {stats:?}");
+}
+
+#[test]
+fn a_failing_web_seed_is_skipped_and_the_fetch_goes_on_where_it_stopped() {
+    let mut n = mirrored_node();
+    play_from_start(&mut n, Time(5));
+    let gets = http_gets(&drain(&mut n));
+    let (id, first) = gets[0].clone();
+    let data = content();
+    n.http_data(Time(10), id, &data[..100]);
+    n.http_failed(Time(11), id, "connection refused".into());
+    let out = drain(&mut n);
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Event(NodeEvent::WebSeedFailed { url, error })
+            if *url == first.url && error == "connection refused")
+        ),
+        "{out:?}"
+    );
+    let retry = http_gets(&out);
+    assert_eq!(retry.len(), 1, "the fetch goes on at once: {out:?}");
+    let (_, again) = &retry[0];
+    assert_ne!(again.url, first.url, "from another seed");
+    assert_eq!(
+        (again.start, again.end),
+        (100, first.end),
+        "where it stopped"
+    );
+    // The rest comes; the failed seed is left alone while it backs off.
+    let asked = serve_all(&mut n, 20, 900, None);
+    assert!(!asked.contains(&first.url), "{asked:?}");
+    let failed = &n.stats().web_seeds;
+    let failed = failed.iter().find(|s| s.url == first.url).unwrap();
+    assert_eq!((failed.bytes, failed.failures), (100, 1));
+    // Everything arrives, the failed seed's 100 bytes kept.
+    serve_all(&mut n, 1_000, 60_000, None);
+    assert!(n.is_complete());
+    assert_eq!(n.stats().engine.from_web_seed, data.len() as u64);
+}
+
+#[test]
+fn when_every_web_seed_fails_the_engine_backs_off_and_asks_again() {
+    let mut n = mirrored_node();
+    play_from_start(&mut n, Time(5));
+    let mut gets = http_gets(&drain(&mut n));
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(gets.len(), 1, "one request at a time: {gets:?}");
+        let (id, request) = gets.pop().unwrap();
+        urls.push(request.url);
+        n.http_failed(Time(10), id, "503".into());
+        gets = http_gets(&drain(&mut n));
+    }
+    urls.sort();
+    let mut all = SEEDS.map(String::from).to_vec();
+    all.sort();
+    assert_eq!(urls, all, "each seed tried once");
+    assert!(gets.is_empty(), "then the engine waits");
+    let asked = serve_all(&mut n, 2_000, 60_000, None);
+    assert!(!asked.is_empty() && n.is_complete(), "and asks again");
+}
+
+#[test]
+fn a_web_seed_with_wrong_bytes_is_dropped_and_the_others_serve() {
+    let mut n = mirrored_node();
+    play_from_start(&mut n, Time(5));
+    // Whichever seed the first fetch goes to is the bad one.
+    let (id, first) = http_gets(&drain(&mut n))[0].clone();
+    let bad = first.url.clone();
+    let mut body = content()[first.start as usize..=first.end as usize].to_vec();
+    body.iter_mut().for_each(|b| *b ^= 0x5a);
+    n.http_data(Time(10), id, &body[..PIECE as usize]);
+    let out = drain(&mut n);
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Event(NodeEvent::WebSeedDropped { url, .. }) if *url == bad)
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&Output::CancelHttp { id }),
+        "the rest of its body is not awaited"
+    );
+    n.http_data(Time(11), id, &body[PIECE as usize..]);
+    let asked = serve_all(&mut n, 20, 60_000, Some(&bad));
+    assert!(n.is_complete(), "the good seeds finish it");
+    assert!(!asked.contains(&bad), "{asked:?}");
+    let stats = n.stats();
+    assert_eq!(stats.engine.verified_pieces, 8);
+    let dropped = stats.web_seeds.iter().find(|s| s.url == bad).unwrap();
+    assert_eq!(
+        dropped.dropped.as_deref(),
+        Some("piece 0 failed verification")
+    );
+}
+
+/// Without a player (the native peer), single-piece fetches: the seed
+/// that sent a wrong piece is dropped for it — and only that one, though
+/// the engine names the web seed as the liar again when the piece verifies
+/// from another — and a dead one is tried again only after its back-off.
+#[test]
+fn orphan_fetches_drop_the_wrong_seed_only_and_skip_the_dead_one() {
+    let mut n = mirrored_node();
+    let data = content();
+    let (dead, wrong) = (SEEDS[1], SEEDS[2]);
+    let mut at = 10;
+    let mut pending = Vec::new();
+    let mut asked = Vec::new();
+    while at < 120_000 && !n.is_complete() {
+        for o in drain(&mut n) {
+            match o {
+                Output::HttpGet { id, request } => pending.push((id, request)),
+                Output::CancelHttp { id } => pending.retain(|(i, _)| *i != id),
+                Output::Event(NodeEvent::WebSeedDropped { url, .. }) => {
+                    assert_eq!(url, wrong, "only the wrong seed is dropped")
+                }
+                _ => {}
+            }
+        }
+        if pending.is_empty() {
+            at += 100;
+            n.handle_timeout(Time(at));
+            continue;
+        }
+        let (id, request) = pending.remove(0);
+        asked.push((at, request.url.clone()));
+        if request.url == dead {
+            n.http_failed(Time(at), id, "connection refused".into());
+            continue;
+        }
+        let mut body = data[request.start as usize..=request.end as usize].to_vec();
+        if request.url == wrong {
+            body.iter_mut().for_each(|b| *b ^= 0x5a);
+        }
+        n.http_data(Time(at), id, &body);
+        n.http_end(Time(at), id);
+    }
+    assert!(n.is_complete(), "{asked:?}");
+    let stats = n.stats().web_seeds;
+    assert_eq!(stats[0].dropped, None, "{stats:?}");
+    assert_eq!(stats[0].bytes, data.len() as u64);
+    assert_eq!((stats[1].bytes, stats[1].dropped.as_deref()), (0, None));
+    assert!(stats[1].failures >= 1);
+    assert_eq!(asked.iter().filter(|(_, u)| u == wrong).count(), 1);
+    // The dead seed's retries are spaced by its growing back-off.
+    let retries: Vec<u64> = asked
+        .iter()
+        .filter(|(_, u)| u == dead)
+        .map(|(t, _)| *t)
+        .collect();
+    for pair in retries.windows(2) {
+        assert!(pair[1] - pair[0] >= 1_000, "{retries:?}");
+    }
 }
