@@ -511,27 +511,22 @@ impl Track {
     /// Empty before the first fetch.
     #[wasm_bindgen(js_name = webSeeds)]
     pub fn web_seeds(&self) -> js_sys::Array {
-        let s = self.session.borrow();
-        s.node()
-            .stats()
-            .web_seeds
-            .iter()
-            .map(|w| {
-                let o = js_sys::Object::new();
-                let dropped = w.dropped.as_deref().map_or(JsValue::NULL, JsValue::from);
-                let fields: [(&str, JsValue); 4] = [
-                    ("url", w.url.as_str().into()),
-                    ("bytes", (w.bytes as f64).into()),
-                    ("failures", w.failures.into()),
-                    ("dropped", dropped),
-                ];
-                for (k, v) in fields {
-                    // Setting a property on a fresh plain object cannot throw.
-                    let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-                }
-                JsValue::from(o)
-            })
-            .collect()
+        let list = js_sys::Array::new();
+        for w in self.session.borrow().node().web_seeds() {
+            let o = js_sys::Object::new();
+            let dropped = w.dropped.map_or(JsValue::NULL, JsValue::from);
+            for (k, v) in [
+                ("url", JsValue::from(w.url)),
+                ("bytes", (w.bytes as f64).into()),
+                ("failures", w.failures.into()),
+                ("dropped", dropped),
+            ] {
+                // Setting a property on a fresh plain object cannot throw.
+                let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+            }
+            list.push(&o);
+        }
+        list
     }
 
     /// Each piece's state, one byte per piece in order (see `PIECE_*`):

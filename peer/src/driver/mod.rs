@@ -352,7 +352,7 @@ impl Driver {
         f.connections = node.connections;
         f.download_rate = node.download_rate;
         f.upload_rate = node.upload_rate;
-        f.web_seeds.clone_from(&node.web_seeds);
+        f.web_seeds = self.node.web_seeds();
         // Verified pieces are written as they verify, before this runs.
         f.done = f.done || self.node.is_complete();
         let figures = &self.figures;

@@ -690,12 +690,17 @@ impl Node {
             connecting: self.conns.len() - self.conns.open(),
             download_rate: self.down.per_second(self.now),
             upload_rate: self.up.per_second(self.now),
-            web_seeds: self
-                .web_seeds
-                .as_ref()
-                .map(WebSeeds::stats)
-                .unwrap_or_default(),
         }
+    }
+
+    /// Each of the torrent's web seeds (its `url-list`, in order): bytes
+    /// delivered, failures, and why it is no longer used; empty before the
+    /// first fetch.
+    pub fn web_seeds(&self) -> Vec<WebSeedStats> {
+        self.web_seeds
+            .as_ref()
+            .map(WebSeeds::stats)
+            .unwrap_or_default()
     }
 
     /// Engine invariants (`engine/PIECES.md`), for the simulator and fuzzing.
@@ -981,14 +986,10 @@ impl Node {
         let Some(seeds) = self.web_seeds.as_mut() else {
             return;
         };
-        if !seeds.corrupt(seed, piece) {
+        let Some((url, reason)) = seeds.corrupt(seed, piece) else {
             return;
-        }
-        let url = seeds.url(seed).to_string();
-        self.event(NodeEvent::WebSeedDropped {
-            url,
-            reason: format!("piece {piece} failed verification"),
-        });
+        };
+        self.event(NodeEvent::WebSeedDropped { url, reason });
         let cut: Vec<FetchId> = self
             .web_fetches
             .iter()

@@ -25,8 +25,6 @@ pub struct NodeStats {
     pub download_rate: u64,
     /// Bytes per second served over the last seconds.
     pub upload_rate: u64,
-    /// Each of the torrent's web seeds, once a fetch went to one.
-    pub web_seeds: Vec<super::WebSeedStats>,
 }
 
 /// A running byte counter with a speed over the last few seconds.

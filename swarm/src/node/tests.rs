@@ -465,7 +465,7 @@ fn fetches_spread_over_the_web_seeds() {
     play_from_start(&mut n, Time(5));
     let asked = serve_all(&mut n, 10, 60_000, None);
     assert!(n.is_complete());
-    let stats = n.stats().web_seeds;
+    let stats = n.web_seeds();
     assert_eq!(
         stats.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(),
         SEEDS
@@ -508,7 +508,7 @@ fn a_failing_web_seed_is_skipped_and_the_fetch_goes_on_where_it_stopped() {
     // The rest comes; the failed seed is left alone while it backs off.
     let asked = serve_all(&mut n, 20, 900, None);
     assert!(!asked.contains(&first.url), "{asked:?}");
-    let failed = &n.stats().web_seeds;
+    let failed = &n.web_seeds();
     let failed = failed.iter().find(|s| s.url == first.url).unwrap();
     assert_eq!((failed.bytes, failed.failures), (100, 1));
     // Everything arrives, the failed seed's 100 bytes kept.
@@ -566,7 +566,8 @@ fn a_web_seed_with_wrong_bytes_is_dropped_and_the_others_serve() {
     assert!(!asked.contains(&bad), "{asked:?}");
     let stats = n.stats();
     assert_eq!(stats.engine.verified_pieces, 8);
-    let dropped = stats.web_seeds.iter().find(|s| s.url == bad).unwrap();
+    let seeds = n.web_seeds();
+    let dropped = seeds.iter().find(|s| s.url == bad).unwrap();
     assert_eq!(
         dropped.dropped.as_deref(),
         Some("piece 0 failed verification")
@@ -615,7 +616,7 @@ fn orphan_fetches_drop_the_wrong_seed_only_and_skip_the_dead_one() {
         n.http_end(Time(at), id);
     }
     assert!(n.is_complete(), "{asked:?}");
-    let stats = n.stats().web_seeds;
+    let stats = n.web_seeds();
     assert_eq!(stats[0].dropped, None, "{stats:?}");
     assert_eq!(stats[0].bytes, data.len() as u64);
     assert_eq!((stats[1].bytes, stats[1].dropped.as_deref()), (0, None));

@@ -162,20 +162,20 @@ impl WebSeeds {
     }
 
     /// `seed` served a piece that failed verification: dropped if another
-    /// seed is still in use. Returns whether it was dropped.
-    pub fn corrupt(&mut self, seed: usize, piece: u32) -> bool {
+    /// seed is still in use. Returns its URL and why, if it was dropped.
+    pub fn corrupt(&mut self, seed: usize, piece: u32) -> Option<(String, String)> {
         let others = self
             .seeds
             .iter()
             .enumerate()
             .any(|(i, s)| i != seed && s.dropped.is_none());
-        match self.seeds.get_mut(seed) {
-            Some(s) if others && s.dropped.is_none() => {
-                s.dropped = Some(format!("piece {piece} failed verification"));
-                true
-            }
-            _ => false,
-        }
+        let s = self
+            .seeds
+            .get_mut(seed)
+            .filter(|s| others && s.dropped.is_none())?;
+        let reason = format!("piece {piece} failed verification");
+        s.dropped = Some(reason.clone());
+        Some((s.url.clone(), reason))
     }
 
     /// Figures per seed, in the torrent's order.
@@ -271,10 +271,17 @@ mod tests {
     #[test]
     fn a_seed_with_wrong_bytes_is_dropped_unless_it_is_the_last() {
         let mut w = seeds(2, 0);
-        assert!(w.corrupt(0, 7));
+        assert_eq!(
+            w.corrupt(0, 7),
+            Some(("http://s0/x".into(), "piece 7 failed verification".into()))
+        );
         assert_eq!(w.pick(Time(0)), Some(1));
         assert_eq!(w.pick(Time(0)), Some(1));
-        assert!(!w.corrupt(1, 8), "the last seed is the engine's to judge");
+        assert_eq!(
+            w.corrupt(1, 8),
+            None,
+            "the last seed is the engine's to judge"
+        );
         assert_eq!(w.pick(Time(0)), Some(1));
         let stats = w.stats();
         assert_eq!(
