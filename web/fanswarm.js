@@ -41,6 +41,16 @@ const START_HEAD_BYTES = 512 * 1024;
 const START_TAIL_BYTES = 128 * 1024;
 const START_LIST = 'fanswarm-start-v1';
 
+/** Whole tracks kept between visits (`keep: 'track'`, see `keepTrack`):
+ *  one Cache API entry per piece; which tracks, their bytes and when each
+ *  was last played, in localStorage. */
+const TRACK_CACHE = 'fanswarm-tracks-v1';
+const TRACK_LIST = 'fanswarm-tracks-v1';
+/** Bytes kept at most, all tracks together, unless `keepQuota` says. */
+const TRACK_QUOTA = 256 * 1024 * 1024;
+/** Bumped by forget(): tracks kept before stop writing. */
+let keepGeneration = 0;
+
 /** What prepare() started, once per page: the wasm and the worker. */
 let started = null;
 
@@ -123,11 +133,16 @@ export async function load(audio, options) {
   // Unsaid, the page's prefix (the worker's): one prefix per page.
   const streamPrefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
   const { wasm, worker } = start(streamPrefix);
-  const key = startKey(options);
+  const keep = options.keep ?? 'start';
+  if (!['start', 'track', 'none'].includes(keep)) {
+    throw new Error(`keep: ${JSON.stringify(keep)} is not 'start', 'track' or 'none'`);
+  }
+  const key = keep === 'none' ? null : startKey(options);
+  const whole = keep === 'track' ? trackKey(key) : null;
   const [, torrentBytes, kept] = await Promise.all([
     wasm,
     Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
-    readStart(key),
+    whole ? readTrack(whole) : readStart(key),
   ]);
   const track = await wasmLoad(audio, {
     ...options,
@@ -137,8 +152,14 @@ export async function load(audio, options) {
     // does not wait for it to start fetching.
     streaming: options.streaming === false ? false : worker,
   });
-  for (const [index, bytes] of kept) track.importPiece(index, bytes);
-  if (key) keepStart(track, audio, key);
+  const refused = [];
+  const imported = new Set();
+  for (const [index, bytes] of kept) {
+    if (track.importPiece(index, bytes)) imported.add(index);
+    else refused.push(index);
+  }
+  if (whole) keepTrack(track, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
+  else if (key) keepStart(track, audio, key);
   replayUnheard();
   wake();
   return track;
@@ -252,6 +273,125 @@ async function writeStart(opened, key, track, indexes) {
     ...gone.map((e) => cache.delete(e.key))]);
 }
 
+// ---- whole tracks, kept for the next visit (`keep: 'track'`) ----
+//
+// Every piece the track verifies is written as it verifies, one Cache API
+// entry each (a write per piece, never the whole track again), under a URL
+// of its own track's folder, so one `matchAll` reads a track back and one
+// `keys` lists it. A returning page imports them (each checked against the
+// torrent's SHA-1 like any piece: a corrupt or truncated entry is refused,
+// deleted and fetched again), plays with nothing from the origin, and
+// shares them at once. Tracks are evicted least recently played first to
+// stay within the quota; `forget()` deletes them all. The Cache API rather
+// than OPFS: it is in every engine that has service workers (OPFS writes
+// from a page go through a whole-file swap in Chromium), and its entries
+// die with the origin's storage like IndexedDB's.
+
+/** The folder URL of a whole track kept under start key `key`. */
+function trackKey(key) {
+  if (!key) return null;
+  const source = new URL(key).searchParams.get('source');
+  return new URL(`/fanswarm/track/${encodeURIComponent(source)}/`, location.href).href;
+}
+
+function trackList() {
+  try {
+    const list = JSON.parse(localStorage.getItem(TRACK_LIST) ?? '[]');
+    return Array.isArray(list) ? list.filter((e) => typeof e?.key === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveTrackList(list) {
+  try {
+    localStorage.setItem(TRACK_LIST, JSON.stringify(list));
+  } catch {} // storage blocked or full: the entries are only found by a later listing
+}
+
+/** The pieces kept of the track at `folder`: [index, bytes] pairs. */
+async function readTrack(folder) {
+  if (!trackList().some((e) => e.key === folder)) return [];
+  try {
+    const cache = await caches.open(TRACK_CACHE);
+    const responses = await cache.matchAll(folder + 'piece', { ignoreSearch: true });
+    const pieces = await Promise.all(responses.map(async (r) => {
+      const index = Number(r.headers.get('x-fanswarm-piece'));
+      return Number.isInteger(index) ? [index, new Uint8Array(await r.arrayBuffer())] : null;
+    }));
+    return pieces.filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Writes each piece `track` verifies from now on under `folder` (but the
+ *  `imported` ones: kept already; their `progress` events come after the
+ *  import), deletes the entries of `refused` pieces, and keeps the kept
+ *  tracks' bytes within `quota` (least recently played first out). */
+function keepTrack(track, folder, { refused, imported, quota }) {
+  const opened = caches.open(TRACK_CACHE);
+  opened.catch(() => {});
+  const url = (index) => `${folder}piece?i=${index}`;
+  const generation = keepGeneration;
+  let bytes = 0;
+  for (const index of imported) bytes += track.piece(index)?.length ?? 0;
+  let pending;
+  const note = () => {
+    const list = [...trackList().filter((e) => e.key !== folder),
+      { key: folder, bytes, used: Date.now() }];
+    let total = list.reduce((sum, e) => sum + (e.bytes || 0), 0);
+    const gone = [];
+    while (total > quota && list.length > 1) {
+      const oldest = list.shift();
+      total -= oldest.bytes || 0;
+      gone.push(oldest.key);
+    }
+    saveTrackList(list);
+    return gone;
+  };
+  note();
+  pending = opened.then((cache) => Promise.all(refused.map((i) => cache.delete(url(i)))))
+    .catch(() => {});
+  track.addEventListener('progress', (e) => {
+    const index = e.detail;
+    if (imported.has(index) || generation !== keepGeneration) return;
+    const piece = track.piece(index);
+    // A track larger than the whole quota keeps what fits.
+    if (!piece || bytes + piece.length > quota) return;
+    bytes += piece.length;
+    const gone = note();
+    const headers = { 'x-fanswarm-piece': String(index), 'content-type': 'application/octet-stream' };
+    pending = pending.then(async () => {
+      const cache = await opened;
+      await cache.put(url(index), new Response(piece, { headers }));
+      for (const old of gone) await forgetTrack(cache, old);
+    }).catch(() => {});
+  });
+}
+
+async function forgetTrack(cache, folder) {
+  const requests = await cache.keys(folder + 'piece', { ignoreSearch: true });
+  await Promise.all(requests.map((r) => cache.delete(r)));
+}
+
+/** What is kept of tracks on this origin: `{tracks, bytes}`. */
+export function kept() {
+  const list = trackList();
+  return { tracks: list.length, bytes: list.reduce((sum, e) => sum + (e.bytes || 0), 0) };
+}
+
+/** Deletes every track and track start kept on this origin. */
+export async function forget() {
+  keepGeneration += 1;
+  saveTrackList([]);
+  try {
+    localStorage.removeItem(START_LIST);
+  } catch {}
+  if (!('caches' in self)) return;
+  await Promise.all([caches.delete(TRACK_CACHE), caches.delete(START_CACHE)]);
+}
+
 /**
  * On a return visit, plays `audio` at once, before its track is even made
  * (on a first visit, or if anything is missing, it does nothing and returns
@@ -327,4 +467,6 @@ export async function share(file, options) {
 }
 
 export { version };
-export default { play, load, resume, prepare, fetchTorrent, wake, share, version, STREAM_PREFIX };
+export default {
+  play, load, resume, prepare, fetchTorrent, wake, share, kept, forget, version, STREAM_PREFIX,
+};

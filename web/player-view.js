@@ -23,6 +23,9 @@ button.download { width: 32px; height: 32px; background: transparent; color: var
 button { flex: none; width: 40px; height: 40px; border-radius: 50%; border: 0; cursor: pointer;
   background: var(--accent); color: #fff; display: grid; place-items: center; padding: 0; }
 button:disabled { opacity: .6; cursor: progress; }
+button.forget { width: auto; height: auto; border-radius: 4px; padding: 0 6px; font: inherit;
+  background: transparent; color: var(--accent); border: 1px solid color-mix(in srgb, var(--accent) 40%, transparent); }
+[data-ui="keptbox"][hidden] { display: none; }
 button svg { width: 18px; height: 18px; fill: currentColor; }
 button .pause, button[data-playing="true"] .play { display: none; }
 button[data-playing="true"] .pause { display: block; }
@@ -82,6 +85,8 @@ export function template() {
     <span><b data-ui="fans">0</b> fans connected</span>
     <span><b data-ui="share">–</b> of bytes from fans</span>
     <span>passed on <b data-ui="passed">0 B</b></span>
+    <span data-ui="keptbox" hidden>kept in this browser <b data-ui="kept">0 B</b>
+      <button type="button" class="forget" data-ui="forget">Forget</button></span>
   </div>
   <div class="status" data-ui="status" role="status"></div>
 </div>`;

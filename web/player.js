@@ -18,6 +18,11 @@
 // before they do — and uses none if that fails), `join` ("load", the default: join the swarm as soon as
 // everything is prefetched, before play; "play": only when played — for a
 // page with many players).
+// `keep` ("start", the default: the first pieces are kept for a fast
+// second visit; "track": every piece, so a returning fan plays and shares
+// the track with nothing from the server, up to `keep-quota-mb` (256) for
+// all tracks, least recently played out first; "none") says what this
+// browser keeps between visits. `fanswarm.forget()` deletes it all.
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -228,7 +233,8 @@ class FanswarmPlayer extends HTMLElement {
       title: $('title'), byline: $('byline'), cover: $('cover'), download: $('download'),
       toggle: $('toggle'), seek: $('seek'), time: $('time'),
       volume: $('volume'), map: $('map'), fans: $('fans'), share: $('share'),
-      passed: $('passed'), status: $('status'),
+      passed: $('passed'), status: $('status'), keptbox: $('keptbox'), kept: $('kept'),
+      forget: $('forget'),
     };
     this.#map = new PieceMap(this.#ui.map);
     this.#audio.preload = 'none';
@@ -237,6 +243,12 @@ class FanswarmPlayer extends HTMLElement {
     const ui = this.#ui;
     ui.toggle.addEventListener('click', () => this.#toggle());
     ui.download.addEventListener('click', () => this.#saveFile());
+    ui.forget.addEventListener('click', () => {
+      fanswarm.forget().then(() => {
+        ui.kept.textContent = formatBytes(0);
+        ui.status.textContent = 'Tracks kept in this browser deleted.';
+      }, (e) => { ui.status.textContent = `Could not delete the kept tracks: ${e}`; });
+    });
     ui.cover.addEventListener('error', () => { ui.cover.hidden = true; });
     ui.seek.addEventListener('input', () => {
       const d = this.#audio.duration;
@@ -424,6 +436,10 @@ class FanswarmPlayer extends HTMLElement {
       ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
     ui.passed.textContent = formatBytes(stats.uploaded);
     if (stats.done && ui.download.hidden) ui.download.hidden = false;
+    if (this.getAttribute('keep') === 'track') {
+      ui.keptbox.hidden = false;
+      ui.kept.textContent = formatBytes(fanswarm.kept().bytes);
+    }
     this.#announce(stats);
   }
 
@@ -684,6 +700,10 @@ class FanswarmPlayer extends HTMLElement {
     if (trackers) options.trackers = trackers.split(/\s+/).filter(Boolean);
     const ice = this.getAttribute('ice-servers');
     if (ice !== null) options.iceServers = ice.split(/\s+/).filter(Boolean);
+    const keep = this.getAttribute('keep');
+    if (keep) options.keep = keep;
+    const quota = Number(this.getAttribute('keep-quota-mb'));
+    if (quota > 0) options.keepQuota = quota * 1024 * 1024;
     return options;
   }
 

@@ -54,7 +54,8 @@ pub struct Browser {
     protocol: Protocol,
     /// The browser leads its own process group, killed as a whole.
     group: bool,
-    _profile: tempfile::TempDir,
+    /// Its profile directory (taken by [`Browser::close_keeping_profile`]).
+    profile: Option<tempfile::TempDir>,
 }
 
 /// The automation protocol of each engine.
@@ -96,7 +97,7 @@ impl Browser {
                     child,
                     protocol: Protocol::Bidi(bidi),
                     group: true,
-                    _profile: profile,
+                    profile: Some(profile),
                 })
             }
             Engine::WebKit => {
@@ -107,7 +108,7 @@ impl Browser {
                     child,
                     protocol: Protocol::WebDriver(classic),
                     group: true,
-                    _profile: profile,
+                    profile: Some(profile),
                 })
             }
         }
@@ -120,7 +121,41 @@ impl Browser {
 
     /// [`Browser::launch`] with more command-line flags.
     pub async fn launch_with(extra: &[String]) -> anyhow::Result<Browser> {
-        let profile = tempfile::tempdir()?;
+        Self::launch_chromium(extra, tempfile::tempdir()?).await
+    }
+
+    /// Chromium again on a profile an earlier one left
+    /// ([`Browser::close_keeping_profile`]): what a fan's browser keeps
+    /// across a restart (its caches, storage, service workers).
+    pub async fn launch_with_profile(profile: tempfile::TempDir) -> anyhow::Result<Browser> {
+        Self::launch_chromium(&[], profile).await
+    }
+
+    /// Closes Chromium as a user would (DevTools `Browser.close`: storage
+    /// written out) and hands back its profile for
+    /// [`Browser::launch_with_profile`].
+    pub async fn close_keeping_profile(mut self) -> anyhow::Result<tempfile::TempDir> {
+        // The browser may close before it answers.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.call(None, "Browser.close", serde_json::json!({})),
+        )
+        .await;
+        for _ in 0..200 {
+            if self.child.try_wait()?.is_some() {
+                return self.profile.take().context("the profile was taken already");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("Chromium did not exit within 10 s of Browser.close")
+    }
+
+    async fn launch_chromium(
+        extra: &[String],
+        profile: tempfile::TempDir,
+    ) -> anyhow::Result<Browser> {
+        // A port file left by an earlier run of this profile is stale.
+        let _ = std::fs::remove_file(profile.path().join("DevToolsActivePort"));
         let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
         let child = Command::new(&binary)
             .args([
@@ -156,7 +191,7 @@ impl Browser {
             child,
             protocol: Protocol::Cdp { ws, next_id: 0 },
             group: false,
-            _profile: profile,
+            profile: Some(profile),
         })
     }
 
