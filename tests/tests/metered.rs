@@ -15,6 +15,8 @@
 //!    shares again (`connection.onchange`), under its cap. D gets the
 //!    whole track from C, no faster than the cap allows (measured by D
 //!    over the window), and O still uploads nothing.
+//! 5. A fan whose browser saves data (`Emulation.setDataSaverOverride`):
+//!    "Not sharing: data saver on."
 //!
 //! Desktop Chromium hides `navigator.connection.type` unless the
 //! `NetInfoDownlinkMax` Blink feature is on (Android and ChromeOS show it);
@@ -232,6 +234,35 @@ async fn run() -> anyhow::Result<()> {
              {bound:.0} B; samples {samples:?}"
         );
     }
+    // 5. A data saver (DevTools `Emulation.setDataSaverOverride`): the
+    // player says so before anything is shared.
+    let v = browser.open_unloaded("about:blank").await?;
+    browser.wait_loaded(&v, "about:blank").await?;
+    browser
+        .call(
+            Some(&v),
+            "Emulation.setDataSaverOverride",
+            json!({ "dataSaverEnabled": true }),
+        )
+        .await?;
+    browser.navigate(&v, &embed).await?;
+    browser.wait_loaded(&v, &embed).await?;
+    let saving = browser
+        .became_true(
+            &v,
+            "(() => { const p = document.querySelector('fanswarm-player');
+                return p.stats().sharingOff === 'saveData' && p.stats().uploaded === 0
+                    && p.shadowRoot.querySelector('[data-ui=sharing]').textContent
+                        === 'Not sharing: data saver on.'; })()",
+            Duration::from_secs(10),
+        )
+        .await;
+    let v_told = told(&mut browser, &v).await?;
+    ensure!(
+        saving,
+        "with a data saver on, the player says it does not share: {v_told}"
+    );
+
     let (took, _) = samples.last().copied().context("samples")?;
     let rate = length / took;
     println!(
