@@ -88,6 +88,7 @@ export function template() {
     <span data-ui="keptbox" hidden>kept in this browser <b data-ui="kept">0 B</b>
       <button type="button" class="forget" data-ui="forget">Forget</button></span>
   </div>
+  <div class="status" data-ui="sharing" role="status"></div>
   <div class="status" data-ui="status" role="status"></div>
 </div>`;
 }
@@ -108,6 +109,20 @@ export function formatBytes(n) {
   let u = 0;
   while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** The sharing line: why this fan uploads nothing (`stats.sharingOff`),
+ *  or its upload cap; empty when it shares freely, and for a browser
+ *  without WebRTC (the status line says that). */
+export function sharingText(stats) {
+  switch (stats?.sharingOff) {
+    case 'cellular': return 'Not sharing: cellular data.';
+    case 'saveData': return 'Not sharing: data saver on.';
+    case 'page': return 'Not sharing: turned off by this page.';
+    case 'webrtc': return '';
+    default:
+      return stats?.uploadCap > 0 ? `Sharing up to ${formatBytes(stats.uploadCap)}/s.` : '';
+  }
 }
 
 /** "Artist · Album" (what is known of them), for the line under the title. */

@@ -17,7 +17,11 @@
 // for its `/api/ice` — STUN, TURN with credentials that expire, asked again
 // before they do — and uses none if that fails), `join` ("load", the default: join the swarm as soon as
 // everything is prefetched, before play; "play": only when played — for a
-// page with many players).
+// page with many players), `upload` ("auto", the default: this fan uploads
+// nothing on cellular data or with a data saver on, by the Network
+// Information API where the browser has it; "on"; "off") and `upload-cap`
+// (piece bytes per second at most; 0: none) — the sharing line then says
+// "Not sharing: cellular data." and why, `stats().sharingOff` too.
 // `keep` ("start", the default: the first pieces are kept for a fast
 // second visit; "track": every piece, so a returning fan plays and shares
 // the track with nothing from the server, up to `keep-quota-mb` (256) for
@@ -47,7 +51,7 @@
 import fanswarm from './fanswarm.js';
 import { PieceMap, STATES, statesOf } from './piecemap.js';
 import {
-  STYLE, byline, downloadName, formatBytes, formatTime, mediaMetadata, template,
+  STYLE, byline, downloadName, formatBytes, formatTime, mediaMetadata, sharingText, template,
 } from './player-view.js';
 
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
@@ -63,7 +67,7 @@ let sessionOwner = null;
 const EMPTY_STATS = Object.freeze({
   peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, fromCache: 0, uploaded: 0,
   downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
-  banned: 0, wasted: 0, sharing: false,
+  banned: 0, wasted: 0, sharing: false, sharingOff: null, uploadCap: null,
 });
 
 class FanswarmPlayer extends HTMLElement {
@@ -103,17 +107,55 @@ class FanswarmPlayer extends HTMLElement {
   #onKey = (e) => this.#key(e);
 
   static get observedAttributes() {
-    return ['src', 'torrent', 'magnet'];
+    return ['src', 'torrent', 'magnet', 'upload', 'upload-cap'];
   }
 
-  /** A new source: leave the old swarm and prepare (and join) the new one. */
-  attributeChangedCallback(_name, before, after) {
-    if (before === after || !this.#ui || this.#resourcing) return;
+  /** A new source: leave the old swarm and prepare (and join) the new one.
+   *  A new upload policy: the track (or the frame) uses it from now on. */
+  attributeChangedCallback(name, before, after) {
+    if (before === after) return;
+    if (name === 'upload' || name === 'upload-cap') {
+      this.#applyUpload();
+      return;
+    }
+    if (!this.#ui || this.#resourcing) return;
     this.#resourcing = true;
     queueMicrotask(() => {
       this.#resourcing = false;
       this.#applySource();
     });
+  }
+
+  /** Hands the `upload` and `upload-cap` attributes to the track (or, on
+   *  another origin, to the frame's player); a bad value is a `warning`
+   *  that says what is accepted, and the policy in force stays. */
+  #applyUpload() {
+    const { upload, uploadCap } = this.#uploadOptions();
+    if (this.#frame) {
+      this.#frame.contentWindow?.postMessage({ fanswarm: 'upload', upload, uploadCap }, this.#frameOrigin);
+      return;
+    }
+    if (!this.#track) return; // the track is made with them
+    try {
+      this.#track.setUpload(upload, uploadCap);
+    } catch (e) {
+      this.dispatchEvent(new CustomEvent('warning', { detail: String(e?.message ?? e) }));
+    }
+    this.#showSharing();
+  }
+
+  /** `upload` and `uploadCap` for the track, from the attributes. */
+  #uploadOptions() {
+    const cap = this.getAttribute('upload-cap');
+    return {
+      upload: this.getAttribute('upload') ?? undefined,
+      uploadCap: cap === null || cap.trim() === '' ? undefined : Number(cap),
+    };
+  }
+
+  /** The sharing line: why this fan is not sharing, or its cap. */
+  #showSharing(stats = this.#track?.stats()) {
+    if (this.#ui && stats) this.#ui.sharing.textContent = sharingText(stats);
   }
 
   /** If the source is not the one prepared, leaves and prepares the new one. */
@@ -233,8 +275,8 @@ class FanswarmPlayer extends HTMLElement {
       title: $('title'), byline: $('byline'), cover: $('cover'), download: $('download'),
       toggle: $('toggle'), seek: $('seek'), time: $('time'),
       volume: $('volume'), map: $('map'), fans: $('fans'), share: $('share'),
-      passed: $('passed'), status: $('status'), keptbox: $('keptbox'), kept: $('kept'),
-      forget: $('forget'),
+      passed: $('passed'), status: $('status'), sharing: $('sharing'),
+      keptbox: $('keptbox'), kept: $('kept'), forget: $('forget'),
     };
     this.#map = new PieceMap(this.#ui.map);
     this.#audio.preload = 'none';
@@ -383,6 +425,10 @@ class FanswarmPlayer extends HTMLElement {
       this.#ui.status.textContent = '';
       this.#showMeta();
     });
+    // Not sharing (a metered link, or the page said so), and why: said
+    // in words, kept current as the link changes.
+    this.#showSharing();
+    track.addEventListener('sharing', () => this.#showSharing());
     track.addEventListener('warning', (e) => {
       if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
       // The page hears every warning from the element, from the track's
@@ -435,6 +481,7 @@ class FanswarmPlayer extends HTMLElement {
     ui.share.textContent = stats.downloaded > 0
       ? `${Math.round((100 * stats.fromPeers) / stats.downloaded)}%` : '–';
     ui.passed.textContent = formatBytes(stats.uploaded);
+    this.#showSharing(stats);
     if (stats.done && ui.download.hidden) ui.download.hidden = false;
     if (this.getAttribute('keep') === 'track') {
       ui.keptbox.hidden = false;
@@ -700,6 +747,9 @@ class FanswarmPlayer extends HTMLElement {
     if (trackers) options.trackers = trackers.split(/\s+/).filter(Boolean);
     const ice = this.getAttribute('ice-servers');
     if (ice !== null) options.iceServers = ice.split(/\s+/).filter(Boolean);
+    const { upload, uploadCap } = this.#uploadOptions();
+    if (upload !== undefined) options.upload = upload;
+    if (uploadCap !== undefined) options.uploadCap = uploadCap;
     const keep = this.getAttribute('keep');
     if (keep) options.keep = keep;
     const quota = Number(this.getAttribute('keep-quota-mb'));
@@ -750,8 +800,13 @@ class FanswarmPlayer extends HTMLElement {
     const frame = document.createElement('iframe');
     // A magnet goes along whole: the frame plays a swarm the server did not
     // publish through the magnet's trackers (its metadata from peers).
-    const magnet = src.startsWith('magnet:') ? `?magnet=${encodeURIComponent(src)}` : '';
-    frame.src = `${this.#frameOrigin}/embed/${hex}${magnet}`;
+    const query = new URLSearchParams();
+    if (src.startsWith('magnet:')) query.set('magnet', src);
+    const { upload, uploadCap } = this.#uploadOptions();
+    if (upload !== undefined) query.set('upload', upload);
+    if (uploadCap !== undefined) query.set('upload-cap', String(uploadCap));
+    const search = String(query) ? `?${query}` : '';
+    frame.src = `${this.#frameOrigin}/embed/${hex}${search}`;
     frame.allow = 'autoplay';
     frame.title = this.getAttribute('title') || 'fanswarm player';
     frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
@@ -782,6 +837,13 @@ class FanswarmPlayer extends HTMLElement {
       && document.querySelectorAll('fanswarm-player').length === 1) {
       if (data.fanswarm === 'play') this.play().catch(() => {});
       if (data.fanswarm === 'pause') this.pause();
+      if (data.fanswarm === 'upload') {
+        // The parent page's `upload` and `upload-cap`, changed after load.
+        const set = (name, value) => (value === undefined || value === null
+          ? this.removeAttribute(name) : this.setAttribute(name, String(value)));
+        set('upload', data.upload);
+        set('upload-cap', data.uploadCap);
+      }
     }
   }
 }

@@ -14,7 +14,7 @@ use swarm::node::{Node, NodeConfig, Source};
 use swarm::{InfoHash, PeerId};
 
 use crate::js::{self, JsError, js_error, property};
-use crate::session::{Session, SessionRef, Settings, dispatch};
+use crate::session::{Session, SessionRef, Settings, UploadSetting, dispatch};
 
 #[wasm_bindgen(typescript_custom_section)]
 const PLAY_OPTIONS: &str = r#"
@@ -59,6 +59,17 @@ export interface PlayOptions {
    * if the listener seeks back); a track smaller than this is never dropped.
    */
   maxMemory?: number;
+  /**
+   * Whether this fan uploads: "auto" (the default: not on cellular data —
+   * `navigator.connection.type` — nor with a data saver on —
+   * `navigator.connection.saveData` —, re-read when the connection
+   * changes; browsers without the API share), "on" or "off". A fan that
+   * does not upload still gets pieces from fans. Anything else: `load`
+   * rejects, saying what is accepted.
+   */
+  upload?: "auto" | "on" | "off";
+  /** Piece bytes per second this fan uploads at most (0: none). */
+  uploadCap?: number;
   /**
    * false: play the web seed URL directly even if a service worker
    * controls the page (it may be another site's worker, not ours). A
@@ -106,11 +117,20 @@ export interface TrackStats {
   /** Bytes received that were not needed (duplicates, corrupt, unrequested). */
   wasted: number;
   /**
-   * Whether this browser can trade with fans at all: false without WebRTC
-   * data channels (`track.lacks` says what is missing); the track then
-   * plays from its web seed alone.
+   * Whether this fan uploads to fans now: false without WebRTC data
+   * channels (`track.lacks` says what is missing; the track then plays from
+   * its web seed alone), and while uploading is off (`sharingOff`).
    */
   sharing: boolean;
+  /**
+   * Why not sharing: "webrtc" (the browser lacks it), "cellular" or
+   * "saveData" (`upload: "auto"` on a metered link), "page" (`upload:
+   * "off"` or a cap of 0); null while sharing. A fan not sharing still
+   * gets pieces from fans.
+   */
+  sharingOff: "webrtc" | "cellular" | "saveData" | "page" | null;
+  /** The upload cap in force (bytes per second), or null. */
+  uploadCap: number | null;
 }
 
 /**
@@ -126,11 +146,15 @@ export interface TrackStats {
  * - `warning`: something failed and was worked around, or a magnet's
  *   metadata is slow to come ("no metadata after 15 s: …", then at 45 s,
  *   105 s…, saying whether any peer has it) (detail: text).
+ * - `sharing`: whether this fan uploads changed (detail: why not, as in
+ *   `stats().sharingOff`, or null); turning off also sends one `warning`
+ *   that says why ("not sharing: cellular data …").
  * - `peerclose`: a connection ended (detail: why: the engine's reason, or
  *   "the connection closed" when the channel did).
  */
 export type TrackEventKind =
-  "metadata" | "progress" | "peers" | "done" | "nostreaming" | "warning" | "peerclose";
+  "metadata" | "progress" | "peers" | "done" | "nostreaming" | "warning" | "sharing"
+  | "peerclose";
 "#;
 
 /// Where the metadata of a track comes from.
@@ -219,6 +243,7 @@ pub async fn load(
     #[wasm_bindgen(unchecked_param_type = "PlayOptions")] options: JsValue,
 ) -> Result<Track, JsValue> {
     let source = TorrentSource::from_options(&options)?;
+    let upload = UploadSetting::from_options(&options)?;
     let lacks = js::lacking();
     // Without RTCPeerConnection no fan can be reached: no tracker either
     // (an announce would hand our id to fans whose offers we cannot
@@ -310,6 +335,7 @@ pub async fn load(
         autoplay,
         peers_after_first_audio,
         lacks,
+        upload,
     };
     let streaming = property(&options, "streaming");
     let pending = streaming
@@ -453,6 +479,19 @@ impl Track {
         self.session.borrow_mut().set_rtc_config(config);
     }
 
+    /// Whether and how much this fan uploads from now on: `mode` "auto"
+    /// (nothing on cellular data or with a data saver on; the default),
+    /// "on" or "off", and `cap` in bytes per second (0: nothing). Throws
+    /// on anything else, saying what is accepted.
+    #[wasm_bindgen(js_name = setUpload)]
+    pub fn set_upload(&self, mode: Option<String>, cap: Option<f64>) -> Result<(), JsValue> {
+        let setting = UploadSetting::parse(mode.as_deref(), cap)?;
+        dispatch(&Rc::downgrade(&self.session), move |s| {
+            s.set_upload_setting(setting)
+        });
+        Ok(())
+    }
+
     /// Transfer figures right now, as a plain object (see `TrackStats`).
     #[wasm_bindgen(unchecked_return_type = "TrackStats")]
     pub fn stats(&self) -> JsValue {
@@ -498,7 +537,9 @@ impl Track {
             done: s.is_done(),
             banned: t.banned as u32,
             wasted: t.wasted as f64,
-            sharing: s.can_share(),
+            sharing: s.sharing_off().is_none(),
+            sharing_off: s.sharing_off().map(|o| o.name()),
+            upload_cap: s.upload_cap(),
         }
     }
 }
@@ -685,8 +726,13 @@ pub struct TrackStats {
     pub banned: u32,
     /// Bytes received that were not needed (duplicates, corrupt, unrequested).
     pub wasted: f64,
-    /// Whether this browser can trade with fans (it has WebRTC).
+    /// Whether this fan uploads to fans now (it has WebRTC, and is not on
+    /// a metered link under `auto`, nor told not to by the page).
     pub sharing: bool,
+    /// Why not: "webrtc", "cellular", "saveData" or "page".
+    pub sharing_off: Option<&'static str>,
+    /// The upload cap in force, bytes per second.
+    pub upload_cap: Option<u32>,
 }
 
 impl TrackStats {
@@ -694,7 +740,7 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 14] = [
+        let fields: [(&str, JsValue); 16] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
@@ -709,6 +755,14 @@ impl TrackStats {
             ("banned", self.banned.into()),
             ("wasted", self.wasted.into()),
             ("sharing", self.sharing.into()),
+            (
+                "sharingOff",
+                self.sharing_off.map_or(JsValue::NULL, JsValue::from_str),
+            ),
+            (
+                "uploadCap",
+                self.upload_cap.map_or(JsValue::NULL, JsValue::from),
+            ),
         ];
         for (k, v) in fields {
             // Setting a property on a fresh plain object cannot throw.

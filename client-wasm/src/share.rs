@@ -27,7 +27,7 @@ use swarm::node::{Node, NodeConfig, Source};
 
 use crate::api::{Track, new_peer_identity};
 use crate::js::{self, JsError, js_error, property};
-use crate::session::{Session, Settings};
+use crate::session::{Session, Settings, UploadSetting};
 
 #[wasm_bindgen(typescript_custom_section)]
 const SHARE_OPTIONS: &str = r#"
@@ -165,6 +165,7 @@ pub async fn share(
         autoplay: false,
         peers_after_first_audio: false,
         lacks,
+        upload: UploadSetting::ALWAYS,
     };
     let session = Session::new(settings, node, audio)?;
     session.borrow_mut().prepare(Some(false))?;

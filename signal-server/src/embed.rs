@@ -39,10 +39,14 @@ pub async fn page(
     let Ok(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
+    let sharing = match Sharing::from_query(&query) {
+        Ok(sharing) => sharing,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
     let html = if let Some(track) = state.catalog.get(&info_hash) {
         // Its title tag if it has one (the player asks for the other tags).
         let title = track.tags.title.as_deref().unwrap_or(&track.name);
-        render(title, &info_hash, &state.assets)
+        render(title, &info_hash, &sharing, &state.assets)
     } else if !state.hub().tracker.allows(&info_hash) {
         return (
             StatusCode::FORBIDDEN,
@@ -63,7 +67,7 @@ pub async fn page(
                     .into_response();
             }
         };
-        render_magnet(&magnet, &state.assets)
+        render_magnet(&magnet, &sharing, &state.assets)
     };
     (
         // Artists frame this page on their own sites; it names the
@@ -72,6 +76,66 @@ pub async fn page(
         Html(html),
     )
         .into_response()
+}
+
+/// What the page that frames the player says about uploading, from the
+/// query: `upload=auto|on|off` and `upload-cap=<bytes per second>`, handed
+/// to the element as its `upload` and `upload-cap` attributes (see
+/// `web/player.js`). Neither: the player's default (`auto`: no upload on
+/// cellular data or with a data saver on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sharing {
+    /// `auto`, `on` or `off`.
+    pub upload: Option<&'static str>,
+    /// Piece bytes per second at most.
+    pub cap: Option<u64>,
+}
+
+impl Sharing {
+    /// Reads `upload` and `upload-cap`; anything else in them is an error
+    /// that says what is accepted.
+    pub fn from_query(query: &HashMap<String, String>) -> Result<Sharing, String> {
+        let upload = match query.get("upload").map(String::as_str) {
+            None => None,
+            Some("auto") => Some("auto"),
+            Some("on") => Some("on"),
+            Some("off") => Some("off"),
+            Some(other) => {
+                return Err(format!(
+                    "upload={other:?}: use upload=auto, upload=on or upload=off"
+                ));
+            }
+        };
+        let cap = match query.get("upload-cap") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|&n| n <= u64::from(u32::MAX))
+                    .ok_or_else(|| {
+                        format!(
+                            "upload-cap={text:?}: give the most bytes per second this fan uploads, \
+                     a whole number from 0 (none) to {}",
+                            u32::MAX
+                        )
+                    })?,
+            ),
+        };
+        Ok(Sharing { upload, cap })
+    }
+
+    /// The element's attributes, each with a leading space (values are
+    /// plain words and digits by construction).
+    fn attributes(&self) -> String {
+        let mut out = String::new();
+        if let Some(upload) = self.upload {
+            out.push_str(&format!(" upload=\"{upload}\""));
+        }
+        if let Some(cap) = self.cap {
+            out.push_str(&format!(" upload-cap=\"{cap}\""));
+        }
+        out
+    }
 }
 
 /// The page of a published track; `name` is escaped, the hash is hex by
@@ -94,17 +158,17 @@ pub async fn page(
 /// browser opens six connections to a host, and the seventh request waits
 /// for one (measured in Firefox: the tiny `.torrent`, last, arrived with
 /// the wasm, and the track could not be made before).
-pub fn render(name: &str, info_hash: &InfoHash, assets: &WebAssets) -> String {
+pub fn render(name: &str, info_hash: &InfoHash, sharing: &Sharing, assets: &WebAssets) -> String {
     let hex = info_hash.to_hex();
     let torrent = format!("/t/{hex}.torrent");
     let preload = format!("<link rel=\"preload\" href=\"{torrent}\" as=\"fetch\" crossorigin>\n");
-    player_page(name, &torrent, &preload, "", assets)
+    player_page(name, &torrent, sharing, &preload, "", assets)
 }
 
 /// The page for a torrent this server did not publish: the player joins
 /// by `magnet` (its trackers; this server's, from the page's own origin,
 /// when it names none) and takes the metadata from peers.
-pub fn render_magnet(magnet: &Magnet, assets: &WebAssets) -> String {
+pub fn render_magnet(magnet: &Magnet, sharing: &Sharing, assets: &WebAssets) -> String {
     let name = magnet
         .display_name
         .clone()
@@ -116,7 +180,7 @@ pub fn render_magnet(magnet: &Magnet, assets: &WebAssets) -> String {
     } else {
         ""
     };
-    player_page(&name, &magnet.to_string(), "", tracker, assets)
+    player_page(&name, &magnet.to_string(), sharing, "", tracker, assets)
 }
 
 /// What the frame shows for a swarm this server does not serve: why, in
@@ -144,8 +208,16 @@ p{{margin:0;padding:16px;border:1px solid #ccc;border-radius:8px}}</style>
 
 /// One `<fanswarm-player>` playing `src`, with the code preloads; `extra`
 /// goes in the head before them, `after` right after the element.
-fn player_page(name: &str, src: &str, extra: &str, after: &str, assets: &WebAssets) -> String {
+fn player_page(
+    name: &str,
+    src: &str,
+    sharing: &Sharing,
+    extra: &str,
+    after: &str,
+    assets: &WebAssets,
+) -> String {
     let title = escape(name);
+    let sharing = sharing.attributes();
     let src = escape(src);
     let entry = assets.entry_url();
     let wasm = assets.wasm_url();
@@ -166,7 +238,7 @@ fn player_page(name: &str, src: &str, extra: &str, after: &str, assets: &WebAsse
 {modules}<script type="module" src="{entry}"></script>
 </head>
 <body>
-<fanswarm-player src="{src}" title="{title}"></fanswarm-player>
+<fanswarm-player src="{src}" title="{title}"{sharing}></fanswarm-player>
 {after}</body>
 </html>
 "#
@@ -198,6 +270,7 @@ mod tests {
         let html = render(
             "a <b>\"song\"</b> & more.mp3",
             &hash,
+            &Sharing::default(),
             &WebAssets::unhashed(),
         );
         assert_eq!(html.matches("<fanswarm-player").count(), 1);
@@ -211,7 +284,7 @@ mod tests {
     fn a_magnet_page_plays_the_magnet_escaped_and_names_a_tracker_only_when_it_has_none() {
         let mut magnet = Magnet::new(InfoHash([0x12; 20]));
         magnet.display_name = Some("fan's <take>".into());
-        let html = render_magnet(&magnet, &WebAssets::unhashed());
+        let html = render_magnet(&magnet, &Sharing::default(), &WebAssets::unhashed());
         assert_eq!(html.matches("<fanswarm-player").count(), 1);
         assert!(html.contains("fan&#39;s &lt;take&gt;"), "{html}");
         assert!(!html.contains("<take>"));
@@ -226,12 +299,42 @@ mod tests {
         )));
 
         magnet.trackers = vec!["wss://tracker.example/announce".into()];
-        let html = render_magnet(&magnet, &WebAssets::unhashed());
+        let html = render_magnet(&magnet, &Sharing::default(), &WebAssets::unhashed());
         assert!(!html.contains("setAttribute('trackers'"), "its own tracker");
         assert!(
             html.contains("tr=wss%3A%2F%2Ftracker.example%2Fannounce"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn the_upload_policy_goes_to_the_element_and_bad_values_are_refused_with_the_reason() {
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let sharing = Sharing::from_query(&query(&[("upload", "off"), ("upload-cap", "65536")]));
+        let sharing = sharing.expect("valid");
+        let html = render("song", &InfoHash([1; 20]), &sharing, &WebAssets::unhashed());
+        assert!(
+            html.contains(r#"title="song" upload="off" upload-cap="65536"></fanswarm-player>"#),
+            "{html}"
+        );
+        let plain = render(
+            "song",
+            &InfoHash([1; 20]),
+            &Sharing::default(),
+            &WebAssets::unhashed(),
+        );
+        assert!(!plain.contains("upload"), "the player's default: auto");
+        let e = Sharing::from_query(&query(&[("upload", "sometimes")])).unwrap_err();
+        assert!(e.contains("upload=auto, upload=on or upload=off"), "{e}");
+        for bad in ["-1", "lots", "99999999999", ""] {
+            let e = Sharing::from_query(&query(&[("upload-cap", bad)])).unwrap_err();
+            assert!(e.contains("bytes per second"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -246,7 +349,7 @@ mod tests {
     #[test]
     fn page_preloads_the_wasm_and_the_torrent_for_fetch() {
         let hash = InfoHash([0xcd; 20]);
-        let html = render("song", &hash, &WebAssets::unhashed());
+        let html = render("song", &hash, &Sharing::default(), &WebAssets::unhashed());
         assert!(html.contains(
             r#"<link rel="preload" href="/pkg/client_wasm_bg.wasm" as="fetch" crossorigin>"#
         ));

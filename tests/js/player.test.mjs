@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 
 globalThis.document = { createElement: () => ({ dataset: {} }) };
 const { PieceMap, STATES } = await import('../../web/piecemap.js');
-const { byline, downloadName, formatBytes, formatTime, mediaMetadata } = await import('../../web/player-view.js');
+const {
+  byline, downloadName, formatBytes, formatTime, mediaMetadata, sharingText,
+} = await import('../../web/player-view.js');
 
 function fakeElement() {
   return {
@@ -89,4 +91,14 @@ test('the Media Session gets title, artist, album and the cover', () => {
   assert.deepEqual(mediaMetadata({ artist: 'A', album: 'B', cover: '/cover/ab' }, 'T'),
     { title: 'T', artist: 'A', album: 'B', artwork: [{ src: '/cover/ab' }] });
   assert.deepEqual(mediaMetadata({}, 'file.mp3'), { title: 'file.mp3', artist: '', album: '', artwork: [] });
+});
+
+test('the sharing line says why a fan does not upload, or its cap', () => {
+  assert.equal(sharingText({ sharing: false, sharingOff: 'cellular' }), 'Not sharing: cellular data.');
+  assert.equal(sharingText({ sharing: false, sharingOff: 'saveData' }), 'Not sharing: data saver on.');
+  assert.equal(sharingText({ sharing: false, sharingOff: 'page' }), 'Not sharing: turned off by this page.');
+  assert.equal(sharingText({ sharing: false, sharingOff: 'webrtc' }), '', 'the status line says it');
+  assert.equal(sharingText({ sharing: true, sharingOff: null, uploadCap: 64_000 }), 'Sharing up to 64.0 KB/s.');
+  assert.equal(sharingText({ sharing: true, sharingOff: null, uploadCap: null }), '');
+  assert.equal(sharingText(undefined), '');
 });

@@ -13,6 +13,9 @@
 
 mod outputs;
 mod streaming;
+mod upload;
+
+pub use upload::{SharingOff, UploadSetting};
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -62,6 +65,8 @@ pub struct Settings {
     /// What the browser lacks (`js::lacking`), detected once: said once,
     /// in one `warning` when the track starts, never again per peer.
     pub lacks: Vec<&'static str>,
+    /// Whether and how much to upload (`upload`, `uploadCap`).
+    pub upload: UploadSetting,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -108,6 +113,8 @@ pub struct Session {
     /// The browser refused an RTCPeerConnection once and the page was
     /// told; the same refusal for the next offers is not news.
     told_no_connection: bool,
+    /// Why this fan uploads nothing now (see `upload.rs`), as last told.
+    sharing_off: Option<SharingOff>,
     done: bool,
     destroyed: bool,
 }
@@ -169,6 +176,7 @@ impl Session {
                 listeners: Vec::new(),
                 waiting_reader_pos: None,
                 told_no_connection: false,
+                sharing_off: None,
                 done: false,
                 destroyed: false,
             })
@@ -181,6 +189,8 @@ impl Session {
     /// needs before play, none of it on the network.
     pub fn prepare(&mut self, streaming: Option<bool>) -> Result<(), js::JsError> {
         self.listen()?;
+        self.listen_to_link();
+        self.apply_upload();
         self.streaming = streaming;
         self.point_element_at_stream();
         Ok(())
@@ -196,9 +206,16 @@ impl Session {
             return;
         }
         let joining = !self.started;
+        if joining {
+            // The link as it is now (a data saver fires no `change`).
+            self.apply_upload();
+        }
         self.started = true;
         if joining && !self.settings.lacks.is_empty() {
             self.warn(&lacking_message(&self.settings.lacks));
+        }
+        if joining && self.sharing_off.is_some() {
+            self.tell_sharing();
         }
         if joining && self.held_trackers.is_some() {
             if play {

@@ -7,6 +7,7 @@
 //! newcomer with nothing to offer yet gets a start. Between rechokes, a peer
 //! that declares interest while a slot is free is unchoked at once, as
 //! WebTorrent does, so the first blocks flow without waiting ten seconds.
+//! With uploading off ([`Upload::Off`](super::Upload)) nobody is unchoked.
 //!
 //! [`upload_slots`]: super::Config::upload_slots
 
@@ -23,7 +24,7 @@ impl Torrent {
             .peers
             .get(&key)
             .is_some_and(|p| p.am_choking && p.peer_interested);
-        if wants && unchoked < self.config.upload_slots + 1 {
+        if wants && unchoked < self.config.upload_slots + 1 && !self.config.upload.is_off() {
             self.set_choking(key, false);
         }
     }
@@ -50,7 +51,11 @@ impl Torrent {
         // Best first: ascending, then reversed.
         sort_keys(&mut ranked);
         ranked.reverse();
-        let slots = self.config.upload_slots;
+        let slots = if self.config.upload.is_off() {
+            0
+        } else {
+            self.config.upload_slots
+        };
         let mut unchoke: Vec<PeerKey> = ranked.iter().take(slots).map(|r| PeerKey(r.2)).collect();
         let rotate = self
             .rechokes
@@ -62,10 +67,22 @@ impl Torrent {
             let rest: Vec<PeerKey> = ranked.iter().skip(slots).map(|r| PeerKey(r.2)).collect();
             (!rest.is_empty()).then(|| rest[self.rng.usize(..rest.len())])
         });
+        if self.config.upload.is_off() {
+            self.optimistic = None;
+        }
         unchoke.extend(self.optimistic);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             self.set_choking(key, !unchoke.contains(&key));
+        }
+    }
+
+    /// Chokes every peer (uploading turned off), rejecting what they asked.
+    pub(super) fn choke_everyone(&mut self) {
+        self.optimistic = None;
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.set_choking(key, true);
         }
     }
 

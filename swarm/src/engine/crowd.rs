@@ -191,12 +191,15 @@ impl Torrent {
         }
         let group = self.group_of(piece);
         let ours = rendezvous(&self.our_id, group);
+        // A peer that uploads nothing would fetch for itself alone: any
+        // candidate neighbour goes first, and it waits for that one's copy.
+        let last = self.config.upload.is_off();
         !self.peers.values().any(|p| {
             p.crowd.speaks()
                 && p.crowd.web_seed
                 && !p.pieces.has(piece)
                 && p.id
-                    .is_some_and(|id| (rendezvous(&id, group), id) > (ours, self.our_id))
+                    .is_some_and(|id| last || (rendezvous(&id, group), id) > (ours, self.our_id))
         })
     }
 
@@ -259,6 +262,9 @@ impl Torrent {
     /// Tells every neighbour that speaks the extension, once per piece,
     /// that we are getting `pieces` (those we lack).
     pub(super) fn announce_getting(&mut self, pieces: &[u32]) {
+        if self.config.upload.is_off() {
+            return; // nobody should wait for a piece we will not pass on
+        }
         let fresh: Vec<u32> = pieces
             .iter()
             .copied()
@@ -309,7 +315,8 @@ impl Torrent {
     /// Sends our state to every neighbour that speaks the extension and
     /// has not heard it yet.
     pub(super) fn sync_crowd_state(&mut self) {
-        let web_seed = self.fetches_web_seed();
+        // Not uploading: never a candidate in anyone's election.
+        let web_seed = self.fetches_web_seed() && !self.config.upload.is_off();
         let keys: Vec<PeerKey> = self
             .peers
             .iter()

@@ -550,9 +550,15 @@ impl Torrent {
             let Some(peer) = self.peers.get_mut(&key) else {
                 return;
             };
-            if peer.send_blocked || peer.am_choking {
+            if peer.send_blocked || peer.am_choking || peer.queued.is_empty() {
                 return;
             }
+            if !self.upload_credit() {
+                return; // capped: next_wake says when there is credit again
+            }
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
             let Some(block) = peer.queued.pop_front() else {
                 return;
             };
@@ -568,6 +574,7 @@ impl Torrent {
             };
             peer.upload.record(now, u64::from(block.length));
             self.stats.uploaded += u64::from(block.length);
+            self.charge_upload(block.length);
             self.send(key, &message);
             self.event(Event::Uploaded {
                 peer: key,

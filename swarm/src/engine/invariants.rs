@@ -22,8 +22,9 @@
 //!    while we choke; the decoder buffers less than one frame.
 //! 6. Availability equals the number of connections whose bitfield has the
 //!    piece.
-//! 7. At most `upload_slots + 1` peers are unchoked; no banned or duplicate
-//!    peer id is connected, nor our own.
+//! 7. At most `upload_slots + 1` peers are unchoked, none with uploading off
+//!    (`Upload::Off`); no banned or duplicate peer id is connected, nor
+//!    our own.
 //! 8. Stats agree: `verified_pieces` is the count of `have`, `evicted_pieces`
 //!    of the evicted set; web-seed fetches
 //!    in flight stay within `web_seed_parallel`.
@@ -231,6 +232,9 @@ impl Torrent {
         let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
         if unchoked > self.config.upload_slots + 1 {
             return Err(format!("{unchoked} peers unchoked"));
+        }
+        if unchoked > 0 && self.config.upload.is_off() {
+            return Err(format!("{unchoked} peers unchoked with uploading off"));
         }
         Ok(())
     }

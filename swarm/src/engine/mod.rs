@@ -27,6 +27,7 @@ mod peer;
 mod peer_crowd;
 mod pieces;
 pub mod store;
+mod upload;
 mod webseed;
 
 use std::collections::VecDeque;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use crate::error::PeerError;
 pub use origin::{PieceOrigin, Source};
+pub use upload::Upload;
 
 pub(crate) use handle::{LT_DONTHAVE_ID, UT_METADATA_ID};
 
@@ -47,6 +49,7 @@ use crate::wire::{self, Handshake, Message, Reserved};
 use origin::Origins;
 use peer::Peer;
 use pieces::PieceStore;
+use upload::Bucket;
 use webseed::WebSeed;
 
 /// The shell's handle for one peer connection; the engine never invents one.
@@ -124,6 +127,9 @@ pub struct Config {
     /// far from the playhead are evicted (see `store.rs`). A track smaller
     /// than this is never evicted.
     pub memory_limit: u64,
+    /// What we may upload: everything, a capped rate, or nothing (a fan
+    /// on a metered link); see `upload.rs` and [`Torrent::set_upload`].
+    pub upload: Upload,
     /// Piece picker tunables.
     pub picker: PickerConfig,
 }
@@ -157,6 +163,7 @@ impl Default for Config {
             max_message_len: wire::DEFAULT_MAX_MESSAGE_LEN,
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             memory_limit: store::DEFAULT_MEMORY_LIMIT,
+            upload: Upload::Unlimited,
             picker: PickerConfig::default(),
         }
     }
@@ -362,6 +369,8 @@ pub struct Torrent {
     crowd_size: u64,
     /// When this engine started.
     started: Time,
+    /// Credit under [`Config::upload`]'s cap.
+    upload_bucket: Bucket,
 }
 
 impl Torrent {
@@ -400,6 +409,7 @@ impl Torrent {
             ..Stats::default()
         };
         Ok(Torrent {
+            upload_bucket: Bucket::new(config.upload.cap().unwrap_or(0), now),
             web_seed: WebSeed::new(spec.web_seed),
             next_rechoke: now + config.rechoke_interval,
             config,
@@ -727,10 +737,17 @@ impl Torrent {
         // Requests left after a serving burst, to a peer whose channel has
         // room: come straight back (the shell yields to its event loop first,
         // so its send-buffer watermarks are seen between bursts).
+        // Under an upload cap, when the bucket has credit again.
         let can_serve = |p: &Peer| !p.queued.is_empty() && !p.send_blocked && !p.am_choking;
-        if self.peers.values().any(can_serve) {
-            return self.now;
-        }
+        let capped_until = if self.peers.values().any(can_serve) {
+            let ready = self.upload_ready_at();
+            if ready <= self.now {
+                return self.now;
+            }
+            Some(ready)
+        } else {
+            None
+        };
         let busy = !self.is_complete() || self.peers.values().any(|p| !p.queued.is_empty());
         let tick = if busy {
             Duration::from_millis(250)
@@ -742,6 +759,9 @@ impl Torrent {
             at = at.min(t.max(self.now));
         }
         if let Some(t) = self.web_seed_held_until() {
+            at = at.min(t);
+        }
+        if let Some(t) = capped_until {
             at = at.min(t);
         }
         at

@@ -35,7 +35,7 @@ pub use crate::error::MetadataPeerError;
 pub use fetch::{FetchConfig, Handover, MAX_WAITING_NOTICE_GAP, MetadataFetch};
 
 use crate::engine::{
-    Config, FetchId, Output, PeerKey, PieceOrigin, SpecError, Stats, Torrent, TorrentSpec,
+    Config, FetchId, Output, PeerKey, PieceOrigin, SpecError, Stats, Torrent, TorrentSpec, Upload,
 };
 use crate::ids::{InfoHash, PeerId};
 use crate::magnet::Magnet;
@@ -258,6 +258,16 @@ impl Joining {
         match &mut self.state {
             State::Fetching(f) => f.playback = playback,
             State::Running { torrent, .. } => torrent.set_playback(now, playback),
+            State::Failed { .. } => {}
+        }
+    }
+
+    /// See [`Torrent::set_upload`]; while fetching the metadata there is
+    /// nothing to upload, and the engine made once it is in starts with it.
+    pub fn set_upload(&mut self, now: Time, upload: Upload) {
+        match &mut self.state {
+            State::Fetching(f) => f.config.upload = upload,
+            State::Running { torrent, .. } => torrent.set_upload(now, upload),
             State::Failed { .. } => {}
         }
     }
