@@ -78,17 +78,20 @@ pub async fn page(
         .into_response()
 }
 
-/// What the page that frames the player says about uploading, from the
-/// query: `upload=auto|on|off` and `upload-cap=<bytes per second>`, handed
-/// to the element as its `upload` and `upload-cap` attributes (see
-/// `web/player.js`). Neither: the player's default (`auto`: no upload on
-/// cellular data or with a data saver on).
+/// What the page that frames the player says about uploading and keeping,
+/// from the query: `upload=auto|on|off`, `upload-cap=<bytes per second>`
+/// and `keep=start|track|none`, handed to the element as its `upload`,
+/// `upload-cap` and `keep` attributes (see `web/player.js`). None: the
+/// player's defaults (`auto`: no upload on cellular data or with a data
+/// saver on; `start`: the first pieces kept for a fast second visit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sharing {
     /// `auto`, `on` or `off`.
     pub upload: Option<&'static str>,
     /// Piece bytes per second at most.
     pub cap: Option<u64>,
+    /// `start`, `track` or `none`: what the fan's browser keeps.
+    pub keep: Option<&'static str>,
 }
 
 impl Sharing {
@@ -121,7 +124,19 @@ impl Sharing {
                     })?,
             ),
         };
-        Ok(Sharing { upload, cap })
+        let keep = match query.get("keep").map(String::as_str) {
+            None => None,
+            Some("start") => Some("start"),
+            Some("track") => Some("track"),
+            Some("none") => Some("none"),
+            Some(other) => {
+                return Err(format!(
+                    "keep={other:?}: use keep=start (the first pieces, the default), \
+                     keep=track (the whole track) or keep=none"
+                ));
+            }
+        };
+        Ok(Sharing { upload, cap, keep })
     }
 
     /// The element's attributes, each with a leading space (values are
@@ -133,6 +148,9 @@ impl Sharing {
         }
         if let Some(cap) = self.cap {
             out.push_str(&format!(" upload-cap=\"{cap}\""));
+        }
+        if let Some(keep) = self.keep {
+            out.push_str(&format!(" keep=\"{keep}\""));
         }
         out
     }
@@ -329,6 +347,14 @@ mod tests {
             &WebAssets::unhashed(),
         );
         assert!(!plain.contains("upload"), "the player's default: auto");
+        let kept = Sharing::from_query(&query(&[("keep", "track")])).expect("valid");
+        let html = render("song", &InfoHash([1; 20]), &kept, &WebAssets::unhashed());
+        assert!(
+            html.contains(r#"title="song" keep="track"></fanswarm-player>"#),
+            "{html}"
+        );
+        let e = Sharing::from_query(&query(&[("keep", "forever")])).unwrap_err();
+        assert!(e.contains("keep=track"), "{e}");
         let e = Sharing::from_query(&query(&[("upload", "sometimes")])).unwrap_err();
         assert!(e.contains("upload=auto, upload=on or upload=off"), "{e}");
         for bad in ["-1", "lots", "99999999999", ""] {
