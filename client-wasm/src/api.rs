@@ -431,7 +431,8 @@ async fn race_exact_source(session: std::rc::Weak<std::cell::RefCell<Session>>, 
 /// A playing track. Events (via `addEventListener`, see `TrackEventKind`):
 /// `metadata` (a magnet's metadata arrived; detail: length in bytes),
 /// `progress` (detail: the piece just verified), `peers` (detail: connection
-/// count), `done`, `nostreaming`, `warning` (detail: text), `peerclose`
+/// count), `done`, `nostreaming`, `warning` (detail: text), `sharing`
+/// (detail: why this fan does not upload, or null), `peerclose`
 /// (detail: why a connection ended: the engine's reason, or "the connection
 /// closed" when the channel did).
 #[wasm_bindgen]
@@ -664,7 +665,7 @@ impl Track {
     }
 
     /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming`,
-    /// `warning` or `peerclose`.
+    /// `warning`, `sharing` or `peerclose`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use swarm::engine::Upload;
 use swarm::metainfo::piece_length_for;
 
 use crate::{Listening, Role, Sim, World};
@@ -65,6 +66,9 @@ pub struct Crowd {
     pub linger: Duration,
     /// The track.
     pub track: Track,
+    /// This many fans, spread over the arrivals, upload nothing (a metered
+    /// link: `swarm::engine::Upload::Off`); they still download from peers.
+    pub metered: usize,
 }
 
 impl Default for Crowd {
@@ -78,7 +82,15 @@ impl Default for Crowd {
             join: Join::OnLoad,
             linger: Duration::from_secs(5),
             track: Track::OGG,
+            metered: 0,
         }
+    }
+}
+
+impl Crowd {
+    /// Whether fan `i` (in arrival order) is one of the `metered`.
+    pub fn is_metered(&self, i: usize) -> bool {
+        self.fans > 0 && i * self.metered % self.fans < self.metered
     }
 }
 
@@ -151,6 +163,9 @@ pub fn run(crowd: &Crowd, world: World) -> (Sim, CrowdReport) {
     for i in 0..crowd.fans {
         let at = crowd.arrival_gap * i as u32 + join_after;
         let n = sim.add(Role::Leecher, at, listen);
+        if crowd.is_metered(i) {
+            sim.set_upload(n, Upload::Off);
+        }
         // Stays for the track and a little more: a fan that stalled leaves
         // later, with the whole track (it played every byte).
         sim.leave_after_playing(n, at + stay);

@@ -149,6 +149,8 @@ pub struct SimNode {
     pub origin_bytes: u64,
     /// The engine's totals when it left (or now, see [`Sim::engine_stats`]).
     pub final_stats: swarm::engine::Stats,
+    /// What its engine may upload (`Sim::set_upload`).
+    pub upload: swarm::engine::Upload,
     /// Leave only once the player reached the end.
     leave_when_played: bool,
     links: BTreeMap<PeerKey, Link>,
@@ -263,6 +265,7 @@ impl Sim {
             player: Player::default(),
             origin_bytes: 0,
             final_stats: swarm::engine::Stats::default(),
+            upload: swarm::engine::Upload::Unlimited,
             leave_when_played: false,
             links: BTreeMap::new(),
             remotes: BTreeMap::new(),
@@ -272,6 +275,13 @@ impl Sim {
         });
         self.schedule(micros(at), Ev::Join(idx));
         idx
+    }
+
+    /// What `node` may upload from now on (a fan on a metered link:
+    /// `Upload::Off`); before it joins, from its start.
+    pub fn set_upload(&mut self, node: usize, upload: swarm::engine::Upload) {
+        self.nodes[node].upload = upload;
+        self.with_node(node, |n, now| n.set_upload(now, upload));
     }
 
     /// Makes `node` leave at `at`: `stopped` to the tracker, connections closed.
@@ -495,6 +505,7 @@ impl Sim {
         if matches!(sn.listening, Listening::Fan { .. }) {
             config.engine.web_seed_needs_playback = true;
         }
+        config.engine.upload = sn.upload;
         let source = if self.world.magnet && sn.role == Role::Leecher {
             Source::Magnet(self.magnet.clone())
         } else {

@@ -140,3 +140,49 @@ fn a_fan_alone_starts_from_the_web_seed_at_once() {
         r.origin_copies
     );
 }
+
+#[test]
+fn metered_fans_upload_nothing_yet_get_the_track_mostly_from_fans() {
+    // Three fans in ten on cellular data: they give nothing, the others
+    // carry them, and nobody stalls.
+    let crowd = Crowd {
+        metered: 3,
+        ..Crowd::default()
+    };
+    for seed in [1, 2] {
+        let (sim, r) = crowd::run(&crowd, crowd::world(&crowd, seed));
+        let metered: Vec<usize> = (0..crowd.fans).filter(|&i| crowd.is_metered(i)).collect();
+        println!(
+            "seed {seed}: metered fans {metered:?}: origin {:.3} copies, from peers {:?}, \
+             uploaded {:?}",
+            r.origin_copies,
+            r.from_peers
+                .iter()
+                .map(|f| (f * 100.0).round())
+                .collect::<Vec<_>>(),
+            (0..crowd.fans)
+                .map(|i| sim.engine_stats(i).uploaded)
+                .collect::<Vec<_>>(),
+        );
+        assert!(r.complete, "seed {seed}: every fan got the whole track");
+        assert_eq!(metered.len(), 3);
+        for &i in &metered {
+            assert_eq!(
+                sim.engine_stats(i).uploaded,
+                0,
+                "seed {seed}: fan {i} gave nothing"
+            );
+            assert!(
+                r.from_peers[i] > 0.5,
+                "seed {seed}: fan {i} got most of it from fans: {:.2}",
+                r.from_peers[i]
+            );
+        }
+        assert_eq!(r.stalled_fans, 0, "seed {seed}: nobody stalls");
+        assert!(
+            r.origin_copies <= 1.25,
+            "seed {seed}: {:.3} copies",
+            r.origin_copies
+        );
+    }
+}

@@ -17,6 +17,9 @@
 //!    over the window), and O still uploads nothing.
 //! 5. A fan whose browser saves data (`Emulation.setDataSaverOverride`):
 //!    "Not sharing: data saver on."
+//! 6. An artist's page on another origin with `upload="off"
+//!    upload-cap="5000"` on its `embed.js` element: the frame's player
+//!    does not share; `upload="on"` set later reaches it by message.
 //!
 //! Desktop Chromium hides `navigator.connection.type` unless the
 //! `NetInfoDownlinkMax` Blink feature is on (Android and ChromeOS show it);
@@ -33,6 +36,7 @@ use fanswarm_e2e::native::{self, Behaviour};
 use fanswarm_e2e::netns;
 use fanswarm_e2e::player::{self, num};
 use fanswarm_e2e::server::{self, ServerOptions};
+use fanswarm_e2e::web;
 
 const TEST: &str = "metered_fans_download_but_do_not_upload_and_a_cap_holds";
 
@@ -261,6 +265,56 @@ async fn run() -> anyhow::Result<()> {
     ensure!(
         saving,
         "with a data saver on, the player says it does not share: {v_told}"
+    );
+
+    // 6. An artist's page on another origin sets the policy on an
+    // `embed.js` element: it reaches the frame's player in its URL, and a
+    // later change by message.
+    let snippet = srv.track.embed_script_html.replace(
+        "<fanswarm-player src",
+        "<fanswarm-player upload=\"off\" upload-cap=\"5000\" src",
+    );
+    let site = web::foreign_site(vec![(
+        "/artist.html",
+        format!("<!doctype html><html><body>{snippet}</body></html>"),
+    )])
+    .await?;
+    let artist = browser.open(&format!("{}/artist.html", site.base)).await?;
+    let framed = "(() => { const p = document.querySelector('fanswarm-player');
+        const frame = p.shadowRoot.querySelector('iframe');
+        return JSON.stringify({ src: frame?.src ?? null, stats: p.stats() }); })()";
+    let off_in_frame = browser
+        .became_true(
+            &artist,
+            "(() => { const p = document.querySelector('fanswarm-player');
+                return p.stats().sharingOff === 'page'
+                    && p.shadowRoot.querySelector('iframe').src.includes('?upload=off&upload-cap=5000'); })()",
+            Duration::from_secs(15),
+        )
+        .await;
+    let seen = browser.eval(&artist, framed).await?;
+    ensure!(
+        off_in_frame,
+        "upload=\"off\" on a foreign page's element reaches the frame's player: {seen}"
+    );
+    browser
+        .eval(
+            &artist,
+            "document.querySelector('fanswarm-player').setAttribute('upload', 'on')",
+        )
+        .await?;
+    let on_in_frame = browser
+        .became_true(
+            &artist,
+            "(() => { const s = document.querySelector('fanswarm-player').stats();
+                return s.sharing === true && s.sharingOff === null && s.uploadCap === 5000; })()",
+            Duration::from_secs(10),
+        )
+        .await;
+    let seen = browser.eval(&artist, framed).await?;
+    ensure!(
+        on_in_frame,
+        "upload=\"on\" set later reaches the frame's player, its cap kept: {seen}"
     );
 
     let (took, _) = samples.last().copied().context("samples")?;
