@@ -41,7 +41,7 @@ pub use stats::{NodeStats, RateMeter};
 pub use webseeds::WebSeedStats;
 
 use crate::announce::{Action, AnnounceConfig, Announcer, Progress, TrackerIndex, TrackerNotice};
-use crate::engine::{Config, Event, FetchId, Output as EngineOutput, PeerKey, PieceOrigin};
+use crate::engine::{Config, Event, FetchId, Output as EngineOutput, PeerKey, PieceOrigin, Upload};
 use crate::engine::{SpecError, Torrent, TorrentSpec};
 use crate::error::PeerError;
 use crate::ids::{InfoHash, PeerId};
@@ -550,6 +550,21 @@ impl Node {
         self.now = now;
         self.torrent.set_playback(now, playback);
         self.pump();
+    }
+
+    /// What this peer may upload from now on: everything, a capped rate,
+    /// or nothing (a fan on a metered link). It keeps announcing and
+    /// downloading either way; see `engine/upload.rs`.
+    pub fn set_upload(&mut self, now: Time, upload: Upload) {
+        self.now = now;
+        self.config.engine.upload = upload;
+        self.torrent.set_upload(now, upload);
+        self.pump();
+    }
+
+    /// What this peer may upload.
+    pub fn upload(&self) -> Upload {
+        self.config.engine.upload
     }
 
     /// The info dictionary from elsewhere (a magnet's `xs` fetched over

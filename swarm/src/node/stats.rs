@@ -5,10 +5,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::engine::{Stats, Upload};
+use crate::engine::Stats;
 use crate::time::Time;
-
-use super::Node;
 
 /// How far back a speed looks.
 const WINDOW: Duration = Duration::from_secs(3);
@@ -27,25 +25,6 @@ pub struct NodeStats {
     pub download_rate: u64,
     /// Bytes per second served over the last seconds.
     pub upload_rate: u64,
-}
-
-// The upload policy is set here, beside the figures it shapes, rather than
-// beside `Node::set_playback` in `mod.rs`.
-impl Node {
-    /// What this peer may upload from now on: everything, a capped rate,
-    /// or nothing (a fan on a metered link). It keeps announcing and
-    /// downloading either way; see `engine/upload.rs`.
-    pub fn set_upload(&mut self, now: Time, upload: Upload) {
-        self.now = now;
-        self.config.engine.upload = upload;
-        self.torrent.set_upload(now, upload);
-        self.pump();
-    }
-
-    /// What this peer may upload.
-    pub fn upload(&self) -> Upload {
-        self.config.engine.upload
-    }
 }
 
 /// A running byte counter with a speed over the last few seconds.
