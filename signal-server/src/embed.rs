@@ -39,7 +39,7 @@ pub async fn page(
     let Ok(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    let html = if let Some(track) = state.catalog.get(&info_hash) {
+    let html = if let Some(track) = state.catalog().get(&info_hash) {
         // Its title tag if it has one (the player asks for the other tags).
         let title = track.tags.title.as_deref().unwrap_or(&track.name);
         render(title, &info_hash, &state.assets)

@@ -134,6 +134,11 @@ struct ServeArgs {
     /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
     #[arg(long, env = "FANSWARM_LIBRARY")]
     library: Option<PathBuf>,
+    /// The library's index: what was hashed, so a restart hashes only new
+    /// and changed files [default: LIBRARY/.fanswarm-index if the library
+    /// is writable, else a file under the cache dir].
+    #[arg(long, env = "FANSWARM_INDEX")]
+    index: Option<PathBuf>,
     /// Address to listen on (0.0.0.0:8080 accepts other machines, and then
     /// needs --public-url).
     #[arg(long, env = "FANSWARM_LISTEN", default_value = "127.0.0.1:8080")]
@@ -398,6 +403,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = signal_server::Config {
         listen: args.listen,
         library: args.library,
+        index: args.index,
         web_dir: args.web_dir,
         cache_dir,
         public_url: args.public_url,
