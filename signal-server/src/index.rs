@@ -5,7 +5,8 @@
 //! size and its modification time (to the nanosecond). An entry holds what
 //! the torrent's info dictionary needs and nothing that depends on where
 //! the server runs: the name (which may have been made unique, see
-//! `library.rs`), the piece length and the piece hashes. The torrent is
+//! `library.rs`), the piece length, the piece hashes and the tags (the
+//! cover picture only as "it has one"). The torrent is
 //! built again from them with today's tracker and web-seed URLs, so a
 //! changed `--public-url` re-hashes nothing and the info hash stays the
 //! same.
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::tags::TrackTags;
 
 /// The first line of every index file.
 const HEADER: &str = r#"{"fanswarm_index":1}"#;
@@ -60,7 +63,7 @@ impl Stamp {
 }
 
 /// One hashed file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// `/`-separated path under the library.
     pub path: String,
@@ -74,6 +77,55 @@ pub struct Entry {
     pub piece_length: u32,
     /// The SHA-1 of every piece, hex, concatenated.
     pub pieces: String,
+    /// The tags read when it was hashed, so a reused file is not read at
+    /// all (an index without them: the tags are read again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<StoredTags>,
+}
+
+/// A track's tags as the index keeps them: the cover only as its type
+/// (the picture is read from the file when it is asked for).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredTags {
+    /// The title tag.
+    pub title: Option<String>,
+    /// The artist tag.
+    pub artist: Option<String>,
+    /// The album tag.
+    pub album: Option<String>,
+    /// The track number.
+    pub track_number: Option<u32>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    /// Whether the file has a cover picture the server serves.
+    pub cover: bool,
+}
+
+impl StoredTags {
+    /// What to keep of `tags`.
+    pub fn of(tags: &TrackTags) -> Self {
+        StoredTags {
+            title: tags.title.clone(),
+            artist: tags.artist.clone(),
+            album: tags.album.clone(),
+            track_number: tags.track_number,
+            duration: tags.duration,
+            cover: tags.cover.is_some(),
+        }
+    }
+
+    /// The tags again, without the picture; `cover_url` when it has one.
+    pub fn to_tags(&self, cover_url: &str) -> TrackTags {
+        TrackTags {
+            title: self.title.clone(),
+            artist: self.artist.clone(),
+            album: self.album.clone(),
+            track_number: self.track_number,
+            duration: self.duration,
+            cover_url: self.cover.then(|| cover_url.to_owned()),
+            cover: None,
+        }
+    }
 }
 
 impl Entry {
@@ -321,6 +373,7 @@ mod tests {
             name: path.rsplit('/').next().unwrap_or(path).into(),
             piece_length: 16_384,
             pieces: "ab".repeat(20 * pieces),
+            tags: None,
         }
     }
 

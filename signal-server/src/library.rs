@@ -38,6 +38,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
@@ -47,7 +49,7 @@ use swarm::InfoHash;
 use swarm::metainfo::Metainfo;
 
 use crate::catalog::{Catalog, Track};
-use crate::index::{Entry, Index, Stamp};
+use crate::index::{Entry, Index, Stamp, StoredTags};
 use crate::publish::{self, PublishError};
 use crate::state::AppState;
 
@@ -153,6 +155,9 @@ pub struct Library {
     published: BTreeMap<String, Track>,
     /// The path publishing each info hash.
     owners: HashMap<InfoHash, String>,
+    /// Set when the server stops: a scan or a queue under way ends at the
+    /// next file instead of keeping the process alive.
+    stop: Arc<AtomicBool>,
 }
 
 impl Library {
@@ -166,6 +171,7 @@ impl Library {
             quiet,
             published: BTreeMap::new(),
             owners: HashMap::new(),
+            stop: Arc::default(),
         }
     }
 
@@ -177,6 +183,9 @@ impl Library {
         let mut plan = Plan::default();
         let mut seen = Vec::with_capacity(files.len());
         for file in files {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(PublishError::Task("stopped".into()));
+            }
             let relative = match publish::relative_path(&self.root, &file) {
                 Ok(relative) => relative,
                 Err(e) => {
@@ -240,6 +249,9 @@ impl Library {
     /// the scan (then the next scan sees it again) or cannot be read
     /// (logged). `progress.queued_bytes` goes down as it is read.
     pub fn hash(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
         let file = self.root.join(&queued.path);
         let options = publish::options_for(&self.base, &queued.path);
         let mut counted = 0u64;
@@ -275,6 +287,8 @@ impl Library {
                 return None;
             }
         };
+        self.insert(&metainfo, &queued.path, queued.stamp, None);
+        let track = self.published.get(&queued.path)?;
         self.index.record(Entry {
             path: queued.path.clone(),
             size: queued.stamp.size,
@@ -282,8 +296,8 @@ impl Library {
             name: metainfo.info.name.clone(),
             piece_length: metainfo.info.piece_length,
             pieces: data_encoding::HEXLOWER.encode(metainfo.info.pieces.as_flattened()),
+            tags: Some(StoredTags::of(&track.tags)),
         });
-        self.insert(&metainfo, &queued.path, queued.stamp);
         self.published.get(&queued.path)
     }
 
@@ -330,7 +344,7 @@ impl Library {
         let metainfo = self
             .unique(metainfo, &entry.path)
             .map_err(|e| e.to_string())?;
-        self.insert(&metainfo, &entry.path, stamp);
+        self.insert(&metainfo, &entry.path, stamp, entry.tags.as_ref());
         Ok(())
     }
 
@@ -371,8 +385,8 @@ impl Library {
         Err(PublishError::NoUniqueName(self.root.join(path)))
     }
 
-    fn insert(&mut self, metainfo: &Metainfo, path: &str, stamp: Stamp) {
-        let track = publish::track_of(&self.root, path, &self.base, metainfo, Some(stamp));
+    fn insert(&mut self, metainfo: &Metainfo, path: &str, stamp: Stamp, tags: Option<&StoredTags>) {
+        let track = publish::track_of(&self.root, path, &self.base, metainfo, Some(stamp), tags);
         self.owners.insert(track.info_hash, path.to_owned());
         self.published.insert(path.to_owned(), track);
     }
@@ -431,6 +445,8 @@ pub async fn keep_published(
 ) {
     let (events, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
     let watcher = watch(&library.root, events);
+    // Aborted with the server: the blocking half stops at the next file.
+    let _stop = StopOnDrop(Arc::clone(&library.stop));
     let progress = state.metrics.library.clone();
     let mut library = library;
     let mut ready = Some(ready);
@@ -490,6 +506,15 @@ pub async fn keep_published(
         }
         tokio::time::sleep(DEBOUNCE).await;
         while changes.try_recv().is_ok() {}
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
 
 use crate::catalog::{Catalog, Links, Track};
-use crate::index::{Index, Stamp};
+use crate::index::{Index, Stamp, StoredTags};
 use crate::library::{Library, LibraryProgress};
 use crate::tags::TrackTags;
 
@@ -224,26 +224,34 @@ pub fn options_for(base: &str, relative: &str) -> TorrentOptions {
 }
 
 /// The [`Track`] of the file at `relative` under `library` whose torrent
-/// is `metainfo`: its links, and its tags read from the file.
+/// is `metainfo`: its links, and its tags: `stored` ones (from the index,
+/// no cover picture in memory), else read from the file.
 pub fn track_of(
     library: &Path,
     relative: &str,
     base: &str,
     metainfo: &Metainfo,
     stamp: Option<Stamp>,
+    stored: Option<&StoredTags>,
 ) -> Track {
     let links = Links::new(base, &metainfo.info_hash, relative);
-    let mut tags = crate::tags::read(&library.join(relative)).unwrap_or_else(|e| {
-        tracing::warn!(
-            track = %relative,
-            error = %e,
-            "tags not read: published under its file name, with no duration or cover"
-        );
-        TrackTags::default()
-    });
-    if tags.cover.is_some() {
-        tags.cover_url = Some(links.cover_url.clone());
-    }
+    let tags = match stored {
+        Some(stored) => stored.to_tags(&links.cover_url),
+        None => {
+            let mut tags = crate::tags::read(&library.join(relative)).unwrap_or_else(|e| {
+                tracing::warn!(
+                    track = %relative,
+                    error = %e,
+                    "tags not read: published under its file name, with no duration or cover"
+                );
+                TrackTags::default()
+            });
+            if tags.cover.is_some() {
+                tags.cover_url = Some(links.cover_url.clone());
+            }
+            tags
+        }
+    };
     let magnet = metainfo.magnet().to_string();
     tracing::info!(
         track = %relative,

@@ -21,6 +21,7 @@ use crate::metrics::CONTENT_TYPE;
 use crate::offload::Today;
 use crate::publish::audio_mime;
 use crate::state::AppState;
+use crate::tags::Cover;
 
 /// `GET /media/<path>`: the web seed (BEP 19).
 ///
@@ -72,8 +73,17 @@ pub async fn cover(State(state): State<AppState>, Path(hex): Path<String>) -> Re
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
     let catalog = state.catalog();
-    let Some(cover) = catalog.get(&info_hash).and_then(|t| t.tags.cover.as_ref()) else {
+    let Some(track) = catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let cover = match (&track.tags.cover, &track.tags.cover_url) {
+        (Some(cover), _) => cover.clone(),
+        // Published from the index: the picture is read when asked for.
+        (None, Some(_)) => match read_cover(&state, track).await {
+            Some(cover) => cover,
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+        (None, None) => return StatusCode::NOT_FOUND.into_response(),
     };
     (
         [
@@ -81,9 +91,28 @@ pub async fn cover(State(state): State<AppState>, Path(hex): Path<String>) -> Re
             (header::CACHE_CONTROL, COVER_CACHE),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        cover.bytes.clone(),
+        cover.bytes,
     )
         .into_response()
+}
+
+/// The cover picture in the file of `track`, if the file is still the one
+/// published (a regular file with the stamp it was hashed with).
+async fn read_cover(state: &AppState, track: &Track) -> Option<Cover> {
+    let file = state.paths.media_dir.join(&track.path);
+    let published = track.stamp;
+    tokio::task::spawn_blocking(move || {
+        let meta = std::fs::symlink_metadata(&file).ok()?;
+        let unchanged = meta.file_type().is_file()
+            && published.is_none_or(|stamp| Stamp::of(&meta) == Some(stamp));
+        if !unchanged {
+            return None;
+        }
+        crate::tags::read(&file).ok()?.cover
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// `Cache-Control` of a cover picture (see [`cover`]).

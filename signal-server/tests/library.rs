@@ -228,6 +228,63 @@ fn files_that_would_share_a_name_are_all_published_with_stable_identities() {
     assert_eq!(second.library()["hashed_files"], 0);
 }
 
+/// A file published from the index is not read at start, yet its tags
+/// are listed and its cover is served (read from the file when asked for).
+#[test]
+fn tags_and_cover_of_a_reused_file_are_served_without_hashing_it() {
+    use lofty::config::WriteOptions;
+    use lofty::picture::{MimeType, Picture, PictureType};
+    use lofty::tag::{Accessor, Tag, TagExt, TagType};
+    const COVER: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRnot really a picture";
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("music");
+    std::fs::create_dir_all(&library).unwrap();
+    let tagged = library.join("tagged.wav");
+    let samples = signal_server::demo::synthesize(2, 5);
+    let wav = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
+    std::fs::write(&tagged, wav).unwrap();
+    let mut tag = Tag::new(TagType::Id3v2);
+    tag.set_title("Night Bus".into());
+    tag.set_artist("The Fans".into());
+    tag.push_picture(
+        Picture::unchecked(COVER.to_vec())
+            .pic_type(PictureType::CoverFront)
+            .mime_type(MimeType::Png)
+            .build(),
+    );
+    tag.save_to_path(&tagged, WriteOptions::default()).unwrap();
+    let data = std::fs::read(&tagged).unwrap();
+    write_old(&tagged, &data);
+    let index = dir.path().join("index");
+    let first = Server::start(&library, &index, dir.path());
+    let before = serde_json::to_string(&first.tracks()).unwrap();
+    let first_port = first.addr.port();
+    drop(first);
+
+    let second = Server::start(&library, &index, dir.path());
+    assert_eq!(second.library()["reused_files"], 1);
+    assert_eq!(second.library()["hashed_files"], 0);
+    let after = second.tracks();
+    // Another port is another base URL: the links follow it, nothing is
+    // hashed again, the info hash stays.
+    assert_eq!(
+        serde_json::to_string(&after).unwrap(),
+        before
+            .replace(
+                &format!(":{first_port}"),
+                &format!(":{}", second.addr.port())
+            )
+            .replace(
+                &format!("%3A{first_port}"),
+                &format!("%3A{}", second.addr.port())
+            ),
+        "the same listing, tags and all"
+    );
+    assert_eq!(after[0]["title"], "Night Bus");
+    let hex = after[0]["info_hash"].as_str().unwrap();
+    assert_eq!(second.get_bytes(&format!("/cover/{hex}")), COVER);
+}
+
 /// A running `serve` and what it logged up to "serving".
 struct Server {
     child: Child,
