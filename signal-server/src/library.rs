@@ -579,11 +579,6 @@ async fn hash_all(
 /// Publishes the library's catalog in `state`.
 fn publish_now(state: &AppState, library: &Library) {
     state.publish(library.catalog());
-    state
-        .metrics
-        .library
-        .tracks
-        .set(gauge(library.len() as u64));
 }
 
 /// Runs `work` on a blocking thread with the library moved in and back.

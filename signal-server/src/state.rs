@@ -132,6 +132,10 @@ impl AppState {
     /// published swarms, their swarms are refused at the next announce.
     pub fn publish(&self, catalog: Catalog) {
         let hashes: Vec<_> = catalog.tracks().iter().map(|t| t.info_hash).collect();
+        self.metrics
+            .library
+            .tracks
+            .set(i64::try_from(hashes.len()).unwrap_or(i64::MAX));
         *self.0.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
         let mut hub = self.hub();
         if matches!(hub.tracker.access(), Access::Only(_)) {
