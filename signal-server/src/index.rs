@@ -322,6 +322,9 @@ fn parse(reader: impl BufRead) -> Result<HashMap<String, Entry>, Damage> {
 /// file on first use.
 fn append(path: &Path, appender: &mut Option<File>, entry: &Entry) -> io::Result<()> {
     if appender.is_none() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let fresh = !path.exists();
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         if fresh {
@@ -409,6 +412,39 @@ mod tests {
         let last = Index::load(path);
         assert_eq!(last.len(), 1);
         assert!(!dir.path().join("index.tmp").exists());
+    }
+
+    #[test]
+    fn the_first_append_makes_the_folder_and_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache/indexes/abc");
+        let mut index = Index::load(path.clone());
+        index.record(entry("a.mp3", 40_000));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER), "{text}");
+        assert_eq!(Index::load(path).len(), 1);
+    }
+
+    #[test]
+    fn the_index_is_kept_in_a_writable_library_else_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        assert_eq!(
+            crate::library::default_index_path(dir.path(), &cache),
+            dir.path().join(".fanswarm-index")
+        );
+        assert!(!dir.path().join(".fanswarm-index.probe").exists());
+        // A library that cannot be written to (here: not there at all).
+        let elsewhere = crate::library::default_index_path(&dir.path().join("ro"), &cache);
+        assert!(
+            elsewhere.starts_with(cache.join("indexes")),
+            "{elsewhere:?}"
+        );
+        assert_ne!(
+            elsewhere,
+            crate::library::default_index_path(&dir.path().join("ro2"), &cache),
+            "one index per library"
+        );
     }
 
     #[test]
