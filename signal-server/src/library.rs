@@ -155,6 +155,9 @@ pub struct Library {
     published: BTreeMap<String, Track>,
     /// The path publishing each info hash.
     owners: HashMap<InfoHash, String>,
+    /// Files that could not be published, with the stamp they had: not
+    /// tried again until it changes.
+    failed: HashMap<String, Stamp>,
     /// Set when the server stops: a scan or a queue under way ends at the
     /// next file instead of keeping the process alive.
     stop: Arc<AtomicBool>,
@@ -171,6 +174,7 @@ impl Library {
             quiet,
             published: BTreeMap::new(),
             owners: HashMap::new(),
+            failed: HashMap::new(),
             stop: Arc::default(),
         }
     }
@@ -221,6 +225,9 @@ impl Library {
                     }
                 }
             }
+            if self.failed.get(&relative) == Some(&stamp) {
+                continue;
+            }
             if stamp.age(now) < self.quiet {
                 plan.settling += 1;
             } else {
@@ -237,6 +244,8 @@ impl Library {
             .filter(|p| seen.binary_search(p).is_err())
             .cloned()
             .collect();
+        self.failed
+            .retain(|path, _| seen.binary_search(path).is_ok());
         for path in gone {
             tracing::info!(track = %path, "removed from the library: withdrawn");
             self.withdraw(&path);
@@ -266,13 +275,6 @@ impl Library {
             .dec_by(i64::try_from(queued.stamp.size.saturating_sub(counted)).unwrap_or(0));
         progress.hashed_files.inc();
         progress.hashed_bytes.inc_by(counted);
-        let metainfo = match made {
-            Ok(metainfo) => metainfo,
-            Err(e) => {
-                tracing::warn!(%e, "skipping track");
-                return None;
-            }
-        };
         let now = std::fs::symlink_metadata(&file)
             .ok()
             .and_then(|m| Stamp::of(&m));
@@ -280,6 +282,14 @@ impl Library {
             tracing::info!(track = %queued.path, "changed while hashed: hashed again once still");
             return None;
         }
+        let metainfo = match made {
+            Ok(metainfo) => metainfo,
+            Err(e) => {
+                tracing::warn!(%e, "skipping track (tried again once the file changes)");
+                self.failed.insert(queued.path.clone(), queued.stamp);
+                return None;
+            }
+        };
         let metainfo = match self.unique(metainfo, &queued.path) {
             Ok(metainfo) => metainfo,
             Err(e) => {
@@ -666,6 +676,34 @@ fn gauge(n: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_published_is_tried_again_only_once_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("empty.mp3"), b"").unwrap();
+        std::fs::write(dir.path().join("good.mp3"), vec![5u8; 40_000]).unwrap();
+        let mut library = Library::new(
+            dir.path().to_path_buf(),
+            "http://h:1".into(),
+            Index::in_memory(),
+            Duration::ZERO,
+        );
+        let progress = LibraryProgress::default();
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert_eq!(plan.queue.len(), 2);
+        for queued in &plan.queue {
+            library.hash(queued, &progress);
+        }
+        assert_eq!(library.len(), 1, "an empty file makes no torrent");
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert!(plan.queue.is_empty(), "{:?}", plan.queue);
+        std::fs::write(dir.path().join("empty.mp3"), vec![6u8; 30_000]).unwrap();
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert_eq!(plan.queue.len(), 1, "changed: tried again");
+        library.hash(&plan.queue[0], &progress);
+        assert_eq!(library.len(), 2);
+        assert_eq!(progress.status().hashed_files, 3);
+    }
 
     #[test]
     fn unique_names_carry_the_folder() {
