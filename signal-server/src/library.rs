@@ -545,9 +545,12 @@ async fn hash_all(
     progress.queued_bytes.set(gauge(bytes));
     tracing::info!(files, bytes, "hashing the library");
     let started = Instant::now();
-    let mut last_log = Instant::now();
+    // Logs on its own clock, so a long file shows progress too; dropped
+    // (and so stopped) with this future.
+    let mut logger = tokio::task::JoinSet::new();
+    logger.spawn(log_progress(progress.clone(), files, bytes));
     let mut last_publish = Instant::now();
-    for (done, queued) in queue.into_iter().enumerate() {
+    for queued in queue {
         let progress_for_task = progress.clone();
         let (returned, ()) = blocking(library, move |lib| {
             lib.hash(&queued, &progress_for_task);
@@ -558,17 +561,6 @@ async fn hash_all(
         if last_publish.elapsed() >= PUBLISH_EVERY {
             publish_now(state, &library);
             last_publish = Instant::now();
-        }
-        if last_log.elapsed() >= PROGRESS_EVERY {
-            let left = u64::try_from(progress.queued_bytes.get()).unwrap_or(0);
-            tracing::info!(
-                files_done = done + 1,
-                files,
-                bytes_done = bytes.saturating_sub(left),
-                bytes,
-                "hashing the library"
-            );
-            last_log = Instant::now();
         }
         while changes.try_recv().is_ok() {
             *dirty = true;
@@ -584,6 +576,24 @@ async fn hash_all(
         "library hashed"
     );
     Some(library)
+}
+
+/// Logs how far hashing `files` files of `bytes` bytes has come, every
+/// [`PROGRESS_EVERY`], until aborted.
+async fn log_progress(progress: LibraryProgress, files: u64, bytes: u64) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let left = progress.status();
+        tracing::info!(
+            files_done = files.saturating_sub(left.queued_files),
+            files,
+            bytes_done = bytes.saturating_sub(left.queued_bytes),
+            bytes,
+            "hashing the library"
+        );
+    }
 }
 
 /// Publishes the library's catalog in `state`.
