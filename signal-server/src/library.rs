@@ -466,13 +466,15 @@ pub async fn keep_published(
             return;
         };
         library = returned;
-        let plan = plan.unwrap_or_else(|e| {
-            tracing::warn!(%e, "library not scanned; trying again");
-            Plan {
-                settling: 1,
-                ..Plan::default()
+        // A folder that cannot be walked (gone, unmounted) keeps what is
+        // published and is tried again at the next event or poll.
+        let (plan, scanned) = match plan {
+            Ok(plan) => (plan, true),
+            Err(e) => {
+                tracing::warn!(%e, every = ?POLL, "library not scanned; trying again");
+                (Plan::default(), false)
             }
-        });
+        };
         progress.settling_files.set(gauge(plan.settling as u64));
         progress.reused_files.inc_by(plan.reused);
         if plan.changed {
@@ -504,7 +506,7 @@ pub async fn keep_published(
         if !dirty {
             let wait = if plan.settling > 0 {
                 QUIET
-            } else if watcher.is_none() {
+            } else if watcher.is_none() || !scanned {
                 POLL
             } else {
                 Duration::MAX
