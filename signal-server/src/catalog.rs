@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use serde::{Serialize, Serializer};
 use swarm::InfoHash;
 
+use crate::index::Stamp;
 use crate::tags::TrackTags;
 
 /// One published track, as `/api/tracks` lists it.
@@ -43,6 +44,10 @@ pub struct Track {
     /// a track the web seed does not serve.
     #[serde(skip)]
     pub path: String,
+    /// The file's size and modification time when it was hashed: the web
+    /// seed serves it only while they still hold. `None`: not checked.
+    #[serde(skip)]
+    pub stamp: Option<Stamp>,
 }
 
 /// All published tracks, looked up by info hash or by library path.
@@ -54,11 +59,20 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog of these tracks; a later duplicate info hash is skipped.
+    /// A catalog of these tracks; a later duplicate info hash is skipped,
+    /// and the log says so (the library makes every name unique first, so
+    /// two of its files never share one).
     pub fn new(tracks: Vec<Track>) -> Self {
         let mut catalog = Catalog::default();
         for track in tracks {
-            if !catalog.by_hash.contains_key(&track.info_hash) {
+            if let Some(&first) = catalog.by_hash.get(&track.info_hash) {
+                tracing::warn!(
+                    track = %track.path,
+                    same_as = %catalog.tracks.get(first).map_or("", |t| t.path.as_str()),
+                    info_hash = %track.info_hash,
+                    "not published: the same torrent as another track"
+                );
+            } else {
                 let index = catalog.tracks.len();
                 catalog.by_hash.insert(track.info_hash, index);
                 if !track.path.is_empty() {
@@ -213,6 +227,7 @@ mod tests {
             torrent: Bytes::from_static(b"d"),
             tags: TrackTags::default(),
             path: format!("{n}.mp3"),
+            stamp: None,
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);
         assert_eq!(c.tracks().len(), 2);

@@ -43,7 +43,7 @@ pub async fn page(
         Ok(sharing) => sharing,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let html = if let Some(track) = state.catalog.get(&info_hash) {
+    let html = if let Some(track) = state.catalog().get(&info_hash) {
         // Its title tag if it has one (the player asks for the other tags).
         let title = track.tags.title.as_deref().unwrap_or(&track.name);
         render(title, &info_hash, &sharing, &state.assets)

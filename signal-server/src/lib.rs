@@ -7,7 +7,8 @@
 //!   published tracks' files and nothing else;
 //! - `GET /cover/<hex>`: a track's cover picture, read from its tags
 //!   ([`tags`]);
-//! - `GET /t/<hex>.torrent`, `GET /api/tracks` (and `/api/tracks/<hex>`: one
+//! - `GET /t/<hex>.torrent`, `GET /api/library` (hashing progress, [`library`]),
+//!   `GET /api/tracks` (and `/api/tracks/<hex>`: one
 //!   track, with its tags), `GET /api/swarm` (the demo
 //!   page's live panel), `GET /api/ice` (fans' STUN/TURN servers, [`ice`]),
 //!   `GET /metrics`;
@@ -34,6 +35,8 @@ pub mod demo;
 pub mod descriptors;
 pub mod embed;
 pub mod ice;
+pub mod index;
+pub mod library;
 pub mod listen;
 pub mod metrics;
 pub mod offload;
@@ -75,6 +78,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Music folder to publish; `None` publishes the bundled demo track.
     pub library: Option<PathBuf>,
+    /// Where the library's index is kept (`--index`); `None`:
+    /// [`library::default_index_path`].
+    pub index: Option<PathBuf>,
     /// Directory served at `/`.
     pub web_dir: PathBuf,
     /// Where generated files (the demo track) are kept between runs.
@@ -208,6 +214,7 @@ pub fn app(state: AppState) -> Router {
         .route("/t/{file}", get(routes::torrent))
         .route("/api/tracks", get(routes::tracks))
         .route("/api/tracks/{hex}", get(routes::track))
+        .route("/api/library", get(routes::library))
         .route("/cover/{hex}", get(routes::cover))
         .route("/api/ice", get(routes::ice))
         .route("/api/swarm", get(routes::swarm))
@@ -447,7 +454,15 @@ pub async fn run_until(
         background.spawn(task);
     }
     let media_dir = match &config.library {
-        Some(library) => library.clone(),
+        Some(library) => {
+            // A library that cannot be read at all stops the start, as a
+            // bad flag would; anything later is logged and rescanned.
+            std::fs::read_dir(library).map_err(|source| PublishError::Io {
+                path: library.clone(),
+                source,
+            })?;
+            library.clone()
+        }
         None => {
             let cache = config.cache_dir.clone();
             tokio::task::spawn_blocking(move || demo::ensure(&cache))
@@ -459,19 +474,68 @@ pub async fn run_until(
                 })?
         }
     };
-    let catalog = publish::publish_mirrored(
-        media_dir.clone(),
-        base.clone(),
-        config.web_seed_mirrors.clone(),
-    )
-    .await?;
+    let paths = Paths {
+        media_dir: media_dir.clone(),
+        web_dir: config.web_dir.clone(),
+    };
+    let state = AppState::with_player(
+        catalog::Catalog::default(),
+        paths,
+        config.limits.clone(),
+        config.player.clone(),
+    );
+    // Published swarms only: none until the catalog is published, and
+    // from then on exactly its tracks (`AppState::publish`).
+    state
+        .hub()
+        .tracker
+        .set_access(config.swarms.access(&catalog::Catalog::default()));
+    match &config.library {
+        Some(library) => {
+            let index = config
+                .index
+                .clone()
+                .unwrap_or_else(|| library::default_index_path(library, &config.cache_dir));
+            tracing::info!(index = %index.display(), "library index");
+            let (ready, published) = tokio::sync::oneshot::channel();
+            let live = {
+                let (library, base) = (library.clone(), base.clone());
+                let mirrors = config.web_seed_mirrors.clone();
+                tokio::task::spawn_blocking(move || {
+                    library::Library::new(library, base, index::Index::load(index), library::QUIET)
+                        .with_mirrors(mirrors)
+                })
+                .await
+                .map_err(|e| ServerError::Publish(PublishError::Task(e.to_string())))?
+            };
+            background.spawn(library::keep_published(state.clone(), live, ready));
+            if tokio::time::timeout(INITIAL_PUBLISH, published)
+                .await
+                .is_err()
+            {
+                let status = state.metrics.library.status();
+                tracing::info!(
+                    tracks = status.tracks,
+                    queued_files = status.queued_files,
+                    queued_bytes = status.queued_bytes,
+                    "still hashing the library: serving what is published; the rest follows \
+                     (progress at /api/library and in this log)"
+                );
+            }
+        }
+        None => state.publish(
+            publish::publish_mirrored(
+                media_dir.clone(),
+                base.clone(),
+                config.web_seed_mirrors.clone(),
+            )
+            .await?,
+        ),
+    }
+    let catalog = state.catalog();
     if catalog.tracks().is_empty() {
         tracing::warn!(library = %media_dir.display(), "no audio files to publish");
     }
-    let paths = Paths {
-        media_dir,
-        web_dir: config.web_dir.clone(),
-    };
     tracing::info!(
         %local,
         %base,
@@ -481,10 +545,7 @@ pub async fn run_until(
         "serving"
     );
     #[cfg(feature = "native-peer")]
-    let catalog_for_seed = catalog.clone();
-    let access = config.swarms.access(&catalog);
-    let state = AppState::with_player(catalog, paths, config.limits, config.player.clone());
-    state.hub().tracker.set_access(access);
+    let catalog_for_seed = (*catalog).clone();
     if let Some(options) = &config.redis {
         background.spawn(redis_cluster::start(&state, options)?);
     }
@@ -525,6 +586,10 @@ pub async fn run_until(
     background.abort_all();
     served
 }
+
+/// How long the start waits for the library to be published before it
+/// opens the port anyway, serving what is published so far.
+pub const INITIAL_PUBLISH: Duration = Duration::from_secs(5);
 
 /// How often the certificate files are checked for a renewal.
 const CERTIFICATE_CHECK: Duration = Duration::from_secs(5);

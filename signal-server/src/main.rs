@@ -134,6 +134,11 @@ struct ServeArgs {
     /// Music folder to publish (mp3, ogg, opus, flac, m4a, wav); none: a synthesized demo track.
     #[arg(long, env = "FANSWARM_LIBRARY")]
     library: Option<PathBuf>,
+    /// The library's index: what was hashed, so a restart hashes only new
+    /// and changed files [default: LIBRARY/.fanswarm-index if the library
+    /// is writable, else a file under the cache dir].
+    #[arg(long, env = "FANSWARM_INDEX")]
+    index: Option<PathBuf>,
     /// Address to listen on (0.0.0.0:8080 accepts other machines, and then
     /// needs --public-url).
     #[arg(long, env = "FANSWARM_LISTEN", default_value = "127.0.0.1:8080")]
@@ -287,7 +292,8 @@ struct PublishArgs {
     /// Tracker URL (repeatable), e.g. wss://music.example/announce.
     #[arg(long = "tracker", env = "FANSWARM_TRACKERS", value_delimiter = ',')]
     trackers: Vec<String>,
-    /// Web seed URL (repeatable); one ending in `/` gets the file name appended.
+    /// Web seed URL (repeatable); one ending in `/` gets the file's path
+    /// appended (under the folder given, for a folder).
     #[arg(long = "webseed", env = "FANSWARM_WEBSEEDS", value_delimiter = ',')]
     webseeds: Vec<String>,
     /// Server base URL used in the printed embed snippet.
@@ -409,6 +415,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = signal_server::Config {
         listen: args.listen,
         library: args.library,
+        index: args.index,
         web_dir: args.web_dir,
         cache_dir,
         public_url: args.public_url,
@@ -548,24 +555,58 @@ fn default_cache_dir() -> PathBuf {
 }
 
 fn publish_files(args: &PublishArgs) -> anyhow::Result<()> {
+    // Each file with its path under the folder named (its web seed URL
+    // under a `/` base), or its bare name when named itself.
     let mut files = Vec::new();
     for path in &args.paths {
         if path.is_dir() {
-            files.extend(publish::find_audio_files(path)?);
+            for file in publish::find_audio_files(path)? {
+                let relative = publish::relative_path(path, &file)?;
+                files.push((file, relative));
+            }
         } else {
-            files.push(path.clone());
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: not a UTF-8 file name", path.display()))?;
+            files.push((path.clone(), name.to_owned()));
         }
     }
     anyhow::ensure!(!files.is_empty(), "no audio files found");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for file in files {
-        publish_one(args, &file)?;
+    // Torrent file names written by this run, compared without case (the
+    // output folder may not tell `A` from `a`): a second `intro.mp3` must
+    // not overwrite the first one's torrent.
+    let mut written = std::collections::HashSet::new();
+    for (file, relative) in files {
+        let stem = relative.replace('/', " - ");
+        let mut out = format!("{stem}.torrent");
+        let mut n = 1;
+        while !written.insert(out.to_lowercase()) {
+            n += 1;
+            out = format!("{stem} ({n}).torrent");
+        }
+        if n > 1 {
+            eprintln!(
+                "{}: another file's torrent is named {stem}.torrent already; writing {out}",
+                file.display()
+            );
+        }
+        publish_one(args, &file, &relative, &out)?;
     }
     Ok(())
 }
 
-fn publish_one(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
+/// Hashes `file` and writes its torrent as `out_name` in `--out`; a web
+/// seed ending in `/` gets `relative` (the file's path under the folder
+/// named on the command line) appended.
+fn publish_one(
+    args: &PublishArgs,
+    file: &Path,
+    relative: &str,
+    out_name: &str,
+) -> anyhow::Result<()> {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -577,7 +618,7 @@ fn publish_one(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|url| {
                 if url.ends_with('/') {
-                    format!("{url}{}", encode_path(name))
+                    format!("{url}{}", encode_path(relative))
                 } else {
                     url.clone()
                 }
@@ -595,10 +636,10 @@ fn publish_one(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
     }
     let metainfo = publish::make_torrent(file, &options, |done| bar.set_position(done))?;
     bar.finish_and_clear();
-    let out = args.out.join(format!("{name}.torrent"));
+    let out = args.out.join(out_name);
     std::fs::write(&out, metainfo.to_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
-    let links = Links::new(&args.public_url, &metainfo.info_hash, name);
+    let links = Links::new(&args.public_url, &metainfo.info_hash, relative);
     println!("{}", out.display());
     println!("  info hash: {}", metainfo.info_hash);
     println!("  magnet:    {}", metainfo.magnet());

@@ -48,6 +48,8 @@ pub struct Metrics {
     redis_relayed: Family<KindLabel, Counter>,
     /// `--redis`: offers and answers from other instances not delivered, by why.
     redis_undeliverable: Family<ReasonLabel, Counter>,
+    /// `serve --library`: hashing progress and totals.
+    pub library: crate::library::LibraryProgress,
 }
 
 /// Labels of the Redis relay counter: `kind`.
@@ -71,6 +73,7 @@ impl Default for Metrics {
             redis_dropped: Family::default(),
             redis_relayed: Family::default(),
             redis_undeliverable: Family::default(),
+            library: crate::library::LibraryProgress::default(),
         };
         registry.register(
             "tracker_connections",
@@ -132,6 +135,42 @@ impl Default for Metrics {
             "redis_undeliverable",
             "Offers and answers from other instances that could not be delivered",
             m.redis_undeliverable.clone(),
+        );
+        let library = &m.library;
+        registry.register(
+            "library_tracks",
+            "Tracks published from the library",
+            library.tracks.clone(),
+        );
+        registry.register(
+            "library_queued_files",
+            "Library files waiting to be hashed",
+            library.queued_files.clone(),
+        );
+        registry.register(
+            "library_queued_bytes",
+            "Bytes of library files waiting to be hashed",
+            library.queued_bytes.clone(),
+        );
+        registry.register(
+            "library_settling_files",
+            "Library files written too recently to be hashed yet",
+            library.settling_files.clone(),
+        );
+        registry.register(
+            "library_hashed_files",
+            "Library files hashed since the server started",
+            library.hashed_files.clone(),
+        );
+        registry.register(
+            "library_hashed_bytes",
+            "Library bytes hashed since the server started",
+            library.hashed_bytes.clone(),
+        );
+        registry.register(
+            "library_reused_files",
+            "Library files published from the index without being read",
+            library.reused_files.clone(),
         );
         Metrics { registry, ..m }
     }

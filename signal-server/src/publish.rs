@@ -20,11 +20,14 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
 
 use crate::catalog::{Catalog, Links, Track};
+use crate::index::{Index, Stamp, StoredTags};
+use crate::library::{Library, LibraryProgress};
 use crate::tags::TrackTags;
 
 /// File extensions published as tracks (compared case-insensitively).
@@ -69,6 +72,10 @@ pub enum PublishError {
     /// A file name that is not UTF-8 cannot be named in a torrent or a URL.
     #[error("{0}: file name is not UTF-8")]
     NotUtf8(PathBuf),
+    /// Every unique name tried for a file whose name and bytes another
+    /// track has was taken too.
+    #[error("{0}: no unique torrent name left (thousands of identical files?)")]
+    NoUniqueName(PathBuf),
     /// The blocking publishing task panicked or was cancelled.
     #[error("publishing task failed: {0}")]
     Task(String),
@@ -155,14 +162,7 @@ pub fn make_torrent(
         .ok_or_else(|| PublishError::NotUtf8(path.to_path_buf()))?;
     let mut file = File::open(path).map_err(io_error)?;
     let length = file.metadata().map_err(io_error)?.len();
-    let mut builder = TorrentBuilder::single_file(name, length)
-        .created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
-    for tracker in &options.trackers {
-        builder = builder.tracker(tracker.clone());
-    }
-    for seed in &options.web_seeds {
-        builder = builder.web_seed(seed.clone());
-    }
+    let builder = builder(name, length, options);
     let mut hasher = builder.hasher().map_err(torrent_error)?;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -185,8 +185,10 @@ pub fn make_torrent(
 }
 
 /// Publishes every audio file under `library` as served from `base`:
-/// announce = our tracker, url-list = our web seed. Files that fail are
-/// logged and skipped so one bad file does not keep the server down.
+/// announce = our tracker, url-list = our web seed, every file hashed now
+/// (no index, no waiting for files to settle). Files that fail are logged
+/// and skipped so one bad file does not keep the server down. `serve`
+/// keeps its library live instead ([`crate::library`]).
 pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
     publish_mirrored(library, base, Vec::new()).await
 }
@@ -201,60 +203,75 @@ pub async fn publish_mirrored(
     mirrors: Vec<String>,
 ) -> Result<Catalog, PublishError> {
     tokio::task::spawn_blocking(move || {
-        let files = find_audio_files(&library)?;
-        let mut tracks = Vec::with_capacity(files.len());
-        for path in files {
-            match publish_file(&library, &path, &base, &mirrors) {
-                Ok(track) => tracks.push(track),
-                Err(e) => tracing::warn!(%e, "skipping track"),
-            }
+        let mut library =
+            Library::new(library, base, Index::in_memory(), Duration::ZERO).with_mirrors(mirrors);
+        let plan = library.scan(std::time::SystemTime::now())?;
+        for queued in plan.queue {
+            library.hash(&queued, &LibraryProgress::default());
         }
-        Ok(Catalog::new(tracks))
+        Ok(library.catalog())
     })
     .await
     .map_err(|e| PublishError::Task(e.to_string()))?
 }
 
-/// One file of the library, as a [`Track`].
-fn publish_file(
-    library: &Path,
-    path: &Path,
-    base: &str,
-    mirrors: &[String],
-) -> Result<Track, PublishError> {
-    let relative = path
+/// The `/`-separated path of `path` under `library`.
+pub fn relative_path(library: &Path, path: &Path) -> Result<String, PublishError> {
+    Ok(path
         .strip_prefix(library)
         .unwrap_or(path)
         .components()
         .map(|c| c.as_os_str().to_str())
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| PublishError::NotUtf8(path.to_path_buf()))?
-        .join("/");
-    // The tracker and web seed URLs go into the torrent; the links that
-    // name the info hash can only be made once it is built.
-    let options = TorrentOptions {
+        .join("/"))
+}
+
+/// What goes into the torrent of the file at `relative` for a server at
+/// `base`: our tracker, our web seed URL of that file, then the file under
+/// each of `mirrors` (base URLs ending in `/`: a CDN, an object store).
+pub fn options_for(base: &str, mirrors: &[String], relative: &str) -> TorrentOptions {
+    TorrentOptions {
         trackers: vec![Links::tracker_url(base)],
-        web_seeds: std::iter::once(Links::media_url(base, &relative))
+        web_seeds: std::iter::once(Links::media_url(base, relative))
             .chain(
                 mirrors
                     .iter()
-                    .map(|m| format!("{m}{}", crate::catalog::encode_path(&relative))),
+                    .map(|m| format!("{m}{}", crate::catalog::encode_path(relative))),
             )
             .collect(),
-    };
-    let metainfo = make_torrent(path, &options, |_| {})?;
-    let links = Links::new(base, &metainfo.info_hash, &relative);
-    let mut tags = crate::tags::read(path).unwrap_or_else(|e| {
-        tracing::warn!(
-            track = %relative,
-            error = %e,
-            "tags not read: published under its file name, with no duration or cover"
-        );
-        TrackTags::default()
-    });
-    if tags.cover.is_some() {
-        tags.cover_url = Some(links.cover_url.clone());
     }
+}
+
+/// The [`Track`] of the file at `relative` under `library` whose torrent
+/// is `metainfo`: its links, and its tags: `stored` ones (from the index,
+/// no cover picture in memory), else read from the file.
+pub fn track_of(
+    library: &Path,
+    relative: &str,
+    base: &str,
+    metainfo: &Metainfo,
+    stamp: Option<Stamp>,
+    stored: Option<&StoredTags>,
+) -> Track {
+    let links = Links::new(base, &metainfo.info_hash, relative);
+    let tags = match stored {
+        Some(stored) => stored.to_tags(&links.cover_url),
+        None => {
+            let mut tags = crate::tags::read(&library.join(relative)).unwrap_or_else(|e| {
+                tracing::warn!(
+                    track = %relative,
+                    error = %e,
+                    "tags not read: published under its file name, with no duration or cover"
+                );
+                TrackTags::default()
+            });
+            if tags.cover.is_some() {
+                tags.cover_url = Some(links.cover_url.clone());
+            }
+            tags
+        }
+    };
     let magnet = metainfo.magnet().to_string();
     tracing::info!(
         track = %relative,
@@ -267,7 +284,7 @@ fn publish_file(
         embed = %links.embed_html,
         "published"
     );
-    Ok(Track {
+    Track {
         name: metainfo.info.name.clone(),
         info_hash: metainfo.info_hash,
         length: metainfo.info.files.iter().map(|f| f.length).sum(),
@@ -279,13 +296,74 @@ fn publish_file(
         embed_script_html: links.embed_script_html,
         torrent: Bytes::from(metainfo.to_bytes()),
         tags,
-        path: relative,
-    })
+        path: relative.to_owned(),
+        stamp,
+    }
+}
+
+/// The torrent of a file already hashed: `pieces` under `name`, with
+/// `options`' tracker and web seed. Its info hash is the one the hashing
+/// gave: the info dictionary holds only name, length, piece length and
+/// pieces.
+pub fn torrent_from_pieces(
+    name: &str,
+    length: u64,
+    piece_length: u32,
+    pieces: &[[u8; 20]],
+    options: &TorrentOptions,
+) -> Result<Metainfo, MetainfoError> {
+    builder(name, length, options)
+        .piece_length(piece_length)
+        .build(pieces)
+}
+
+fn builder(name: &str, length: u64, options: &TorrentOptions) -> TorrentBuilder {
+    let mut builder = TorrentBuilder::single_file(name, length)
+        .created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
+    for tracker in &options.trackers {
+        builder = builder.tracker(tracker.clone());
+    }
+    for seed in &options.web_seeds {
+        builder = builder.web_seed(seed.clone());
+    }
+    builder
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn mirrors_follow_our_web_seed_in_every_torrent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("An Album")).unwrap();
+        std::fs::write(dir.path().join("An Album/01 a#b.wav"), [1u8; 5000]).unwrap();
+        let mirrors = vec![
+            "https://cdn.example/music/".to_owned(),
+            "http://bucket.example/".to_owned(),
+        ];
+        let catalog = publish_mirrored(dir.path().to_path_buf(), "http://h:1".into(), mirrors)
+            .await
+            .unwrap();
+        let track = catalog.tracks().first().expect("published");
+        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
+        assert_eq!(
+            meta.url_list,
+            vec![
+                "http://h:1/media/An%20Album/01%20a%23b.wav",
+                "https://cdn.example/music/An%20Album/01%20a%23b.wav",
+                "http://bucket.example/An%20Album/01%20a%23b.wav",
+            ]
+        );
+        let plain = publish_library(dir.path().to_path_buf(), "http://h:1".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            plain.tracks()[0].info_hash,
+            track.info_hash,
+            "mirrors are outside the info dictionary: the same swarm"
+        );
+    }
 
     #[test]
     fn finds_audio_files_recursively_and_skips_the_rest() {
@@ -362,38 +440,6 @@ mod tests {
         assert_eq!(track.name, "broken.mp3");
         assert_eq!(track.tags.title, None);
         assert_eq!(track.tags.cover_url, None);
-    }
-
-    #[tokio::test]
-    async fn mirrors_follow_our_web_seed_in_every_torrent() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("An Album")).unwrap();
-        std::fs::write(dir.path().join("An Album/01 a#b.wav"), [1u8; 5000]).unwrap();
-        let mirrors = vec![
-            "https://cdn.example/music/".to_owned(),
-            "http://bucket.example/".to_owned(),
-        ];
-        let catalog = publish_mirrored(dir.path().to_path_buf(), "http://h:1".into(), mirrors)
-            .await
-            .unwrap();
-        let track = catalog.tracks().first().expect("published");
-        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
-        assert_eq!(
-            meta.url_list,
-            vec![
-                "http://h:1/media/An%20Album/01%20a%23b.wav",
-                "https://cdn.example/music/An%20Album/01%20a%23b.wav",
-                "http://bucket.example/An%20Album/01%20a%23b.wav",
-            ]
-        );
-        let plain = publish_library(dir.path().to_path_buf(), "http://h:1".into())
-            .await
-            .unwrap();
-        assert_eq!(
-            plain.tracks()[0].info_hash,
-            track.info_hash,
-            "mirrors are outside the info dictionary: the same swarm"
-        );
     }
 
     #[test]

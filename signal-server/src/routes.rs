@@ -16,10 +16,12 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::catalog::Track;
+use crate::index::Stamp;
 use crate::metrics::CONTENT_TYPE;
 use crate::offload::Today;
 use crate::publish::audio_mime;
 use crate::state::AppState;
+use crate::tags::Cover;
 
 /// `GET /media/<path>`: the web seed (BEP 19).
 ///
@@ -27,7 +29,8 @@ use crate::state::AppState;
 /// must be one the catalog holds (so no dotfile, no other file of the
 /// library, no `..`, encoded or not, and no symbolic link: the publisher
 /// follows none), else 404. A file that has been replaced by a symbolic
-/// link since it was published is not followed either. Ranges, 206, 416
+/// link since it was published is not followed either, and one written
+/// since it was hashed is not served until it is published again. Ranges, 206, 416
 /// are tower-http's `ServeFile`; `Content-Type` is ours
 /// ([`audio_mime`]: `audio/mp4` for `.m4a`, not mime_guess's `audio/m4a`);
 /// every body byte is counted ([`count_body`]).
@@ -36,12 +39,19 @@ pub async fn media(
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(track) = state.catalog.by_path(&path) else {
+    let catalog = state.catalog();
+    let Some(track) = catalog.by_path(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let file = state.paths.media_dir.join(&track.path);
     match tokio::fs::symlink_metadata(&file).await {
-        Ok(meta) if meta.file_type().is_file() => {}
+        // A file written since it was hashed no longer has the bytes its
+        // torrent names: not served until its new version is published.
+        Ok(meta)
+            if meta.file_type().is_file()
+                && track
+                    .stamp
+                    .is_none_or(|stamp| Stamp::of(&meta) == Some(stamp)) => {}
         _ => return StatusCode::NOT_FOUND.into_response(),
     }
     let Ok(mut response) = ServeFile::new(file).oneshot(request).await;
@@ -62,12 +72,18 @@ pub async fn cover(State(state): State<AppState>, Path(hex): Path<String>) -> Re
     let Ok(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    let Some(cover) = state
-        .catalog
-        .get(&info_hash)
-        .and_then(|t| t.tags.cover.as_ref())
-    else {
+    let catalog = state.catalog();
+    let Some(track) = catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let cover = match (&track.tags.cover, &track.tags.cover_url) {
+        (Some(cover), _) => cover.clone(),
+        // Published from the index: the picture is read when asked for.
+        (None, Some(_)) => match read_cover(&state, track).await {
+            Some(cover) => cover,
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+        (None, None) => return StatusCode::NOT_FOUND.into_response(),
     };
     (
         [
@@ -75,9 +91,28 @@ pub async fn cover(State(state): State<AppState>, Path(hex): Path<String>) -> Re
             (header::CACHE_CONTROL, COVER_CACHE),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        cover.bytes.clone(),
+        cover.bytes,
     )
         .into_response()
+}
+
+/// The cover picture in the file of `track`, if the file is still the one
+/// published (a regular file with the stamp it was hashed with).
+async fn read_cover(state: &AppState, track: &Track) -> Option<Cover> {
+    let file = state.paths.media_dir.join(&track.path);
+    let published = track.stamp;
+    tokio::task::spawn_blocking(move || {
+        let meta = std::fs::symlink_metadata(&file).ok()?;
+        let unchanged = meta.file_type().is_file()
+            && published.is_none_or(|stamp| Stamp::of(&meta) == Some(stamp));
+        if !unchanged {
+            return None;
+        }
+        crate::tags::read(&file).ok()?.cover
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// `Cache-Control` of a cover picture (see [`cover`]).
@@ -89,7 +124,7 @@ pub async fn track(State(state): State<AppState>, Path(hex): Path<String>) -> Re
     let Ok(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    match state.catalog.get(&info_hash) {
+    match state.catalog().get(&info_hash) {
         Some(track) => Json(track.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -114,7 +149,8 @@ pub async fn torrent(
     let Ok(info_hash) = InfoHash::from_hex(hex) else {
         return (StatusCode::BAD_REQUEST, "not an info hash").into_response();
     };
-    let Some(track) = state.catalog.get(&info_hash) else {
+    let catalog = state.catalog();
+    let Some(track) = catalog.get(&info_hash) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let etag = etag_of(&track.torrent);
@@ -157,7 +193,18 @@ pub async fn ice(State(state): State<AppState>) -> Response {
 
 /// `GET /api/tracks`: every published track with its links.
 pub async fn tracks(State(state): State<AppState>) -> Json<Vec<Track>> {
-    Json(state.catalog.tracks().to_vec())
+    Json(state.catalog().tracks().to_vec())
+}
+
+/// `GET /api/library`: how far publishing the library has come (files
+/// and bytes waiting to be hashed, files settling after a write) and its
+/// totals since the start (hashed, reused from the index).
+pub async fn library(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(state.metrics.library.status()),
+    )
+        .into_response()
 }
 
 /// What `GET /api/swarm` answers: the demo page's live panel.
@@ -187,7 +234,7 @@ pub async fn swarm(State(state): State<AppState>) -> Json<SwarmReport> {
     let today = state.offload.today(state.today());
     let hub = state.hub();
     let tracks = state
-        .catalog
+        .catalog()
         .tracks()
         .iter()
         .map(|t| {

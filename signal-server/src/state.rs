@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::ws::Message;
-use fanswarm_tracker::{ClusterOut, ConnectionId, Limits, Tracker};
+use fanswarm_tracker::{Access, ClusterOut, ConnectionId, Limits, Tracker};
 use swarm::time::Time;
 use tokio::sync::mpsc;
 
@@ -39,8 +39,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Today's web-seed and fan-to-fan bytes, for `/api/swarm`.
     pub offload: Offload,
-    /// Published tracks.
-    pub catalog: Catalog,
+    /// Published tracks: replaced whole as the library changes
+    /// ([`AppState::publish`]); a request holds the one it started with.
+    catalog: RwLock<Arc<Catalog>>,
     /// File locations.
     pub paths: Paths,
     /// The player's code names (hashed by `scripts/build-web`), read at start.
@@ -105,7 +106,7 @@ impl AppState {
             }),
             metrics: Metrics::default(),
             offload: Offload::default(),
-            catalog,
+            catalog: RwLock::new(Arc::new(catalog)),
             assets: WebAssets::load(&paths.web_dir),
             paths,
             addresses: AddressTable::new(
@@ -119,6 +120,27 @@ impl AppState {
             next_connection: AtomicU64::new(1),
             shutdown: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// The published tracks now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.0.catalog.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Publishes `catalog` in place of the current one: tracks no longer
+    /// in it are not served from now on, and, when the tracker admits only
+    /// published swarms, their swarms are refused at the next announce.
+    pub fn publish(&self, catalog: Catalog) {
+        let hashes: Vec<_> = catalog.tracks().iter().map(|t| t.info_hash).collect();
+        self.metrics
+            .library
+            .tracks
+            .set(i64::try_from(hashes.len()).unwrap_or(i64::MAX));
+        *self.0.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        let mut hub = self.hub();
+        if matches!(hub.tracker.access(), Access::Only(_)) {
+            hub.tracker.set_access(Access::only(hashes));
+        }
     }
 
     /// Starts the shutdown: listeners stop accepting, responses under way

@@ -155,7 +155,7 @@ fn handle_frame(state: &AppState, id: ConnectionId, frame: &[u8]) {
     match &request {
         Ok(ClientMessage::Announce(a)) => {
             state.metrics.announces.inc();
-            if let (Some(uploaded), Some(track)) = (a.uploaded, state.catalog.get(&a.info_hash)) {
+            if let (Some(uploaded), Some(track)) = (a.uploaded, state.catalog().get(&a.info_hash)) {
                 let day = state.today();
                 let length = track.length;
                 state

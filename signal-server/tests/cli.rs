@@ -73,6 +73,57 @@ fn publish_writes_torrents_and_prints_magnet_and_embed() {
     );
 }
 
+/// Two `intro.mp3` (one in a folder, one named on its own) and two names
+/// that differ only in case: every file gets its own torrent file, none
+/// overwrites another, and a folder's files keep their paths in the web
+/// seed URL.
+#[test]
+fn publish_writes_one_torrent_per_file_even_when_names_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    std::fs::create_dir_all(music.join("b")).unwrap();
+    std::fs::create_dir_all(dir.path().join("loose")).unwrap();
+    std::fs::write(music.join("b/intro.mp3"), vec![1u8; 50_000]).unwrap();
+    std::fs::write(music.join("Song.mp3"), vec![2u8; 50_000]).unwrap();
+    std::fs::write(music.join("song.mp3"), vec![3u8; 50_000]).unwrap();
+    let loose = dir.path().join("loose/b - intro.mp3");
+    std::fs::write(&loose, vec![4u8; 50_000]).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new(BIN)
+        .arg("publish")
+        .arg(&music)
+        .arg(&loose)
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--webseed", "https://cdn.example/music/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "Song.mp3.torrent",
+            "b - intro.mp3 (2).torrent",
+            "b - intro.mp3.torrent",
+            "song.mp3 (2).torrent",
+        ]
+    );
+    assert!(stderr.contains("writing song.mp3 (2).torrent"), "{stderr}");
+    let torrent = std::fs::read(out_dir.join("b - intro.mp3.torrent")).unwrap();
+    let m = Metainfo::from_bytes(&torrent).unwrap();
+    assert_eq!(m.url_list, ["https://cdn.example/music/b/intro.mp3"]);
+    let torrent = std::fs::read(out_dir.join("b - intro.mp3 (2).torrent")).unwrap();
+    let m = Metainfo::from_bytes(&torrent).unwrap();
+    assert_eq!(m.info.files[0].length, 50_000);
+    assert_eq!(m.url_list, ["https://cdn.example/music/b%20-%20intro.mp3"]);
+}
+
 #[test]
 fn publish_without_audio_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -243,7 +243,8 @@ async fn no_path_escapes_the_library_or_web_dir() {
 #[tokio::test]
 async fn torrent_route_serves_the_metainfo() {
     let f = fixture().await;
-    let track = &f.state.catalog.tracks()[0];
+    let catalog = f.state.catalog();
+    let track = &catalog.tracks()[0];
     let path = format!("/t/{}.torrent", track.info_hash.to_hex());
     let (res, body) = get(&f.state, &path, &[]).await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -32,6 +32,7 @@ async fn start_with_track() -> (std::net::SocketAddr, AppState) {
         torrent: Bytes::from_static(b"d"),
         tags: Default::default(),
         path: String::new(),
+        stamp: None,
     };
     let dir = std::env::temp_dir();
     let state = AppState::new(

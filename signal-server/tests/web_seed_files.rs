@@ -96,8 +96,8 @@ async fn not_served(state: &AppState, path: &str) {
 async fn every_published_track_is_served_at_its_media_url() {
     let library = Library::new();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
-    for track in state.catalog.tracks() {
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
+    for track in state.catalog().tracks() {
         let path = track
             .media_url
             .strip_prefix("http://music.example")
@@ -118,7 +118,7 @@ async fn a_dotfile_is_neither_published_nor_served() {
     std::fs::create_dir_all(library.dir().join(".cache")).unwrap();
     std::fs::write(library.dir().join(".cache/x.mp3"), SECRET).unwrap();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
     for path in [
         "/media/.hidden.mp3",
         "/media/%2ehidden.mp3",
@@ -135,7 +135,7 @@ async fn a_file_that_is_not_audio_is_neither_published_nor_served() {
     std::fs::write(library.dir().join("notes.txt"), b"TOP SECRET notes").unwrap();
     std::fs::write(library.dir().join("sub dir/cover.jpg"), b"TOP SECRET jpg").unwrap();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
     not_served(&state, "/media/notes.txt").await;
     not_served(&state, "/media/sub%20dir/cover.jpg").await;
     // A directory is not a file to serve (nor a listing).
@@ -174,7 +174,7 @@ async fn a_symlink_out_of_the_library_is_neither_published_nor_served() {
     symlink("../outside.mp3", library.dir().join("relative.mp3")).unwrap();
     symlink(root.join("outside dir"), library.dir().join("linked dir")).unwrap();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
     for path in [
         "/media/linked.mp3",
         "/media/relative.mp3",
@@ -192,7 +192,7 @@ async fn a_symlink_to_a_track_inside_the_library_is_skipped() {
     let library = Library::new();
     symlink("song.mp3", library.dir().join("alias.mp3")).unwrap();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
     not_served(&state, "/media/alias.mp3").await;
     assert_eq!(get(&state, "/media/song.mp3").await.1, SONG);
 }
@@ -207,7 +207,7 @@ async fn a_symlinked_directory_loop_does_not_hang_publishing() {
     symlink("b.mp3", library.dir().join("a.mp3")).unwrap();
     symlink("a.mp3", library.dir().join("b.mp3")).unwrap();
     let state = library.publish().await;
-    assert_eq!(published(&state.catalog), ["song.mp3", "sub dir/b.ogg"]);
+    assert_eq!(published(&state.catalog()), ["song.mp3", "sub dir/b.ogg"]);
     not_served(&state, "/media/loop/song.mp3").await;
     not_served(&state, "/media/sub%20dir/up/song.mp3").await;
     not_served(&state, "/media/a.mp3").await;

@@ -481,5 +481,6 @@ fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
         torrent: metainfo.to_bytes().into(),
         tags: signal_server::tags::read(path).unwrap_or_default(),
         path: name,
+        stamp: None,
     })
 }

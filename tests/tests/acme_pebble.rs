@@ -54,6 +54,7 @@ async fn certificates_from_pebble_are_served_renewed_and_cached() -> anyhow::Res
     let config = signal_server::Config {
         listen,
         library: Some(library.path().to_path_buf()),
+        index: None,
         web_dir: web_dir(),
         cache_dir: cache.path().to_path_buf(),
         public_url: None,

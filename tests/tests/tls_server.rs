@@ -47,6 +47,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
     let config = signal_server::Config {
         listen,
         library: Some(library.path().to_path_buf()),
+        index: None,
         web_dir: web_dir(),
         cache_dir: dir.path().join("cache"),
         public_url: None,

@@ -1,0 +1,739 @@
+//! The live library: what `serve --library` publishes, kept in step with
+//! the folder while the server runs.
+//!
+//! The model: the folder is scanned (a walk and a `stat` per file, no
+//! reading), and each audio file is in exactly one of these states:
+//! - **published**: its torrent is in the catalog, made from the bytes it
+//!   has now (its size and modification time, its [`Stamp`], are the ones
+//!   hashed);
+//! - **reused**: unchanged since an earlier run by the [`Index`]: its
+//!   torrent is rebuilt from the stored piece hashes and published at
+//!   once, without reading the file;
+//! - **settling**: written less than [`QUIET`] ago; left alone until it
+//!   has been still that long, so a file being copied in is never
+//!   published half-written;
+//! - **queued**: to be hashed; published, and appended to the index, the
+//!   moment its hashing ends.
+//!
+//! A file that changes is withdrawn at the scan that sees it (not served,
+//! its swarm not admitted) and published again under its new info hash
+//! once hashed; a file that disappears is withdrawn. Scans run at start,
+//! after every burst of filesystem events (`notify`: inotify on Linux) and,
+//! if the watch cannot be set up, every [`POLL`].
+//!
+//! Because a file is hashed only once it has been still for [`QUIET`], a
+//! write after its hashing always moves its modification time: the index
+//! can trust size and mtime.
+//!
+//! **Unique identities.** A torrent's info hash covers its name and its
+//! bytes, so two files with the same name and the same bytes in different
+//! folders (`a/intro.mp3`, `b/intro.mp3`) would be one swarm and one
+//! catalog entry. The one published second gets its folder in its
+//! torrent's name (`intro (b).mp3`), hence its own info hash; both are
+//! published and the log says so. The name is kept in the index, so each
+//! keeps its identity across restarts. Other would-be clashes cannot
+//! happen: `/media/` URLs are the library paths themselves (names that
+//! differ only in case or in Unicode normalization are different paths,
+//! and different URLs), and tags name nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use swarm::InfoHash;
+use swarm::metainfo::Metainfo;
+
+use crate::catalog::{Catalog, Track};
+use crate::index::{Entry, Index, Stamp, StoredTags};
+use crate::publish::{self, PublishError};
+use crate::state::AppState;
+
+/// How long a file must have been still before it is hashed.
+pub const QUIET: Duration = Duration::from_secs(1);
+/// How often the folder is scanned when it cannot be watched.
+pub const POLL: Duration = Duration::from_secs(30);
+/// How long after a filesystem event the scan waits for more of them.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often hashing logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How many unique names are tried for one file before it is skipped.
+const MAX_VARIANTS: u32 = 10_000;
+/// How often the catalog is republished while hashing.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Hashing progress and totals, exported at `/metrics` (`fanswarm_library_*`)
+/// and `/api/library`.
+#[derive(Debug, Clone, Default)]
+pub struct LibraryProgress {
+    /// Tracks published now.
+    pub tracks: Gauge,
+    /// Files waiting to be hashed (the one being hashed included).
+    pub queued_files: Gauge,
+    /// Bytes of those not hashed yet.
+    pub queued_bytes: Gauge,
+    /// Files written too recently to be hashed yet.
+    pub settling_files: Gauge,
+    /// Files hashed since the server started.
+    pub hashed_files: Counter,
+    /// Bytes hashed since the server started.
+    pub hashed_bytes: Counter,
+    /// Files published from the index without being read.
+    pub reused_files: Counter,
+}
+
+/// What `/api/library` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LibraryStatus {
+    /// Tracks published now.
+    pub tracks: u64,
+    /// Files waiting to be hashed.
+    pub queued_files: u64,
+    /// Bytes waiting to be hashed.
+    pub queued_bytes: u64,
+    /// Files written too recently to be hashed yet.
+    pub settling_files: u64,
+    /// Files hashed since the server started.
+    pub hashed_files: u64,
+    /// Bytes hashed since the server started.
+    pub hashed_bytes: u64,
+    /// Files published from the index without being read.
+    pub reused_files: u64,
+}
+
+impl LibraryProgress {
+    /// The figures now.
+    pub fn status(&self) -> LibraryStatus {
+        let gauge = |g: &Gauge| u64::try_from(g.get()).unwrap_or(0);
+        LibraryStatus {
+            tracks: gauge(&self.tracks),
+            queued_files: gauge(&self.queued_files),
+            queued_bytes: gauge(&self.queued_bytes),
+            settling_files: gauge(&self.settling_files),
+            hashed_files: self.hashed_files.get(),
+            hashed_bytes: self.hashed_bytes.get(),
+            reused_files: self.reused_files.get(),
+        }
+    }
+}
+
+/// A file to hash: where, and the stamp it had when scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// `/`-separated path under the library.
+    pub path: String,
+    /// Size and modification time at the scan.
+    pub stamp: Stamp,
+}
+
+/// What a scan found to do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Files to hash, in path order.
+    pub queue: Vec<Queued>,
+    /// Files not still long enough yet.
+    pub settling: usize,
+    /// Whether the published set changed (reused, withdrawn).
+    pub changed: bool,
+    /// Files published from the index by this scan.
+    pub reused: u64,
+}
+
+/// The library's blocking half: scans and hashes (run it off the async
+/// threads).
+#[derive(Debug)]
+pub struct Library {
+    root: PathBuf,
+    base: String,
+    /// `--web-seed-mirror` bases, listed after our web seed.
+    mirrors: Vec<String>,
+    index: Index,
+    quiet: Duration,
+    /// Published tracks by path.
+    published: BTreeMap<String, Track>,
+    /// The path publishing each info hash.
+    owners: HashMap<InfoHash, String>,
+    /// Files that could not be published, with the stamp they had: not
+    /// tried again until it changes.
+    failed: HashMap<String, Stamp>,
+    /// Set when the server stops: a scan or a queue under way ends at the
+    /// next file instead of keeping the process alive.
+    stop: Arc<AtomicBool>,
+}
+
+impl Library {
+    /// The library at `root`, published as served from `base`, with
+    /// `index`; files are hashed once still for `quiet`.
+    pub fn new(root: PathBuf, base: String, index: Index, quiet: Duration) -> Self {
+        Library {
+            root,
+            base,
+            mirrors: Vec::new(),
+            index,
+            quiet,
+            published: BTreeMap::new(),
+            owners: HashMap::new(),
+            failed: HashMap::new(),
+            stop: Arc::default(),
+        }
+    }
+
+    /// Each torrent also lists the file under each of `mirrors` (base URLs
+    /// ending in `/`) as a web seed, after ours. The index holds no URL, so
+    /// adding or removing a mirror re-hashes nothing.
+    pub fn with_mirrors(mut self, mirrors: Vec<String>) -> Self {
+        self.mirrors = mirrors;
+        self
+    }
+
+    /// Walks the folder and brings the published set in step with it:
+    /// withdraws what changed or went away, publishes what the index
+    /// knows unchanged, and says what is left to hash.
+    pub fn scan(&mut self, now: SystemTime) -> Result<Plan, PublishError> {
+        let files = publish::find_audio_files(&self.root)?;
+        let mut plan = Plan::default();
+        let mut seen = Vec::with_capacity(files.len());
+        for file in files {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(PublishError::Task("stopped".into()));
+            }
+            let relative = match publish::relative_path(&self.root, &file) {
+                Ok(relative) => relative,
+                Err(e) => {
+                    tracing::warn!(%e, "skipping track");
+                    continue;
+                }
+            };
+            let Some(stamp) = std::fs::symlink_metadata(&file)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+                .and_then(|m| Stamp::of(&m))
+            else {
+                continue;
+            };
+            seen.push(relative.clone());
+            if let Some(track) = self.published.get(&relative) {
+                if track.stamp == Some(stamp) {
+                    continue;
+                }
+                tracing::info!(track = %relative, info_hash = %track.info_hash, "changed: withdrawn until hashed again");
+                self.withdraw(&relative);
+                plan.changed = true;
+            }
+            if let Some(entry) = self.index.lookup(&relative, stamp).cloned() {
+                match self.reuse(&entry, stamp) {
+                    Ok(()) => {
+                        plan.changed = true;
+                        plan.reused += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, track = %relative, "index entry not usable: hashing again")
+                    }
+                }
+            }
+            if self.failed.get(&relative) == Some(&stamp) {
+                continue;
+            }
+            if stamp.age(now) < self.quiet {
+                plan.settling += 1;
+            } else {
+                plan.queue.push(Queued {
+                    path: relative,
+                    stamp,
+                });
+            }
+        }
+        seen.sort_unstable();
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|p| seen.binary_search(p).is_err())
+            .cloned()
+            .collect();
+        self.failed
+            .retain(|path, _| seen.binary_search(path).is_ok());
+        for path in gone {
+            tracing::info!(track = %path, "removed from the library: withdrawn");
+            self.withdraw(&path);
+            plan.changed = true;
+        }
+        Ok(plan)
+    }
+
+    /// Hashes one queued file and publishes it, unless it changed since
+    /// the scan (then the next scan sees it again) or cannot be read
+    /// (logged). `progress.queued_bytes` goes down as it is read.
+    pub fn hash(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let file = self.root.join(&queued.path);
+        let options = publish::options_for(&self.base, &self.mirrors, &queued.path);
+        let mut counted = 0u64;
+        let made = publish::make_torrent(&file, &options, |done| {
+            progress
+                .queued_bytes
+                .dec_by(i64::try_from(done - counted).unwrap_or(0));
+            counted = done;
+        });
+        progress
+            .queued_bytes
+            .dec_by(i64::try_from(queued.stamp.size.saturating_sub(counted)).unwrap_or(0));
+        progress.hashed_files.inc();
+        progress.hashed_bytes.inc_by(counted);
+        let now = std::fs::symlink_metadata(&file)
+            .ok()
+            .and_then(|m| Stamp::of(&m));
+        if now != Some(queued.stamp) {
+            tracing::info!(track = %queued.path, "changed while hashed: hashed again once still");
+            return None;
+        }
+        let metainfo = match made {
+            Ok(metainfo) => metainfo,
+            Err(e) => {
+                tracing::warn!(%e, "skipping track (tried again once the file changes)");
+                self.failed.insert(queued.path.clone(), queued.stamp);
+                return None;
+            }
+        };
+        let metainfo = match self.unique(metainfo, &queued.path) {
+            Ok(metainfo) => metainfo,
+            Err(e) => {
+                tracing::warn!(%e, "skipping track");
+                return None;
+            }
+        };
+        self.insert(&metainfo, &queued.path, queued.stamp, None);
+        let track = self.published.get(&queued.path)?;
+        self.index.record(Entry {
+            path: queued.path.clone(),
+            size: queued.stamp.size,
+            mtime_ns: queued.stamp.mtime_ns,
+            name: metainfo.info.name.clone(),
+            piece_length: metainfo.info.piece_length,
+            pieces: data_encoding::HEXLOWER.encode(metainfo.info.pieces.as_flattened()),
+            tags: Some(StoredTags::of(&track.tags)),
+        });
+        self.published.get(&queued.path)
+    }
+
+    /// Drops index entries of files no longer published and writes the
+    /// index afresh.
+    pub fn compact_index(&mut self) {
+        let published = &self.published;
+        self.index.compact(|e| {
+            published
+                .get(&e.path)
+                .is_some_and(|t| t.stamp.is_some_and(|s| e.matches(s)))
+        });
+    }
+
+    /// The published tracks, in path order.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.published.values().cloned().collect())
+    }
+
+    /// How many tracks are published.
+    pub fn len(&self) -> usize {
+        self.published.len()
+    }
+
+    /// Whether no track is published.
+    pub fn is_empty(&self) -> bool {
+        self.published.is_empty()
+    }
+
+    /// Publishes a file the index knows, from its stored piece hashes.
+    fn reuse(&mut self, entry: &Entry, stamp: Stamp) -> Result<(), String> {
+        let pieces = entry
+            .piece_hashes()
+            .ok_or("piece hashes do not fit the size")?;
+        let options = publish::options_for(&self.base, &self.mirrors, &entry.path);
+        let metainfo = publish::torrent_from_pieces(
+            &entry.name,
+            entry.size,
+            entry.piece_length,
+            &pieces,
+            &options,
+        )
+        .map_err(|e| e.to_string())?;
+        let metainfo = self
+            .unique(metainfo, &entry.path)
+            .map_err(|e| e.to_string())?;
+        self.insert(&metainfo, &entry.path, stamp, entry.tags.as_ref());
+        Ok(())
+    }
+
+    /// `metainfo`, renamed if another published file has its info hash
+    /// (same name, same bytes): `intro (b).mp3` for `b/intro.mp3`, then
+    /// `intro (b) 2.mp3`… until the hash is free.
+    fn unique(&self, metainfo: Metainfo, path: &str) -> Result<Metainfo, PublishError> {
+        let taken = |hash: &InfoHash| self.owners.get(hash).is_some_and(|p| p != path);
+        let Some(first) = self.owners.get(&metainfo.info_hash).filter(|p| *p != path) else {
+            return Ok(metainfo);
+        };
+        let options = publish::options_for(&self.base, &self.mirrors, path);
+        let length = metainfo.info.total_length();
+        for n in 1..=MAX_VARIANTS {
+            let name = variant(path, n);
+            let renamed = publish::torrent_from_pieces(
+                &name,
+                length,
+                metainfo.info.piece_length,
+                &metainfo.info.pieces,
+                &options,
+            )
+            .map_err(|source| PublishError::Torrent {
+                path: self.root.join(path),
+                source,
+            })?;
+            if !taken(&renamed.info_hash) {
+                tracing::warn!(
+                    track = %path,
+                    same_as = %first,
+                    name = %name,
+                    info_hash = %renamed.info_hash,
+                    "the same name and bytes as another track: published under a name of its own"
+                );
+                return Ok(renamed);
+            }
+        }
+        Err(PublishError::NoUniqueName(self.root.join(path)))
+    }
+
+    fn insert(&mut self, metainfo: &Metainfo, path: &str, stamp: Stamp, tags: Option<&StoredTags>) {
+        let track = publish::track_of(&self.root, path, &self.base, metainfo, Some(stamp), tags);
+        self.owners.insert(track.info_hash, path.to_owned());
+        self.published.insert(path.to_owned(), track);
+    }
+
+    fn withdraw(&mut self, path: &str) {
+        if let Some(track) = self.published.remove(path) {
+            self.owners.remove(&track.info_hash);
+        }
+    }
+}
+
+/// The `n`th unique name of the file at `path`: its folder (`a - b` for
+/// `a/b/`) in brackets before the extension, and ` n` after it from the
+/// second on; a file at the top has no folder to add: `intro (2).mp3`.
+fn variant(path: &str, n: u32) -> String {
+    let (folder, file) = path.rsplit_once('/').unwrap_or(("", path));
+    let (stem, extension) = match file.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => (stem, format!(".{extension}")),
+        _ => (file, String::new()),
+    };
+    let folder = folder.replace('/', " - ");
+    match (folder.is_empty(), n) {
+        (true, n) => format!("{stem} ({}){extension}", n + 1),
+        (false, 1) => format!("{stem} ({folder}){extension}"),
+        (false, n) => format!("{stem} ({folder}) {n}{extension}"),
+    }
+}
+
+/// Where the index of `library` is kept when `--index` does not say: in
+/// the library as `.fanswarm-index` if it is writable (a dotfile: never
+/// published), else under `cache_dir/indexes/`, named after the library's
+/// path.
+pub fn default_index_path(library: &Path, cache_dir: &Path) -> PathBuf {
+    let probe = library.join(".fanswarm-index.probe");
+    if std::fs::write(&probe, b"").is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        return library.join(".fanswarm-index");
+    }
+    let canonical = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_path_buf());
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        canonical.as_os_str().as_encoded_bytes(),
+    );
+    let name = data_encoding::HEXLOWER.encode(digest.as_ref().get(..8).unwrap_or_default());
+    cache_dir.join("indexes").join(name)
+}
+
+/// Keeps `state`'s catalog in step with the library for as long as this
+/// future runs: the first scan and its hashing, then a scan after every
+/// burst of changes. `ready` is sent once the first scan's files are all
+/// published (settling ones included).
+pub async fn keep_published(
+    state: AppState,
+    library: Library,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let (events, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watcher = watch(&library.root, events);
+    // Aborted with the server: the blocking half stops at the next file.
+    let _stop = StopOnDrop(Arc::clone(&library.stop));
+    let progress = state.metrics.library.clone();
+    let mut library = library;
+    let mut ready = Some(ready);
+    loop {
+        let Some((returned, plan)) = blocking(library, |lib| lib.scan(SystemTime::now())).await
+        else {
+            return;
+        };
+        library = returned;
+        // A folder that cannot be walked (gone, unmounted) keeps what is
+        // published and is tried again at the next event or poll.
+        let (plan, scanned) = match plan {
+            Ok(plan) => (plan, true),
+            Err(e) => {
+                tracing::warn!(%e, every = ?POLL, "library not scanned; trying again");
+                (Plan::default(), false)
+            }
+        };
+        progress.settling_files.set(gauge(plan.settling as u64));
+        progress.reused_files.inc_by(plan.reused);
+        if plan.changed {
+            publish_now(&state, &library);
+        }
+        let hashing = !plan.queue.is_empty();
+        let mut dirty = false;
+        if hashing {
+            let Some(returned) =
+                hash_all(&state, library, plan.queue, &mut changes, &mut dirty).await
+            else {
+                return;
+            };
+            library = returned;
+        }
+        if plan.changed || hashing {
+            let Some((returned, ())) = blocking(library, Library::compact_index).await else {
+                return;
+            };
+            library = returned;
+            publish_now(&state, &library);
+        }
+        if plan.settling == 0
+            && let Some(ready) = ready.take()
+        {
+            let _ = ready.send(());
+        }
+        // Wait for the next reason to scan.
+        if !dirty {
+            let wait = if plan.settling > 0 {
+                QUIET
+            } else if watcher.is_none() || !scanned {
+                POLL
+            } else {
+                Duration::MAX
+            };
+            tokio::select! {
+                change = changes.recv() => if change.is_none() { tokio::time::sleep(POLL).await },
+                () = sleep_for(wait) => {}
+            }
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        while changes.try_recv().is_ok() {}
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Hashes `queue` in order, republishing now and then, and logging
+/// progress every [`PROGRESS_EVERY`]. Sets `dirty` if the folder changed
+/// meanwhile. `None` if the blocking task died.
+async fn hash_all(
+    state: &AppState,
+    mut library: Library,
+    queue: Vec<Queued>,
+    changes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    dirty: &mut bool,
+) -> Option<Library> {
+    let progress = state.metrics.library.clone();
+    let files = queue.len() as u64;
+    let bytes: u64 = queue.iter().map(|q| q.stamp.size).sum();
+    progress.queued_files.set(gauge(files));
+    progress.queued_bytes.set(gauge(bytes));
+    tracing::info!(files, bytes, "hashing the library");
+    let started = Instant::now();
+    // Logs on its own clock, so a long file shows progress too; dropped
+    // (and so stopped) with this future.
+    let mut logger = tokio::task::JoinSet::new();
+    logger.spawn(log_progress(progress.clone(), files, bytes));
+    let mut last_publish = Instant::now();
+    for queued in queue {
+        let progress_for_task = progress.clone();
+        let (returned, ()) = blocking(library, move |lib| {
+            lib.hash(&queued, &progress_for_task);
+        })
+        .await?;
+        library = returned;
+        progress.queued_files.dec();
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            publish_now(state, &library);
+            last_publish = Instant::now();
+        }
+        while changes.try_recv().is_ok() {
+            *dirty = true;
+        }
+    }
+    progress.queued_files.set(0);
+    progress.queued_bytes.set(0);
+    tracing::info!(
+        files,
+        bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        tracks = library.len(),
+        "library hashed"
+    );
+    Some(library)
+}
+
+/// Logs how far hashing `files` files of `bytes` bytes has come, every
+/// [`PROGRESS_EVERY`], until aborted.
+async fn log_progress(progress: LibraryProgress, files: u64, bytes: u64) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let left = progress.status();
+        tracing::info!(
+            files_done = files.saturating_sub(left.queued_files),
+            files,
+            bytes_done = bytes.saturating_sub(left.queued_bytes),
+            bytes,
+            "hashing the library"
+        );
+    }
+}
+
+/// Publishes the library's catalog in `state`.
+fn publish_now(state: &AppState, library: &Library) {
+    state.publish(library.catalog());
+}
+
+/// Runs `work` on a blocking thread with the library moved in and back.
+/// `None` if the thread panicked (logged).
+async fn blocking<T: Send + 'static>(
+    library: Library,
+    work: impl FnOnce(&mut Library) -> T + Send + 'static,
+) -> Option<(Library, T)> {
+    let task = tokio::task::spawn_blocking(move || {
+        let mut library = library;
+        let value = work(&mut library);
+        (library, value)
+    });
+    match task.await {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::error!(error = %e, "library task failed: the library is no longer kept in step");
+            None
+        }
+    }
+}
+
+/// Watches `root` recursively; every event that may change what is
+/// published sends a unit. `None` (logged) if the watch cannot be set up:
+/// the caller polls instead.
+fn watch(
+    root: &Path,
+    events: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    use notify::{RecursiveMode, Watcher};
+    let handler = move |event: notify::Result<notify::Event>| {
+        let relevant = match &event {
+            // Overflow and other errors: rescan to be sure.
+            Err(_) => true,
+            // Reads (ours, the web seed's) change nothing; a close after
+            // writing is the moment a copy ends.
+            Ok(e) if matches!(e.kind, EventKind::Access(_)) => {
+                matches!(
+                    e.kind,
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                )
+            }
+            // The index and other dotfiles are never published.
+            Ok(e) => e.paths.is_empty() || e.paths.iter().any(|p| !hidden(p)),
+        };
+        if relevant {
+            let _ = events.send(());
+        }
+    };
+    let watched = notify::recommended_watcher(handler)
+        .and_then(|mut w| w.watch(root, RecursiveMode::Recursive).map(|()| w));
+    match watched {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(
+                library = %root.display(),
+                error = %e,
+                every = ?POLL,
+                "library not watched (e.g. the inotify watch limit, fs.inotify.max_user_watches): scanning it periodically instead"
+            );
+            None
+        }
+    }
+}
+
+/// Whether the last component of `path` starts with a dot.
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+async fn sleep_for(wait: Duration) {
+    if wait == Duration::MAX {
+        std::future::pending::<()>().await;
+    } else {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_published_is_tried_again_only_once_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("empty.mp3"), b"").unwrap();
+        std::fs::write(dir.path().join("good.mp3"), vec![5u8; 40_000]).unwrap();
+        let mut library = Library::new(
+            dir.path().to_path_buf(),
+            "http://h:1".into(),
+            Index::in_memory(),
+            Duration::ZERO,
+        );
+        let progress = LibraryProgress::default();
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert_eq!(plan.queue.len(), 2);
+        for queued in &plan.queue {
+            library.hash(queued, &progress);
+        }
+        assert_eq!(library.len(), 1, "an empty file makes no torrent");
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert!(plan.queue.is_empty(), "{:?}", plan.queue);
+        std::fs::write(dir.path().join("empty.mp3"), vec![6u8; 30_000]).unwrap();
+        let plan = library.scan(SystemTime::now()).unwrap();
+        assert_eq!(plan.queue.len(), 1, "changed: tried again");
+        library.hash(&plan.queue[0], &progress);
+        assert_eq!(library.len(), 2);
+        assert_eq!(progress.status().hashed_files, 3);
+    }
+
+    #[test]
+    fn unique_names_carry_the_folder() {
+        assert_eq!(variant("b/intro.mp3", 1), "intro (b).mp3");
+        assert_eq!(variant("a/b/intro.mp3", 1), "intro (a - b).mp3");
+        assert_eq!(variant("a/b/intro.mp3", 2), "intro (a - b) 2.mp3");
+        assert_eq!(variant("intro.mp3", 1), "intro (2).mp3");
+        assert_eq!(variant("x/.mp3", 1), ".mp3 (x)");
+    }
+}
