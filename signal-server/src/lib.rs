@@ -524,7 +524,7 @@ pub async fn run_until(
             }
         }
         None => state.publish(
-            publish::publish_mirrored(
+            library::publish_mirrored(
                 media_dir.clone(),
                 base.clone(),
                 config.web_seed_mirrors.clone(),

@@ -42,14 +42,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use serde::Serialize;
 use swarm::InfoHash;
 use swarm::metainfo::Metainfo;
 
 use crate::catalog::{Catalog, Track};
 use crate::index::{Entry, Index, Stamp, StoredTags};
+pub use crate::metrics::{LibraryProgress, LibraryStatus};
 use crate::publish::{self, PublishError};
 use crate::state::AppState;
 
@@ -65,61 +63,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const MAX_VARIANTS: u32 = 10_000;
 /// How often the catalog is republished while hashing.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-
-/// Hashing progress and totals, exported at `/metrics` (`fanswarm_library_*`)
-/// and `/api/library`.
-#[derive(Debug, Clone, Default)]
-pub struct LibraryProgress {
-    /// Tracks published now.
-    pub tracks: Gauge,
-    /// Files waiting to be hashed (the one being hashed included).
-    pub queued_files: Gauge,
-    /// Bytes of those not hashed yet.
-    pub queued_bytes: Gauge,
-    /// Files written too recently to be hashed yet.
-    pub settling_files: Gauge,
-    /// Files hashed since the server started.
-    pub hashed_files: Counter,
-    /// Bytes hashed since the server started.
-    pub hashed_bytes: Counter,
-    /// Files published from the index without being read.
-    pub reused_files: Counter,
-}
-
-/// What `/api/library` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct LibraryStatus {
-    /// Tracks published now.
-    pub tracks: u64,
-    /// Files waiting to be hashed.
-    pub queued_files: u64,
-    /// Bytes waiting to be hashed.
-    pub queued_bytes: u64,
-    /// Files written too recently to be hashed yet.
-    pub settling_files: u64,
-    /// Files hashed since the server started.
-    pub hashed_files: u64,
-    /// Bytes hashed since the server started.
-    pub hashed_bytes: u64,
-    /// Files published from the index without being read.
-    pub reused_files: u64,
-}
-
-impl LibraryProgress {
-    /// The figures now.
-    pub fn status(&self) -> LibraryStatus {
-        let gauge = |g: &Gauge| u64::try_from(g.get()).unwrap_or(0);
-        LibraryStatus {
-            tracks: gauge(&self.tracks),
-            queued_files: gauge(&self.queued_files),
-            queued_bytes: gauge(&self.queued_bytes),
-            settling_files: gauge(&self.settling_files),
-            hashed_files: self.hashed_files.get(),
-            hashed_bytes: self.hashed_bytes.get(),
-            reused_files: self.reused_files.get(),
-        }
-    }
-}
 
 /// A file to hash: where, and the stamp it had when scanned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -696,9 +639,88 @@ fn gauge(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Publishes every audio file under `library` as served from `base`:
+/// announce = our tracker, url-list = our web seed, every file hashed now
+/// (no index, no waiting for files to settle). Files that fail are logged
+/// and skipped so one bad file does not keep the server down. `serve`
+/// keeps its library live instead ([`crate::library`]).
+pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
+    publish_mirrored(library, base, Vec::new()).await
+}
+
+/// [`publish_library`], each torrent's url-list also naming the file under
+/// each of `mirrors` (base URLs ending in `/` that serve the library's
+/// files at the same relative paths: a CDN, an object store), after our
+/// own web seed. Players spread their fetches over them all.
+pub async fn publish_mirrored(
+    library: PathBuf,
+    base: String,
+    mirrors: Vec<String>,
+) -> Result<Catalog, PublishError> {
+    tokio::task::spawn_blocking(move || {
+        let mut library =
+            Library::new(library, base, Index::in_memory(), Duration::ZERO).with_mirrors(mirrors);
+        let plan = library.scan(SystemTime::now())?;
+        for queued in plan.queue {
+            library.hash(&queued, &LibraryProgress::default());
+        }
+        Ok(library.catalog())
+    })
+    .await
+    .map_err(|e| PublishError::Task(e.to_string()))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn mirrors_follow_our_web_seed_in_every_torrent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("An Album")).unwrap();
+        std::fs::write(dir.path().join("An Album/01 a#b.wav"), [1u8; 5000]).unwrap();
+        let mirrors = vec![
+            "https://cdn.example/music/".to_owned(),
+            "http://bucket.example/".to_owned(),
+        ];
+        let catalog = publish_mirrored(dir.path().to_path_buf(), "http://h:1".into(), mirrors)
+            .await
+            .unwrap();
+        let track = catalog.tracks().first().expect("published");
+        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
+        assert_eq!(
+            meta.url_list,
+            vec![
+                "http://h:1/media/An%20Album/01%20a%23b.wav",
+                "https://cdn.example/music/An%20Album/01%20a%23b.wav",
+                "http://bucket.example/An%20Album/01%20a%23b.wav",
+            ]
+        );
+        let plain = publish_library(dir.path().to_path_buf(), "http://h:1".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            plain.tracks()[0].info_hash,
+            track.info_hash,
+            "mirrors are outside the info dictionary: the same swarm"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_with_broken_tags_publishes_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // An ID3v2 header that claims more bytes than the file has, then junk.
+        let mut bytes = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
+        bytes.extend((0..20_000u32).map(|i| (i % 251) as u8));
+        std::fs::write(dir.path().join("broken.mp3"), &bytes).unwrap();
+        let catalog = publish_library(dir.path().to_path_buf(), "http://h:1".into())
+            .await
+            .unwrap();
+        let track = catalog.tracks().first().expect("published");
+        assert_eq!(track.name, "broken.mp3");
+        assert_eq!(track.tags.title, None);
+        assert_eq!(track.tags.cover_url, None);
+    }
 
     #[test]
     fn a_file_that_cannot_be_published_is_tried_again_only_once_changed() {

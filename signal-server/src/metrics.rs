@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -49,7 +50,7 @@ pub struct Metrics {
     /// `--redis`: offers and answers from other instances not delivered, by why.
     redis_undeliverable: Family<ReasonLabel, Counter>,
     /// `serve --library`: hashing progress and totals.
-    pub library: crate::library::LibraryProgress,
+    pub library: LibraryProgress,
 }
 
 /// Labels of the Redis relay counter: `kind`.
@@ -73,7 +74,7 @@ impl Default for Metrics {
             redis_dropped: Family::default(),
             redis_relayed: Family::default(),
             redis_undeliverable: Family::default(),
-            library: crate::library::LibraryProgress::default(),
+            library: LibraryProgress::default(),
         };
         registry.register(
             "tracker_connections",
@@ -269,4 +270,59 @@ impl Metrics {
 
 fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Hashing progress and totals, exported at `/metrics` (`fanswarm_library_*`)
+/// and `/api/library`.
+#[derive(Debug, Clone, Default)]
+pub struct LibraryProgress {
+    /// Tracks published now.
+    pub tracks: Gauge,
+    /// Files waiting to be hashed (the one being hashed included).
+    pub queued_files: Gauge,
+    /// Bytes of those not hashed yet.
+    pub queued_bytes: Gauge,
+    /// Files written too recently to be hashed yet.
+    pub settling_files: Gauge,
+    /// Files hashed since the server started.
+    pub hashed_files: Counter,
+    /// Bytes hashed since the server started.
+    pub hashed_bytes: Counter,
+    /// Files published from the index without being read.
+    pub reused_files: Counter,
+}
+
+/// What `/api/library` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LibraryStatus {
+    /// Tracks published now.
+    pub tracks: u64,
+    /// Files waiting to be hashed.
+    pub queued_files: u64,
+    /// Bytes waiting to be hashed.
+    pub queued_bytes: u64,
+    /// Files written too recently to be hashed yet.
+    pub settling_files: u64,
+    /// Files hashed since the server started.
+    pub hashed_files: u64,
+    /// Bytes hashed since the server started.
+    pub hashed_bytes: u64,
+    /// Files published from the index without being read.
+    pub reused_files: u64,
+}
+
+impl LibraryProgress {
+    /// The figures now.
+    pub fn status(&self) -> LibraryStatus {
+        let gauge = |g: &Gauge| u64::try_from(g.get()).unwrap_or(0);
+        LibraryStatus {
+            tracks: gauge(&self.tracks),
+            queued_files: gauge(&self.queued_files),
+            queued_bytes: gauge(&self.queued_bytes),
+            settling_files: gauge(&self.settling_files),
+            hashed_files: self.hashed_files.get(),
+            hashed_bytes: self.hashed_bytes.get(),
+            reused_files: self.reused_files.get(),
+        }
+    }
 }

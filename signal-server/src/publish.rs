@@ -15,19 +15,17 @@
 //! the log says why.
 //!
 //! Everything here is blocking file I/O; async callers run it in
-//! `spawn_blocking` (see [`publish_library`]).
+//! `spawn_blocking` (see [`crate::library::publish_library`]).
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use swarm::metainfo::{Metainfo, MetainfoError, TorrentBuilder};
 
-use crate::catalog::{Catalog, Links, Track};
-use crate::index::{Index, Stamp, StoredTags};
-use crate::library::{Library, LibraryProgress};
+use crate::catalog::{Links, Track};
+use crate::index::{Stamp, StoredTags};
 use crate::tags::TrackTags;
 
 /// File extensions published as tracks (compared case-insensitively).
@@ -184,37 +182,6 @@ pub fn make_torrent(
     builder.build(&hasher.finish()).map_err(torrent_error)
 }
 
-/// Publishes every audio file under `library` as served from `base`:
-/// announce = our tracker, url-list = our web seed, every file hashed now
-/// (no index, no waiting for files to settle). Files that fail are logged
-/// and skipped so one bad file does not keep the server down. `serve`
-/// keeps its library live instead ([`crate::library`]).
-pub async fn publish_library(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
-    publish_mirrored(library, base, Vec::new()).await
-}
-
-/// [`publish_library`], each torrent's url-list also naming the file under
-/// each of `mirrors` (base URLs ending in `/` that serve the library's
-/// files at the same relative paths: a CDN, an object store), after our
-/// own web seed. Players spread their fetches over them all.
-pub async fn publish_mirrored(
-    library: PathBuf,
-    base: String,
-    mirrors: Vec<String>,
-) -> Result<Catalog, PublishError> {
-    tokio::task::spawn_blocking(move || {
-        let mut library =
-            Library::new(library, base, Index::in_memory(), Duration::ZERO).with_mirrors(mirrors);
-        let plan = library.scan(std::time::SystemTime::now())?;
-        for queued in plan.queue {
-            library.hash(&queued, &LibraryProgress::default());
-        }
-        Ok(library.catalog())
-    })
-    .await
-    .map_err(|e| PublishError::Task(e.to_string()))?
-}
-
 /// The `/`-separated path of `path` under `library`.
 pub fn relative_path(library: &Path, path: &Path) -> Result<String, PublishError> {
     Ok(path
@@ -333,38 +300,6 @@ fn builder(name: &str, length: u64, options: &TorrentOptions) -> TorrentBuilder 
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn mirrors_follow_our_web_seed_in_every_torrent() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("An Album")).unwrap();
-        std::fs::write(dir.path().join("An Album/01 a#b.wav"), [1u8; 5000]).unwrap();
-        let mirrors = vec![
-            "https://cdn.example/music/".to_owned(),
-            "http://bucket.example/".to_owned(),
-        ];
-        let catalog = publish_mirrored(dir.path().to_path_buf(), "http://h:1".into(), mirrors)
-            .await
-            .unwrap();
-        let track = catalog.tracks().first().expect("published");
-        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
-        assert_eq!(
-            meta.url_list,
-            vec![
-                "http://h:1/media/An%20Album/01%20a%23b.wav",
-                "https://cdn.example/music/An%20Album/01%20a%23b.wav",
-                "http://bucket.example/An%20Album/01%20a%23b.wav",
-            ]
-        );
-        let plain = publish_library(dir.path().to_path_buf(), "http://h:1".into())
-            .await
-            .unwrap();
-        assert_eq!(
-            plain.tracks()[0].info_hash,
-            track.info_hash,
-            "mirrors are outside the info dictionary: the same swarm"
-        );
-    }
-
     #[test]
     fn finds_audio_files_recursively_and_skips_the_rest() {
         let dir = tempfile::tempdir().unwrap();
@@ -424,22 +359,6 @@ mod tests {
                 "{extension}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn a_file_with_broken_tags_publishes_under_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        // An ID3v2 header that claims more bytes than the file has, then junk.
-        let mut bytes = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
-        bytes.extend((0..20_000u32).map(|i| (i % 251) as u8));
-        std::fs::write(dir.path().join("broken.mp3"), &bytes).unwrap();
-        let catalog = publish_library(dir.path().to_path_buf(), "http://h:1".into())
-            .await
-            .unwrap();
-        let track = catalog.tracks().first().expect("published");
-        assert_eq!(track.name, "broken.mp3");
-        assert_eq!(track.tags.title, None);
-        assert_eq!(track.tags.cover_url, None);
     }
 
     #[test]

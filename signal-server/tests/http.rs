@@ -35,7 +35,7 @@ async fn fixture() -> Fixture {
     std::fs::write(library.join("notes.txt"), b"not a track").unwrap();
     std::fs::write(web.join("index.html"), b"<h1>player</h1>").unwrap();
     std::fs::write(root.path().join("secret.txt"), b"TOP SECRET").unwrap();
-    let catalog = signal_server::publish::publish_library(library.clone(), BASE.into())
+    let catalog = signal_server::library::publish_library(library.clone(), BASE.into())
         .await
         .unwrap();
     let state = AppState::new(

@@ -278,7 +278,7 @@ async fn library_server(dir: &Path) -> (SocketAddr, Catalog, PathBuf, Vec<u8>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let catalog =
-        signal_server::publish::publish_library(library.clone(), format!("http://{addr}"))
+        signal_server::library::publish_library(library.clone(), format!("http://{addr}"))
             .await
             .unwrap();
     let state = AppState::new(

@@ -59,7 +59,7 @@ async fn fixture() -> Fixture {
     std::fs::write(library.join("broken.mp3"), broken).unwrap();
     std::fs::write(library.join("plain.m4a"), vec![7u8; 20_000]).unwrap();
 
-    let catalog = signal_server::publish::publish_library(library.clone(), BASE.into())
+    let catalog = signal_server::library::publish_library(library.clone(), BASE.into())
         .await
         .unwrap();
     let state = AppState::new(

@@ -61,7 +61,7 @@ async fn fixture(manifest: Option<&str>) -> Fixture {
     if let Some(text) = manifest {
         std::fs::write(web.join("pkg/manifest.json"), text).unwrap();
     }
-    let catalog = signal_server::publish::publish_library(library, "https://music.example".into())
+    let catalog = signal_server::library::publish_library(library, "https://music.example".into())
         .await
         .unwrap();
     let hex = catalog.tracks()[0].info_hash.to_hex();

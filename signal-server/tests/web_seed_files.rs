@@ -48,7 +48,7 @@ impl Library {
     /// returns the server's state.
     async fn publish(&self) -> AppState {
         let publishing =
-            signal_server::publish::publish_library(self.dir(), "http://music.example".to_owned());
+            signal_server::library::publish_library(self.dir(), "http://music.example".to_owned());
         let catalog = tokio::time::timeout(Duration::from_secs(10), publishing)
             .await
             .expect("publishing did not finish within 10 s")

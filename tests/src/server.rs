@@ -216,7 +216,7 @@ async fn serve_track_as(
         .clone()
         .unwrap_or_else(|| format!("{scheme}://localhost:{}", addr.port()));
     let catalog = if options.web_seed {
-        signal_server::publish::publish_mirrored(
+        signal_server::library::publish_mirrored(
             library.path().to_path_buf(),
             base.clone(),
             cluster.mirrors.clone(),
@@ -290,7 +290,7 @@ pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestSer
     let addr = listener.local_addr()?;
     let base = format!("http://localhost:{}", addr.port());
     let catalog =
-        signal_server::publish::publish_library(library.path().to_path_buf(), base.clone())
+        signal_server::library::publish_library(library.path().to_path_buf(), base.clone())
             .await
             .context("publishing the test library")?;
     let first = catalog
