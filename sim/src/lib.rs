@@ -34,7 +34,7 @@ mod hostile;
 mod world;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::time::Duration;
 
 use fanswarm_tracker::{ConnectionId, Limits, Tracker};
@@ -159,6 +159,13 @@ pub struct SimNode {
     tracker_open: bool,
 }
 
+impl SimNode {
+    /// Left, or joined and has every piece.
+    fn finished(&self) -> bool {
+        self.left || (self.joined_at.is_some() && self.done_at.is_some())
+    }
+}
+
 /// The simulator.
 pub struct Sim {
     pub world: World,
@@ -180,9 +187,43 @@ pub struct Sim {
     rng: fastrand::Rng,
     tracker_rng: fastrand::Rng,
     server_latency: Vec<Micros>,
-    queue: BinaryHeap<Reverse<(Micros, u64)>>,
-    events: HashMap<u64, Ev>,
+    /// Pending events, earliest first (ties in the order scheduled).
+    queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
+    /// Nodes `0..finished` are finished (left, or joined and done) and stay
+    /// so: `left` and `done_at` are never cleared. [`Sim::run`] checks "all
+    /// done" after every event; starting at the first node that may not be
+    /// finished keeps that check from scanning every departed fan each time,
+    /// which made a crowd's cost grow with the square of its fans.
+    finished: usize,
+}
+
+/// An event and when it happens; ordered by (time, sequence) only.
+#[derive(Debug)]
+struct Scheduled {
+    at: Micros,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 impl Sim {
@@ -225,8 +266,8 @@ impl Sim {
             rng,
             server_latency: Vec::new(),
             queue: BinaryHeap::new(),
-            events: HashMap::new(),
             seq: 0,
+            finished: 0,
         };
         sim.schedule(30_000_000, Ev::TrackerExpire);
         sim
@@ -297,20 +338,18 @@ impl Sim {
     /// passed. Returns whether everyone present finished.
     pub fn run(&mut self, limit: Duration) -> bool {
         let limit = micros(limit);
-        while let Some(Reverse((at, seq))) = self.queue.pop() {
+        let check_every_step = std::env::var_os("SIM_CHECK_EVERY_STEP").is_some();
+        while let Some(Reverse(Scheduled { at, ev, .. })) = self.queue.pop() {
             if at > limit {
                 self.now = limit;
                 break;
             }
             self.now = at;
-            let Some(ev) = self.events.remove(&seq) else {
-                continue;
-            };
             self.step(ev);
-            if std::env::var_os("SIM_CHECK_EVERY_STEP").is_some() {
+            if check_every_step {
                 self.assert_invariants();
             }
-            if self.all_done() {
+            if self.all_finished() {
                 self.assert_invariants();
                 return true;
             }
@@ -323,15 +362,12 @@ impl Sim {
     /// connections being set up or torn down settle.
     pub fn settle(&mut self, span: Duration) {
         let until = self.now + micros(span);
-        while let Some(&Reverse((at, seq))) = self.queue.peek() {
-            if at > until {
+        while self.queue.peek().is_some_and(|Reverse(s)| s.at <= until) {
+            let Some(Reverse(Scheduled { at, ev, .. })) = self.queue.pop() else {
                 break;
-            }
-            self.queue.pop();
+            };
             self.now = at;
-            if let Some(ev) = self.events.remove(&seq) {
-                self.step(ev);
-            }
+            self.step(ev);
         }
         self.now = until;
         self.assert_invariants();
@@ -350,9 +386,18 @@ impl Sim {
 
     /// Every node that joined and did not leave has all pieces.
     pub fn all_done(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.left || (n.joined_at.is_some() && n.done_at.is_some()))
+        self.nodes.iter().all(SimNode::finished)
+    }
+
+    /// [`Sim::all_done`], from the first node that may not be finished.
+    fn all_finished(&mut self) -> bool {
+        while let Some(n) = self.nodes.get(self.finished) {
+            if !n.finished() {
+                return false;
+            }
+            self.finished += 1;
+        }
+        true
     }
 
     /// The bytes a node assembled from its verified pieces.
@@ -375,8 +420,8 @@ impl Sim {
 
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.seq += 1;
-        self.events.insert(self.seq, ev);
-        self.queue.push(Reverse((at, self.seq)));
+        let seq = self.seq;
+        self.queue.push(Reverse(Scheduled { at, seq, ev }));
     }
 
     fn time(&self) -> Time {
