@@ -228,7 +228,16 @@ impl Ord for Scheduled {
 
 impl Sim {
     /// A world with content made from the seed and no nodes yet.
-    pub fn new(world: World) -> Self {
+    ///
+    /// Every node's engine shares verified piece bytes with the others
+    /// (`Config::shared_pieces`): each still receives and verifies every
+    /// piece itself, but a piece's bytes are held once, not once per node,
+    /// so a crowd's memory is its nodes' state, not copies of the track.
+    pub fn new(mut world: World) -> Self {
+        world
+            .engine
+            .shared_pieces
+            .get_or_insert_with(swarm::engine::store::SharedPieces::default);
         let mut rng = fastrand::Rng::with_seed(world.seed);
         let data: Vec<u8> = (0..world.file_len).map(|_| rng.u8(..)).collect();
         let hashes: Vec<[u8; 20]> = data

@@ -126,6 +126,10 @@ pub struct Config {
     pub memory_limit: u64,
     /// Piece picker tunables.
     pub picker: PickerConfig,
+    /// Share verified piece bytes with the other engines given the same
+    /// table (the simulator's many nodes in one process); `None`, each
+    /// engine keeping its own, everywhere else. See `store.rs`.
+    pub shared_pieces: Option<store::SharedPieces>,
 }
 
 impl Default for Config {
@@ -158,6 +162,7 @@ impl Default for Config {
             client_name: concat!("fanswarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             memory_limit: store::DEFAULT_MEMORY_LIMIT,
             picker: PickerConfig::default(),
+            shared_pieces: None,
         }
     }
 }
@@ -394,6 +399,7 @@ impl Torrent {
             spec.total_length,
             spec.piece_hashes.clone(),
             config.memory_limit,
+            config.shared_pieces.clone(),
         );
         let stats = Stats {
             total_pieces: expected,
