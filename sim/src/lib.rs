@@ -37,7 +37,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::time::Duration;
 
-use fanswarm_tracker::{ConnectionId, Limits, Tracker};
+use fanswarm_tracker::{ConnectionId, Tracker};
 use sha1::{Digest, Sha1};
 use swarm::announce::TrackerIndex;
 use swarm::engine::{Event, PeerError, PeerKey, Source as BlockSource, TorrentSpec};
@@ -259,6 +259,7 @@ impl Sim {
         if world.web_seed {
             magnet.web_seeds = vec![MEDIA_URL.to_owned()];
         }
+        let tracker = Tracker::new(world.tracker_limits.clone());
         let mut sim = Sim {
             tracker_rng: fastrand::Rng::with_seed(world.seed ^ 0x0074_7261_636b_6572),
             world,
@@ -267,7 +268,7 @@ impl Sim {
             spec,
             magnet,
             nodes: Vec::new(),
-            tracker: Tracker::new(Limits::default()),
+            tracker,
             origin_bytes: 0,
             tracker_messages: 0,
             web_seed_log: Vec::new(),
@@ -348,12 +349,18 @@ impl Sim {
     pub fn run(&mut self, limit: Duration) -> bool {
         let limit = micros(limit);
         let check_every_step = std::env::var_os("SIM_CHECK_EVERY_STEP").is_some();
+        let progress = std::env::var_os("SIM_PROGRESS").is_some();
+        let mut next_progress = self.now;
         while let Some(Reverse(Scheduled { at, ev, .. })) = self.queue.pop() {
             if at > limit {
                 self.now = limit;
                 break;
             }
             self.now = at;
+            if progress && at >= next_progress {
+                self.print_progress();
+                next_progress = at + 60_000_000;
+            }
             self.step(ev);
             if check_every_step {
                 self.assert_invariants();
@@ -365,6 +372,20 @@ impl Sim {
         }
         self.assert_invariants();
         self.all_done()
+    }
+
+    /// One line on stderr of where a long run is (`SIM_PROGRESS=1`).
+    fn print_progress(&self) {
+        let joined = self.nodes.iter().filter(|n| n.joined_at.is_some()).count();
+        let present = self.nodes.iter().filter(|n| n.node.is_some()).count();
+        let left = self.nodes.iter().filter(|n| n.left).count();
+        eprintln!(
+            "{:.0} virtual s: {joined} joined, {present} present, {left} left, \
+             origin {:.3} copies, {} events pending",
+            self.now as f64 / 1e6,
+            self.origin_copies(),
+            self.queue.len(),
+        );
     }
 
     /// Runs every event of the next `span` of virtual time, done or not, so

@@ -3,13 +3,14 @@
 //! ```text
 //! cargo run --release -p fanswarm-sim --bin crowd -- --fans 1000 [--track ogg|wav]
 //!     [--gap-ms 150] [--press-ms 1000] [--join-on-press] [--peer-up BYTES_PER_S]
-//!     [--offer-grace-ms MS] [--set TUNABLE=NUMBER]…
+//!     [--offer-grace-ms MS] [--max-peers-per-swarm N] [--set TUNABLE=NUMBER]…
 //!     [--seeds 1] [--seed 1]
 //!     [--json] [--verbose]
 //! ```
 //!
 //! Prints origin copies, each fan's share from peers, first audio and
 //! stalls, and the wall time of the run (per seed, then the median).
+//! `SIM_PROGRESS=1` prints a line every simulated minute of a long run.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let mut verbose = false;
     let mut peer_up: Option<u64> = None;
     let mut offer_grace: Option<u64> = None;
+    let mut max_peers_per_swarm: Option<u64> = None;
     let mut settings: Vec<(String, u64)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,6 +57,9 @@ fn main() -> ExitCode {
             "--seeds" => value("--seeds").map(|v| seeds = v.max(1)),
             "--peer-up" => value("--peer-up").map(|v| peer_up = Some(v)),
             "--offer-grace-ms" => value("--offer-grace-ms").map(|v| offer_grace = Some(v)),
+            "--max-peers-per-swarm" => {
+                value("--max-peers-per-swarm").map(|v| max_peers_per_swarm = Some(v))
+            }
             "--seed" => value("--seed").map(|v| first_seed = v),
             "--json" => {
                 json = true;
@@ -91,6 +96,9 @@ fn main() -> ExitCode {
         }
         if let Some(ms) = offer_grace {
             world.offer_grace = Duration::from_millis(ms);
+        }
+        if let Some(n) = max_peers_per_swarm {
+            world.tracker_limits.max_peers_per_swarm = usize::try_from(n).unwrap_or(usize::MAX);
         }
         for (key, v) in &settings {
             if let Err(e) = set(&mut world, key, *v) {
