@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Prints origin copies, each fan's share from peers, first audio and
-//! stalls, and the wall time of the run (per seed, then the median).
+//! stalls, the wall time of the run and the process's peak resident memory
+//! (per seed).
 //! `SIM_PROGRESS=1` prints a line every simulated minute of a long run.
 
 use std::process::ExitCode;
@@ -134,13 +135,15 @@ fn main() -> ExitCode {
             "stalled_s": report.stalled_secs,
             "virtual_s": report.virtual_secs,
             "wall_s": wall,
+            "peak_rss_mb": peak_rss_mb(),
         });
         if !json {
             println!(
                 "seed {seed}: {} fans, origin {:.3} copies ({:.3} unused), from peers median {:.1} % \
                  (min {:.1} %), wasted median {:.0} kB, joined to first peer median {:.2} s, \
                  first audio median {:.3} s, {} fans stalled \
-                 ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall",
+                 ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall, \
+                 peak resident {} MB",
                 crowd.fans,
                 report.origin_copies,
                 report.origin_unused_copies,
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
                 report.stalled_secs,
                 report.complete,
                 report.virtual_secs,
+                peak_rss_mb().map_or("?".to_owned(), |mb| format!("{mb:.0}")),
             );
         }
         rows.push(row);
@@ -164,6 +168,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// This process's peak resident memory so far (Linux's `VmHWM`), in MB;
+/// with several seeds, the largest run's. `None` where `/proc` has no such
+/// line.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// An engine tunable by name, for trying policies from the command line
