@@ -66,7 +66,10 @@ impl Held {
 /// and no engine can see bytes it did not verify. A copy lives as long as
 /// some engine holds it; the table keeps one weak entry per piece hash seen.
 #[derive(Clone, Default)]
-pub struct SharedPieces(Arc<Mutex<SortedMap<[u8; 20], Weak<[u8]>>>>);
+pub struct SharedPieces(Arc<Mutex<ByHash>>);
+
+/// Each shared copy by its piece's SHA-1.
+type ByHash = SortedMap<[u8; 20], Weak<[u8]>>;
 
 impl SharedPieces {
     /// The shared copy of verified `data` (SHA-1 `hash`): an existing copy
