@@ -10,7 +10,7 @@
 // 10 minutes a big release's crowd gets (6 ms apart, ~40,000 listening at
 // once), with the tracker's per-swarm cap raised as an operator expecting
 // them would (`--max-peers-per-swarm`; the default 20,000 would refuse the
-// rest). It takes about an hour of one core, so it is opt-in and run once.
+// rest). It takes an hour or more of one core, so it is opt-in and run once.
 import { execFileSync, spawnSync } from 'node:child_process';
 
 import { loadAverage } from '../lib/machine.mjs';
