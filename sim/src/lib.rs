@@ -34,10 +34,10 @@ mod hostile;
 mod world;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::time::Duration;
 
-use fanswarm_tracker::{ConnectionId, Limits, Tracker};
+use fanswarm_tracker::{ConnectionId, Tracker};
 use sha1::{Digest, Sha1};
 use swarm::announce::TrackerIndex;
 use swarm::engine::{Event, PeerError, PeerKey, Source as BlockSource, TorrentSpec};
@@ -161,6 +161,13 @@ pub struct SimNode {
     tracker_open: bool,
 }
 
+impl SimNode {
+    /// Left, or joined and has every piece.
+    fn finished(&self) -> bool {
+        self.left || (self.joined_at.is_some() && self.done_at.is_some())
+    }
+}
+
 /// The simulator.
 pub struct Sim {
     pub world: World,
@@ -182,14 +189,63 @@ pub struct Sim {
     rng: fastrand::Rng,
     tracker_rng: fastrand::Rng,
     server_latency: Vec<Micros>,
-    queue: BinaryHeap<Reverse<(Micros, u64)>>,
-    events: HashMap<u64, Ev>,
+    /// Pending events, earliest first (ties in the order scheduled).
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    /// Joins and leaves the caller scheduled ahead (a crowd's whole
+    /// timetable: two per fan), apart from `queue`, which then holds only
+    /// what is in flight: a heap of 200,000 arrivals and departures made
+    /// every pop of a 100,000-fan crowd slower. Both share `seq`, so
+    /// events come out in the same order as from one heap.
+    timetable: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
+    /// Nodes `0..finished` are finished (left, or joined and done) and stay
+    /// so: `left` and `done_at` are never cleared. [`Sim::run`] checks "all
+    /// done" after every event; starting at the first node that may not be
+    /// finished keeps that check from scanning every departed fan each time,
+    /// which made a crowd's cost grow with the square of its fans.
+    finished: usize,
+}
+
+/// An event and when it happens; ordered by (time, sequence) only.
+#[derive(Debug)]
+struct Scheduled {
+    at: Micros,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 impl Sim {
     /// A world with content made from the seed and no nodes yet.
-    pub fn new(world: World) -> Self {
+    ///
+    /// Every node's engine shares verified piece bytes with the others
+    /// (`Config::shared_pieces`): each still receives and verifies every
+    /// piece itself, but a piece's bytes are held once, not once per node,
+    /// so a crowd's memory is its nodes' state, not copies of the track.
+    pub fn new(mut world: World) -> Self {
+        world
+            .engine
+            .shared_pieces
+            .get_or_insert_with(swarm::engine::store::SharedPieces::default);
         let mut rng = fastrand::Rng::with_seed(world.seed);
         let data: Vec<u8> = (0..world.file_len).map(|_| rng.u8(..)).collect();
         let hashes: Vec<[u8; 20]> = data
@@ -211,6 +267,7 @@ impl Sim {
         if world.web_seed {
             magnet.web_seeds = vec![MEDIA_URL.to_owned()];
         }
+        let tracker = Tracker::new(world.tracker_limits.clone());
         let mut sim = Sim {
             tracker_rng: fastrand::Rng::with_seed(world.seed ^ 0x0074_7261_636b_6572),
             world,
@@ -219,7 +276,7 @@ impl Sim {
             spec,
             magnet,
             nodes: Vec::new(),
-            tracker: Tracker::new(Limits::default()),
+            tracker,
             origin_bytes: 0,
             tracker_messages: 0,
             web_seed_log: Vec::new(),
@@ -227,8 +284,9 @@ impl Sim {
             rng,
             server_latency: Vec::new(),
             queue: BinaryHeap::new(),
-            events: HashMap::new(),
+            timetable: BinaryHeap::new(),
             seq: 0,
+            finished: 0,
         };
         sim.schedule(30_000_000, Ev::TrackerExpire);
         sim
@@ -273,7 +331,7 @@ impl Sim {
             wake_at: None,
             tracker_open: false,
         });
-        self.schedule(micros(at), Ev::Join(idx));
+        self.schedule_ahead(micros(at), Ev::Join(idx));
         idx
     }
 
@@ -286,13 +344,13 @@ impl Sim {
 
     /// Makes `node` leave at `at`: `stopped` to the tracker, connections closed.
     pub fn leave_at(&mut self, node: usize, at: Duration) {
-        self.schedule(micros(at), Ev::Leave(node));
+        self.schedule_ahead(micros(at), Ev::Leave(node));
     }
 
     /// Makes a fan leave at `at`, or later, once its player reached the end.
     pub fn leave_after_playing(&mut self, node: usize, at: Duration) {
         self.nodes[node].leave_when_played = true;
-        self.schedule(micros(at), Ev::Leave(node));
+        self.schedule_ahead(micros(at), Ev::Leave(node));
     }
 
     /// A node's engine totals: now, or when it left.
@@ -307,20 +365,24 @@ impl Sim {
     /// passed. Returns whether everyone present finished.
     pub fn run(&mut self, limit: Duration) -> bool {
         let limit = micros(limit);
-        while let Some(Reverse((at, seq))) = self.queue.pop() {
+        let check_every_step = std::env::var_os("SIM_CHECK_EVERY_STEP").is_some();
+        let progress = std::env::var_os("SIM_PROGRESS").is_some();
+        let mut next_progress = self.now;
+        while let Some(Scheduled { at, ev, .. }) = self.pop_next() {
             if at > limit {
                 self.now = limit;
                 break;
             }
             self.now = at;
-            let Some(ev) = self.events.remove(&seq) else {
-                continue;
-            };
+            if progress && at >= next_progress {
+                self.print_progress();
+                next_progress = at + 60_000_000;
+            }
             self.step(ev);
-            if std::env::var_os("SIM_CHECK_EVERY_STEP").is_some() {
+            if check_every_step {
                 self.assert_invariants();
             }
-            if self.all_done() {
+            if self.all_finished() {
                 self.assert_invariants();
                 return true;
             }
@@ -329,19 +391,30 @@ impl Sim {
         self.all_done()
     }
 
+    /// One line on stderr of where a long run is (`SIM_PROGRESS=1`).
+    fn print_progress(&self) {
+        let joined = self.nodes.iter().filter(|n| n.joined_at.is_some()).count();
+        let present = self.nodes.iter().filter(|n| n.node.is_some()).count();
+        let left = self.nodes.iter().filter(|n| n.left).count();
+        eprintln!(
+            "{:.0} virtual s: {joined} joined, {present} present, {left} left, \
+             origin {:.3} copies, {} events in flight",
+            self.now as f64 / 1e6,
+            self.origin_copies(),
+            self.queue.len(),
+        );
+    }
+
     /// Runs every event of the next `span` of virtual time, done or not, so
     /// connections being set up or torn down settle.
     pub fn settle(&mut self, span: Duration) {
         let until = self.now + micros(span);
-        while let Some(&Reverse((at, seq))) = self.queue.peek() {
-            if at > until {
+        while self.peek_next().is_some_and(|s| s.at <= until) {
+            let Some(Scheduled { at, ev, .. }) = self.pop_next() else {
                 break;
-            }
-            self.queue.pop();
+            };
             self.now = at;
-            if let Some(ev) = self.events.remove(&seq) {
-                self.step(ev);
-            }
+            self.step(ev);
         }
         self.now = until;
         self.assert_invariants();
@@ -360,9 +433,18 @@ impl Sim {
 
     /// Every node that joined and did not leave has all pieces.
     pub fn all_done(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.left || (n.joined_at.is_some() && n.done_at.is_some()))
+        self.nodes.iter().all(SimNode::finished)
+    }
+
+    /// [`Sim::all_done`], from the first node that may not be finished.
+    fn all_finished(&mut self) -> bool {
+        while let Some(n) = self.nodes.get(self.finished) {
+            if !n.finished() {
+                return false;
+            }
+            self.finished += 1;
+        }
+        true
     }
 
     /// The bytes a node assembled from its verified pieces.
@@ -385,8 +467,37 @@ impl Sim {
 
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.seq += 1;
-        self.events.insert(self.seq, ev);
-        self.queue.push(Reverse((at, self.seq)));
+        let seq = self.seq;
+        self.queue.push(Reverse(Scheduled { at, seq, ev }));
+    }
+
+    fn schedule_ahead(&mut self, at: Micros, ev: Ev) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.timetable.push(Reverse(Scheduled { at, seq, ev }));
+    }
+
+    /// The earliest pending event of either heap.
+    fn peek_next(&self) -> Option<&Scheduled> {
+        match (self.queue.peek(), self.timetable.peek()) {
+            (Some(Reverse(a)), Some(Reverse(b))) => Some(if a <= b { a } else { b }),
+            (Some(Reverse(a)), None) | (None, Some(Reverse(a))) => Some(a),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_next(&mut self) -> Option<Scheduled> {
+        let from_queue = match (self.queue.peek(), self.timetable.peek()) {
+            (Some(Reverse(a)), Some(Reverse(b))) => a <= b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let heap = if from_queue {
+            &mut self.queue
+        } else {
+            &mut self.timetable
+        };
+        heap.pop().map(|Reverse(s)| s)
     }
 
     fn time(&self) -> Time {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use fanswarm_tracker::Limits;
 use swarm::engine::Config;
 
 use crate::hostile::Behaviour;
@@ -53,6 +54,10 @@ pub struct World {
     /// Leechers start from a bare magnet (info hash and web seed only) and
     /// fetch the metadata from peers over ut_metadata.
     pub magnet: bool,
+    /// The tracker's limits (the server's defaults; an operator expecting
+    /// a bigger crowd raises `max_peers_per_swarm` with the server's
+    /// `--max-peers-per-swarm`).
+    pub tracker_limits: Limits,
 }
 
 impl Default for World {
@@ -75,6 +80,7 @@ impl Default for World {
             engine: Config::default(),
             offer_grace: swarm::node::NodeConfig::default().offer_grace,
             magnet: false,
+            tracker_limits: Limits::default(),
         }
     }
 }

@@ -58,3 +58,67 @@ fn peers_bounded_to_half_the_track_still_all_complete() {
         sim.origin_copies()
     );
 }
+
+/// What lets a crowd of 100,000 fit in memory: every node verifies every
+/// piece it receives itself, but the simulator's nodes then hold one shared
+/// copy of each piece, not a copy per node. Without it each present fan
+/// costs the whole track (4.1 MB for the benchmark's song); with it a
+/// fan's memory is its own state.
+#[test]
+fn nodes_hold_one_shared_copy_of_each_verified_piece() {
+    let mut sim = Sim::new(World {
+        seed: 32,
+        ..World::default()
+    });
+    sim.add_node(Role::Seeder, Duration::ZERO, None);
+    // A liar too: what it sends fails verification and is never shared.
+    sim.add_node(Role::Liar, Duration::ZERO, None);
+    for i in 0..8 {
+        sim.add_node(Role::Leecher, Duration::from_millis(100 * i), None);
+    }
+    assert!(sim.run(Duration::from_secs(600)), "every peer completes");
+    let pieces = u32::try_from(sim.spec.piece_hashes.len()).unwrap();
+    let shared = sim.world.engine.shared_pieces.clone().unwrap();
+    assert_eq!(
+        shared.live_pieces(),
+        pieces as usize,
+        "one live copy per piece, however many nodes hold it"
+    );
+    let leechers: Vec<usize> = (0..sim.nodes.len())
+        .filter(|&i| sim.nodes[i].role == Role::Leecher)
+        .collect();
+    for p in 0..pieces {
+        let first = sim.nodes[leechers[0]].node.as_ref().unwrap().piece(p);
+        let first = first.unwrap();
+        for &i in &leechers {
+            let bytes = sim.nodes[i].node.as_ref().unwrap().piece(p).unwrap();
+            assert!(
+                std::ptr::eq(bytes, first),
+                "node {i} holds its own copy of piece {p}"
+            );
+        }
+    }
+    for &i in &leechers {
+        assert_eq!(sim.assembled(i), sim.data, "node {i} holds the track");
+        let stats = sim.engine_stats(i);
+        // Each received the track itself (from peers or the web seed):
+        // sharing saves memory, not downloads or checks.
+        assert!(
+            stats.from_peers + stats.from_web_seed >= sim.data.len() as u64,
+            "node {i} received {} bytes",
+            stats.from_peers + stats.from_web_seed
+        );
+        let torrent = sim.nodes[i]
+            .node
+            .as_ref()
+            .unwrap()
+            .torrent()
+            .torrent()
+            .unwrap();
+        assert_eq!(
+            torrent.memory_bytes(),
+            sim.data.len() as u64,
+            "node {i} counts shared pieces in full toward its bound"
+        );
+    }
+}

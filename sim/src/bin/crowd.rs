@@ -3,13 +3,15 @@
 //! ```text
 //! cargo run --release -p fanswarm-sim --bin crowd -- --fans 1000 [--track ogg|wav]
 //!     [--gap-ms 150] [--press-ms 1000] [--join-on-press] [--peer-up BYTES_PER_S]
-//!     [--offer-grace-ms MS] [--set TUNABLE=NUMBER]…
+//!     [--offer-grace-ms MS] [--max-peers-per-swarm N] [--set TUNABLE=NUMBER]…
 //!     [--seeds 1] [--seed 1]
 //!     [--json] [--verbose]
 //! ```
 //!
 //! Prints origin copies, each fan's share from peers, first audio and
-//! stalls, and the wall time of the run (per seed, then the median).
+//! stalls, the wall time of the run and the process's peak resident memory
+//! (per seed).
+//! `SIM_PROGRESS=1` prints a line every simulated minute of a long run.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let mut verbose = false;
     let mut peer_up: Option<u64> = None;
     let mut offer_grace: Option<u64> = None;
+    let mut max_peers_per_swarm: Option<u64> = None;
     let mut settings: Vec<(String, u64)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,6 +58,9 @@ fn main() -> ExitCode {
             "--seeds" => value("--seeds").map(|v| seeds = v.max(1)),
             "--peer-up" => value("--peer-up").map(|v| peer_up = Some(v)),
             "--offer-grace-ms" => value("--offer-grace-ms").map(|v| offer_grace = Some(v)),
+            "--max-peers-per-swarm" => {
+                value("--max-peers-per-swarm").map(|v| max_peers_per_swarm = Some(v))
+            }
             "--seed" => value("--seed").map(|v| first_seed = v),
             "--json" => {
                 json = true;
@@ -92,6 +98,9 @@ fn main() -> ExitCode {
         if let Some(ms) = offer_grace {
             world.offer_grace = Duration::from_millis(ms);
         }
+        if let Some(n) = max_peers_per_swarm {
+            world.tracker_limits.max_peers_per_swarm = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         for (key, v) in &settings {
             if let Err(e) = set(&mut world, key, *v) {
                 eprintln!("crowd: {e}");
@@ -126,13 +135,15 @@ fn main() -> ExitCode {
             "stalled_s": report.stalled_secs,
             "virtual_s": report.virtual_secs,
             "wall_s": wall,
+            "peak_rss_mb": peak_rss_mb(),
         });
         if !json {
             println!(
                 "seed {seed}: {} fans, origin {:.3} copies ({:.3} unused), from peers median {:.1} % \
                  (min {:.1} %), wasted median {:.0} kB, joined to first peer median {:.2} s, \
                  first audio median {:.3} s, {} fans stalled \
-                 ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall",
+                 ({:.1} s), complete {}, {:.0} virtual s in {wall:.1} s wall, \
+                 peak resident {} MB",
                 crowd.fans,
                 report.origin_copies,
                 report.origin_unused_copies,
@@ -145,6 +156,7 @@ fn main() -> ExitCode {
                 report.stalled_secs,
                 report.complete,
                 report.virtual_secs,
+                peak_rss_mb().map_or("?".to_owned(), |mb| format!("{mb:.0}")),
             );
         }
         rows.push(row);
@@ -156,6 +168,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// This process's peak resident memory so far (Linux's `VmHWM`), in MB;
+/// with several seeds, the largest run's. `None` where `/proc` has no such
+/// line.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// An engine tunable by name, for trying policies from the command line

@@ -132,6 +132,10 @@ pub struct Config {
     pub upload: Upload,
     /// Piece picker tunables.
     pub picker: PickerConfig,
+    /// Share verified piece bytes with the other engines given the same
+    /// table (the simulator's many nodes in one process); `None`, each
+    /// engine keeping its own, everywhere else. See `store.rs`.
+    pub shared_pieces: Option<store::SharedPieces>,
 }
 
 impl Default for Config {
@@ -165,6 +169,7 @@ impl Default for Config {
             memory_limit: store::DEFAULT_MEMORY_LIMIT,
             upload: Upload::Unlimited,
             picker: PickerConfig::default(),
+            shared_pieces: None,
         }
     }
 }
@@ -403,6 +408,7 @@ impl Torrent {
             spec.total_length,
             spec.piece_hashes.clone(),
             config.memory_limit,
+            config.shared_pieces.clone(),
         );
         let stats = Stats {
             total_pieces: expected,

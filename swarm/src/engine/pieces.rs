@@ -10,7 +10,7 @@
 use sha1::{Digest, Sha1};
 
 use super::origin::{PieceOrigin, Source};
-use super::store::MemoryStore;
+use super::store::{MemoryStore, SharedPieces};
 use crate::sorted::SortedMap;
 use crate::wire::BLOCK_SIZE;
 
@@ -46,6 +46,8 @@ pub(crate) struct PieceStore {
     hashes: Vec<[u8; 20]>,
     /// Verified pieces (see `store.rs`).
     memory: MemoryStore,
+    /// Where verified bytes are shared with other engines, if anywhere.
+    shared: Option<SharedPieces>,
     buffers: SortedMap<u32, Buffer>,
     /// Digests of blocks that lost a verification or arrived as a differing
     /// duplicate, per piece: (block index, who sent it, SHA-1 of the block).
@@ -53,13 +55,20 @@ pub(crate) struct PieceStore {
 }
 
 impl PieceStore {
-    pub fn new(piece_length: u32, total_length: u64, hashes: Vec<[u8; 20]>, limit: u64) -> Self {
+    pub fn new(
+        piece_length: u32,
+        total_length: u64,
+        hashes: Vec<[u8; 20]>,
+        limit: u64,
+        shared: Option<SharedPieces>,
+    ) -> Self {
         let n = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
         PieceStore {
             piece_length,
             total_length,
             hashes,
             memory: MemoryStore::new(n, limit),
+            shared,
             buffers: SortedMap::new(),
             suspects: SortedMap::new(),
         }
@@ -132,7 +141,7 @@ impl PieceStore {
         if good {
             let liars = self.judge_suspects(piece, &buf.data);
             let origin = PieceOrigin::of_blocks(&buf.sources);
-            self.memory.insert(piece, buf.data.into_boxed_slice());
+            self.keep(piece, buf.data.into_boxed_slice());
             return Verdict::Good { liars, origin };
         }
         let first = buf.sources.first().copied().flatten();
@@ -172,8 +181,20 @@ impl PieceStore {
             return false;
         }
         self.buffers.remove(&piece);
-        self.memory.insert(piece, data.into());
+        self.keep(piece, data.into());
         true
+    }
+
+    /// Keeps verified bytes: shared with other engines' equal copy when
+    /// configured so, else as our own.
+    fn keep(&mut self, piece: u32, data: Box<[u8]>) {
+        match (&self.shared, self.hashes.get(piece as usize)) {
+            (Some(shared), Some(&hash)) => {
+                let data = shared.intern(hash, data);
+                self.memory.insert_shared(piece, data);
+            }
+            _ => self.memory.insert(piece, data),
+        }
     }
 
     /// For `engine::invariants`: pieces that have a buffer of received blocks.
@@ -207,7 +228,7 @@ mod tests {
 
     fn store(data: &[u8], piece_length: u32) -> PieceStore {
         let hashes = data.chunks(piece_length as usize).map(sha1).collect();
-        PieceStore::new(piece_length, data.len() as u64, hashes, u64::MAX)
+        PieceStore::new(piece_length, data.len() as u64, hashes, u64::MAX, None)
     }
 
     const HONEST: Source = Source::Peer(PeerId([1; 20]));

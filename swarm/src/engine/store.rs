@@ -20,7 +20,10 @@
 //! When the playhead comes near an evicted piece it becomes missing again
 //! and is fetched like any other.
 
-use crate::sorted::sort_keys;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use crate::sorted::{SortedMap, sort_keys};
 
 /// Default bound on the bytes of verified pieces one torrent keeps.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
@@ -30,9 +33,82 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 #[derive(Debug)]
 pub struct MemoryStore {
     limit: u64,
-    pieces: Vec<Option<Box<[u8]>>>,
+    pieces: Vec<Option<Held>>,
     bytes: u64,
 }
+
+/// A verified piece's bytes: this engine's own, or the one copy that several
+/// engines of one process share (see [`SharedPieces`]).
+#[derive(Debug)]
+enum Held {
+    Own(Box<[u8]>),
+    Shared(Arc<[u8]>),
+}
+
+impl Held {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Held::Own(b) => b,
+            Held::Shared(b) => b,
+        }
+    }
+}
+
+/// Verified piece bytes that the engines of one process may share: the
+/// simulator's thousands of nodes hold copies of the same track, and one
+/// copy per piece is enough. Set in [`Config::shared_pieces`](super::Config);
+/// off (`None`) in the browser and the native peer, which run one engine
+/// per track.
+///
+/// Sharing happens only after a piece verified against its own hash in the
+/// engine that received it, and only with a copy whose bytes are equal (not
+/// merely whose hash is): every engine still checks everything it receives,
+/// and no engine can see bytes it did not verify. A copy lives as long as
+/// some engine holds it; the table keeps one weak entry per piece hash seen.
+#[derive(Clone, Default)]
+pub struct SharedPieces(Arc<Mutex<ByHash>>);
+
+/// Each shared copy by its piece's SHA-1.
+type ByHash = SortedMap<[u8; 20], Weak<[u8]>>;
+
+impl SharedPieces {
+    /// The shared copy of verified `data` (SHA-1 `hash`): an existing copy
+    /// with equal bytes, or `data` itself, which then becomes that copy.
+    pub(crate) fn intern(&self, hash: [u8; 20], data: Box<[u8]>) -> Arc<[u8]> {
+        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = table.get(&hash).and_then(Weak::upgrade)
+            && *existing == *data
+        {
+            return existing;
+        }
+        let copy: Arc<[u8]> = Arc::from(data);
+        table.insert(hash, Arc::downgrade(&copy));
+        copy
+    }
+
+    /// Distinct pieces some engine still holds.
+    pub fn live_pieces(&self) -> usize {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.values().filter(|w| w.strong_count() > 0).count()
+    }
+}
+
+impl fmt::Debug for SharedPieces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedPieces")
+            .field("live_pieces", &self.live_pieces())
+            .finish()
+    }
+}
+
+/// Two configurations are alike when they share through the same table.
+impl PartialEq for SharedPieces {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedPieces {}
 
 impl MemoryStore {
     /// A store for `piece_count` pieces that wants to hold at most `limit` bytes.
@@ -46,24 +122,26 @@ impl MemoryStore {
 
     /// Keeps a verified piece (replacing any earlier copy).
     pub fn insert(&mut self, piece: u32, data: Box<[u8]>) {
-        if let Some(slot) = self.pieces.get_mut(piece as usize) {
-            self.bytes += data.len() as u64;
-            if let Some(old) = slot.replace(data) {
-                self.bytes -= old.len() as u64;
-            }
-        }
+        self.put(piece, Held::Own(data));
+    }
+
+    /// Keeps a verified piece whose bytes are shared with other engines
+    /// (replacing any earlier copy). It counts toward the bound in full, as
+    /// if it were this engine's own.
+    pub fn insert_shared(&mut self, piece: u32, data: Arc<[u8]>) {
+        self.put(piece, Held::Shared(data));
     }
 
     /// The bytes of `piece`, if held.
     pub fn get(&self, piece: u32) -> Option<&[u8]> {
-        self.pieces.get(piece as usize)?.as_deref()
+        self.pieces.get(piece as usize)?.as_ref().map(Held::bytes)
     }
 
     /// Lets `piece` go; returns whether it was held.
     pub fn remove(&mut self, piece: u32) -> bool {
         match self.pieces.get_mut(piece as usize).and_then(Option::take) {
             Some(old) => {
-                self.bytes -= old.len() as u64;
+                self.bytes -= old.bytes().len() as u64;
                 true
             }
             None => false,
@@ -78,6 +156,15 @@ impl MemoryStore {
     /// The bound.
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    fn put(&mut self, piece: u32, data: Held) {
+        if let Some(slot) = self.pieces.get_mut(piece as usize) {
+            self.bytes += data.bytes().len() as u64;
+            if let Some(old) = slot.replace(data) {
+                self.bytes -= old.bytes().len() as u64;
+            }
+        }
     }
 
     /// Whether more is held than the bound allows.
@@ -132,6 +219,28 @@ mod tests {
         assert_eq!(s.bytes(), 4);
         s.insert(7, vec![0; 4].into()); // out of range: ignored
         assert_eq!(s.bytes(), 4);
+    }
+
+    #[test]
+    fn shares_only_equal_bytes_and_counts_them_in_full() {
+        let shared = SharedPieces::default();
+        let a = shared.intern([1; 20], vec![7; 8].into());
+        let b = shared.intern([1; 20], vec![7; 8].into());
+        assert!(Arc::ptr_eq(&a, &b), "equal bytes under one hash: one copy");
+        // The same hash with other bytes (a collision, or another torrent's
+        // lie) is never handed the first copy.
+        let c = shared.intern([1; 20], vec![9; 8].into());
+        assert_eq!(&*c, &[9; 8]);
+        assert!(!Arc::ptr_eq(&a, &c));
+        let mut s = MemoryStore::new(2, 100);
+        s.insert_shared(0, a.clone());
+        s.insert(1, vec![7; 8].into());
+        assert_eq!(s.bytes(), 16);
+        assert_eq!(s.get(0), Some(&[7u8; 8][..]));
+        assert!(s.remove(0));
+        assert_eq!(s.bytes(), 8);
+        drop((a, b, c));
+        assert_eq!(shared.live_pieces(), 0, "a copy lives only while held");
     }
 
     #[test]
