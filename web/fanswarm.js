@@ -207,8 +207,14 @@ function startKey(options) {
 /** The tracks whose start is kept, oldest first: `{key, stream}`, the
  *  cache key and the stream URL the element played. */
 function startList() {
+  return readList(START_LIST);
+}
+
+/** The `{key, …}` entries listed in localStorage under `name` (none if
+ *  storage is blocked or the item is not ours). */
+function readList(name) {
   try {
-    const list = JSON.parse(localStorage.getItem(START_LIST) ?? '[]');
+    const list = JSON.parse(localStorage.getItem(name) ?? '[]');
     return Array.isArray(list) ? list.filter((e) => typeof e?.key === 'string') : [];
   } catch {
     return []; // storage blocked, or not ours
@@ -295,12 +301,7 @@ function trackKey(key) {
 }
 
 function trackList() {
-  try {
-    const list = JSON.parse(localStorage.getItem(TRACK_LIST) ?? '[]');
-    return Array.isArray(list) ? list.filter((e) => typeof e?.key === 'string') : [];
-  } catch {
-    return [];
-  }
+  return readList(TRACK_LIST);
 }
 
 function saveTrackList(list) {

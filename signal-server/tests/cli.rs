@@ -2,7 +2,9 @@
 //! (the default) starts, warns about a missing web dir, and publishes.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
@@ -239,25 +241,8 @@ fn serve_until_serving(command: &mut Command) -> (String, Child, Receiver<String
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let done = line.contains("serving");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    (seen.join("\n"), child, rx)
+    let (log, rx) = common::read_until(&mut child, "serving");
+    (log, child, rx)
 }
 
 fn stop(child: &mut Child) {

@@ -4,6 +4,8 @@
 //! guessed from timing.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -363,25 +365,7 @@ impl Server {
 
     fn start(library: &Path, index: &Path, dir: &Path) -> Server {
         let mut child = Self::command(library, index, dir).spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            let done = line.contains("serving local=");
-            seen.push(line);
-            if done {
-                break;
-            }
-        }
-        let log = seen.join("\n");
+        let (log, rx) = common::read_until(&mut child, "serving local=");
         let line = log
             .lines()
             .find(|l| l.contains("serving local="))

@@ -190,13 +190,14 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         &page,
         &format!(
             "(async () => {{
-            const folder = new URL('/fanswarm/track/' + encodeURIComponent('{source}') + '/', location.href).href;
+            const folder = {};
             const cache = await caches.open('fanswarm-tracks-v1');
             const kept = await cache.matchAll(folder + 'piece', {{ ignoreSearch: true }});
             await cache.put(folder + 'piece?i=3', new Response(new Uint8Array(1000).fill(7),
                 {{ headers: {{ 'x-fanswarm-piece': '3' }} }}));
             return kept.length;
-        }})()"
+        }})()",
+            kept_folder(&source)
         ),
     )
     .await?;
@@ -233,10 +234,11 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
             &page,
             &format!(
                 "(async () => {{
-                const folder = new URL('/fanswarm/track/' + encodeURIComponent('{source}') + '/', location.href).href;
+                const folder = {};
                 const r = await (await caches.open('fanswarm-tracks-v1')).match(folder + 'piece?i=3');
                 return r ? (await r.arrayBuffer()).byteLength : 0;
-            }})()"
+            }})()",
+            kept_folder(&source)
             ),
         )
         .await?;
@@ -292,9 +294,10 @@ fn kept_tracks_stay_within_the_quota_least_recently_played_out_first() -> anyhow
             format!(
                 "(async () => {{
                 const cache = await caches.open('fanswarm-tracks-v1');
-                const folder = new URL('/fanswarm/track/' + encodeURIComponent('{folder}') + '/', location.href).href;
+                const folder = {};
                 return (await cache.keys(folder + 'piece', {{ ignoreSearch: true }})).length;
-            }})()"
+            }})()",
+            kept_folder(folder)
             )
         };
         let first = play_torrent(&mut browser, &page, &a.torrent_url, &options).await?;
@@ -384,4 +387,12 @@ fn kept_tracks_stay_within_the_quota_least_recently_played_out_first() -> anyhow
         );
         Ok(())
     })
+}
+
+/// JavaScript for the URL under which fanswarm.js keeps the whole track of
+/// the torrent at `source` (`trackKey` there).
+fn kept_folder(source: &str) -> String {
+    format!(
+        "new URL('/fanswarm/track/' + encodeURIComponent('{source}') + '/', location.href).href"
+    )
 }

@@ -2,8 +2,11 @@
 //! and a real WebSocket client.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::Child;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use fanswarm_tracker::Limits;
 use futures_util::{SinkExt, StreamExt};
@@ -129,4 +132,29 @@ pub fn answer(hash: u8, from: u8, to: u8, offer: u8) -> Value {
         "offer_id": id(offer),
         "answer": {"type": "answer", "sdp": sdp("answer")},
     })
+}
+
+/// Reads `child`'s stdout (piped) on a thread of its own until a line
+/// contains `marker` or 30 s have passed; returns what it read and the rest
+/// of the lines to come.
+pub fn read_until(child: &mut Child, marker: &str) -> (String, Receiver<String>) {
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = line.contains(marker);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    (seen.join("\n"), rx)
 }
