@@ -154,15 +154,39 @@ pub async fn launch(profile: &Path) -> anyhow::Result<(Child, Bidi)> {
 
 impl Bidi {
     /// Creates a top-level browsing context (a window of its own, so that
-    /// no page is a background tab) and returns its id.
-    pub async fn create(&mut self) -> anyhow::Result<String> {
-        let made = self
-            .command("browsingContext.create", json!({ "type": "window" }))
-            .await?;
+    /// no page is a background tab), in `user_context` (the profile's own
+    /// when `None`), and returns its id.
+    pub async fn create(&mut self, user_context: Option<&str>) -> anyhow::Result<String> {
+        let mut params = json!({ "type": "window" });
+        if let Some(user_context) = user_context {
+            params["userContext"] = json!(user_context);
+        }
+        let made = self.command("browsingContext.create", params).await?;
         Ok(made["context"]
             .as_str()
             .context("browsingContext.create: no context")?
             .to_owned())
+    }
+
+    /// A new user context: storage, caches and service workers of its own,
+    /// as another person's browser has.
+    pub async fn create_user_context(&mut self) -> anyhow::Result<String> {
+        let made = self.command("browser.createUserContext", json!({})).await?;
+        Ok(made["userContext"]
+            .as_str()
+            .context("browser.createUserContext: no userContext")?
+            .to_owned())
+    }
+
+    /// Removes a user context made by [`Bidi::create_user_context`] (its
+    /// pages close with it).
+    pub async fn remove_user_context(&mut self, user_context: &str) -> anyhow::Result<()> {
+        self.command(
+            "browser.removeUserContext",
+            json!({ "userContext": user_context }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Starts loading `url` in `context` without waiting for it.

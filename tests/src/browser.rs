@@ -74,6 +74,19 @@ enum Protocol {
 pub struct Page {
     session: String,
     target: String,
+    /// The browser context (Chromium) or user context (Firefox) made for
+    /// this page alone, removed when the page closes; `None` for a page of
+    /// the profile's own context.
+    context: Option<String>,
+}
+
+/// Whose storage a new page gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// A context of its own: another fan, in another browser.
+    Own,
+    /// The profile's: the same fan again.
+    Profile,
 }
 
 impl Browser {
@@ -195,42 +208,84 @@ impl Browser {
         })
     }
 
-    /// Opens a tab at `url` and waits until its document has loaded.
+    /// Opens a page at `url` as another fan would, and waits until its
+    /// document has loaded. Each page gets storage of its own (a browser
+    /// context in Chromium, a user context in Firefox): no cache, service
+    /// worker or kept track of an earlier page of the test. WebKit's
+    /// classic WebDriver has no such contexts: there, pages share the
+    /// profile. [`Browser::open_in_profile`] is the same fan again.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
-        let page = self.create(url, false).await?;
+        let page = self.create(url, false, Storage::Own).await?;
         self.wait_loaded(&page, url).await?;
         Ok(page)
     }
 
-    /// Opens a window of its own and starts loading `url` there without
-    /// waiting, so several pages can load at once ([`Browser::wait_loaded`]
-    /// waits). A window each, not tabs: Chromium defers media in a tab that
-    /// was never shown, so only the last tab of a window would play.
-    pub async fn open_unloaded(&mut self, url: &str) -> anyhow::Result<Page> {
-        self.create(url, true).await
+    /// Opens a page at `url` in the profile's own storage, shared with
+    /// every other page opened so, and kept across
+    /// [`Browser::close_keeping_profile`]: a second visit of one fan.
+    pub async fn open_in_profile(&mut self, url: &str) -> anyhow::Result<Page> {
+        let page = self.create(url, false, Storage::Profile).await?;
+        self.wait_loaded(&page, url).await?;
+        Ok(page)
     }
 
-    async fn create(&mut self, url: &str, new_window: bool) -> anyhow::Result<Page> {
-        let id = match &mut self.protocol {
+    /// Opens a window of its own (storage too, as [`Browser::open`]) and
+    /// starts loading `url` there without waiting, so several pages can
+    /// load at once ([`Browser::wait_loaded`] waits). A window each, not
+    /// tabs: Chromium defers media in a tab that was never shown, so only
+    /// the last tab of a window would play.
+    pub async fn open_unloaded(&mut self, url: &str) -> anyhow::Result<Page> {
+        self.create(url, true, Storage::Own).await
+    }
+
+    async fn create(
+        &mut self,
+        url: &str,
+        new_window: bool,
+        storage: Storage,
+    ) -> anyhow::Result<Page> {
+        let own = storage == Storage::Own;
+        let made = match &mut self.protocol {
             Protocol::Cdp { .. } => None,
-            Protocol::Bidi(bidi) => Some(bidi.create().await?),
-            Protocol::WebDriver(classic) => Some(classic.create().await?),
+            Protocol::Bidi(bidi) => {
+                let context = if own {
+                    Some(bidi.create_user_context().await?)
+                } else {
+                    None
+                };
+                Some((bidi.create(context.as_deref()).await?, context))
+            }
+            Protocol::WebDriver(classic) => Some((classic.create().await?, None)),
         };
-        if let Some(id) = id {
+        if let Some((id, context)) = made {
             let page = Page {
                 session: id.clone(),
                 target: id,
+                context,
             };
             self.navigate(&page, url).await?;
             return Ok(page);
         }
-        let target = self
-            .call(
-                None,
-                "Target.createTarget",
-                json!({ "url": "about:blank", "newWindow": new_window }),
+        let context = if own {
+            let made = self
+                .call(None, "Target.createBrowserContext", json!({}))
+                .await?;
+            Some(
+                made["browserContextId"]
+                    .as_str()
+                    .context("browserContextId")?
+                    .to_owned(),
             )
-            .await?;
+        } else {
+            None
+        };
+        // A context of its own has no window yet: its first page must be one.
+        let new_window = new_window || context.is_some();
+        let mut params = json!({ "url": "about:blank", "newWindow": new_window });
+        if let Some(context) = &context {
+            params["browserContextId"] = json!(context);
+        }
+        let target = self.call(None, "Target.createTarget", params).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
         let attached = self
             .call(
@@ -245,6 +300,7 @@ impl Browser {
                 .context("sessionId")?
                 .to_owned(),
             target: target_id,
+            context,
         };
         self.navigate(&page, url).await?;
         Ok(page)
@@ -298,7 +354,13 @@ impl Browser {
     pub async fn close(&mut self, page: &Page) -> anyhow::Result<()> {
         match &mut self.protocol {
             Protocol::Cdp { .. } => {}
-            Protocol::Bidi(bidi) => return bidi.close(&page.target).await,
+            Protocol::Bidi(bidi) => {
+                bidi.close(&page.target).await?;
+                if let Some(context) = &page.context {
+                    bidi.remove_user_context(context).await?;
+                }
+                return Ok(());
+            }
             Protocol::WebDriver(classic) => return classic.close(&page.target).await,
         }
         self.call(
@@ -307,6 +369,14 @@ impl Browser {
             json!({ "targetId": page.target }),
         )
         .await?;
+        if let Some(context) = &page.context {
+            self.call(
+                None,
+                "Target.disposeBrowserContext",
+                json!({ "browserContextId": context }),
+            )
+            .await?;
+        }
         Ok(())
     }
 

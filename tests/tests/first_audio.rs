@@ -256,7 +256,7 @@ fn timeline(v: &Value) -> String {
 /// the page, not after the test saw `load`: `load` waits for the preloads,
 /// and a listener need not.
 async fn visit(browser: &mut Browser, url: &str, delay: u64) -> anyhow::Result<(Page, Value)> {
-    let page = browser.open("about:blank").await?;
+    let page = browser.open_in_profile("about:blank").await?;
     browser.call(Some(&page), "Page.enable", json!({})).await?;
     browser
         .call(
@@ -333,7 +333,9 @@ async fn plain_audio(base: &str, media: &str) -> anyhow::Result<(f64, f64)> {
     let mut browser = Browser::launch().await?;
     let mut times = Vec::new();
     for _ in 0..2 {
-        let page = browser.open(&format!("{base}/api/tracks")).await?;
+        let page = browser
+            .open_in_profile(&format!("{base}/api/tracks"))
+            .await?;
         let ms = browser
             .eval(&page, &format!(
                 "new Promise((resolve, reject) => {{ const a = new Audio(); const t0 = performance.now();

@@ -262,7 +262,8 @@ async fn check_format(
         track.tags.cover_url
     );
 
-    let page = browser.open(&track.embed_url).await?;
+    // The profile's own storage: the download behaviour was set for it.
+    let page = browser.open_in_profile(&track.embed_url).await?;
 
     // The web seed's type, and the cover's (same origin: headers readable).
     let media = browser
