@@ -41,7 +41,7 @@ const START_HEAD_BYTES = 512 * 1024;
 const START_TAIL_BYTES = 128 * 1024;
 const START_LIST = 'fanswarm-start-v1';
 
-/** Whole tracks kept between visits (`keep: 'track'`, see `keepTrack`):
+/** Whole tracks kept between visits (`keep: 'track'`, the default; see `keepTrack`):
  *  one Cache API entry per piece; which tracks, their bytes and when each
  *  was last played, in localStorage. */
 const TRACK_CACHE = 'fanswarm-tracks-v1';
@@ -133,7 +133,7 @@ export async function load(audio, options) {
   // Unsaid, the page's prefix (the worker's): one prefix per page.
   const streamPrefix = options.streamPrefix ?? started?.prefix ?? STREAM_PREFIX;
   const { wasm, worker } = start(streamPrefix);
-  const keep = options.keep ?? 'start';
+  const keep = options.keep ?? 'track';
   if (!['start', 'track', 'none'].includes(keep)) {
     throw new Error(`keep: ${JSON.stringify(keep)} is not 'start', 'track' or 'none'`);
   }
@@ -142,7 +142,9 @@ export async function load(audio, options) {
   const [, torrentBytes, kept] = await Promise.all([
     wasm,
     Promise.resolve(options.torrentBytes).catch(() => undefined), // fetched again below
-    whole ? readTrack(whole) : readStart(key),
+    // The whole track if it is kept, else its start (kept by an older
+    // default, or by `keep: 'start'`).
+    readTrack(whole).then((pieces) => (pieces.length > 0 ? pieces : readStart(key))),
   ]);
   const track = await wasmLoad(audio, {
     ...options,
@@ -159,7 +161,8 @@ export async function load(audio, options) {
     else refused.push(index);
   }
   if (whole) keepTrack(track, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
-  else if (key) keepStart(track, audio, key);
+  // The start too, whole track or not: `resume` plays from its entry.
+  if (key) keepStart(track, audio, key);
   replayUnheard();
   wake();
   return track;
@@ -279,7 +282,7 @@ async function writeStart(opened, key, track, indexes) {
     ...gone.map((e) => cache.delete(e.key))]);
 }
 
-// ---- whole tracks, kept for the next visit (`keep: 'track'`) ----
+// ---- whole tracks, kept for the next visit (`keep: 'track'`, the default) ----
 //
 // Every piece the track verifies is written as it verifies, one Cache API
 // entry each (a write per piece, never the whole track again), under a URL
@@ -312,7 +315,7 @@ function saveTrackList(list) {
 
 /** The pieces kept of the track at `folder`: [index, bytes] pairs. */
 async function readTrack(folder) {
-  if (!trackList().some((e) => e.key === folder)) return [];
+  if (!folder || !trackList().some((e) => e.key === folder)) return [];
   try {
     const cache = await caches.open(TRACK_CACHE);
     const responses = await cache.matchAll(folder + 'piece', { ignoreSearch: true });

@@ -22,11 +22,12 @@
 // Information API where the browser has it; "on"; "off") and `upload-cap`
 // (piece bytes per second at most; 0: none) — the sharing line then says
 // "Not sharing: cellular data." and why, `stats().sharingOff` too.
-// `keep` ("start", the default: the first pieces are kept for a fast
-// second visit; "track": every piece, so a returning fan plays and shares
-// the track with nothing from the server, up to `keep-quota-mb` (256) for
-// all tracks, least recently played out first; "none") says what this
-// browser keeps between visits. `fanswarm.forget()` deletes it all.
+// `keep` ("track", the default: every piece, so a returning fan plays and
+// shares the track with nothing from the server, up to `keep-quota-mb`
+// (256) for all tracks, least recently played out first; "start": only the
+// first pieces, for a fast second visit; "none") says what this browser
+// keeps between visits. The player shows what is kept and offers to
+// forget it; `fanswarm.forget()` deletes it all.
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -483,7 +484,7 @@ class FanswarmPlayer extends HTMLElement {
     ui.passed.textContent = formatBytes(stats.uploaded);
     this.#showSharing(stats);
     if (stats.done && ui.download.hidden) ui.download.hidden = false;
-    if (this.getAttribute('keep') === 'track') {
+    if ((this.getAttribute('keep') ?? 'track') === 'track' && fanswarm.kept().tracks > 0) {
       ui.keptbox.hidden = false;
       ui.kept.textContent = formatBytes(fanswarm.kept().bytes);
     }

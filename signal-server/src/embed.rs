@@ -83,7 +83,8 @@ pub async fn page(
 /// and `keep=start|track|none`, handed to the element as its `upload`,
 /// `upload-cap` and `keep` attributes (see `web/player.js`). None: the
 /// player's defaults (`auto`: no upload on cellular data or with a data
-/// saver on; `start`: the first pieces kept for a fast second visit).
+/// saver on; `track`: every piece kept, so a returning fan plays with
+/// nothing from the server).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sharing {
     /// `auto`, `on` or `off`.
@@ -131,8 +132,8 @@ impl Sharing {
             Some("none") => Some("none"),
             Some(other) => {
                 return Err(format!(
-                    "keep={other:?}: use keep=start (the first pieces, the default), \
-                     keep=track (the whole track) or keep=none"
+                    "keep={other:?}: use keep=track (the whole track, the default), \
+                     keep=start (the first pieces) or keep=none"
                 ));
             }
         };

@@ -1,4 +1,4 @@
-//! A returning fan (`keep: 'track'`, issue 17 item 2): a page that heard a
+//! A returning fan (the default `keep: 'track'`, issue 17 item 2): a page that heard a
 //! track keeps every piece in the browser, so the next visit — a reload, or
 //! after the browser was closed and started again on the same profile —
 //! plays it with nothing from the server and shares it at once: a fan in
@@ -117,11 +117,12 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     // a module's source shown as text (not /api/tracks: Firefox shows JSON
     // in a viewer that cannot import modules).
     let tracks = format!("{}/piecemap.js", srv.base);
-    let keep = "keep: 'track'";
+    // The default keeps the whole track (`keep: 'track'`).
+    let keep = "";
 
     // First visit: everything from the web seed, every piece kept.
     let mut fan = Browser::launch_engine(engine).await?;
-    let page = fan.open(&tracks).await?;
+    let page = fan.open_in_profile(&tracks).await?;
     let first = play(&mut fan, &page, &srv, keep).await?;
     ensure!(first["digest"] == digest.as_str(), "first visit: {first}");
     ensure!(first["fromWebSeed"].as_f64() == Some(length), "{first}");
@@ -172,7 +173,7 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     let (mut fan, page) = if engine == Engine::Chromium {
         let profile = fan.close_keeping_profile().await?;
         let mut fan = Browser::launch_with_profile(profile).await?;
-        let page = fan.open(&tracks).await?;
+        let page = fan.open_in_profile(&tracks).await?;
         (fan, page)
     } else {
         fan.navigate(&page, &tracks).await?;
