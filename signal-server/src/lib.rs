@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acme;
+pub mod album;
 pub mod assets;
 pub mod catalog;
 pub mod config_file;

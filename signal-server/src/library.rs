@@ -45,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use swarm::InfoHash;
 use swarm::metainfo::Metainfo;
 
+use crate::album;
 use crate::catalog::{Catalog, Track};
 use crate::index::{Entry, Index, Stamp, StoredTags};
 pub use crate::metrics::{LibraryProgress, LibraryStatus};
@@ -103,6 +104,9 @@ pub struct Library {
     /// Files that could not be published, with the stamp they had: not
     /// tried again until it changes.
     failed: HashMap<String, Stamp>,
+    /// Albums by folder (see `album.rs`): the files and stamps hashed, and
+    /// the album. Published only while its files are exactly those.
+    albums: BTreeMap<String, (Vec<(String, Option<Stamp>)>, Track)>,
     /// Set when the server stops: a scan or a queue under way ends at the
     /// next file instead of keeping the process alive.
     stop: Arc<AtomicBool>,
@@ -121,6 +125,7 @@ impl Library {
             published: BTreeMap::new(),
             owners: HashMap::new(),
             failed: HashMap::new(),
+            albums: BTreeMap::new(),
             stop: Arc::default(),
         }
     }
@@ -276,9 +281,58 @@ impl Library {
         });
     }
 
-    /// The published tracks, in path order.
+    /// Hashes the album of every folder holding two or more published
+    /// tracks whose files changed since it was last hashed (or that is
+    /// new), and forgets albums whose folder no longer is one. Returns
+    /// whether an album was made or forgotten.
+    pub fn build_albums(&mut self) -> bool {
+        let folders = album::folders(&self.published);
+        let before = self.albums.len();
+        self.albums.retain(|folder, _| folders.contains_key(folder));
+        let mut changed = before != self.albums.len();
+        for (folder, tracks) in &folders {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let key = album::key(tracks);
+            if self.albums.get(folder).is_some_and(|(k, _)| *k == key) {
+                continue;
+            }
+            self.albums.remove(folder);
+            changed = true;
+            match album::make(&self.root, &self.base, &self.mirrors, folder, tracks) {
+                Ok(track) => {
+                    self.albums.insert(folder.clone(), (key, track));
+                }
+                Err(e) => tracing::warn!(%e, album = %folder, "album not published"),
+            }
+        }
+        changed
+    }
+
+    /// What is published: each album whose files are all published as
+    /// hashed (see [`Library::build_albums`]), and every track that is in
+    /// no album folder, in path order. A track of an album folder whose
+    /// album is out of date is not published until it is hashed again.
     pub fn catalog(&self) -> Catalog {
-        Catalog::new(self.published.values().cloned().collect())
+        let folders = album::folders(&self.published);
+        let mut tracks: Vec<Track> = self
+            .published
+            .iter()
+            .filter(|(path, _)| {
+                path.rsplit_once('/')
+                    .is_none_or(|(folder, _)| !folders.contains_key(folder))
+            })
+            .map(|(_, track)| track.clone())
+            .collect();
+        for (folder, tracks_now) in &folders {
+            if let Some((key, track)) = self.albums.get(folder)
+                && *key == album::key(tracks_now)
+            {
+                tracks.push(track.clone());
+            }
+        }
+        Catalog::new(tracks)
     }
 
     /// How many tracks are published.
@@ -445,7 +499,12 @@ pub async fn keep_published(
             library = returned;
         }
         if plan.changed || hashing {
-            let Some((returned, ())) = blocking(library, Library::compact_index).await else {
+            let Some((returned, _)) = blocking(library, |lib| {
+                lib.compact_index();
+                lib.build_albums()
+            })
+            .await
+            else {
                 return;
             };
             library = returned;
@@ -664,6 +723,7 @@ pub async fn publish_mirrored(
         for queued in plan.queue {
             library.hash(&queued, &LibraryProgress::default());
         }
+        library.build_albums();
         Ok(library.catalog())
     })
     .await
