@@ -75,7 +75,10 @@ pub fn folders(published: &BTreeMap<String, Track>) -> BTreeMap<String, Vec<&Tra
 }
 
 /// What identifies an album's bytes: its files' paths and stamps.
-pub fn key(tracks: &[&Track]) -> Vec<(String, Option<Stamp>)> {
+pub type Key = Vec<(String, Option<Stamp>)>;
+
+/// The [`Key`] of an album of `tracks`.
+pub fn key(tracks: &[&Track]) -> Key {
     let mut key: Vec<_> = tracks.iter().map(|t| (t.path.clone(), t.stamp)).collect();
     key.sort_by(|a, b| a.0.cmp(&b.0));
     key

@@ -106,7 +106,7 @@ pub struct Library {
     failed: HashMap<String, Stamp>,
     /// Albums by folder (see `album.rs`): the files and stamps hashed, and
     /// the album. Published only while its files are exactly those.
-    albums: BTreeMap<String, (Vec<(String, Option<Stamp>)>, Track)>,
+    albums: BTreeMap<String, (album::Key, Track)>,
     /// Set when the server stops: a scan or a queue under way ends at the
     /// next file instead of keeping the process alive.
     stop: Arc<AtomicBool>,

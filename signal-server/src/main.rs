@@ -121,6 +121,12 @@ struct GetArgs {
     /// Do not use the torrent's web seed, peers only.
     #[arg(long)]
     no_web_seed: bool,
+    /// Fetch only this file of an album (multi-file torrent), by its index
+    /// in the torrent's file list, counted from 0 (repeatable). Pieces it
+    /// shares with its neighbours are fetched whole; they are written into
+    /// the neighbours' files too.
+    #[arg(long = "file", value_name = "N")]
+    files: Vec<usize>,
     #[command(flatten)]
     peer: PeerArgs,
 }
@@ -335,7 +341,10 @@ async fn main() -> anyhow::Result<()> {
                 torrent: args.torrent,
                 out: args.out,
                 exit_when_done: args.exit_when_done,
-                options: peer_options(args.peer, !args.no_web_seed)?,
+                options: PeerOptions {
+                    files: (!args.files.is_empty()).then_some(args.files),
+                    ..peer_options(args.peer, !args.no_web_seed)?
+                },
             };
             get::get(command).await?;
             Ok(())

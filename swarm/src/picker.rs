@@ -646,6 +646,7 @@ pub fn piece_count(piece_length: u32, total_length: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::single_range_in_vec_init)] // lists of piece ranges, as `set_wanted` takes
     use super::*;
 
     const PL: u32 = 4 * BLOCK_SIZE;

@@ -2,6 +2,8 @@
 //! few pieces (one file of an album) asks its peer for those only, still
 //! serves what it has, and says nothing is left to want.
 #![allow(clippy::unwrap_used)]
+// Lists of piece ranges, some of one range: what `set_wanted` takes.
+#![allow(clippy::single_range_in_vec_init)]
 
 use sha1::{Digest, Sha1};
 use swarm::engine::{Config, Event, Output, PeerKey, Torrent, TorrentSpec};
