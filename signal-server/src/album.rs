@@ -132,6 +132,7 @@ pub fn make(
     }
     let metainfo = hash(root, &name, &ordered, &options)?;
     let links = Links::new(base, &metainfo.info_hash, folder);
+    let cover_url = links.cover_url.clone();
     let mut offset = 0;
     let files: Vec<AlbumFile> = ordered
         .iter()
@@ -169,6 +170,18 @@ pub fn make(
         .filter(|first| artists.iter().all(|a| a == *first))
         .map(|a| (*a).to_owned());
     let duration = ordered.iter().map(|t| t.tags.duration).sum::<Option<f64>>();
+    // The first cover in track order (read again from its file when the
+    // track came from the index, which keeps no picture).
+    let cover = ordered
+        .iter()
+        .filter(|t| t.tags.cover_url.is_some())
+        .find_map(|t| {
+            t.tags.cover.clone().or_else(|| {
+                crate::tags::read(&root.join(&t.path))
+                    .ok()
+                    .and_then(|tags| tags.cover)
+            })
+        });
     let magnet = metainfo.magnet().to_string();
     tracing::info!(
         album = %folder,
@@ -195,8 +208,8 @@ pub fn make(
             album: Some(name),
             track_number: None,
             duration,
-            cover_url: None,
-            cover: None,
+            cover_url: cover.is_some().then_some(cover_url),
+            cover,
         },
         path: String::new(),
         stamp: None,

@@ -15,6 +15,7 @@ use axum::http::{Request, StatusCode, header};
 use fanswarm_tracker::Limits;
 use http_body_util::BodyExt;
 use lofty::config::WriteOptions;
+use lofty::picture::{MimeType, Picture, PictureType};
 use lofty::tag::{Accessor, Tag, TagExt, TagType};
 use serde_json::Value;
 use signal_server::index::Index;
@@ -25,6 +26,9 @@ use swarm::metainfo::Metainfo;
 use tower::ServiceExt;
 
 const BASE: &str = "http://music.test";
+
+/// A PNG signature and some bytes: the server checks the signature only.
+const COVER: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRnot really a picture";
 
 /// A short WAV (seconds of the demo synth), tagged when `tags` says so:
 /// (title, album, track number).
@@ -42,6 +46,14 @@ fn write_track(path: &Path, seconds: u32, seed: u64, tags: Option<(&str, &str, u
         tag.set_artist("The Fans".into());
         tag.set_album(album.into());
         tag.set_track(track);
+        if track == 2 {
+            tag.push_picture(
+                Picture::unchecked(COVER.to_vec())
+                    .pic_type(PictureType::CoverFront)
+                    .mime_type(MimeType::Png)
+                    .build(),
+            );
+        }
         tag.save_to_path(path, WriteOptions::default()).unwrap();
     }
 }
@@ -153,6 +165,10 @@ async fn a_folder_is_one_album_whose_every_piece_verifies_from_the_web_seed() {
         one["files"], album["files"],
         "the one-track API has the list too"
     );
+    // The cover of the first track that has one (the second here).
+    assert_eq!(album["cover_url"], format!("{BASE}/cover/{hex}"));
+    let (status, cover) = get(&state, &format!("/cover/{hex}"), None).await;
+    assert_eq!((status, cover.as_slice()), (StatusCode::OK, COVER));
 
     // The torrent: one swarm of three files, web seed by BEP 19.
     let (status, torrent) = get(&state, &format!("/t/{hex}.torrent"), None).await;
