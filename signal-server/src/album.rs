@@ -59,6 +59,11 @@ pub struct AlbumFile {
     /// Size and modification time when hashed.
     #[serde(skip)]
     pub stamp: Option<Stamp>,
+    /// The info hash the file has as a single-file torrent (what it was
+    /// published under before it was part of an album): its old embed
+    /// URL leads to the album's, with this file's index.
+    #[serde(skip)]
+    pub single: Option<swarm::InfoHash>,
 }
 
 /// The folders that are albums: every folder below the root holding two
@@ -156,6 +161,7 @@ pub fn make(
                 offset,
                 path: t.path.clone(),
                 stamp: t.stamp,
+                single: Some(t.info_hash),
             };
             offset += t.length;
             entry

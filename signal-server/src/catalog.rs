@@ -73,6 +73,8 @@ pub struct Catalog {
     by_path: HashMap<String, usize>,
     /// Album files by their BEP 19 path under `/media/`: (track, file).
     album_files: HashMap<String, (usize, usize)>,
+    /// Album files by their single-file info hash: (track, file).
+    moved: HashMap<InfoHash, (usize, usize)>,
 }
 
 impl Catalog {
@@ -100,6 +102,9 @@ impl Catalog {
                         .album_files
                         .entry(file.url_path.clone())
                         .or_insert((index, n));
+                    if let Some(single) = file.single {
+                        catalog.moved.entry(single).or_insert((index, n));
+                    }
                 }
                 catalog.tracks.push(track);
             }
@@ -123,6 +128,17 @@ impl Catalog {
     /// `/`-separated): what the web seed may serve, and nothing else.
     pub fn by_path(&self, path: &str) -> Option<&Track> {
         self.by_path.get(path).and_then(|&i| self.tracks.get(i))
+    }
+
+    /// Where a track published alone before it joined an album is now:
+    /// the album's info hash and the file's index in it. `None` for a hash
+    /// published as it is.
+    pub fn moved(&self, single: &InfoHash) -> Option<(InfoHash, usize)> {
+        if self.by_hash.contains_key(single) {
+            return None;
+        }
+        let &(track, file) = self.moved.get(single)?;
+        Some((self.tracks.get(track)?.info_hash, file))
     }
 
     /// The file the web seed serves at `path` under `/media/` (decoded,

@@ -170,6 +170,29 @@ async fn a_folder_is_one_album_whose_every_piece_verifies_from_the_web_seed() {
     let (status, cover) = get(&state, &format!("/cover/{hex}"), None).await;
     assert_eq!((status, cover.as_slice()), (StatusCode::OK, COVER));
 
+    // A track's old single-file embed URL leads to its place in the album.
+    let options = signal_server::publish::TorrentOptions::default();
+    let single =
+        signal_server::publish::make_torrent(&library.join("Best Of/c.wav"), &options, |_| {})
+            .unwrap()
+            .info_hash;
+    let old = format!("/embed/{}?upload=off", single.to_hex());
+    let res = signal_server::app(state.clone())
+        .oneshot(Request::builder().uri(&old).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        format!("/embed/{hex}?file=1&upload=off").as_str()
+    );
+    assert_eq!(
+        get(&state, &format!("/t/{}.torrent", single.to_hex()), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
     // The torrent: one swarm of three files, web seed by BEP 19.
     let (status, torrent) = get(&state, &format!("/t/{hex}.torrent"), None).await;
     assert_eq!(status, StatusCode::OK);
