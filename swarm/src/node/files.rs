@@ -94,7 +94,8 @@ impl Node {
     /// The player is at `playback.offset` bytes into `file` (or stopped:
     /// `None`); pieces due soon become urgent as [`Node::set_playback`]
     /// says, counted in the torrent's stream. An offset past the file's end
-    /// is its end.
+    /// is its end. Only wanted pieces are fetched: with a selection, select
+    /// the file first (and [`Node::look_ahead`] the next one near its end).
     pub fn set_file_playback(
         &mut self,
         now: Time,
