@@ -104,6 +104,10 @@ pub struct Library {
     /// Files that could not be published, with the stamp they had: not
     /// tried again until it changes.
     failed: HashMap<String, Stamp>,
+    /// Whether a folder of two or more tracks is published as one album
+    /// (`--albums`, off by default: the browser player cannot play an
+    /// album yet). Off: every file is a single-file torrent.
+    publish_albums: bool,
     /// Albums by folder (see `album.rs`): the files and stamps hashed, and
     /// the album. Published only while its files are exactly those.
     albums: BTreeMap<String, (album::Key, Track)>,
@@ -125,6 +129,7 @@ impl Library {
             published: BTreeMap::new(),
             owners: HashMap::new(),
             failed: HashMap::new(),
+            publish_albums: false,
             albums: BTreeMap::new(),
             stop: Arc::default(),
         }
@@ -135,6 +140,14 @@ impl Library {
     /// adding or removing a mirror re-hashes nothing.
     pub fn with_mirrors(mut self, mirrors: Vec<String>) -> Self {
         self.mirrors = mirrors;
+        self
+    }
+
+    /// Publishes each folder of two or more tracks as one album (see
+    /// `album.rs`) when `albums` is set; else (the default) every file
+    /// stays a single-file torrent.
+    pub fn with_albums(mut self, albums: bool) -> Self {
+        self.publish_albums = albums;
         self
     }
 
@@ -285,7 +298,11 @@ impl Library {
     /// tracks whose files changed since it was last hashed (or that is
     /// new), and forgets albums whose folder no longer is one. Returns
     /// whether an album was made or forgotten.
+    /// Does nothing without [`Library::with_albums`].
     pub fn build_albums(&mut self) -> bool {
+        if !self.publish_albums {
+            return false;
+        }
         let folders = album::folders(&self.published);
         let before = self.albums.len();
         self.albums.retain(|folder, _| folders.contains_key(folder));
@@ -314,7 +331,11 @@ impl Library {
     /// hashed (see [`Library::build_albums`]), and every track that is in
     /// no album folder, in path order. A track of an album folder whose
     /// album is out of date is not published until it is hashed again.
+    /// Without [`Library::with_albums`]: every published track.
     pub fn catalog(&self) -> Catalog {
+        if !self.publish_albums {
+            return Catalog::new(self.published.values().cloned().collect());
+        }
         let folders = album::folders(&self.published);
         let mut tracks: Vec<Track> = self
             .published
@@ -716,9 +737,26 @@ pub async fn publish_mirrored(
     base: String,
     mirrors: Vec<String>,
 ) -> Result<Catalog, PublishError> {
+    publish_with(library, base, mirrors, false).await
+}
+
+/// [`publish_library`] with each folder of two or more tracks published
+/// as one album (`--albums`, see `album.rs`).
+pub async fn publish_albums(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
+    publish_with(library, base, Vec::new(), true).await
+}
+
+/// [`publish_mirrored`], with albums when `albums` is set.
+pub async fn publish_with(
+    library: PathBuf,
+    base: String,
+    mirrors: Vec<String>,
+    albums: bool,
+) -> Result<Catalog, PublishError> {
     tokio::task::spawn_blocking(move || {
-        let mut library =
-            Library::new(library, base, Index::in_memory(), Duration::ZERO).with_mirrors(mirrors);
+        let mut library = Library::new(library, base, Index::in_memory(), Duration::ZERO)
+            .with_mirrors(mirrors)
+            .with_albums(albums);
         let plan = library.scan(SystemTime::now())?;
         for queued in plan.queue {
             library.hash(&queued, &LibraryProgress::default());

@@ -273,6 +273,12 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     web_seed_mirrors: Vec<String>,
+    /// Publish each folder of two or more tracks as one album (a
+    /// multi-file torrent: one swarm for the whole album). Off by default:
+    /// the browser player cannot play an album yet, so with it every
+    /// embed of a track in such a folder stops playing in browsers.
+    #[arg(long, env = "FANSWARM_ALBUMS")]
+    albums: bool,
     /// Tracker events that may wait for a slow Redis; more are dropped
     /// and counted (fanswarm_redis_dropped).
     #[arg(long, env = "FANSWARM_REDIS_QUEUE", default_value_t = signal_server::redis_cluster::DEFAULT_QUEUE)]
@@ -460,6 +466,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .iter()
             .map(|url| signal_server::mirror_base(url).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?,
+        albums: args.albums,
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

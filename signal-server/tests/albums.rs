@@ -1,5 +1,5 @@
-//! Albums: a folder of two or more tracks is published as one multi-file
-//! torrent, through `app()` with `oneshot` on real files. Its files are in
+//! Albums (`--albums`): a folder of two or more tracks is published as one
+//! multi-file torrent, through `app()` with `oneshot` on real files. Its files are in
 //! track-number order, it is named by the album tag (else the folder), its
 //! track list is in `/api/tracks`, and every piece — those spanning two
 //! files included — verifies from the web seed at its BEP 19 URLs. Files in
@@ -112,7 +112,7 @@ async fn a_folder_is_one_album_whose_every_piece_verifies_from_the_web_seed() {
     );
     write_track(&library.join("Demos/y.wav"), 1, 6, None);
     write_track(&library.join("Demos/x.wav"), 1, 7, None);
-    let catalog = signal_server::library::publish_library(library.clone(), BASE.into())
+    let catalog = signal_server::library::publish_albums(library.clone(), BASE.into())
         .await
         .unwrap();
     let state = state_of(catalog, &library);
@@ -276,6 +276,37 @@ async fn a_folder_is_one_album_whose_every_piece_verifies_from_the_web_seed() {
     );
 }
 
+/// Without `--albums` (the default) a folder of tracks is published as on
+/// a server without albums: each file its own torrent, served at its own
+/// path, its embed page a page (no redirect), so every existing embed and
+/// the browser player keep working.
+#[tokio::test]
+async fn without_the_option_every_file_of_a_folder_is_its_own_track() {
+    let root = tempfile::tempdir().unwrap();
+    let library = root.path().join("library");
+    write_track(&library.join("Best Of/a.wav"), 1, 3, Some(("A", "Hits", 2)));
+    write_track(&library.join("Best Of/b.wav"), 1, 4, Some(("B", "Hits", 1)));
+    let catalog = signal_server::library::publish_library(library.clone(), BASE.into())
+        .await
+        .unwrap();
+    let mut paths: Vec<&str> = catalog.tracks().iter().map(|t| t.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["Best Of/a.wav", "Best Of/b.wav"]);
+    for track in catalog.tracks() {
+        assert!(track.files.is_none(), "{}: not an album", track.path);
+        let meta = Metainfo::from_bytes(&track.torrent).unwrap();
+        assert_eq!(meta.info.files.len(), 1, "{}: single-file", track.path);
+    }
+    let single = catalog.by_path("Best Of/b.wav").unwrap().info_hash;
+    let state = state_of(catalog, &library);
+    let (status, page) = get(&state, &format!("/embed/{}", single.to_hex()), None).await;
+    assert_eq!(status, StatusCode::OK, "its own embed page, no redirect");
+    assert!(String::from_utf8_lossy(&page).contains(&single.to_hex()));
+    let (status, bytes) = get(&state, "/media/Best%20Of/b.wav", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, std::fs::read(library.join("Best Of/b.wav")).unwrap());
+}
+
 #[test]
 fn a_changed_file_withdraws_its_album_until_it_is_hashed_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +319,8 @@ fn a_changed_file_withdraws_its_album_until_it_is_hashed_again() {
         BASE.into(),
         Index::in_memory(),
         Duration::ZERO,
-    );
+    )
+    .with_albums(true);
     let publish = |library: &mut Library| {
         let plan = library.scan(SystemTime::now()).unwrap();
         for queued in &plan.queue {

@@ -27,10 +27,13 @@ const PICKED_UP_WITHIN: Duration = Duration::from_secs(10);
 #[test]
 fn a_restart_hashes_nothing_unchanged_and_changes_are_picked_up_while_running() {
     let dir = tempfile::tempdir().unwrap();
-    // One file per folder: a folder of two or more is an album (albums.rs).
     let library = dir.path().join("music");
     std::fs::create_dir_all(library.join("album")).unwrap();
-    for (name, seed) in [("one.mp3", 1), ("album/two.ogg", 2), ("three.flac", 3)] {
+    for (name, seed) in [
+        ("one.mp3", 1),
+        ("album/two.ogg", 2),
+        ("album/three.flac", 3),
+    ] {
         write_old(&library.join(name), &bytes(300_000, seed));
     }
     let index = dir.path().join("state/index");
@@ -88,17 +91,18 @@ fn a_restart_hashes_nothing_unchanged_and_changes_are_picked_up_while_running() 
 
     // Added while running (copied in, in two writes), and one removed.
     let added = bytes(250_000, 7);
-    let mut file = std::fs::File::create(library.join("four.opus")).unwrap();
+    let mut file = std::fs::File::create(library.join("album/four.opus")).unwrap();
     file.write_all(&added[..100_000]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     file.write_all(&added[100_000..]).unwrap();
     drop(file);
     std::fs::remove_file(library.join("one.mp3")).unwrap();
-    let after = second.wait_for(|h| h.contains_key("four.opus") && !h.contains_key("one.mp3"));
+    let after =
+        second.wait_for(|h| h.contains_key("album/four.opus") && !h.contains_key("one.mp3"));
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(second.get("/media/one.mp3").0, 404);
     assert!(!second.admitted(&hashes["one.mp3"]));
-    let torrent = second.get_bytes(&format!("/t/{}.torrent", after["four.opus"]));
+    let torrent = second.get_bytes(&format!("/t/{}.torrent", after["album/four.opus"]));
     let torrent = Metainfo::from_bytes(&torrent).unwrap();
     let pieces = swarm::metainfo::hash_pieces(&added, torrent.info.piece_length).unwrap();
     assert_eq!(

@@ -53,7 +53,7 @@ async fn an_album_is_one_swarm_and_one_track_of_it_fetches_only_its_pieces() -> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let catalog =
-        signal_server::library::publish_library(library.path().to_path_buf(), base.clone()).await?;
+        signal_server::library::publish_albums(library.path().to_path_buf(), base.clone()).await?;
     ensure!(
         catalog.tracks().len() == 1,
         "one swarm: {}",
