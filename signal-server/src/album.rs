@@ -15,18 +15,20 @@
 //!
 //! The album is hashed from the files as they are (their own single-file
 //! hashes cannot be reused: pieces span files), once every file of the
-//! folder is published, and again when one of them changes. Blocking I/O:
-//! run it off the async threads.
+//! folder is published, and again when one of them changes. Its piece
+//! hashes go into the library index (`index.rs`, keyed by its files'
+//! paths and stamps in torrent order), so a restart rebuilds it without
+//! reading a byte. Blocking I/O: run it off the async threads.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 
 use serde::Serialize;
-use swarm::metainfo::{Metainfo, TorrentBuilder};
+use swarm::metainfo::TorrentBuilder;
 
 use crate::catalog::{Links, Track, encode_path};
-use crate::index::Stamp;
+use crate::index::{AlbumEntry, AlbumEntryFile, Index, Stamp};
 use crate::publish::{PublishError, TorrentOptions};
 use crate::tags::TrackTags;
 
@@ -89,17 +91,30 @@ pub fn key(tracks: &[&Track]) -> Key {
     key
 }
 
-/// Hashes the album of `folder` (under `root`) whose tracks are `tracks`
-/// and makes its catalog entry, for a server at `base` with web-seed
-/// `mirrors`. A file that changed since it was published fails it: the
-/// next scan sees the change.
+/// An album made by [`make`].
+#[derive(Debug)]
+pub struct Made {
+    /// Its catalog entry.
+    pub track: Track,
+    /// What the index keeps of it.
+    pub entry: AlbumEntry,
+    /// Bytes read to hash it: 0 when `index` had it.
+    pub hashed_bytes: u64,
+}
+
+/// Makes the catalog entry of the album of `folder` (under `root`) whose
+/// tracks are `tracks`, for a server at `base` with web-seed `mirrors`:
+/// from `index` when it holds this album of these very files (nothing
+/// read), else by hashing the files. A file that changed since it was
+/// published fails it: the next scan sees the change.
 pub fn make(
     root: &std::path::Path,
     base: &str,
     mirrors: &[String],
     folder: &str,
     tracks: &[&Track],
-) -> Result<Track, PublishError> {
+    index: &Index,
+) -> Result<Made, PublishError> {
     let mut ordered: Vec<&Track> = tracks.to_vec();
     ordered.sort_by(|a, b| {
         let number = |t: &Track| t.tags.track_number.unwrap_or(u32::MAX);
@@ -135,7 +150,52 @@ pub fn make(
             options.web_seeds.push(url);
         }
     }
-    let metainfo = hash(root, &name, &ordered, &options)?;
+    let builder = builder(&name, &ordered, &options);
+    let torrent_error = |source| PublishError::Torrent {
+        path: root.join(folder),
+        source,
+    };
+    let stamped: Option<Vec<(&str, Stamp)>> = ordered
+        .iter()
+        .map(|t| Some((t.path.as_str(), t.stamp?)))
+        .collect();
+    let stored = stamped
+        .as_deref()
+        .and_then(|files| index.lookup_album(folder, files))
+        .filter(|entry| entry.name == name)
+        .and_then(|entry| Some((entry.piece_length, entry.piece_hashes()?)));
+    let (piece_length, pieces, hashed_bytes) = match stored {
+        Some((piece_length, pieces)) => (piece_length, pieces, 0),
+        None => {
+            let pieces = hash(root, &ordered, &builder)?;
+            let bytes = ordered.iter().map(|t| t.length).sum();
+            (builder.chosen_piece_length(), pieces, bytes)
+        }
+    };
+    let metainfo = builder
+        .piece_length(piece_length)
+        .build(&pieces)
+        .map_err(torrent_error)?;
+    let entry = AlbumEntry {
+        album: folder.to_owned(),
+        files: ordered
+            .iter()
+            .map(|t| {
+                let stamp = t.stamp.unwrap_or(Stamp {
+                    size: t.length,
+                    mtime_ns: 0,
+                });
+                AlbumEntryFile {
+                    path: t.path.clone(),
+                    size: stamp.size,
+                    mtime_ns: stamp.mtime_ns,
+                }
+            })
+            .collect(),
+        name: name.clone(),
+        piece_length,
+        pieces: data_encoding::HEXLOWER.encode(metainfo.info.pieces.as_flattened()),
+    };
     let links = Links::new(base, &metainfo.info_hash, folder);
     let cover_url = links.cover_url.clone();
     let mut offset = 0;
@@ -195,9 +255,10 @@ pub fn make(
         files = files.len(),
         info_hash = %metainfo.info_hash,
         %magnet,
+        from_index = hashed_bytes == 0,
         "published an album"
     );
-    Ok(Track {
+    let track = Track {
         name: name.clone(),
         info_hash: metainfo.info_hash,
         length: offset,
@@ -220,16 +281,16 @@ pub fn make(
         path: String::new(),
         stamp: None,
         files: Some(files),
+    };
+    Ok(Made {
+        track,
+        entry,
+        hashed_bytes,
     })
 }
 
-/// Reads the files in order through one piece hasher.
-fn hash(
-    root: &std::path::Path,
-    name: &str,
-    ordered: &[&Track],
-    options: &TorrentOptions,
-) -> Result<Metainfo, PublishError> {
+/// The torrent of the album's files in order, but for its pieces.
+fn builder(name: &str, ordered: &[&Track], options: &TorrentOptions) -> TorrentBuilder {
     let layout = ordered
         .iter()
         .map(|t| (vec![file_name(&t.path).to_owned()], t.length));
@@ -241,6 +302,15 @@ fn hash(
     for seed in &options.web_seeds {
         builder = builder.web_seed(seed.clone());
     }
+    builder
+}
+
+/// Reads the files in order through one piece hasher.
+fn hash(
+    root: &std::path::Path,
+    ordered: &[&Track],
+    builder: &TorrentBuilder,
+) -> Result<Vec<[u8; 20]>, PublishError> {
     let torrent_error = |source| PublishError::Torrent {
         path: root.join(ordered.first().map_or("", |t| t.path.as_str())),
         source,
@@ -273,7 +343,7 @@ fn hash(
             left -= n as u64;
         }
     }
-    builder.build(&hasher.finish()).map_err(torrent_error)
+    Ok(hasher.finish())
 }
 
 fn file_name(path: &str) -> &str {

@@ -283,23 +283,45 @@ impl Library {
         self.published.get(&queued.path)
     }
 
-    /// Drops index entries of files no longer published and writes the
-    /// index afresh.
+    /// Drops index entries of files no longer published, and of albums
+    /// not published as they are (with `--albums`), and writes the index
+    /// afresh.
     pub fn compact_index(&mut self) {
         let published = &self.published;
-        self.index.compact(|e| {
-            published
-                .get(&e.path)
-                .is_some_and(|t| t.stamp.is_some_and(|s| e.matches(s)))
-        });
+        let albums = &self.albums;
+        let with_albums = self.publish_albums;
+        self.index.compact_with_albums(
+            |e| {
+                published
+                    .get(&e.path)
+                    .is_some_and(|t| t.stamp.is_some_and(|s| e.matches(s)))
+            },
+            // Without --albums they are kept for when it is on again.
+            |a| {
+                !with_albums
+                    || albums.get(&a.album).is_some_and(|(_, track)| {
+                        track.files.as_ref().is_some_and(|files| {
+                            a.files.len() == files.len()
+                                && a.files.iter().zip(files).all(|(e, f)| {
+                                    e.path == f.path
+                                        && f.stamp.is_some_and(|s| {
+                                            s.size == e.size && s.mtime_ns == e.mtime_ns
+                                        })
+                                })
+                        })
+                    })
+            },
+        );
     }
 
     /// Hashes the album of every folder holding two or more published
     /// tracks whose files changed since it was last hashed (or that is
     /// new), and forgets albums whose folder no longer is one. Returns
     /// whether an album was made or forgotten.
-    /// Does nothing without [`Library::with_albums`].
-    pub fn build_albums(&mut self) -> bool {
+    /// An album the index holds for these very files is rebuilt from it
+    /// without reading them; one hashed is recorded there and counted in
+    /// `progress`. Does nothing without [`Library::with_albums`].
+    pub fn build_albums(&mut self, progress: &LibraryProgress) -> bool {
         if !self.publish_albums {
             return false;
         }
@@ -317,9 +339,22 @@ impl Library {
             }
             self.albums.remove(folder);
             changed = true;
-            match album::make(&self.root, &self.base, &self.mirrors, folder, tracks) {
-                Ok(track) => {
-                    self.albums.insert(folder.clone(), (key, track));
+            let made = album::make(
+                &self.root,
+                &self.base,
+                &self.mirrors,
+                folder,
+                tracks,
+                &self.index,
+            );
+            match made {
+                Ok(made) => {
+                    if made.hashed_bytes > 0 {
+                        progress.hashed_files.inc_by(tracks.len() as u64);
+                        progress.hashed_bytes.inc_by(made.hashed_bytes);
+                        self.index.record_album(made.entry);
+                    }
+                    self.albums.insert(folder.clone(), (key, made.track));
                 }
                 Err(e) => tracing::warn!(%e, album = %folder, "album not published"),
             }
@@ -520,9 +555,11 @@ pub async fn keep_published(
             library = returned;
         }
         if plan.changed || hashing {
-            let Some((returned, _)) = blocking(library, |lib| {
+            let albums_progress = progress.clone();
+            let Some((returned, _)) = blocking(library, move |lib| {
+                let changed = lib.build_albums(&albums_progress);
                 lib.compact_index();
-                lib.build_albums()
+                changed
             })
             .await
             else {
@@ -761,7 +798,7 @@ pub async fn publish_with(
         for queued in plan.queue {
             library.hash(&queued, &LibraryProgress::default());
         }
-        library.build_albums();
+        library.build_albums(&LibraryProgress::default());
         Ok(library.catalog())
     })
     .await

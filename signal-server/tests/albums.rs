@@ -332,9 +332,12 @@ fn a_changed_file_withdraws_its_album_until_it_is_hashed_again() {
         library.catalog().tracks().is_empty(),
         "not hashed as an album yet"
     );
-    assert!(library.build_albums());
+    assert!(library.build_albums(&LibraryProgress::default()));
     let first = library.catalog().tracks()[0].info_hash;
-    assert!(!library.build_albums(), "unchanged: not hashed again");
+    assert!(
+        !library.build_albums(&LibraryProgress::default()),
+        "unchanged: not hashed again"
+    );
 
     // Rewritten (another size, so another stamp): withdrawn at the scan.
     write_track(&root.join("Album/2.wav"), 2, 9, None);
@@ -351,7 +354,7 @@ fn a_changed_file_withdraws_its_album_until_it_is_hashed_again() {
         library.catalog().tracks().is_empty(),
         "still the old album's files"
     );
-    assert!(library.build_albums());
+    assert!(library.build_albums(&LibraryProgress::default()));
     let catalog = library.catalog();
     let second = catalog.tracks()[0].info_hash;
     assert_ne!(first, second, "a new swarm for the new bytes");
@@ -361,7 +364,10 @@ fn a_changed_file_withdraws_its_album_until_it_is_hashed_again() {
     std::fs::remove_file(root.join("Album/1.wav")).unwrap();
     std::fs::remove_file(root.join("Album/3.wav")).unwrap();
     publish(&mut library);
-    assert!(library.build_albums(), "the album is forgotten");
+    assert!(
+        library.build_albums(&LibraryProgress::default()),
+        "the album is forgotten"
+    );
     let catalog = library.catalog();
     assert_eq!(catalog.tracks().len(), 1);
     assert_eq!(catalog.tracks()[0].name, "2.wav");
