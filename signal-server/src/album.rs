@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io::{self, Read};
 
 use serde::Serialize;
-use swarm::metainfo::TorrentBuilder;
+use swarm::metainfo::{PieceHasher, TorrentBuilder, piece_length_for};
 
 use crate::catalog::{Links, Track, encode_path};
 use crate::index::{AlbumEntry, AlbumEntryFile, Index, Stamp};
@@ -69,11 +69,13 @@ pub struct AlbumFile {
 }
 
 /// The folders that are albums: every folder below the root holding two
-/// or more published tracks, with those tracks (`published` is by path).
-pub fn folders(published: &BTreeMap<String, Track>) -> BTreeMap<String, Vec<&Track>> {
+/// or more of `tracks`, with those tracks.
+pub fn folders<'a>(
+    tracks: impl IntoIterator<Item = &'a Track>,
+) -> BTreeMap<String, Vec<&'a Track>> {
     let mut by_folder: BTreeMap<String, Vec<&Track>> = BTreeMap::new();
-    for (path, track) in published {
-        if let Some((folder, _)) = path.rsplit_once('/') {
+    for track in tracks {
+        if let Some((folder, _)) = track.path.rsplit_once('/') {
             by_folder.entry(folder.to_owned()).or_default().push(track);
         }
     }
@@ -100,13 +102,18 @@ pub struct Made {
     pub entry: AlbumEntry,
     /// Bytes read to hash it: 0 when `index` had it.
     pub hashed_bytes: u64,
+    /// The single-file piece hashes of each file `single` asked for (by
+    /// path), from the same read.
+    pub singles: Vec<(String, Vec<[u8; 20]>)>,
 }
 
 /// Makes the catalog entry of the album of `folder` (under `root`) whose
 /// tracks are `tracks`, for a server at `base` with web-seed `mirrors`:
 /// from `index` when it holds this album of these very files (nothing
-/// read), else by hashing the files. A file that changed since it was
-/// published fails it: the next scan sees the change.
+/// read), else by hashing the files. The files `single` says yes to are
+/// hashed as single-file torrents too in the same read (so a new file of
+/// an album is read once), which makes the album hashed. A file that
+/// changed since it was published fails it: the next scan sees the change.
 pub fn make(
     root: &std::path::Path,
     base: &str,
@@ -114,6 +121,7 @@ pub fn make(
     folder: &str,
     tracks: &[&Track],
     index: &Index,
+    single: &dyn Fn(&str) -> bool,
 ) -> Result<Made, PublishError> {
     let mut ordered: Vec<&Track> = tracks.to_vec();
     ordered.sort_by(|a, b| {
@@ -159,17 +167,19 @@ pub fn make(
         .iter()
         .map(|t| Some((t.path.as_str(), t.stamp?)))
         .collect();
+    let any_single = ordered.iter().any(|t| single(&t.path));
     let stored = stamped
         .as_deref()
+        .filter(|_| !any_single)
         .and_then(|files| index.lookup_album(folder, files))
         .filter(|entry| entry.name == name)
         .and_then(|entry| Some((entry.piece_length, entry.piece_hashes()?)));
-    let (piece_length, pieces, hashed_bytes) = match stored {
-        Some((piece_length, pieces)) => (piece_length, pieces, 0),
+    let (piece_length, pieces, hashed_bytes, singles) = match stored {
+        Some((piece_length, pieces)) => (piece_length, pieces, 0, Vec::new()),
         None => {
-            let pieces = hash(root, &ordered, &builder)?;
+            let (pieces, singles) = hash(root, &ordered, &builder, single)?;
             let bytes = ordered.iter().map(|t| t.length).sum();
-            (builder.chosen_piece_length(), pieces, bytes)
+            (builder.chosen_piece_length(), pieces, bytes, singles)
         }
     };
     let metainfo = builder
@@ -286,6 +296,7 @@ pub fn make(
         track,
         entry,
         hashed_bytes,
+        singles,
     })
 }
 
@@ -305,12 +316,17 @@ fn builder(name: &str, ordered: &[&Track], options: &TorrentOptions) -> TorrentB
     builder
 }
 
-/// Reads the files in order through one piece hasher.
+/// Reads the files in order through one piece hasher (and the files
+/// `single` says yes to through one of their own each, with the piece
+/// length a single-file torrent of them has).
+#[allow(clippy::type_complexity)]
 fn hash(
     root: &std::path::Path,
     ordered: &[&Track],
     builder: &TorrentBuilder,
-) -> Result<Vec<[u8; 20]>, PublishError> {
+    single: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<[u8; 20]>, Vec<(String, Vec<[u8; 20]>)>), PublishError> {
+    let mut singles = Vec::new();
     let torrent_error = |source| PublishError::Torrent {
         path: root.join(ordered.first().map_or("", |t| t.path.as_str())),
         source,
@@ -328,6 +344,18 @@ fn hash(
         if track.stamp.is_some() && stamp != track.stamp {
             return Err(io_error(io::Error::other("changed since it was hashed")));
         }
+        let mut alone = if single(&track.path) {
+            Some(
+                PieceHasher::new(piece_length_for(track.length)).map_err(|source| {
+                    PublishError::Torrent {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
         let mut left = track.length;
         while left > 0 {
             let want = buffer
@@ -339,11 +367,18 @@ fn hash(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_error(e)),
             };
-            hasher.update(buffer.get(..n).unwrap_or_default());
+            let read = buffer.get(..n).unwrap_or_default();
+            hasher.update(read);
+            if let Some(alone) = &mut alone {
+                alone.update(read);
+            }
             left -= n as u64;
         }
+        if let Some(alone) = alone {
+            singles.push((track.path.clone(), alone.finish()));
+        }
     }
-    Ok(hasher.finish())
+    Ok((hasher.finish(), singles))
 }
 
 fn file_name(path: &str) -> &str {

@@ -36,7 +36,7 @@
 //! differ only in case or in Unicode normalization are different paths,
 //! and different URLs), and tags name nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +111,13 @@ pub struct Library {
     /// Albums by folder (see `album.rs`): the files and stamps hashed, and
     /// the album. Published only while its files are exactly those.
     albums: BTreeMap<String, (album::Key, Track)>,
+    /// Folders holding two or more audio files at the last scan (with
+    /// `--albums`): their queued files wait for their album's hashing,
+    /// which hashes them alone in the same read.
+    album_folders: HashSet<String>,
+    /// Queued files of album folders, with the stamp scanned: hashed by
+    /// [`Library::build_albums`].
+    deferred: BTreeMap<String, Stamp>,
     /// Set when the server stops: a scan or a queue under way ends at the
     /// next file instead of keeping the process alive.
     stop: Arc<AtomicBool>,
@@ -131,6 +138,8 @@ impl Library {
             failed: HashMap::new(),
             publish_albums: false,
             albums: BTreeMap::new(),
+            album_folders: HashSet::new(),
+            deferred: BTreeMap::new(),
             stop: Arc::default(),
         }
     }
@@ -223,16 +232,45 @@ impl Library {
             self.withdraw(&path);
             plan.changed = true;
         }
+        self.deferred.clear();
+        if self.publish_albums {
+            let mut per_folder: HashMap<&str, usize> = HashMap::new();
+            for path in &seen {
+                if let Some((folder, _)) = path.rsplit_once('/') {
+                    *per_folder.entry(folder).or_default() += 1;
+                }
+            }
+            self.album_folders = per_folder
+                .into_iter()
+                .filter(|&(_, n)| n >= 2)
+                .map(|(folder, _)| folder.to_owned())
+                .collect();
+        }
         Ok(plan)
     }
 
     /// Hashes one queued file and publishes it, unless it changed since
     /// the scan (then the next scan sees it again) or cannot be read
     /// (logged). `progress.queued_bytes` goes down as it is read.
+    ///
+    /// With `--albums`, a file of an album folder is only noted here: its
+    /// album's hashing ([`Library::build_albums`]) reads it once for both.
     pub fn hash(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
+        if self.publish_albums
+            && let Some((folder, _)) = queued.path.rsplit_once('/')
+            && self.album_folders.contains(folder)
+        {
+            self.deferred.insert(queued.path.clone(), queued.stamp);
+            return None;
+        }
+        self.hash_alone(queued, progress)
+    }
+
+    /// Hashes one file as a single-file torrent and publishes it.
+    fn hash_alone(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
         let file = self.root.join(&queued.path);
         let options = publish::options_for(&self.base, &self.mirrors, &queued.path);
         let mut counted = 0u64;
@@ -269,18 +307,55 @@ impl Library {
                 return None;
             }
         };
-        self.insert(&metainfo, &queued.path, queued.stamp, None);
-        let track = self.published.get(&queued.path)?;
+        self.publish_hashed(&metainfo, &queued.path, queued.stamp, None)
+    }
+
+    /// Publishes a file just hashed and records it in the index.
+    fn publish_hashed(
+        &mut self,
+        metainfo: &Metainfo,
+        path: &str,
+        stamp: Stamp,
+        tags: Option<&StoredTags>,
+    ) -> Option<&Track> {
+        self.insert(metainfo, path, stamp, tags);
+        let track = self.published.get(path)?;
         self.index.record(Entry {
-            path: queued.path.clone(),
-            size: queued.stamp.size,
-            mtime_ns: queued.stamp.mtime_ns,
+            path: path.to_owned(),
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
             name: metainfo.info.name.clone(),
             piece_length: metainfo.info.piece_length,
             pieces: data_encoding::HEXLOWER.encode(metainfo.info.pieces.as_flattened()),
             tags: Some(StoredTags::of(&track.tags)),
         });
-        self.published.get(&queued.path)
+        self.published.get(path)
+    }
+
+    /// A stand-in for a deferred file while its album is hashed: its
+    /// tags, size and stamp (what ordering and naming the album need);
+    /// its info hash is not known yet.
+    fn provisional(&self, path: &str, stamp: Stamp) -> Option<Track> {
+        let options = publish::options_for(&self.base, &self.mirrors, path);
+        let piece_length = swarm::metainfo::piece_length_for(stamp.size);
+        let count = usize::try_from(stamp.size.div_ceil(u64::from(piece_length))).ok()?;
+        let name = path.rsplit_once('/').map_or(path, |(_, n)| n);
+        let placeholder = publish::torrent_from_pieces(
+            name,
+            stamp.size,
+            piece_length,
+            &vec![[0; 20]; count],
+            &options,
+        )
+        .ok()?;
+        Some(publish::track_of(
+            &self.root,
+            path,
+            &self.base,
+            &placeholder,
+            Some(stamp),
+            None,
+        ))
     }
 
     /// Drops index entries of files no longer published, and of albums
@@ -325,15 +400,41 @@ impl Library {
         if !self.publish_albums {
             return false;
         }
-        let folders = album::folders(&self.published);
+        let mut changed = false;
+        let mut provisional: BTreeMap<String, Track> = BTreeMap::new();
+        for (path, stamp) in std::mem::take(&mut self.deferred) {
+            if let Some(track) = self.provisional(&path, stamp) {
+                provisional.insert(path, track);
+            }
+        }
+        let folders: BTreeMap<String, Vec<Track>> =
+            album::folders(self.published.values().chain(provisional.values()))
+                .into_iter()
+                .map(|(folder, tracks)| (folder, tracks.into_iter().cloned().collect()))
+                .collect();
+        // A deferred file whose folder is no album after all (another
+        // file failed): hashed alone.
+        for (path, track) in &provisional {
+            let in_album = path
+                .rsplit_once('/')
+                .is_some_and(|(folder, _)| folders.contains_key(folder));
+            if !in_album && let Some(stamp) = track.stamp {
+                let queued = Queued {
+                    path: path.clone(),
+                    stamp,
+                };
+                changed |= self.hash_alone(&queued, progress).is_some();
+            }
+        }
         let before = self.albums.len();
         self.albums.retain(|folder, _| folders.contains_key(folder));
-        let mut changed = before != self.albums.len();
+        changed |= before != self.albums.len();
         for (folder, tracks) in &folders {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let key = album::key(tracks);
+            let tracks: Vec<&Track> = tracks.iter().collect();
+            let key = album::key(&tracks);
             if self.albums.get(folder).is_some_and(|(k, _)| *k == key) {
                 continue;
             }
@@ -344,20 +445,59 @@ impl Library {
                 &self.base,
                 &self.mirrors,
                 folder,
-                tracks,
+                &tracks,
                 &self.index,
+                &|path| provisional.contains_key(path),
             );
-            match made {
-                Ok(made) => {
-                    if made.hashed_bytes > 0 {
-                        progress.hashed_files.inc_by(tracks.len() as u64);
-                        progress.hashed_bytes.inc_by(made.hashed_bytes);
-                        self.index.record_album(made.entry);
-                    }
-                    self.albums.insert(folder.clone(), (key, made.track));
+            let mut made = match made {
+                Ok(made) => made,
+                Err(e) => {
+                    tracing::warn!(%e, album = %folder, "album not published");
+                    continue;
                 }
-                Err(e) => tracing::warn!(%e, album = %folder, "album not published"),
+            };
+            if made.hashed_bytes > 0 {
+                progress.hashed_files.inc_by(tracks.len() as u64);
+                progress.hashed_bytes.inc_by(made.hashed_bytes);
             }
+            // Its new files, hashed alone in the same read: published
+            // (outside the catalog while in the album) and indexed.
+            for (path, pieces) in std::mem::take(&mut made.singles) {
+                let Some(track) = provisional.get(&path) else {
+                    continue;
+                };
+                let Some(stamp) = track.stamp else {
+                    continue;
+                };
+                let tags = StoredTags::of(&track.tags);
+                let options = publish::options_for(&self.base, &self.mirrors, &path);
+                let name = path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n);
+                let single = publish::torrent_from_pieces(
+                    name,
+                    stamp.size,
+                    swarm::metainfo::piece_length_for(stamp.size),
+                    &pieces,
+                    &options,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|m| self.unique(m, &path).map_err(|e| e.to_string()));
+                match single {
+                    Ok(single) => {
+                        let hash = single.info_hash;
+                        self.publish_hashed(&single, &path, stamp, Some(&tags));
+                        for file in made.track.files.iter_mut().flatten() {
+                            if file.path == path {
+                                file.single = Some(hash);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(%e, track = %path, "skipping track"),
+                }
+            }
+            if made.hashed_bytes > 0 {
+                self.index.record_album(made.entry);
+            }
+            self.albums.insert(folder.clone(), (key, made.track));
         }
         changed
     }
@@ -371,7 +511,7 @@ impl Library {
         if !self.publish_albums {
             return Catalog::new(self.published.values().cloned().collect());
         }
-        let folders = album::folders(&self.published);
+        let folders = album::folders(self.published.values());
         let mut tracks: Vec<Track> = self
             .published
             .iter()
