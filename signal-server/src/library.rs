@@ -515,9 +515,13 @@ impl Library {
         let mut tracks: Vec<Track> = self
             .published
             .iter()
+            // A folder that was an album until this scan stays one until
+            // build_albums says otherwise: a track left alone by a change
+            // is not published as a single meanwhile.
             .filter(|(path, _)| {
-                path.rsplit_once('/')
-                    .is_none_or(|(folder, _)| !folders.contains_key(folder))
+                path.rsplit_once('/').is_none_or(|(folder, _)| {
+                    !folders.contains_key(folder) && !self.albums.contains_key(folder)
+                })
             })
             .map(|(_, track)| track.clone())
             .collect();
