@@ -403,8 +403,13 @@ impl Library {
         let mut changed = false;
         let mut provisional: BTreeMap<String, Track> = BTreeMap::new();
         for (path, stamp) in std::mem::take(&mut self.deferred) {
-            if let Some(track) = self.provisional(&path, stamp) {
-                provisional.insert(path, track);
+            match self.provisional(&path, stamp) {
+                Some(track) => {
+                    provisional.insert(path, track);
+                }
+                // No torrent can be made of it (empty): hashed alone, so
+                // it is logged and not tried again until it changes.
+                None => changed |= self.hash_alone(&Queued { path, stamp }, progress).is_some(),
             }
         }
         let folders: BTreeMap<String, Vec<Track>> =

@@ -91,6 +91,8 @@ async fn a_folder_is_one_album_whose_every_piece_verifies_from_the_web_seed() {
     let library = root.path().join("library");
     write_track(&library.join("single.wav"), 1, 1, None);
     write_track(&library.join("Lonely/one.wav"), 1, 2, None);
+    // A file no torrent can be made of does not make its folder an album.
+    std::fs::write(library.join("Lonely/empty.wav"), b"").unwrap();
     // Track numbers against the names' order: b, c, a.
     write_track(
         &library.join("Best Of/a.wav"),
