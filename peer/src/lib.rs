@@ -90,6 +90,10 @@ pub struct PeerOptions {
     /// `rtc.ice_servers`. Connections made before the first answer use
     /// `rtc.ice_servers`.
     pub ice_from_tracker: bool,
+    /// Fetch only these files of a multi-file torrent (indexes into its
+    /// file list: `get --file N`), their boundary pieces included; `None`:
+    /// every file. Pieces had are served either way.
+    pub files: Option<Vec<usize>>,
 }
 
 impl Default for PeerOptions {
@@ -109,6 +113,7 @@ impl Default for PeerOptions {
             corrupt_uploads: false,
             tls: None,
             ice_from_tracker: false,
+            files: None,
         }
     }
 }
@@ -184,6 +189,12 @@ pub enum NativeError {
     /// A background task panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(String),
+    /// A file selected (`--file`) is not in the torrent.
+    #[error("{0}")]
+    File(#[from] swarm::node::FileError),
+    /// Files were selected for a magnet whose file list is not known.
+    #[error("--file needs the torrent's file list: give the .torrent (or a magnet with xs)")]
+    FilesOfMagnet,
 }
 
 /// One torrent joined over WebRTC. Dropping it leaves the swarm too, without
@@ -210,7 +221,7 @@ impl NativePeer {
         let tls = options.tls_config()?;
         let storage = Storage::new(&meta.info, target)?;
         let start = Instant::now();
-        let node = Node::new(
+        let mut node = Node::new(
             options.node_config(),
             Source::Torrent(Box::new(meta.clone())),
             trackers,
@@ -218,6 +229,9 @@ impl NativePeer {
             fastrand::u64(..),
             Time::from_millis(0),
         )?;
+        if let Some(files) = &options.files {
+            node.select_files(Time::from_millis(0), files)?;
+        }
         let (node, storage, imported) = tokio::task::spawn_blocking(move || {
             import(node, &storage).map(|(node, imported)| (node, storage, imported))
         })
@@ -241,6 +255,9 @@ impl NativePeer {
         out_dir: &Path,
         options: PeerOptions,
     ) -> Result<NativePeer, NativeError> {
+        if options.files.is_some() {
+            return Err(NativeError::FilesOfMagnet);
+        }
         let trackers = options.trackers_or(magnet.trackers.clone())?;
         let ice_url = trackers.first().and_then(|t| ice::url_for_tracker(t));
         let tls = options.tls_config()?;

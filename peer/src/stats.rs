@@ -37,8 +37,12 @@ pub struct PeerStats {
     pub peers: usize,
     /// Data channels open.
     pub connections: usize,
-    /// Every piece is verified and on disk.
+    /// Every piece wanted is verified and on disk: every piece, or those
+    /// of the files selected ([`crate::PeerOptions::files`]).
     pub done: bool,
+    /// Pieces downloaded (from peers or web seeds, not found on disk);
+    /// `None` before the first.
+    pub received: Option<swarm::bitfield::Bitfield>,
     /// The last error writing a verified piece, if any.
     pub storage_error: Option<String>,
     /// Where the files are; for a magnet, known once the metadata is.

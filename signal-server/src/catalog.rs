@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use serde::{Serialize, Serializer};
 use swarm::InfoHash;
 
+use crate::album::AlbumFile;
 use crate::index::Stamp;
 use crate::tags::TrackTags;
 
@@ -48,6 +49,20 @@ pub struct Track {
     /// seed serves it only while they still hold. `None`: not checked.
     #[serde(skip)]
     pub stamp: Option<Stamp>,
+    /// An album (a multi-file torrent): its track list, in torrent order;
+    /// absent for a single-file track. See `album.rs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<AlbumFile>>,
+}
+
+/// A file the web seed serves: where it is under the library, and the
+/// stamp it must still have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaFile<'a> {
+    /// `/`-separated path under the library.
+    pub path: &'a str,
+    /// Size and modification time when hashed; `None`: not checked.
+    pub stamp: Option<Stamp>,
 }
 
 /// All published tracks, looked up by info hash or by library path.
@@ -56,6 +71,10 @@ pub struct Catalog {
     tracks: Vec<Track>,
     by_hash: HashMap<InfoHash, usize>,
     by_path: HashMap<String, usize>,
+    /// Album files by their BEP 19 path under `/media/`: (track, file).
+    album_files: HashMap<String, (usize, usize)>,
+    /// Album files by their single-file info hash: (track, file).
+    moved: HashMap<InfoHash, (usize, usize)>,
 }
 
 impl Catalog {
@@ -77,6 +96,15 @@ impl Catalog {
                 catalog.by_hash.insert(track.info_hash, index);
                 if !track.path.is_empty() {
                     catalog.by_path.entry(track.path.clone()).or_insert(index);
+                }
+                for (n, file) in track.files.iter().flatten().enumerate() {
+                    catalog
+                        .album_files
+                        .entry(file.url_path.clone())
+                        .or_insert((index, n));
+                    if let Some(single) = file.single {
+                        catalog.moved.entry(single).or_insert((index, n));
+                    }
                 }
                 catalog.tracks.push(track);
             }
@@ -100,6 +128,35 @@ impl Catalog {
     /// `/`-separated): what the web seed may serve, and nothing else.
     pub fn by_path(&self, path: &str) -> Option<&Track> {
         self.by_path.get(path).and_then(|&i| self.tracks.get(i))
+    }
+
+    /// Where a track published alone before it joined an album is now:
+    /// the album's info hash and the file's index in it. `None` for a hash
+    /// published as it is.
+    pub fn moved(&self, single: &InfoHash) -> Option<(InfoHash, usize)> {
+        if self.by_hash.contains_key(single) {
+            return None;
+        }
+        let &(track, file) = self.moved.get(single)?;
+        Some((self.tracks.get(track)?.info_hash, file))
+    }
+
+    /// The file the web seed serves at `path` under `/media/` (decoded,
+    /// `/`-separated): a single-file track's file, or a file of an album
+    /// at its BEP 19 path (parent folder, album name, file name).
+    pub fn media(&self, path: &str) -> Option<MediaFile<'_>> {
+        if let Some(track) = self.by_path(path) {
+            return Some(MediaFile {
+                path: &track.path,
+                stamp: track.stamp,
+            });
+        }
+        let &(track, file) = self.album_files.get(path)?;
+        let file = self.tracks.get(track)?.files.as_ref()?.get(file)?;
+        Some(MediaFile {
+            path: &file.path,
+            stamp: file.stamp,
+        })
     }
 }
 
@@ -228,6 +285,7 @@ mod tests {
             tags: TrackTags::default(),
             path: format!("{n}.mp3"),
             stamp: None,
+            files: None,
         };
         let c = Catalog::new(vec![track("a", 1), track("b", 2), track("c", 1)]);
         assert_eq!(c.tracks().len(), 2);

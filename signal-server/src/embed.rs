@@ -10,6 +10,10 @@
 //! `.torrent`. The element then compiles the wasm and registers the stream
 //! worker on load, and play() only has to start the track.
 //!
+//! A track that was published alone and is now part of an album
+//! (`Catalog::moved`) redirects (307) to `/embed/<album>?file=<index>`,
+//! its other query parameters kept.
+//!
 //! A torrent this server did not publish (a fan's file shared from a tab,
 //! a WebTorrent client's) plays by magnet: `/embed/<hex>?magnet=<link>`
 //! (or no `magnet`: the bare info hash), the player joining through the
@@ -27,6 +31,13 @@ use swarm::InfoHash;
 use swarm::magnet::Magnet;
 
 use crate::assets::WebAssets;
+
+/// What is escaped in a query parameter's name or value.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 use crate::state::AppState;
 
 /// The embed page of a track: a published one by its `.torrent`, any other
@@ -43,6 +54,21 @@ pub async fn page(
         Ok(sharing) => sharing,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
+    // A track that joined an album: its old embed URL leads to the
+    // album's, naming the file (temporarily: it may leave the album).
+    if let Some((album, file)) = state.catalog().moved(&info_hash) {
+        let mut params: Vec<(&String, &String)> =
+            query.iter().filter(|(k, _)| k.as_str() != "file").collect();
+        params.sort();
+        let mut location = format!("/embed/{}?file={file}", album.to_hex());
+        for (key, value) in params {
+            location.push('&');
+            location.extend(percent_encoding::utf8_percent_encode(key, QUERY));
+            location.push('=');
+            location.extend(percent_encoding::utf8_percent_encode(value, QUERY));
+        }
+        return axum::response::Redirect::temporary(&location).into_response();
+    }
     let html = if let Some(track) = state.catalog().get(&info_hash) {
         // Its title tag if it has one (the player asks for the other tags).
         let title = track.tags.title.as_deref().unwrap_or(&track.name);

@@ -17,6 +17,13 @@
 //! After each scan the whole index is written afresh to a temporary file
 //! and renamed over the old one, so a crash mid-write leaves the old one.
 //!
+//! With `--albums`, an album (a folder published as one multi-file
+//! torrent, `album.rs`) has a line of its own: its folder, its files in
+//! torrent order each with its size and modification time, the name, the
+//! piece length and the piece hashes. It is reused only while its files
+//! are exactly those, in that order, with those stamps; a changed file
+//! re-hashes its album and no other.
+//!
 //! A missing index is an empty one. One that is not ours, or damaged
 //! anywhere but in a last line cut short, is logged and ignored: the
 //! library is hashed afresh and the index rewritten. Never a refusal to
@@ -137,30 +144,110 @@ impl Entry {
     /// The piece hashes, if they are well formed and as many as the size
     /// and piece length call for.
     pub fn piece_hashes(&self) -> Option<Vec<[u8; 20]>> {
-        let bytes = data_encoding::HEXLOWER
-            .decode(self.pieces.as_bytes())
-            .ok()?;
-        if self.piece_length == 0 || bytes.len() % 20 != 0 {
-            return None;
-        }
-        let expected = self.size.div_ceil(u64::from(self.piece_length));
-        if u64::try_from(bytes.len() / 20).ok()? != expected {
-            return None;
-        }
-        Some(
-            bytes
-                .chunks_exact(20)
-                .map(|c| <[u8; 20]>::try_from(c).unwrap_or([0; 20]))
-                .collect(),
-        )
+        decode_pieces(&self.pieces, self.piece_length, self.size)
     }
+}
+
+/// One hashed album (`--albums`): a multi-file torrent of a folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlbumEntry {
+    /// The folder under the library, `/`-separated.
+    pub album: String,
+    /// Its files in torrent order, as hashed.
+    pub files: Vec<AlbumEntryFile>,
+    /// The torrent's `name`.
+    pub name: String,
+    /// The torrent's piece length.
+    pub piece_length: u32,
+    /// The SHA-1 of every piece, hex, concatenated.
+    pub pieces: String,
+}
+
+/// A file of an [`AlbumEntry`]: which, and its stamp when hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbumEntryFile {
+    /// `/`-separated path under the library.
+    pub path: String,
+    /// Bytes, when hashed.
+    pub size: u64,
+    /// Modification time when hashed, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl AlbumEntry {
+    /// The piece hashes, if they are well formed and as many as the
+    /// files' sizes and the piece length call for.
+    pub fn piece_hashes(&self) -> Option<Vec<[u8; 20]>> {
+        let total = self
+            .files
+            .iter()
+            .try_fold(0u64, |sum, f| sum.checked_add(f.size))?;
+        decode_pieces(&self.pieces, self.piece_length, total)
+    }
+
+    /// Whether it was hashed from exactly `files` (path and stamp, in
+    /// torrent order).
+    pub fn matches(&self, files: &[(&str, Stamp)]) -> bool {
+        self.files.len() == files.len()
+            && self.files.iter().zip(files).all(|(f, (path, stamp))| {
+                f.path == *path && f.size == stamp.size && f.mtime_ns == stamp.mtime_ns
+            })
+    }
+}
+
+/// A line of the index after the header: a file or an album (told apart
+/// by their fields: an album has `album` and `files`, a file `path`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+enum Line {
+    File(Entry),
+    Album(AlbumEntry),
+}
+
+impl Line {
+    /// A file's line, else an album's; the file's error if neither.
+    fn parse(bytes: &[u8]) -> serde_json::Result<Line> {
+        serde_json::from_slice::<Entry>(bytes)
+            .map(Line::File)
+            .or_else(|e| {
+                serde_json::from_slice::<AlbumEntry>(bytes)
+                    .map(Line::Album)
+                    .map_err(|_| e)
+            })
+    }
+}
+
+/// Hex piece hashes, if well formed and as many as `total` bytes in
+/// pieces of `piece_length` call for.
+fn decode_pieces(pieces: &str, piece_length: u32, total: u64) -> Option<Vec<[u8; 20]>> {
+    let bytes = data_encoding::HEXLOWER.decode(pieces.as_bytes()).ok()?;
+    if piece_length == 0 || bytes.len() % 20 != 0 {
+        return None;
+    }
+    let expected = total.div_ceil(u64::from(piece_length));
+    if u64::try_from(bytes.len() / 20).ok()? != expected {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(20)
+            .map(|c| <[u8; 20]>::try_from(c).unwrap_or([0; 20]))
+            .collect(),
+    )
+}
+
+/// What an index file holds: files by path, albums by folder.
+#[derive(Debug, Default)]
+struct Entries {
+    files: HashMap<String, Entry>,
+    albums: HashMap<String, AlbumEntry>,
 }
 
 /// The index of one library, in memory and (when it has a path) on disk.
 #[derive(Debug, Default)]
 pub struct Index {
     path: Option<PathBuf>,
-    entries: HashMap<String, Entry>,
+    entries: Entries,
     /// Appends go here; opened on the first one.
     appender: Option<File>,
 }
@@ -191,20 +278,20 @@ impl Index {
                         %why,
                         "library index damaged: every file is hashed again and the index rewritten"
                     );
-                    if let Err(e) = write_atomically(&path, &HashMap::new()) {
+                    if let Err(e) = write_atomically(&path, &Entries::default()) {
                         tracing::warn!(index = %path.display(), error = %e, "library index not rewritten");
                     }
-                    HashMap::new()
+                    Entries::default()
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Entries::default(),
             Err(e) => {
                 tracing::warn!(
                     index = %path.display(),
                     error = %e,
                     "library index not readable: every file is hashed again"
                 );
-                HashMap::new()
+                Entries::default()
             }
         };
         Index {
@@ -221,41 +308,76 @@ impl Index {
 
     /// How many files it knows.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.files.len()
     }
 
     /// Whether it knows no file.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.files.is_empty()
     }
 
     /// The entry for the file at `path` if it still has `stamp`.
     pub fn lookup(&self, path: &str, stamp: Stamp) -> Option<&Entry> {
-        self.entries.get(path).filter(|e| e.matches(stamp))
+        self.entries.files.get(path).filter(|e| e.matches(stamp))
+    }
+
+    /// The album of `folder` if it was hashed from exactly `files` (path
+    /// and stamp, in torrent order).
+    pub fn lookup_album(&self, folder: &str, files: &[(&str, Stamp)]) -> Option<&AlbumEntry> {
+        self.entries.albums.get(folder).filter(|a| a.matches(files))
     }
 
     /// Records a file just hashed, appending it to the file on disk at
     /// once. A failed write is logged: the file is hashed again next time.
     pub fn record(&mut self, entry: Entry) {
-        if let Some(path) = &self.path
-            && let Err(e) = append(path, &mut self.appender, &entry)
-        {
-            tracing::warn!(index = %path.display(), error = %e, "library index not updated");
-            self.appender = None;
+        let line = Line::File(entry);
+        self.append(&line);
+        if let Line::File(entry) = line {
+            self.entries.files.insert(entry.path.clone(), entry);
         }
-        self.entries.insert(entry.path.clone(), entry);
     }
 
-    /// Keeps only the entries `keep` says yes to, then writes the whole
-    /// index afresh (temporary file, then rename).
+    /// Records an album just hashed, as [`Index::record`] does a file.
+    pub fn record_album(&mut self, entry: AlbumEntry) {
+        let line = Line::Album(entry);
+        self.append(&line);
+        if let Line::Album(entry) = line {
+            self.entries.albums.insert(entry.album.clone(), entry);
+        }
+    }
+
+    /// Keeps only the file entries `keep` says yes to (and every album),
+    /// then writes the whole index afresh (temporary file, then rename).
     pub fn compact(&mut self, keep: impl Fn(&Entry) -> bool) {
-        self.entries.retain(|_, e| keep(e));
+        self.compact_with_albums(keep, |_| true);
+    }
+
+    /// [`Index::compact`], keeping only the albums `keep_album` says yes
+    /// to.
+    pub fn compact_with_albums(
+        &mut self,
+        keep: impl Fn(&Entry) -> bool,
+        keep_album: impl Fn(&AlbumEntry) -> bool,
+    ) {
+        self.entries.files.retain(|_, e| keep(e));
+        self.entries.albums.retain(|_, a| keep_album(a));
         let Some(path) = self.path.clone() else {
             return;
         };
         self.appender = None;
         if let Err(e) = write_atomically(&path, &self.entries) {
             tracing::warn!(index = %path.display(), error = %e, "library index not written");
+        }
+    }
+}
+
+impl Index {
+    fn append(&mut self, line: &Line) {
+        if let Some(path) = &self.path
+            && let Err(e) = append(path, &mut self.appender, line)
+        {
+            tracing::warn!(index = %path.display(), error = %e, "library index not updated");
+            self.appender = None;
         }
     }
 }
@@ -279,8 +401,8 @@ fn nanos(time: SystemTime) -> i128 {
 /// Reads an index file. A last line without its newline (an append cut
 /// short by a crash) is dropped; anything else that does not parse
 /// condemns the whole file.
-fn parse(reader: impl BufRead) -> Result<HashMap<String, Entry>, Damage> {
-    let mut entries = HashMap::new();
+fn parse(reader: impl BufRead) -> Result<Entries, Damage> {
+    let mut entries = Entries::default();
     let mut lines = Vec::new();
     for line in reader.split(b'\n') {
         lines.push(line.map_err(|e| Damage::Damaged(e.to_string()))?);
@@ -296,9 +418,12 @@ fn parse(reader: impl BufRead) -> Result<HashMap<String, Entry>, Damage> {
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<Entry>(line) {
-            Ok(entry) if entry.piece_hashes().is_some() => {
-                entries.insert(entry.path.clone(), entry);
+        match Line::parse(line) {
+            Ok(Line::File(entry)) if entry.piece_hashes().is_some() => {
+                entries.files.insert(entry.path.clone(), entry);
+            }
+            Ok(Line::Album(album)) if album.piece_hashes().is_some() => {
+                entries.albums.insert(album.album.clone(), album);
             }
             Ok(_) if n == last => {}
             Err(_) if n == last => {
@@ -320,7 +445,7 @@ fn parse(reader: impl BufRead) -> Result<HashMap<String, Entry>, Damage> {
 
 /// Appends one entry; opens (and if need be creates, with its header) the
 /// file on first use.
-fn append(path: &Path, appender: &mut Option<File>, entry: &Entry) -> io::Result<()> {
+fn append(path: &Path, appender: &mut Option<File>, entry: &Line) -> io::Result<()> {
     if appender.is_none() {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -341,20 +466,26 @@ fn append(path: &Path, appender: &mut Option<File>, entry: &Entry) -> io::Result
 }
 
 /// Writes every entry to `<path>.tmp`, syncs it, and renames it over `path`.
-fn write_atomically(path: &Path, entries: &HashMap<String, Entry>) -> io::Result<()> {
+fn write_atomically(path: &Path, entries: &Entries) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
-    let mut sorted: Vec<&Entry> = entries.values().collect();
+    let mut sorted: Vec<&Entry> = entries.files.values().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut albums: Vec<&AlbumEntry> = entries.albums.values().collect();
+    albums.sort_by(|a, b| a.album.cmp(&b.album));
     let mut text = Vec::with_capacity(64 + sorted.len() * 256);
     text.extend_from_slice(HEADER.as_bytes());
     text.push(b'\n');
     for entry in sorted {
         serde_json::to_writer(&mut text, entry).map_err(io::Error::other)?;
+        text.push(b'\n');
+    }
+    for album in albums {
+        serde_json::to_writer(&mut text, album).map_err(io::Error::other)?;
         text.push(b'\n');
     }
     let mut file = File::create(&temporary)?;
@@ -412,6 +543,60 @@ mod tests {
         let last = Index::load(path);
         assert_eq!(last.len(), 1);
         assert!(!dir.path().join("index.tmp").exists());
+    }
+
+    #[test]
+    fn albums_are_kept_beside_files_and_match_only_their_very_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let stamp = |size| Stamp {
+            size,
+            mtime_ns: 1_700_000_000_123_456_789,
+        };
+        let album = AlbumEntry {
+            album: "A".into(),
+            files: [("A/1.mp3", 20_000), ("A/2.mp3", 13_000)]
+                .iter()
+                .map(|&(path, size)| AlbumEntryFile {
+                    path: path.into(),
+                    size,
+                    mtime_ns: stamp(size).mtime_ns,
+                })
+                .collect(),
+            name: "A".into(),
+            piece_length: 16_384,
+            pieces: "cd".repeat(20 * 3),
+        };
+        let mut index = Index::load(path.clone());
+        index.record(entry("A/1.mp3", 20_000));
+        index.record_album(album.clone());
+        let files = [("A/1.mp3", stamp(20_000)), ("A/2.mp3", stamp(13_000))];
+        let again = Index::load(path.clone());
+        assert_eq!(again.len(), 1, "an album is not a file");
+        assert_eq!(again.lookup_album("A", &files), Some(&album));
+        let reordered = [files[1], files[0]];
+        assert!(again.lookup_album("A", &reordered).is_none(), "order");
+        let touched = [files[0], ("A/2.mp3", stamp(13_001))];
+        assert!(again.lookup_album("A", &touched).is_none(), "a stamp");
+        assert!(again.lookup_album("B", &files).is_none());
+        let mut again = again;
+        again.compact(|_| true);
+        assert!(
+            Index::load(path.clone())
+                .lookup_album("A", &files)
+                .is_some()
+        );
+        again.compact_with_albums(|_| true, |a| a.album != "A");
+        let last = Index::load(path.clone());
+        assert!(last.lookup_album("A", &files).is_none());
+        assert_eq!(last.len(), 1);
+        // Piece hashes that do not fit the files' sizes: damage.
+        let mut lying = album;
+        lying.pieces.truncate(40);
+        let lying = serde_json::to_string(&lying).unwrap();
+        let good = serde_json::to_string(&entry("a.mp3", 40_000)).unwrap();
+        std::fs::write(&path, format!("{HEADER}\n{lying}\n{good}\n")).unwrap();
+        assert!(Index::load(path).is_empty(), "too few album piece hashes");
     }
 
     #[test]

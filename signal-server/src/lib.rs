@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acme;
+pub mod album;
 pub mod assets;
 pub mod catalog;
 pub mod config_file;
@@ -117,6 +118,10 @@ pub struct Config {
     /// `/media/` first, then these; players spread their fetches over all
     /// of them and skip one that fails.
     pub web_seed_mirrors: Vec<String>,
+    /// Publish each folder of two or more tracks as one album torrent
+    /// (`--albums`). Off by default: the browser player cannot play an
+    /// album yet, so every track is its own torrent as before.
+    pub albums: bool,
 }
 
 /// A `--web-seed-mirror` value as a base URL ending in `/`, or why not.
@@ -501,9 +506,11 @@ pub async fn run_until(
             let live = {
                 let (library, base) = (library.clone(), base.clone());
                 let mirrors = config.web_seed_mirrors.clone();
+                let albums = config.albums;
                 tokio::task::spawn_blocking(move || {
                     library::Library::new(library, base, index::Index::load(index), library::QUIET)
                         .with_mirrors(mirrors)
+                        .with_albums(albums)
                 })
                 .await
                 .map_err(|e| ServerError::Publish(PublishError::Task(e.to_string())))?
@@ -524,10 +531,11 @@ pub async fn run_until(
             }
         }
         None => state.publish(
-            library::publish_mirrored(
+            library::publish_with(
                 media_dir.clone(),
                 base.clone(),
                 config.web_seed_mirrors.clone(),
+                config.albums,
             )
             .await?,
         ),

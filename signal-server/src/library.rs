@@ -36,7 +36,7 @@
 //! differ only in case or in Unicode normalization are different paths,
 //! and different URLs), and tags name nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use swarm::InfoHash;
 use swarm::metainfo::Metainfo;
 
+use crate::album;
 use crate::catalog::{Catalog, Track};
 use crate::index::{Entry, Index, Stamp, StoredTags};
 pub use crate::metrics::{LibraryProgress, LibraryStatus};
@@ -103,6 +104,20 @@ pub struct Library {
     /// Files that could not be published, with the stamp they had: not
     /// tried again until it changes.
     failed: HashMap<String, Stamp>,
+    /// Whether a folder of two or more tracks is published as one album
+    /// (`--albums`, off by default: the browser player cannot play an
+    /// album yet). Off: every file is a single-file torrent.
+    publish_albums: bool,
+    /// Albums by folder (see `album.rs`): the files and stamps hashed, and
+    /// the album. Published only while its files are exactly those.
+    albums: BTreeMap<String, (album::Key, Track)>,
+    /// Folders holding two or more audio files at the last scan (with
+    /// `--albums`): their queued files wait for their album's hashing,
+    /// which hashes them alone in the same read.
+    album_folders: HashSet<String>,
+    /// Queued files of album folders, with the stamp scanned: hashed by
+    /// [`Library::build_albums`].
+    deferred: BTreeMap<String, Stamp>,
     /// Set when the server stops: a scan or a queue under way ends at the
     /// next file instead of keeping the process alive.
     stop: Arc<AtomicBool>,
@@ -121,6 +136,10 @@ impl Library {
             published: BTreeMap::new(),
             owners: HashMap::new(),
             failed: HashMap::new(),
+            publish_albums: false,
+            albums: BTreeMap::new(),
+            album_folders: HashSet::new(),
+            deferred: BTreeMap::new(),
             stop: Arc::default(),
         }
     }
@@ -130,6 +149,14 @@ impl Library {
     /// adding or removing a mirror re-hashes nothing.
     pub fn with_mirrors(mut self, mirrors: Vec<String>) -> Self {
         self.mirrors = mirrors;
+        self
+    }
+
+    /// Publishes each folder of two or more tracks as one album (see
+    /// `album.rs`) when `albums` is set; else (the default) every file
+    /// stays a single-file torrent.
+    pub fn with_albums(mut self, albums: bool) -> Self {
+        self.publish_albums = albums;
         self
     }
 
@@ -205,16 +232,45 @@ impl Library {
             self.withdraw(&path);
             plan.changed = true;
         }
+        self.deferred.clear();
+        if self.publish_albums {
+            let mut per_folder: HashMap<&str, usize> = HashMap::new();
+            for path in &seen {
+                if let Some((folder, _)) = path.rsplit_once('/') {
+                    *per_folder.entry(folder).or_default() += 1;
+                }
+            }
+            self.album_folders = per_folder
+                .into_iter()
+                .filter(|&(_, n)| n >= 2)
+                .map(|(folder, _)| folder.to_owned())
+                .collect();
+        }
         Ok(plan)
     }
 
     /// Hashes one queued file and publishes it, unless it changed since
     /// the scan (then the next scan sees it again) or cannot be read
     /// (logged). `progress.queued_bytes` goes down as it is read.
+    ///
+    /// With `--albums`, a file of an album folder is only noted here: its
+    /// album's hashing ([`Library::build_albums`]) reads it once for both.
     pub fn hash(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
+        if self.publish_albums
+            && let Some((folder, _)) = queued.path.rsplit_once('/')
+            && self.album_folders.contains(folder)
+        {
+            self.deferred.insert(queued.path.clone(), queued.stamp);
+            return None;
+        }
+        self.hash_alone(queued, progress)
+    }
+
+    /// Hashes one file as a single-file torrent and publishes it.
+    fn hash_alone(&mut self, queued: &Queued, progress: &LibraryProgress) -> Option<&Track> {
         let file = self.root.join(&queued.path);
         let options = publish::options_for(&self.base, &self.mirrors, &queued.path);
         let mut counted = 0u64;
@@ -251,34 +307,237 @@ impl Library {
                 return None;
             }
         };
-        self.insert(&metainfo, &queued.path, queued.stamp, None);
-        let track = self.published.get(&queued.path)?;
+        self.publish_hashed(&metainfo, &queued.path, queued.stamp, None)
+    }
+
+    /// Publishes a file just hashed and records it in the index.
+    fn publish_hashed(
+        &mut self,
+        metainfo: &Metainfo,
+        path: &str,
+        stamp: Stamp,
+        tags: Option<&StoredTags>,
+    ) -> Option<&Track> {
+        self.insert(metainfo, path, stamp, tags);
+        let track = self.published.get(path)?;
         self.index.record(Entry {
-            path: queued.path.clone(),
-            size: queued.stamp.size,
-            mtime_ns: queued.stamp.mtime_ns,
+            path: path.to_owned(),
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
             name: metainfo.info.name.clone(),
             piece_length: metainfo.info.piece_length,
             pieces: data_encoding::HEXLOWER.encode(metainfo.info.pieces.as_flattened()),
             tags: Some(StoredTags::of(&track.tags)),
         });
-        self.published.get(&queued.path)
+        self.published.get(path)
     }
 
-    /// Drops index entries of files no longer published and writes the
-    /// index afresh.
+    /// A stand-in for a deferred file while its album is hashed: its
+    /// tags, size and stamp (what ordering and naming the album need);
+    /// its info hash is not known yet.
+    fn provisional(&self, path: &str, stamp: Stamp) -> Option<Track> {
+        let options = publish::options_for(&self.base, &self.mirrors, path);
+        let piece_length = swarm::metainfo::piece_length_for(stamp.size);
+        let count = usize::try_from(stamp.size.div_ceil(u64::from(piece_length))).ok()?;
+        let name = path.rsplit_once('/').map_or(path, |(_, n)| n);
+        let placeholder = publish::torrent_from_pieces(
+            name,
+            stamp.size,
+            piece_length,
+            &vec![[0; 20]; count],
+            &options,
+        )
+        .ok()?;
+        Some(publish::track_of(
+            &self.root,
+            path,
+            &self.base,
+            &placeholder,
+            Some(stamp),
+            None,
+        ))
+    }
+
+    /// Drops index entries of files no longer published, and of albums
+    /// not published as they are (with `--albums`), and writes the index
+    /// afresh.
     pub fn compact_index(&mut self) {
         let published = &self.published;
-        self.index.compact(|e| {
-            published
-                .get(&e.path)
-                .is_some_and(|t| t.stamp.is_some_and(|s| e.matches(s)))
-        });
+        let albums = &self.albums;
+        let with_albums = self.publish_albums;
+        self.index.compact_with_albums(
+            |e| {
+                published
+                    .get(&e.path)
+                    .is_some_and(|t| t.stamp.is_some_and(|s| e.matches(s)))
+            },
+            // Without --albums they are kept for when it is on again.
+            |a| {
+                !with_albums
+                    || albums.get(&a.album).is_some_and(|(_, track)| {
+                        track.files.as_ref().is_some_and(|files| {
+                            a.files.len() == files.len()
+                                && a.files.iter().zip(files).all(|(e, f)| {
+                                    e.path == f.path
+                                        && f.stamp.is_some_and(|s| {
+                                            s.size == e.size && s.mtime_ns == e.mtime_ns
+                                        })
+                                })
+                        })
+                    })
+            },
+        );
     }
 
-    /// The published tracks, in path order.
+    /// Hashes the album of every folder holding two or more published
+    /// tracks whose files changed since it was last hashed (or that is
+    /// new), and forgets albums whose folder no longer is one. Returns
+    /// whether an album was made or forgotten.
+    /// An album the index holds for these very files is rebuilt from it
+    /// without reading them; one hashed is recorded there and counted in
+    /// `progress`. Does nothing without [`Library::with_albums`].
+    pub fn build_albums(&mut self, progress: &LibraryProgress) -> bool {
+        if !self.publish_albums {
+            return false;
+        }
+        let mut changed = false;
+        let mut provisional: BTreeMap<String, Track> = BTreeMap::new();
+        for (path, stamp) in std::mem::take(&mut self.deferred) {
+            match self.provisional(&path, stamp) {
+                Some(track) => {
+                    provisional.insert(path, track);
+                }
+                // No torrent can be made of it (empty): hashed alone, so
+                // it is logged and not tried again until it changes.
+                None => changed |= self.hash_alone(&Queued { path, stamp }, progress).is_some(),
+            }
+        }
+        let folders: BTreeMap<String, Vec<Track>> =
+            album::folders(self.published.values().chain(provisional.values()))
+                .into_iter()
+                .map(|(folder, tracks)| (folder, tracks.into_iter().cloned().collect()))
+                .collect();
+        // A deferred file whose folder is no album after all (another
+        // file failed): hashed alone.
+        for (path, track) in &provisional {
+            let in_album = path
+                .rsplit_once('/')
+                .is_some_and(|(folder, _)| folders.contains_key(folder));
+            if !in_album && let Some(stamp) = track.stamp {
+                let queued = Queued {
+                    path: path.clone(),
+                    stamp,
+                };
+                changed |= self.hash_alone(&queued, progress).is_some();
+            }
+        }
+        let before = self.albums.len();
+        self.albums.retain(|folder, _| folders.contains_key(folder));
+        changed |= before != self.albums.len();
+        for (folder, tracks) in &folders {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let tracks: Vec<&Track> = tracks.iter().collect();
+            let key = album::key(&tracks);
+            if self.albums.get(folder).is_some_and(|(k, _)| *k == key) {
+                continue;
+            }
+            self.albums.remove(folder);
+            changed = true;
+            let made = album::make(
+                &self.root,
+                &self.base,
+                &self.mirrors,
+                folder,
+                &tracks,
+                &self.index,
+                &|path| provisional.contains_key(path),
+            );
+            let mut made = match made {
+                Ok(made) => made,
+                Err(e) => {
+                    tracing::warn!(%e, album = %folder, "album not published");
+                    continue;
+                }
+            };
+            if made.hashed_bytes > 0 {
+                progress.hashed_files.inc_by(tracks.len() as u64);
+                progress.hashed_bytes.inc_by(made.hashed_bytes);
+            }
+            // Its new files, hashed alone in the same read: published
+            // (outside the catalog while in the album) and indexed.
+            for (path, pieces) in std::mem::take(&mut made.singles) {
+                let Some(track) = provisional.get(&path) else {
+                    continue;
+                };
+                let Some(stamp) = track.stamp else {
+                    continue;
+                };
+                let tags = StoredTags::of(&track.tags);
+                let options = publish::options_for(&self.base, &self.mirrors, &path);
+                let name = path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n);
+                let single = publish::torrent_from_pieces(
+                    name,
+                    stamp.size,
+                    swarm::metainfo::piece_length_for(stamp.size),
+                    &pieces,
+                    &options,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|m| self.unique(m, &path).map_err(|e| e.to_string()));
+                match single {
+                    Ok(single) => {
+                        let hash = single.info_hash;
+                        self.publish_hashed(&single, &path, stamp, Some(&tags));
+                        for file in made.track.files.iter_mut().flatten() {
+                            if file.path == path {
+                                file.single = Some(hash);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(%e, track = %path, "skipping track"),
+                }
+            }
+            if made.hashed_bytes > 0 {
+                self.index.record_album(made.entry);
+            }
+            self.albums.insert(folder.clone(), (key, made.track));
+        }
+        changed
+    }
+
+    /// What is published: each album whose files are all published as
+    /// hashed (see [`Library::build_albums`]), and every track that is in
+    /// no album folder, in path order. A track of an album folder whose
+    /// album is out of date is not published until it is hashed again.
+    /// Without [`Library::with_albums`]: every published track.
     pub fn catalog(&self) -> Catalog {
-        Catalog::new(self.published.values().cloned().collect())
+        if !self.publish_albums {
+            return Catalog::new(self.published.values().cloned().collect());
+        }
+        let folders = album::folders(self.published.values());
+        let mut tracks: Vec<Track> = self
+            .published
+            .iter()
+            // A folder that was an album until this scan stays one until
+            // build_albums says otherwise: a track left alone by a change
+            // is not published as a single meanwhile.
+            .filter(|(path, _)| {
+                path.rsplit_once('/').is_none_or(|(folder, _)| {
+                    !folders.contains_key(folder) && !self.albums.contains_key(folder)
+                })
+            })
+            .map(|(_, track)| track.clone())
+            .collect();
+        for (folder, tracks_now) in &folders {
+            if let Some((key, track)) = self.albums.get(folder)
+                && *key == album::key(tracks_now)
+            {
+                tracks.push(track.clone());
+            }
+        }
+        Catalog::new(tracks)
     }
 
     /// How many tracks are published.
@@ -445,7 +704,14 @@ pub async fn keep_published(
             library = returned;
         }
         if plan.changed || hashing {
-            let Some((returned, ())) = blocking(library, Library::compact_index).await else {
+            let albums_progress = progress.clone();
+            let Some((returned, _)) = blocking(library, move |lib| {
+                let changed = lib.build_albums(&albums_progress);
+                lib.compact_index();
+                changed
+            })
+            .await
+            else {
                 return;
             };
             library = returned;
@@ -657,13 +923,31 @@ pub async fn publish_mirrored(
     base: String,
     mirrors: Vec<String>,
 ) -> Result<Catalog, PublishError> {
+    publish_with(library, base, mirrors, false).await
+}
+
+/// [`publish_library`] with each folder of two or more tracks published
+/// as one album (`--albums`, see `album.rs`).
+pub async fn publish_albums(library: PathBuf, base: String) -> Result<Catalog, PublishError> {
+    publish_with(library, base, Vec::new(), true).await
+}
+
+/// [`publish_mirrored`], with albums when `albums` is set.
+pub async fn publish_with(
+    library: PathBuf,
+    base: String,
+    mirrors: Vec<String>,
+    albums: bool,
+) -> Result<Catalog, PublishError> {
     tokio::task::spawn_blocking(move || {
-        let mut library =
-            Library::new(library, base, Index::in_memory(), Duration::ZERO).with_mirrors(mirrors);
+        let mut library = Library::new(library, base, Index::in_memory(), Duration::ZERO)
+            .with_mirrors(mirrors)
+            .with_albums(albums);
         let plan = library.scan(SystemTime::now())?;
         for queued in plan.queue {
             library.hash(&queued, &LibraryProgress::default());
         }
+        library.build_albums(&LibraryProgress::default());
         Ok(library.catalog())
     })
     .await

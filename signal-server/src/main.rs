@@ -121,6 +121,12 @@ struct GetArgs {
     /// Do not use the torrent's web seed, peers only.
     #[arg(long)]
     no_web_seed: bool,
+    /// Fetch only this file of an album (multi-file torrent), by its index
+    /// in the torrent's file list, counted from 0 (repeatable). Pieces it
+    /// shares with its neighbours are fetched whole; they are written into
+    /// the neighbours' files too.
+    #[arg(long = "file", value_name = "N")]
+    files: Vec<usize>,
     #[command(flatten)]
     peer: PeerArgs,
 }
@@ -267,6 +273,12 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     web_seed_mirrors: Vec<String>,
+    /// Publish each folder of two or more tracks as one album (a
+    /// multi-file torrent: one swarm for the whole album). Off by default:
+    /// the browser player cannot play an album yet, so with it every
+    /// embed of a track in such a folder stops playing in browsers.
+    #[arg(long, env = "FANSWARM_ALBUMS")]
+    albums: bool,
     /// Tracker events that may wait for a slow Redis; more are dropped
     /// and counted (fanswarm_redis_dropped).
     #[arg(long, env = "FANSWARM_REDIS_QUEUE", default_value_t = signal_server::redis_cluster::DEFAULT_QUEUE)]
@@ -335,7 +347,10 @@ async fn main() -> anyhow::Result<()> {
                 torrent: args.torrent,
                 out: args.out,
                 exit_when_done: args.exit_when_done,
-                options: peer_options(args.peer, !args.no_web_seed)?,
+                options: PeerOptions {
+                    files: (!args.files.is_empty()).then_some(args.files),
+                    ..peer_options(args.peer, !args.no_web_seed)?
+                },
             };
             get::get(command).await?;
             Ok(())
@@ -451,6 +466,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .iter()
             .map(|url| signal_server::mirror_base(url).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?,
+        albums: args.albums,
         #[cfg(feature = "native-peer")]
         webrtc_seed: args.webrtc_seed.then(|| RtcConfig {
             bind: args.webrtc_bind,

@@ -265,6 +265,7 @@ pub fn track_of(
         tags,
         path: relative.to_owned(),
         stamp,
+        files: None,
     }
 }
 

@@ -26,7 +26,8 @@ use crate::tags::Cover;
 /// `GET /media/<path>`: the web seed (BEP 19).
 ///
 /// Serves a published track's file and nothing else: the decoded path
-/// must be one the catalog holds (so no dotfile, no other file of the
+/// must be one the catalog holds (a track's path, or an album file's
+/// BEP 19 path: parent folder, album name, file name) (so no dotfile, no other file of the
 /// library, no `..`, encoded or not, and no symbolic link: the publisher
 /// follows none), else 404. A file that has been replaced by a symbolic
 /// link since it was published is not followed either, and one written
@@ -40,10 +41,10 @@ pub async fn media(
     request: Request,
 ) -> Response {
     let catalog = state.catalog();
-    let Some(track) = catalog.by_path(&path) else {
+    let Some(track) = catalog.media(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let file = state.paths.media_dir.join(&track.path);
+    let file = state.paths.media_dir.join(track.path);
     match tokio::fs::symlink_metadata(&file).await {
         // A file written since it was hashed no longer has the bytes its
         // torrent names: not served until its new version is published.
@@ -55,7 +56,7 @@ pub async fn media(
         _ => return StatusCode::NOT_FOUND.into_response(),
     }
     let Ok(mut response) = ServeFile::new(file).oneshot(request).await;
-    if let Some(mime) = audio_mime(&track.path)
+    if let Some(mime) = audio_mime(track.path)
         && response.headers().contains_key(header::CONTENT_TYPE)
     {
         response

@@ -503,3 +503,42 @@ fn a_settings_file_fills_in_what_flags_do_not_say_and_mistakes_are_refused() {
         "{err}"
     );
 }
+
+#[cfg(feature = "native-peer")]
+#[test]
+fn get_refuses_a_file_index_the_album_does_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = vec![5u8; 40_000];
+    let pieces = swarm::metainfo::hash_pieces(&data, 16_384).unwrap();
+    let album = swarm::metainfo::TorrentBuilder::multi_file(
+        "Album",
+        [
+            (vec!["a.wav".to_owned()], 25_000),
+            (vec!["b.wav".to_owned()], 15_000),
+        ],
+    )
+    .piece_length(16_384)
+    .tracker("ws://127.0.0.1:1/announce")
+    .build(&pieces)
+    .unwrap();
+    let torrent = dir.path().join("album.torrent");
+    std::fs::write(&torrent, album.to_bytes()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "get",
+            torrent.to_str().unwrap(),
+            "--file",
+            "2",
+            "--exit-when-done",
+        ])
+        .args(["--out", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no file 2: the torrent has 2 file(s)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

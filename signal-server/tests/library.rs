@@ -125,6 +125,95 @@ fn a_restart_hashes_nothing_unchanged_and_changes_are_picked_up_while_running() 
 
 /// Killed mid-hash (SIGKILL: no chance to write anything more), the next
 /// start reuses every file finished before the kill and hashes the rest.
+/// With `--albums` the index keeps each album too: a restart hashes no
+/// file at all, and a changed track re-hashes its album, not the other
+/// album; every file is read once (`hashed_bytes`).
+#[test]
+fn with_albums_a_restart_hashes_nothing_and_a_change_only_its_album() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("music");
+    for (name, seed) in [
+        ("A/1.ogg", 1),
+        ("A/2.ogg", 2),
+        ("B/1.ogg", 3),
+        ("B/2.ogg", 4),
+        ("B/3.ogg", 5),
+        ("solo.mp3", 6),
+    ] {
+        std::fs::create_dir_all(library.join(name).parent().unwrap()).unwrap();
+        write_old(&library.join(name), &bytes(200_000, seed));
+    }
+    let index = dir.path().join("state/index");
+    let albums = |server: &Server| -> std::collections::BTreeMap<String, String> {
+        server
+            .tracks()
+            .iter()
+            .map(|t| {
+                let name = t["name"].as_str().unwrap().to_owned();
+                (name, t["info_hash"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+
+    let first = Server::start_with(&library, &index, dir.path(), &["--albums"]);
+    let status = first.library();
+    // Each file read once: an album's files are hashed alone in the same
+    // read as the album.
+    assert_eq!(status["hashed_files"], 6, "{status}");
+    assert_eq!(status["hashed_bytes"], 6 * 200_000, "{status}");
+    let before = albums(&first);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        ["A", "B", "solo.mp3"],
+        "two albums and a single"
+    );
+    drop(first);
+
+    let second = Server::start_with(&library, &index, dir.path(), &["--albums"]);
+    let status = second.library();
+    assert_eq!(status["hashed_files"], 0, "nothing re-hashed: {status}");
+    assert_eq!(status["hashed_bytes"], 0, "{status}");
+    assert_eq!(status["reused_files"], 6, "{status}");
+    assert_eq!(albums(&second), before, "the same albums, the same swarms");
+    assert!(second.log.contains("from_index=true"), "{}", second.log);
+
+    // One track of A changes: A is hashed again, B is not.
+    std::fs::write(library.join("A/2.ogg"), bytes(150_000, 9)).unwrap();
+    let deadline = Instant::now() + PICKED_UP_WITHIN;
+    let after = loop {
+        let now = albums(&second);
+        if now.get("A").is_some_and(|a| *a != before["A"]) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not picked up: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(after["B"], before["B"], "the other album is as it was");
+    let status = second.library();
+    assert_eq!(
+        status["hashed_files"], 2,
+        "the album's two files, the changed one read once: {status}"
+    );
+    assert_eq!(status["hashed_bytes"], 200_000 + 150_000, "{status}");
+    drop(second);
+
+    let third = Server::start_with(&library, &index, dir.path(), &["--albums"]);
+    let status = third.library();
+    assert_eq!(
+        status["hashed_files"], 0,
+        "the new album was indexed: {status}"
+    );
+    assert_eq!(albums(&third), after);
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("{\"album\":"))
+            .count(),
+        2,
+        "one line per album, the old A's dropped: {text}"
+    );
+}
+
 #[test]
 fn a_restart_mid_hash_hashes_only_what_was_not_finished() {
     const FILES: u64 = 24;
@@ -364,7 +453,15 @@ impl Server {
     }
 
     fn start(library: &Path, index: &Path, dir: &Path) -> Server {
-        let mut child = Self::command(library, index, dir).spawn().unwrap();
+        Self::start_with(library, index, dir, &[])
+    }
+
+    /// [`Server::start`] with more flags.
+    fn start_with(library: &Path, index: &Path, dir: &Path, flags: &[&str]) -> Server {
+        let mut child = Self::command(library, index, dir)
+            .args(flags)
+            .spawn()
+            .unwrap();
         let (log, rx) = common::read_until(&mut child, "serving local=");
         let line = log
             .lines()

@@ -33,6 +33,7 @@ async fn start_with_track() -> (std::net::SocketAddr, AppState) {
         tags: Default::default(),
         path: String::new(),
         stamp: None,
+        files: None,
     };
     let dir = std::env::temp_dir();
     let state = AppState::new(

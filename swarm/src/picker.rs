@@ -19,11 +19,22 @@
 //!
 //! Without a playhead only classes 2, 4 and 5 apply.
 //!
+//! **Selection** (an album's single-track player): only *wanted* pieces are
+//! ever picked, for peers and the web seed alike; the rest are neither
+//! urgent nor missing to the picker (they are still served when had).
+//! Some wanted pieces may be *look-ahead* (the first pieces of the next
+//! track, for gapless playback): never asked of two peers at once, and in
+//! the rarest-first class after every other wanted piece. Their deadline
+//! comes from the playhead like any other piece's, and since the next
+//! file follows the playing one in the stream, the playing file's pieces
+//! always come first in the deadline classes.
+//!
 //! Invariants (see `engine/PIECES.md` for the whole story): a piece is either
 //! had (`have`), partial (an entry in `partial`), or untouched; a partial
 //! piece has at least one block requested or received; `availability[p]`
 //! counts connected peers that have `p`.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::bitfield::Bitfield;
@@ -107,6 +118,10 @@ pub struct Picker {
     tie_break: Vec<u32>,
     partial: SortedMap<u32, Partial>,
     playback: Option<Playback>,
+    /// Pieces we fetch (all, unless a selection says otherwise).
+    wanted: Bitfield,
+    /// Wanted pieces that are look-ahead: last among equals, never doubled.
+    look_ahead: Bitfield,
 }
 
 impl Picker {
@@ -129,7 +144,56 @@ impl Picker {
             tie_break,
             partial: SortedMap::new(),
             playback: None,
+            wanted: Bitfield::full(count),
+            look_ahead: Bitfield::empty(count),
         }
+    }
+
+    /// Wants exactly the pieces in `wanted` (ranges, clipped to the
+    /// torrent), `look_ahead` ones among them at low priority. Pieces
+    /// already requested stay requested; nothing unwanted is picked again.
+    pub fn set_wanted(&mut self, wanted: &[Range<u32>], look_ahead: &[Range<u32>]) {
+        let count = self.piece_count();
+        self.wanted = Bitfield::empty(count);
+        self.look_ahead = Bitfield::empty(count);
+        for range in wanted {
+            for p in range.start..range.end.min(count) {
+                self.wanted.set(p);
+            }
+        }
+        for range in look_ahead {
+            for p in range.start..range.end.min(count) {
+                if !self.wanted.has(p) {
+                    self.wanted.set(p);
+                    self.look_ahead.set(p);
+                }
+            }
+        }
+    }
+
+    /// Wants every piece again (the default).
+    pub fn want_all(&mut self) {
+        let count = self.piece_count();
+        self.wanted = Bitfield::full(count);
+        self.look_ahead = Bitfield::empty(count);
+    }
+
+    /// Whether `piece` is wanted and not had: one the picker may hand out.
+    pub fn wants(&self, piece: u32) -> bool {
+        self.wanted.has(piece) && !self.have.has(piece)
+    }
+
+    /// Whether every piece is wanted (no selection).
+    pub fn wants_all(&self) -> bool {
+        self.wanted.is_full()
+    }
+
+    /// Every wanted piece is had (all of them without a selection).
+    pub fn is_wanted_complete(&self) -> bool {
+        if self.wanted.is_full() {
+            return self.have.is_full();
+        }
+        self.wanted.ones().all(|p| self.have.has(p))
     }
 
     /// Pieces in the torrent.
@@ -279,6 +343,9 @@ impl Picker {
     /// Requests at once per block of urgent `piece`: two when it is due
     /// within [`PickerConfig::duplicate_within`], else one.
     fn urgent_request_limit(&self, piece: u32) -> u8 {
+        if self.look_ahead.has(piece) {
+            return 1;
+        }
         match self.due_in(piece) {
             Some(due) if due <= self.config.duplicate_within => 2,
             _ => 1,
@@ -295,7 +362,7 @@ impl Picker {
         max: usize,
     ) -> Vec<BlockRef> {
         let mut out = Vec::new();
-        if max == 0 || self.is_complete() {
+        if max == 0 || self.is_wanted_complete() {
             return out;
         }
         let urgent = self.urgent_pieces();
@@ -309,7 +376,7 @@ impl Picker {
         // 2. Pieces already started.
         let started: Vec<u32> = self.partial.keys().copied().collect();
         for p in started {
-            if peer_has.has(p) {
+            if peer_has.has(p) && self.wanted.has(p) {
                 self.take_from_piece(p, 1, already, max, &mut out);
             }
         }
@@ -321,15 +388,17 @@ impl Picker {
         }
         // 4. Rarest first; held back while an urgent piece is incomplete.
         if out.len() < max && urgent.is_empty() {
+            // Look-ahead pieces after the rest: the availability key
+            // carries them past every real count.
             let mut candidates: Vec<(u64, u64, u64)> = peer_has
                 .ones()
-                .filter(|&p| !self.have.has(p) && !self.partial.contains_key(&p))
+                .filter(|&p| self.wants(p) && !self.partial.contains_key(&p))
                 .map(|p| {
-                    let (i, p) = (p as usize, u64::from(p));
+                    let (i, later) = (p as usize, self.look_ahead.has(p));
                     (
-                        u64::from(self.availability[i]),
+                        u64::from(self.availability[i]) + if later { 1 << 32 } else { 0 },
                         u64::from(self.tie_break[i]),
-                        p,
+                        u64::from(p),
                     )
                 })
                 .collect();
@@ -345,7 +414,7 @@ impl Picker {
         if out.len() < max && self.all_missing_requested() {
             let started: Vec<u32> = self.partial.keys().copied().collect();
             for p in started {
-                if peer_has.has(p) {
+                if peer_has.has(p) && self.wanted.has(p) {
                     self.take_from_piece(p, 2, already, max, &mut out);
                 }
             }
@@ -353,14 +422,14 @@ impl Picker {
         out
     }
 
-    /// Whether the web seed may be asked for `piece`: it is in range and we
-    /// lack it. A piece partly received or asked of peers qualifies too
+    /// Whether the web seed may be asked for `piece`: it is in range, wanted
+    /// and we lack it. A piece partly received or asked of peers qualifies too
     /// (the web seed then races them; blocks already in are not used), so
     /// a slow peer holding every block of an urgent piece cannot stall
     /// playback. That the web seed is not already fetching it is the
     /// engine's to check.
     pub fn web_seed_eligible(&self, piece: u32) -> bool {
-        piece < self.piece_count() && !self.have.has(piece)
+        piece < self.piece_count() && self.wants(piece)
     }
 
     /// Marks every block of `piece` requested once more: a web-seed fetch
@@ -383,9 +452,8 @@ impl Picker {
     /// pieces first (in playback order), then the rest ascending: what the
     /// web seed may take when we are idle.
     pub fn orphans(&self) -> Vec<u32> {
-        let orphan = |p: u32| {
-            !self.have.has(p) && !self.partial.contains_key(&p) && self.availability(p) == 0
-        };
+        let orphan =
+            |p: u32| self.wants(p) && !self.partial.contains_key(&p) && self.availability(p) == 0;
         let ahead: Vec<u32> = self
             .read_ahead_pieces()
             .into_iter()
@@ -466,15 +534,16 @@ impl Picker {
         self.partial.remove(&piece);
     }
 
-    /// Blocks of unfinished pieces that are neither received nor requested.
+    /// No block of a wanted piece is neither received nor requested.
     pub fn all_missing_requested(&self) -> bool {
         let untouched =
-            (0..self.piece_count()).any(|p| !self.have.has(p) && !self.partial.contains_key(&p));
+            (0..self.piece_count()).any(|p| self.wants(p) && !self.partial.contains_key(&p));
         !untouched
             && self
                 .partial
-                .values()
-                .all(|part| part.blocks.iter().all(|b| *b != BlockState::Missing))
+                .iter()
+                .filter(|(p, _)| self.wanted.has(**p))
+                .all(|(_, part)| part.blocks.iter().all(|b| *b != BlockState::Missing))
     }
 
     /// Pieces that are urgent and not yet had, in playback order.
@@ -493,7 +562,7 @@ impl Picker {
         let head = ((pb.offset / u64::from(self.piece_length)) as u32).min(self.piece_count());
         (head..self.piece_count())
             .take_while(|&p| self.urgency(p) <= want)
-            .filter(|&p| !self.have.has(p) && self.urgency(p) == want)
+            .filter(|&p| self.wants(p) && self.urgency(p) == want)
             .collect()
     }
 
@@ -577,6 +646,7 @@ pub fn piece_count(piece_length: u32, total_length: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::single_range_in_vec_init)] // lists of piece ranges, as `set_wanted` takes
     use super::*;
 
     const PL: u32 = 4 * BLOCK_SIZE;
@@ -613,6 +683,68 @@ mod tests {
             offset: 5,
             length: BLOCK_SIZE
         }));
+    }
+
+    #[test]
+    fn only_wanted_pieces_are_picked_and_the_look_ahead_comes_last() {
+        let mut p = picker(8);
+        // Pieces 1..3 wanted, 3..5 look-ahead; the look-ahead is rarer.
+        p.set_wanted(&[1..3], &[3..5, 9..20]);
+        p.add_peer_pieces(&Bitfield::full(8));
+        let mut rare = Bitfield::full(8);
+        rare.clear(3);
+        rare.clear(4);
+        p.add_peer_pieces(&rare);
+        let order: Vec<u32> = p
+            .pick_blocks(&Bitfield::full(8), &[], 100)
+            .iter()
+            .map(|b| b.piece)
+            .collect();
+        let firsts: Vec<u32> = order.iter().step_by(4).copied().collect();
+        assert_eq!(firsts.len(), 4, "{order:?}");
+        assert!(
+            firsts[..2].contains(&1) && firsts[..2].contains(&2),
+            "{order:?}"
+        );
+        assert!(
+            firsts[2..].contains(&3) && firsts[2..].contains(&4),
+            "{order:?}"
+        );
+        assert!(!p.web_seed_eligible(0) && p.web_seed_eligible(3));
+        assert!(p.orphans().is_empty(), "every wanted piece is available");
+        assert!(!p.is_wanted_complete());
+        for piece in 1..5 {
+            p.piece_verified(piece);
+        }
+        assert!(p.is_wanted_complete() && !p.is_complete());
+        assert!(p.pick_blocks(&Bitfield::full(8), &[], 10).is_empty());
+        p.want_all();
+        assert!(!p.is_wanted_complete() && p.wants(0) && !p.wants(1));
+    }
+
+    #[test]
+    fn a_look_ahead_piece_due_soon_is_never_asked_twice() {
+        let mut p = picker(8);
+        p.set_wanted(&[0..2], &[2..3]);
+        p.set_playback(Some(Playback {
+            offset: u64::from(PL) * 2 - 1,
+            bytes_per_sec: Some(u64::from(PL) * 10),
+        }));
+        let all = Bitfield::full(8);
+        let first = p.pick_blocks(&all, &[], 100);
+        assert_eq!(
+            first.iter().map(|b| b.piece).collect::<Vec<_>>(),
+            [1, 1, 1, 1, 2, 2, 2, 2]
+        );
+        let second = p.pick_blocks(&all, &first[..0], 100);
+        assert!(
+            second.iter().all(|b| b.piece == 1),
+            "doubled: piece 1 only {second:?}"
+        );
+        assert!(
+            p.urgent_pieces().iter().all(|&piece| piece < 3),
+            "unwanted pieces are never urgent"
+        );
     }
 
     #[test]

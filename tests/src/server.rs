@@ -482,5 +482,6 @@ fn track_without_web_seed(path: &Path, base: &str) -> anyhow::Result<Track> {
         tags: signal_server::tags::read(path).unwrap_or_default(),
         path: name,
         stamp: None,
+        files: None,
     })
 }

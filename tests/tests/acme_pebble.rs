@@ -66,6 +66,7 @@ async fn certificates_from_pebble_are_served_renewed_and_cached() -> anyhow::Res
         redirect_listen: Some(redirect),
         redis: None,
         web_seed_mirrors: Vec::new(),
+        albums: false,
         webrtc_seed: None,
     };
 

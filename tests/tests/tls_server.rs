@@ -62,6 +62,7 @@ async fn serves_https_and_wss_redirects_http_and_reloads_its_certificate() -> an
         redirect_listen: Some(redirect),
         redis: None,
         web_seed_mirrors: Vec::new(),
+        albums: false,
         webrtc_seed: None,
     };
     let server = tokio::spawn(signal_server::run(config));

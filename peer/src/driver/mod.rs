@@ -354,7 +354,8 @@ impl Driver {
         f.upload_rate = node.upload_rate;
         f.web_seeds = self.node.web_seeds();
         // Verified pieces are written as they verify, before this runs.
-        f.done = f.done || self.node.is_complete();
+        // With files selected (`--file`), done is theirs being complete.
+        f.done = f.done || self.node.selection_complete();
         let figures = &self.figures;
         self.stats.send_if_modified(|s| {
             let changed = s != figures;

@@ -206,6 +206,11 @@ impl Driver {
         if self.node.piece_origin(piece) == Some(PieceOrigin::Imported) {
             return;
         }
+        let pieces = self.node.stats().engine.total_pieces;
+        self.figures
+            .received
+            .get_or_insert_with(|| swarm::bitfield::Bitfield::empty(pieces))
+            .set(piece);
         self.open_files();
         let (Files::Open(storage), Some(data)) = (&self.files, self.node.piece(piece)) else {
             return;

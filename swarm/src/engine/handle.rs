@@ -461,11 +461,10 @@ impl Torrent {
 
     /// Recomputes whether we want something from `key` and tells it.
     pub(super) fn update_interest(&mut self, key: PeerKey) {
-        let have = self.picker.have();
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let wanted = peer.pieces.ones().any(|p| !have.has(p));
+        let wanted = peer.pieces.ones().any(|p| self.picker.wants(p));
         if wanted != peer.am_interested {
             let now = self.now;
             if let Some(peer) = self.peers.get_mut(&key) {

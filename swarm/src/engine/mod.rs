@@ -31,6 +31,7 @@ mod upload;
 mod webseed;
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::Duration;
 
 pub use crate::error::PeerError;
@@ -587,6 +588,44 @@ impl Torrent {
         self.sync_crowd_state();
         self.request_everywhere();
         self.schedule_web_seed();
+    }
+
+    /// Fetch only these pieces (ranges, clipped to the torrent), and
+    /// `look_ahead` ones besides at low priority: an album's one-track
+    /// player wants its file's pieces, then the next file's first ones.
+    /// Every piece had is still served. See the picker's "Selection".
+    pub fn set_wanted(&mut self, now: Time, wanted: &[Range<u32>], look_ahead: &[Range<u32>]) {
+        self.now = now;
+        self.picker.set_wanted(wanted, look_ahead);
+        self.wanted_changed();
+    }
+
+    /// Fetch every piece again (the default).
+    pub fn want_all(&mut self, now: Time) {
+        self.now = now;
+        self.picker.want_all();
+        self.wanted_changed();
+    }
+
+    fn wanted_changed(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            if self.peers.get(&key).is_some_and(|p| p.is_connected()) {
+                self.update_interest(key);
+            }
+        }
+        self.request_everywhere();
+        self.schedule_web_seed();
+    }
+
+    /// Whether `piece` is wanted and missing.
+    pub fn wants(&self, piece: u32) -> bool {
+        self.picker.wants(piece)
+    }
+
+    /// Every wanted piece is verified (every piece, without a selection).
+    pub fn is_wanted_complete(&self) -> bool {
+        self.picker.is_wanted_complete()
     }
 
     /// The time asked for in [`Output::Timeout`] came (or any time later).

@@ -239,7 +239,7 @@ impl Torrent {
     /// lacks pieces, and plays (unless it may fetch without playing).
     pub(super) fn fetches_web_seed(&self) -> bool {
         self.web_seed.is_enabled()
-            && !self.picker.is_complete()
+            && !self.picker.is_wanted_complete()
             && (self.picker.playback().is_some() || !self.config.web_seed_needs_playback)
     }
 

@@ -4,6 +4,8 @@
 //! Storage writes a verified piece file by file; the web seed asks the origin
 //! for a piece with one HTTP Range request per file it spans.
 
+use std::ops::Range;
+
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::Info;
@@ -51,6 +53,22 @@ impl Info {
     /// The file runs holding `piece`; empty for an out-of-range index.
     pub fn piece_file_slices(&self, piece: u32) -> Vec<FileSlice> {
         self.file_slices(self.piece_offset(piece), u64::from(self.piece_size(piece)))
+    }
+
+    /// The pieces holding any byte of file `file` (the pieces it shares
+    /// with its neighbours included), `None` for an out-of-range index. A
+    /// zero-length file holds no piece: an empty range.
+    pub fn file_pieces(&self, file: usize) -> Option<Range<u32>> {
+        let entry = self.files.get(file)?;
+        let length = u64::from(self.piece_length);
+        let first = entry.offset / length;
+        if entry.length == 0 {
+            let at = u32::try_from(first).unwrap_or(u32::MAX);
+            return Some(at..at);
+        }
+        let last = (entry.offset + entry.length - 1) / length;
+        let clip = |p: u64| u32::try_from(p).unwrap_or(u32::MAX).min(self.piece_count());
+        Some(clip(first)..clip(last + 1))
     }
 
     /// The URL a BEP 19 web seed serves file `file` at, `None` for an out-of-range index.

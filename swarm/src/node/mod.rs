@@ -22,12 +22,15 @@
 //!   connection fails or ends;
 //! - the web seed: [`Node::http_data`] with each body chunk as it arrives,
 //!   then [`Node::http_end`] (or [`Node::http_failed`]);
-//! - the player: [`Node::set_playback`];
+//! - the player: [`Node::set_playback`], or for one file of an album
+//!   [`Node::select_files`], [`Node::set_file_playback`] and
+//!   [`Node::look_ahead`] (`files.rs`);
 //! - [`Node::handle_timeout`] when the time it asked for comes,
 //!
 //! and after each call drains [`Node::poll`] until [`Output::Timeout`].
 
 mod conns;
+mod files;
 mod http;
 mod stats;
 mod webseeds;
@@ -36,6 +39,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+pub use files::FileError;
 pub use http::{HttpId, RangeRequest, plan as plan_ranges};
 pub use stats::{NodeStats, RateMeter};
 pub use webseeds::WebSeedStats;
@@ -52,6 +56,7 @@ use crate::picker::Playback;
 use crate::sorted::SortedMap;
 use crate::time::Time;
 use conns::{Conns, Deadlines, EARLY_BYTES_LIMIT, Stage};
+use files::Selection;
 use http::{HttpTable, Step};
 use webseeds::WebSeeds;
 
@@ -297,6 +302,8 @@ pub struct Node {
     /// that holds if nothing else happens.
     peers_coming: Option<(bool, u64)>,
     peers_coming_until: Option<Time>,
+    /// The files fetched and the look-ahead (`files.rs`).
+    selection: Selection,
 }
 
 impl Node {
@@ -364,6 +371,7 @@ impl Node {
             started: now,
             peers_coming: None,
             peers_coming_until: None,
+            selection: Selection::default(),
         };
         node.pump();
         Ok(node)
@@ -1112,5 +1120,7 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod album_tests;
 #[cfg(test)]
 mod tests;
