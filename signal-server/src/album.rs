@@ -9,7 +9,7 @@
 //! - Its web seed is BEP 19's: `<base>/media/<parent folder>/`, to which a
 //!   client adds the torrent's name and the file's name. `/media/` maps
 //!   those (virtual when the album tag differs from the folder name) to
-//!   the real files ([`AlbumFile::url_path`] → [`AlbumFile::path`]).
+//!   the real files ([`crate::catalog::AlbumFile::url_path`] → `path`).
 //! - Audio files directly in the library root, and alone in their folder,
 //!   stay single-file torrents.
 //!
@@ -24,49 +24,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 
-use serde::Serialize;
 use swarm::metainfo::{PieceHasher, TorrentBuilder, piece_length_for};
 
-use crate::catalog::{Links, Track, encode_path};
+use crate::catalog::{AlbumFile, Links, Track, encode_path};
 use crate::index::{AlbumEntry, AlbumEntryFile, Index, Stamp};
 use crate::publish::{PublishError, TorrentOptions};
 use crate::tags::TrackTags;
-
-/// One file of an album, as `/api/tracks` lists it under `files`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AlbumFile {
-    /// Index in the torrent's file list: what a player selects.
-    pub index: usize,
-    /// The file's name (its path inside the torrent, after the album's name).
-    pub name: String,
-    /// Title tag, else `null` (players show the name).
-    pub title: Option<String>,
-    /// Artist tag.
-    pub artist: Option<String>,
-    /// Track-number tag.
-    pub track_number: Option<u32>,
-    /// Seconds, from the file's audio properties.
-    pub duration: Option<f64>,
-    /// Bytes.
-    pub length: u64,
-    /// Offset of its first byte in the album's byte stream.
-    pub offset: u64,
-    /// The file under the library, `/`-separated, not encoded.
-    #[serde(skip)]
-    pub path: String,
-    /// Where BEP 19 puts it under `/media/`: parent folder, torrent
-    /// name, file name; not encoded.
-    #[serde(skip)]
-    pub url_path: String,
-    /// Size and modification time when hashed.
-    #[serde(skip)]
-    pub stamp: Option<Stamp>,
-    /// The info hash the file has as a single-file torrent (what it was
-    /// published under before it was part of an album): its old embed
-    /// URL leads to the album's, with this file's index.
-    #[serde(skip)]
-    pub single: Option<swarm::InfoHash>,
-}
 
 /// The folders that are albums: every folder below the root holding two
 /// or more of `tracks`, with those tracks.

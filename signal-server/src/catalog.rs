@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use serde::{Serialize, Serializer};
 use swarm::InfoHash;
 
-use crate::album::AlbumFile;
 use crate::index::Stamp;
 use crate::tags::TrackTags;
 
@@ -300,4 +299,40 @@ mod tests {
             "a skipped duplicate is not served"
         );
     }
+}
+
+/// One file of an album, as `/api/tracks` lists it under `files`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlbumFile {
+    /// Index in the torrent's file list: what a player selects.
+    pub index: usize,
+    /// The file's name (its path inside the torrent, after the album's name).
+    pub name: String,
+    /// Title tag, else `null` (players show the name).
+    pub title: Option<String>,
+    /// Artist tag.
+    pub artist: Option<String>,
+    /// Track-number tag.
+    pub track_number: Option<u32>,
+    /// Seconds, from the file's audio properties.
+    pub duration: Option<f64>,
+    /// Bytes.
+    pub length: u64,
+    /// Offset of its first byte in the album's byte stream.
+    pub offset: u64,
+    /// The file under the library, `/`-separated, not encoded.
+    #[serde(skip)]
+    pub path: String,
+    /// Where BEP 19 puts it under `/media/`: parent folder, torrent
+    /// name, file name; not encoded.
+    #[serde(skip)]
+    pub url_path: String,
+    /// Size and modification time when hashed.
+    #[serde(skip)]
+    pub stamp: Option<Stamp>,
+    /// The info hash the file has as a single-file torrent (what it was
+    /// published under before it was part of an album): its old embed
+    /// URL leads to the album's, with this file's index.
+    #[serde(skip)]
+    pub single: Option<InfoHash>,
 }
