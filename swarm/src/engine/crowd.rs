@@ -173,7 +173,7 @@ pub fn rendezvous(peer: &PeerId, group: u32) -> u64 {
 
 impl Torrent {
     /// The group a piece is elected in: runs of about `web_seed_group` bytes.
-    fn group_of(&self, piece: u32) -> u32 {
+    pub(super) fn group_of(&self, piece: u32) -> u32 {
         let per_group = (self.config.web_seed_group / self.spec.piece_length.max(1)).max(1);
         piece / per_group
     }
