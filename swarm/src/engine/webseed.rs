@@ -421,7 +421,13 @@ impl Torrent {
                     && due > self.config.web_seed_fallback
                     && !self.someone_has_or_gets(p)
                     && self.elected(p))
-                .then(|| self.now + left)
+                // Rounded up to the engine's millisecond clock: woken a
+                // fraction of a millisecond early, it would find its turn
+                // not yet come and ask to be woken now again.
+                .then(|| {
+                    let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+                    self.now + Duration::from_millis(ms)
+                })
             })
             .min()
     }
