@@ -5,8 +5,8 @@
 //!   deliver in time: one that unchokes us and has it gets our requests
 //!   first, and the web seed takes the piece only if they go unanswered
 //!   while it is due within the fallback time. In a crowd (see `crowd.rs`) the peer
-//!   elected for the piece's group takes it (after its stagger, at most
-//!   [`super::Config::web_seed_stagger`]) and says so; everybody
+//!   elected for the piece's group takes it at once (or after its
+//!   stagger, at most [`super::Config::web_seed_stagger`]) and says so; everybody
 //!   else waits for it to arrive from a neighbour until it is due within
 //!   [`super::Config::web_seed_fallback`], and only then goes to HTTP. A
 //!   listener alone is elected for everything: its first audio comes as fast
