@@ -31,10 +31,13 @@
 
 pub mod crowd;
 mod hostile;
+mod queue;
 mod world;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
+use std::ops::Range;
+use std::rc::Rc;
 use std::time::Duration;
 
 use fanswarm_tracker::{ConnectionId, Tracker};
@@ -52,6 +55,7 @@ use swarm::{InfoHash, PeerId};
 
 use hostile::Tamper;
 pub use hostile::{Behaviour, Seen};
+use queue::{Calendar, Timed};
 pub use world::{Listening, Micros, Role, World};
 
 /// The tracker URL every node announces to.
@@ -77,10 +81,12 @@ enum Ev {
     OfferMade(usize, PeerKey),
     AnswerMade(usize, PeerKey),
     ChannelOpen(usize, PeerKey),
-    Deliver(usize, PeerKey, Vec<u8>),
+    /// Bytes `range` of one send (all its pieces share the send's buffer).
+    Deliver(usize, PeerKey, Rc<Vec<u8>>, Range<usize>),
     Closed(usize, PeerKey),
     Drained(usize, PeerKey),
-    HttpData(usize, HttpId, Vec<u8>),
+    /// Bytes `range` of the track, the next part of a Range body.
+    HttpData(usize, HttpId, Range<usize>),
     HttpEnd(usize, HttpId),
     Wake(usize, Micros),
     PlayerTick(usize),
@@ -190,7 +196,7 @@ pub struct Sim {
     tracker_rng: fastrand::Rng,
     server_latency: Vec<Micros>,
     /// Pending events, earliest first (ties in the order scheduled).
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: Calendar<Scheduled>,
     /// Joins and leaves the caller scheduled ahead (a crowd's whole
     /// timetable: two per fan), apart from `queue`, which then holds only
     /// what is in flight: a heap of 200,000 arrivals and departures made
@@ -231,6 +237,12 @@ impl PartialOrd for Scheduled {
 impl Ord for Scheduled {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Timed for Scheduled {
+    fn at(&self) -> u64 {
+        self.at
     }
 }
 
@@ -283,7 +295,7 @@ impl Sim {
             now: 0,
             rng,
             server_latency: Vec::new(),
-            queue: BinaryHeap::new(),
+            queue: Calendar::new(),
             timetable: BinaryHeap::new(),
             seq: 0,
             finished: 0,
@@ -468,7 +480,7 @@ impl Sim {
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.seq += 1;
         let seq = self.seq;
-        self.queue.push(Reverse(Scheduled { at, seq, ev }));
+        self.queue.push(Scheduled { at, seq, ev });
     }
 
     fn schedule_ahead(&mut self, at: Micros, ev: Ev) {
@@ -478,26 +490,25 @@ impl Sim {
     }
 
     /// The earliest pending event of either heap.
-    fn peek_next(&self) -> Option<&Scheduled> {
+    fn peek_next(&mut self) -> Option<&Scheduled> {
         match (self.queue.peek(), self.timetable.peek()) {
-            (Some(Reverse(a)), Some(Reverse(b))) => Some(if a <= b { a } else { b }),
-            (Some(Reverse(a)), None) | (None, Some(Reverse(a))) => Some(a),
+            (Some(a), Some(Reverse(b))) => Some(if a <= b { a } else { b }),
+            (Some(a), None) | (None, Some(Reverse(a))) => Some(a),
             (None, None) => None,
         }
     }
 
     fn pop_next(&mut self) -> Option<Scheduled> {
         let from_queue = match (self.queue.peek(), self.timetable.peek()) {
-            (Some(Reverse(a)), Some(Reverse(b))) => a <= b,
+            (Some(a), Some(Reverse(b))) => a <= b,
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let heap = if from_queue {
-            &mut self.queue
+        if from_queue {
+            self.queue.pop()
         } else {
-            &mut self.timetable
-        };
-        heap.pop().map(|Reverse(s)| s)
+            self.timetable.pop().map(|Reverse(s)| s)
+        }
     }
 
     fn time(&self) -> Time {
@@ -558,15 +569,18 @@ impl Sim {
                     self.with_node(n, |node, now| node.channel_open(now, key));
                 }
             }
-            Ev::Deliver(n, key, mut bytes) => {
+            Ev::Deliver(n, key, buf, range) => {
                 let sn = &mut self.nodes[n];
                 let Some(link) = sn.links.get_mut(&key) else {
                     return;
                 };
+                let bytes = &buf[range];
                 if let Some(tamper) = link.tamper.as_mut() {
-                    bytes = tamper.incoming(&bytes, &mut sn.seen);
+                    let bytes = tamper.incoming(bytes, &mut sn.seen);
+                    self.with_node(n, |node, now| node.channel_data(now, key, &bytes));
+                } else {
+                    self.with_node(n, |node, now| node.channel_data(now, key, bytes));
                 }
-                self.with_node(n, |node, now| node.channel_data(now, key, &bytes));
             }
             Ev::Closed(n, key) => {
                 if self.nodes[n].links.remove(&key).is_some() {
@@ -574,8 +588,12 @@ impl Sim {
                 }
             }
             Ev::Drained(n, key) => self.check_drained(n, key),
-            Ev::HttpData(n, id, bytes) => {
-                self.with_node(n, |node, now| node.http_data(now, id, &bytes));
+            Ev::HttpData(n, id, range) => {
+                let Some(node) = self.nodes[n].node.as_mut() else {
+                    return;
+                };
+                node.http_data(now, id, &self.data[range]);
+                self.drain(n);
             }
             Ev::HttpEnd(n, id) => self.with_node(n, |node, now| node.http_end(now, id)),
             Ev::Wake(n, at) => {
@@ -917,16 +935,18 @@ impl Sim {
             self.schedule(at, Ev::Drained(n, key));
         }
         let at = sent_at + latency;
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let cut = if rest.len() > 1 && self.rng.bool() {
-                self.rng.usize(1..rest.len())
+        let (mut start, end) = (0, data.len());
+        let data = Rc::new(data);
+        while start < end {
+            let rest = end - start;
+            let cut = if rest > 1 && self.rng.bool() {
+                self.rng.usize(1..rest)
             } else {
-                rest.len()
+                rest
             };
-            let (head, tail) = rest.split_at(cut);
-            self.schedule(at, Ev::Deliver(remote, remote_key, head.to_vec()));
-            rest = tail;
+            let piece = start..start + cut;
+            self.schedule(at, Ev::Deliver(remote, remote_key, Rc::clone(&data), piece));
+            start += cut;
         }
         if block {
             self.with_node(n, |node, t| node.send_blocked(t, key, true));
@@ -988,12 +1008,13 @@ impl Sim {
                     }
                 }
             }
-            let body = self.data[start..=end].to_vec();
-            self.origin_bytes += body.len() as u64;
-            self.nodes[n].origin_bytes += body.len() as u64;
-            for chunk in body.chunks(HTTP_CHUNK) {
+            let len = (end + 1 - start) as u64;
+            self.origin_bytes += len;
+            self.nodes[n].origin_bytes += len;
+            for chunk in (start..=end).step_by(HTTP_CHUNK) {
+                let chunk = chunk..(chunk + HTTP_CHUNK).min(end + 1);
                 at += chunk.len() as u64 * 1_000_000 / self.world.http_rate.max(1);
-                self.schedule(at, Ev::HttpData(n, id, chunk.to_vec()));
+                self.schedule(at, Ev::HttpData(n, id, chunk));
             }
         }
         self.schedule(at, Ev::HttpEnd(n, id));

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
-use swarm::engine::crowd::FS_CROWD;
+use swarm::engine::crowd::{CrowdMessage, FS_CROWD};
 use swarm::engine::{Config, FetchId, Output, PeerKey, Torrent, TorrentSpec};
 use swarm::picker::Playback;
 use swarm::time::Time;
@@ -28,6 +28,10 @@ fn content() -> Vec<u8> {
 }
 
 fn engine() -> Torrent {
+    engine_with(Config::default())
+}
+
+fn engine_with(config: Config) -> Torrent {
     let data = content();
     let spec = TorrentSpec {
         info_hash: InfoHash([9; 20]),
@@ -40,7 +44,7 @@ fn engine() -> Torrent {
         metadata: None,
         web_seed: true,
     };
-    Torrent::new(Config::default(), spec, PeerId([1; 20]), 42, Time(0)).unwrap()
+    Torrent::new(config, spec, PeerId([1; 20]), 42, Time(0)).unwrap()
 }
 
 fn drain(t: &mut Torrent) -> Vec<Output> {
@@ -179,4 +183,83 @@ fn a_neighbour_that_has_not_said_whether_it_fetches_holds_the_election() {
         "the rest of the urgent window: {later:?}"
     );
     assert!(settle < Duration::from_secs(6));
+}
+
+#[test]
+fn the_elected_fetcher_staggers_its_early_fetch_by_its_rank_in_the_crowd() {
+    // One fanswarm neighbour that fetches nothing from the web seed (it
+    // says so): we are elected for every group, in a crowd of 1,000.
+    let run = |stagger: Duration| {
+        let mut t = engine_with(Config {
+            web_seed_stagger: stagger,
+            ..Config::default()
+        });
+        let mut theirs = ExtendedHandshake::default();
+        theirs.m.insert(FS_CROWD.to_owned(), 7);
+        let state = Message::Extended {
+            id: 3,
+            payload: CrowdMessage::State { web_seed: false }.encode(),
+        };
+        connect(
+            &mut t,
+            0,
+            P1,
+            2,
+            &[theirs.to_message(), Message::HaveNone, state],
+        );
+        t.set_peers_coming(Time(0), false, 1000);
+        drain(&mut t);
+        // A quarter into piece 0: piece 3 is due in 5.5 s, just urgent (6 s).
+        t.set_playback(
+            Time(10),
+            Some(Playback {
+                offset: u64::from(PIECE / 4),
+                bytes_per_sec: Some(RATE),
+            }),
+        );
+        let at_play: Vec<(u32, u32)> = fetches(&drain(&mut t)).iter().map(|f| (f.1, f.2)).collect();
+        (t, at_play)
+    };
+    // Without a stagger the whole urgent window (within 6 s: pieces 0-3)
+    // goes at once.
+    let (_, at_once) = run(Duration::ZERO);
+    assert_eq!(at_once, vec![(0, 3)]);
+    // With it, the piece that just turned urgent waits for our turn (our
+    // weight ranks low in this crowd: most of the stagger); the rest goes
+    // at once.
+    let stagger = Duration::from_secs(1);
+    let (mut t, first) = run(stagger);
+    assert_eq!(
+        first,
+        vec![(0, 2)],
+        "all but the piece that just turned urgent"
+    );
+    // The engine wakes up for our turn: the piece goes within the stagger,
+    // not at the next piece's urgency or the 2 s fallback.
+    let (mut taken, mut last) = (None, Time(10));
+    while taken.is_none() {
+        let Output::Timeout(wake) = t.poll() else {
+            panic!("drained")
+        };
+        assert!(wake > last, "a wake-up that moves time on: {wake:?}");
+        assert!(wake <= Time(10 + stagger.as_millis() as u64), "{wake:?}");
+        last = wake;
+        // The player moves on, as it tells the engine every 250 ms.
+        t.set_playback(
+            wake,
+            Some(Playback {
+                offset: u64::from(PIECE / 4) + RATE * (wake.0 - 10) / 1000,
+                bytes_per_sec: Some(RATE),
+            }),
+        );
+        t.handle_timeout(wake);
+        let got: Vec<(u32, u32)> = fetches(&drain(&mut t)).iter().map(|f| (f.1, f.2)).collect();
+        if !got.is_empty() {
+            taken = Some((wake, got));
+        }
+    }
+    let (at, got) = taken.unwrap();
+    assert_eq!(got, vec![(3, 3)]);
+    assert!(at > Time(10), "not at once: {at:?}");
+    assert_eq!(t.check_invariants(), Ok(()));
 }

@@ -197,6 +197,7 @@ fn set(world: &mut fanswarm_sim::World, key: &str, v: u64) -> Result<(), String>
         "web_seed_fallback" => engine.web_seed_fallback = ms,
         "web_seed_fallback_coming" => engine.web_seed_fallback_coming = ms,
         "web_seed_hold_crowd" => engine.web_seed_hold_crowd = v,
+        "web_seed_stagger" => engine.web_seed_stagger = ms,
         "first_peer_wait" => engine.first_peer_wait = ms,
         "peer_patience" => engine.peer_patience = ms,
         "peer_patience_min" => engine.peer_patience_min = ms,

@@ -11,7 +11,11 @@
 //!   is the peer with the highest rendezvous hash of (peer id, group) among
 //!   us and the connected peers that can fetch it themselves (they speak
 //!   this extension, say they use the web seed, and lack the piece). The
-//!   fetcher takes an urgent piece at once; everybody else waits until the
+//!   fetcher takes an urgent piece at once (or, with
+//!   [`super::Config::web_seed_stagger`], after a wait that shrinks with
+//!   its weight's rank in the crowd, so that of fans elected at the same
+//!   moment in different neighbourhoods the best placed goes first and
+//!   its intent reaches the others); everybody else waits until the
 //!   piece is due within [`super::Config::web_seed_fallback`]. A peer
 //!   that has no neighbour yet but is told more are coming
 //!   ([`Torrent::set_peers_coming`]: a fan that just pressed play, whose
@@ -173,7 +177,7 @@ pub fn rendezvous(peer: &PeerId, group: u32) -> u64 {
 
 impl Torrent {
     /// The group a piece is elected in: runs of about `web_seed_group` bytes.
-    fn group_of(&self, piece: u32) -> u32 {
+    pub(super) fn group_of(&self, piece: u32) -> u32 {
         let per_group = (self.config.web_seed_group / self.spec.piece_length.max(1)).max(1);
         piece / per_group
     }

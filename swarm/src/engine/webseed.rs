@@ -5,7 +5,8 @@
 //!   deliver in time: one that unchokes us and has it gets our requests
 //!   first, and the web seed takes the piece only if they go unanswered
 //!   while it is due within the fallback time. In a crowd (see `crowd.rs`) the peer
-//!   elected for the piece's group takes it at once and says so; everybody
+//!   elected for the piece's group takes it at once (or after its
+//!   stagger, at most [`super::Config::web_seed_stagger`]) and says so; everybody
 //!   else waits for it to arrive from a neighbour until it is due within
 //!   [`super::Config::web_seed_fallback`], and only then goes to HTTP. A
 //!   listener alone is elected for everything: its first audio comes as fast
@@ -35,6 +36,7 @@ use std::time::Duration;
 use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Time;
 
+use super::crowd::rendezvous;
 use super::origin::Source;
 use super::{Event, FetchId, Output, Torrent};
 
@@ -74,6 +76,9 @@ pub(crate) struct WebSeed {
     failures_in_row: u32,
     retry_at: Option<Time>,
     idle_until: Option<Time>,
+    /// When an elected fetcher's stagger ends for the first urgent piece
+    /// waiting on it (see [`Torrent::stagger_left`]).
+    stagger_until: Option<Time>,
 }
 
 impl WebSeed {
@@ -87,15 +92,16 @@ impl WebSeed {
             failures_in_row: 0,
             retry_at: None,
             idle_until: None,
+            stagger_until: None,
         }
     }
 
     /// When the engine next needs to look at the web seed.
     pub fn wake_at(&self) -> Option<Time> {
-        match (self.retry_at, self.idle_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.retry_at, self.idle_until, self.stagger_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// `piece` failed verification and was reset, so a fetch's claim on
@@ -245,6 +251,7 @@ impl Torrent {
 
     /// Starts web-seed fetches that the rules in the module docs call for.
     pub(super) fn schedule_web_seed(&mut self) {
+        self.web_seed.stagger_until = None;
         if !self.fetches_web_seed() {
             self.web_seed.idle_until = None;
             return;
@@ -255,6 +262,7 @@ impl Torrent {
         self.web_seed.retry_at = None;
         while self.web_seed.in_flight.len() < self.config.web_seed_parallel {
             let Some((first, last)) = self.pick_web_seed_run() else {
+                self.web_seed.stagger_until = self.stagger_ends();
                 return;
             };
             self.start_web_seed_fetch(first, last);
@@ -352,13 +360,76 @@ impl Torrent {
         if due > fallback {
             return due > self.config.web_seed_fallback
                 && !self.someone_has_or_gets(piece)
-                && self.elected(piece);
+                && self.elected(piece)
+                && self.stagger_left(piece, due).is_zero();
         }
         let budget = due
             .saturating_sub(WEB_SEED_MARGIN)
             .max(self.config.peer_patience_min);
         let patience = budget.min(self.config.peer_patience);
         !self.delivery_expected(piece, budget, patience)
+    }
+
+    /// How long the elected fetcher of `piece` (due in `due`) still waits
+    /// before taking it early: `web_seed_stagger` scaled by how low our
+    /// rendezvous weight for its group ranks in a crowd of the tracker's
+    /// size (nothing while no neighbour is connected). Fans whose playheads are within milliseconds of each
+    /// other (a crowd arriving faster than an intent crosses the mesh) and
+    /// who are each elected among their own neighbours would otherwise all
+    /// fetch the moment the piece turns urgent, before any of their
+    /// "getting" reaches the others; staggered by the same weight every
+    /// peer computes, the highest fires first and its intent quiets the
+    /// rest. A fan elected in every view still fetches at least
+    /// `urgent - web_seed_stagger` before the deadline.
+    pub(super) fn stagger_left(&self, piece: u32, due: Duration) -> Duration {
+        let stagger = self.config.web_seed_stagger;
+        if stagger.is_zero() || !self.peers.values().any(|p| p.is_connected()) {
+            return Duration::ZERO;
+        }
+        // u in (0, 1]: 1 - our weight. Among n fans the k-th highest
+        // weight has u ≈ k / n, so on a log scale the few fans that could
+        // be elected anywhere are spread over the stagger rather than
+        // crowded into its first milliseconds: the best waits nothing, the
+        // k-th ln(k) / ln(n) of it.
+        let weight = rendezvous(&self.our_id, self.group_of(piece));
+        let u = ((u64::MAX - weight) as f64 + 1.0) / 2f64.powi(64);
+        let n = (self.crowd_size.max(1) + 1) as f64;
+        let share = (1.0 + u.ln() / n.ln()).clamp(0.0, 1.0);
+        let fire_at = self
+            .config
+            .picker
+            .urgent
+            .saturating_sub(stagger.mul_f64(share));
+        due.saturating_sub(fire_at)
+    }
+
+    /// When the first urgent piece we would take early but for our
+    /// stagger becomes ours to take: a wake-up, so the stagger is kept to
+    /// the millisecond rather than to the next tick.
+    fn stagger_ends(&self) -> Option<Time> {
+        if self.config.web_seed_stagger.is_zero() || self.web_seed_held_until().is_some() {
+            return None;
+        }
+        self.picker
+            .urgent_pieces()
+            .iter()
+            .filter(|&&p| self.picker.web_seed_eligible(p) && !self.web_seed.claims(p))
+            .filter_map(|&p| {
+                let due = self.picker.due_in(p)?;
+                let left = self.stagger_left(p, due);
+                (!left.is_zero()
+                    && due > self.config.web_seed_fallback
+                    && !self.someone_has_or_gets(p)
+                    && self.elected(p))
+                // Rounded up to the engine's millisecond clock: woken a
+                // fraction of a millisecond early, it would find its turn
+                // not yet come and ask to be woken now again.
+                .then(|| {
+                    let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+                    self.now + Duration::from_millis(ms)
+                })
+            })
+            .min()
     }
 
     /// Until when a big crowd's newcomer holds the web seed while its
