@@ -28,6 +28,10 @@
 // first pieces, for a fast second visit; "none") says what this browser
 // keeps between visits. The player shows what is kept and offers to
 // forget it; `fanswarm.forget()` deletes it all.
+// `file` (an index from 0) plays one file of a multi-file torrent (a track
+// of an album: `/embed/<album>?file=N`): the player joins the album's swarm,
+// fetches only that file's pieces and shows that file's title (the
+// server's `files` list); a bad index is said in the status line.
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -108,7 +112,7 @@ class FanswarmPlayer extends HTMLElement {
   #onKey = (e) => this.#key(e);
 
   static get observedAttributes() {
-    return ['src', 'torrent', 'magnet', 'upload', 'upload-cap'];
+    return ['src', 'torrent', 'magnet', 'file', 'upload', 'upload-cap'];
   }
 
   /** A new source: leave the old swarm and prepare (and join) the new one.
@@ -161,7 +165,7 @@ class FanswarmPlayer extends HTMLElement {
 
   /** If the source is not the one prepared, leaves and prepares the new one. */
   #applySource() {
-    if (!this.isConnected || !this.#ui || this.#prefetched?.src === this.#source()) return;
+    if (!this.isConnected || !this.#ui || this.#isPrepared()) return;
     this.#leave();
     this.#ready = deferred();
     this.#showMeta();
@@ -351,8 +355,11 @@ class FanswarmPlayer extends HTMLElement {
     this.#prefetched = { src, torrent }; // #options() hands these bytes on
     const options = this.#options();
     const track = fanswarm.load(this.#audio, options);
-    const made = { src, torrent, track, trackers: String(options.trackers), ready: false };
-    track.then(() => { made.ready = true; }, () => {}); // play() tries again and reports the error
+    const made = { src, file: this.#file(), torrent, track, trackers: String(options.trackers), ready: false };
+    track.then(() => { made.ready = true; }, (e) => {
+      // Said now (e.g. a `file` the torrent lacks); play() tries again.
+      if (this.#prefetched === made) this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+    });
     this.#prefetched = made;
     const ready = this.#ready;
     Promise.all([fanswarm.prepare(), torrent, track]).then(() => {
@@ -383,7 +390,7 @@ class FanswarmPlayer extends HTMLElement {
   async #start(play) {
     const generation = this.#generation;
     const options = this.#options();
-    const made = this.#prefetched?.src === this.#source() ? this.#prefetched : null;
+    const made = this.#isPrepared() ? this.#prefetched : null;
     // Pressed before the track is made (the wasm still compiling): on a
     // return visit the element can start now all the same.
     if (play && made && !made.ready) fanswarm.resume(this.#audio, options);
@@ -476,7 +483,7 @@ class FanswarmPlayer extends HTMLElement {
     const stats = this.#track.stats();
     const pieces = this.#track.pieces();
     this.#map.draw(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
-      this.#track.length));
+      this.#track.length, this.#track.offset));
     const ui = this.#ui;
     ui.fans.textContent = String(stats.peers);
     ui.share.textContent = stats.downloaded > 0
@@ -496,7 +503,7 @@ class FanswarmPlayer extends HTMLElement {
   #pieceStates() {
     const pieces = this.#track.pieces();
     return statesOf(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
-      this.#track.length));
+      this.#track.length, this.#track.offset));
   }
 
   /** Fires `fanswarm-stats` (and tells a parent page) if the figures changed. */
@@ -577,7 +584,13 @@ class FanswarmPlayer extends HTMLElement {
       .then((r) => (r.ok ? r.json() : null))
       .then((t) => {
         if (!t || generation !== this.#generation) return;
-        this.#meta = {
+        // One file of an album: its own tags, the album's name and cover.
+        const f = this.#file() !== null && Array.isArray(t.files)
+          ? t.files.find((x) => String(x.index) === this.#file().trim()) : null;
+        this.#meta = f ? {
+          name: f.name, title: f.title || f.name, artist: f.artist ?? t.artist,
+          album: t.album || t.title, duration: f.duration, cover: t.cover_url,
+        } : {
           name: t.name, title: t.title, artist: t.artist, album: t.album,
           duration: t.duration, cover: t.cover_url,
         };
@@ -613,14 +626,20 @@ class FanswarmPlayer extends HTMLElement {
     if (!track || !track.stats().done) return;
     const parts = [];
     let bytes = 0;
-    for (let i = 0; i < track.stats().totalPieces; i++) {
+    // The track's bytes: the whole torrent, or one file of an album (from
+    // `offset`, its first and last pieces shared with its neighbours).
+    const size = track.pieceLength;
+    const first = track.offset;
+    const end = first + track.length;
+    for (let i = Math.floor(first / size); i * size < end; i++) {
       const piece = track.piece(i);
       if (!piece) {
         this.#ui.status.textContent = 'Part of the track is no longer kept in memory: it cannot be saved now.';
         return;
       }
-      parts.push(piece);
-      bytes += piece.length;
+      const part = piece.subarray(Math.max(0, first - i * size), Math.min(piece.length, end - i * size));
+      parts.push(part);
+      bytes += part.length;
     }
     if (bytes !== track.length) return;
     const url = URL.createObjectURL(new Blob(parts));
@@ -740,6 +759,16 @@ class FanswarmPlayer extends HTMLElement {
       || this.getAttribute('magnet') || '';
   }
 
+  /** The `file` attribute as given (checked by the load), or null. */
+  #file() {
+    return this.getAttribute('file');
+  }
+
+  /** Whether the track prepared is the one the attributes name now. */
+  #isPrepared() {
+    return this.#prefetched?.src === this.#source() && this.#prefetched.file === this.#file();
+  }
+
   #options() {
     const src = this.#source();
     const options = src.startsWith('magnet:') ? { magnet: src } : { torrent: src };
@@ -751,6 +780,8 @@ class FanswarmPlayer extends HTMLElement {
     const { upload, uploadCap } = this.#uploadOptions();
     if (upload !== undefined) options.upload = upload;
     if (uploadCap !== undefined) options.uploadCap = uploadCap;
+    const file = this.#file();
+    if (file !== null) options.file = file;
     const keep = this.getAttribute('keep');
     if (keep) options.keep = keep;
     const quota = Number(this.getAttribute('keep-quota-mb'));
@@ -805,6 +836,7 @@ class FanswarmPlayer extends HTMLElement {
     if (src.startsWith('magnet:')) query.set('magnet', src);
     const { upload, uploadCap } = this.#uploadOptions();
     if (upload !== undefined) query.set('upload', upload);
+    if (this.#file() !== null) query.set('file', this.#file());
     if (uploadCap !== undefined) query.set('upload-cap', String(uploadCap));
     const search = String(query) ? `?${query}` : '';
     frame.src = `${this.#frameOrigin}/embed/${hex}${search}`;
@@ -863,15 +895,18 @@ function infoHashOf(src) {
   return m ? m[1].toLowerCase() : null;
 }
 
-/** Which pieces the listener has heard: `audio.played` mapped to bytes. */
-function playedPieces(audio, count, pieceLength, length) {
+/** Which pieces the listener has heard: `audio.played` mapped to bytes.
+ *  `offset`: where the track starts in the torrent (one file of an album,
+ *  whose pieces the map shows from the one holding its first byte). */
+function playedPieces(audio, count, pieceLength, length, offset = 0) {
   const played = new Uint8Array(count);
   const d = audio.duration;
   if (!Number.isFinite(d) || d <= 0 || !pieceLength) return played;
   const perSec = length / d;
+  const skew = offset % pieceLength;
   for (let i = 0; i < audio.played.length; i++) {
-    const from = Math.floor((audio.played.start(i) * perSec) / pieceLength);
-    const to = Math.min(count - 1, Math.floor((audio.played.end(i) * perSec) / pieceLength));
+    const from = Math.floor((skew + audio.played.start(i) * perSec) / pieceLength);
+    const to = Math.min(count - 1, Math.floor((skew + audio.played.end(i) * perSec) / pieceLength));
     for (let p = from; p <= to; p++) played[p] = 1;
   }
   return played;
