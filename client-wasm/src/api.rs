@@ -92,9 +92,18 @@ export interface PlayOptions {
    * joins the whole swarm but fetches only that file's pieces and the
    * element plays that file alone. An index the torrent lacks, or anything
    * but a whole number: `load` rejects, saying which files there are.
-   * File 0 of a single-file torrent is the torrent.
+   * File 0 of a single-file torrent is the torrent. Unsaid, a multi-file
+   * torrent plays its first file (`track.files()` lists them).
    */
   file?: number | string;
+  /**
+   * true: in the last 20 s of one file of a multi-file torrent, fetch the
+   * next file's first 512 KiB (after the playing file's pieces), for a
+   * page that plays the next track when this one ends (kept pieces are
+   * imported by its load). Default false: a page playing one track
+   * fetches nothing of its neighbours.
+   */
+  lookAhead?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -347,6 +356,7 @@ pub async fn load(
         lacks,
         upload,
         file,
+        look_ahead: flag("lookAhead").unwrap_or(false),
     };
     let streaming = property(&options, "streaming");
     let pending = streaming
@@ -686,6 +696,30 @@ impl Track {
     pub fn file(&self) -> Option<u32> {
         let s = self.session.borrow();
         s.file().and_then(|f| u32::try_from(f.index).ok())
+    }
+
+    /// The torrent's files, each `{index, name, length, offset}` (its own
+    /// name, bytes, first byte in the torrent): one for a single-file
+    /// torrent, an album's tracks in order; empty until a magnet's
+    /// metadata is known.
+    pub fn files(&self) -> js_sys::Array {
+        let list = js_sys::Array::new();
+        let s = self.session.borrow();
+        for (index, f) in s.node().files().unwrap_or_default().iter().enumerate() {
+            let o = js_sys::Object::new();
+            let name = f.path.last().map_or("", String::as_str);
+            for (k, v) in [
+                ("index", JsValue::from(index as u32)),
+                ("name", JsValue::from(name)),
+                ("length", (f.length as f64).into()),
+                ("offset", (f.offset as f64).into()),
+            ] {
+                // Setting a property on a fresh plain object cannot throw.
+                let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+            }
+            list.push(&o);
+        }
+        list
     }
 
     /// Where the track's bytes start in the torrent's (0 but for one file

@@ -67,6 +67,24 @@ pub fn choose(files: &[FileEntry], index: usize) -> Result<Option<FileView>, Str
     }))
 }
 
+/// How many seconds before a track's end the next file's first pieces
+/// are fetched ahead (`Node::look_ahead`): enough for a web-seed round
+/// trip or a few from fans, late enough that a listener who stops early
+/// costs little.
+pub const LOOK_AHEAD_SECS: u64 = 20;
+
+/// Bytes of the next file fetched ahead: its first seconds, which the
+/// next track starts from (kept pieces are imported by the next load).
+pub const LOOK_AHEAD_BYTES: u64 = 512 * 1024;
+
+/// Whether a track whose element is at byte `played` of `length`, playing
+/// `bytes_per_sec`, is near enough its end to fetch the next one's start.
+/// Not while the rate is unknown (the element has no duration yet).
+pub fn look_ahead_due(played: u64, length: u64, bytes_per_sec: Option<u64>) -> bool {
+    let left = length.saturating_sub(played);
+    bytes_per_sec.is_some_and(|rate| rate > 0 && left <= rate.saturating_mul(LOOK_AHEAD_SECS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +131,21 @@ mod tests {
         assert_eq!(choose(&single, 0), Ok(None), "the whole torrent");
         let e = choose(&single, 3).unwrap_err();
         assert!(e.contains("single track (only file=0)"), "{e}");
+    }
+
+    #[test]
+    fn the_next_track_is_fetched_ahead_near_the_end_only() {
+        let rate = Some(40_000);
+        // A 3-minute track: not at its start, yes in its last 20 s.
+        assert!(!look_ahead_due(0, 7_200_000, rate));
+        assert!(!look_ahead_due(6_000_000, 7_200_000, rate));
+        assert!(look_ahead_due(6_400_000, 7_200_000, rate));
+        assert!(look_ahead_due(7_200_000, 7_200_000, rate));
+        // A track shorter than that: at once.
+        assert!(look_ahead_due(0, 120_000, rate));
+        // Not while the rate is unknown.
+        assert!(!look_ahead_due(7_100_000, 7_200_000, None));
+        assert!(!look_ahead_due(7_100_000, 7_200_000, Some(0)));
     }
 
     #[test]

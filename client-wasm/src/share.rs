@@ -167,6 +167,7 @@ pub async fn share(
         lacks,
         upload: UploadSetting::ALWAYS,
         file: None,
+        look_ahead: false,
     };
     let session = Session::new(settings, node, audio)?;
     session.borrow_mut().prepare(Some(false))?;

@@ -7,6 +7,12 @@
 //! file through the JavaScript API (`file: 1`, no web seed) gets every byte
 //! from the first: one swarm. Bad `file` values are said in the player,
 //! and `load` rejects them saying what there is. In Chromium and Firefox.
+//!
+//! The album's own embed (`/embed/<album>`, no `file`) lists its three
+//! tracks; pressing the third plays file 2; pressing the first plays it,
+//! the second track's first pieces are fetched ahead while it plays
+//! (`look_ahead`), and at its end the player moves on to the second track
+//! by itself.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -21,6 +27,8 @@ use swarm::metainfo::Metainfo;
 
 const CHROMIUM: &str = "one_track_of_an_album_plays_alone_and_fetches_only_its_pieces";
 const FIREFOX: &str = "one_track_of_an_album_plays_alone_in_firefox";
+const LIST: &str = "an_album_embed_lists_its_tracks_and_moves_on_to_the_next";
+const LIST_FIREFOX: &str = "an_album_embed_lists_its_tracks_and_moves_on_in_firefox";
 
 /// Seconds of each track, in file order (about 44 KB a second): the middle
 /// one longer, so its duration tells it from its neighbours and the album.
@@ -44,8 +52,25 @@ fn one_track_of_an_album_plays_alone_in_firefox() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
 }
 
-async fn run(engine: Engine) -> anyhow::Result<()> {
-    let started = Instant::now();
+#[test]
+fn an_album_embed_lists_its_tracks_and_moves_on_to_the_next() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(LIST);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Chromium))
+}
+
+#[test]
+fn an_album_embed_lists_its_tracks_and_moves_on_in_firefox() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(LIST_FIREFOX);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Firefox))
+}
+
+/// The album's server: three tracks in a folder, and a lone one; the
+/// tracks' bytes in order.
+async fn album_server() -> anyhow::Result<(server::TestServer, Vec<Vec<u8>>)> {
     let library = tempfile::tempdir()?;
     let folder = library.path().join("Night Songs");
     std::fs::create_dir_all(&folder)?;
@@ -59,7 +84,12 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     let samples = signal_server::demo::synthesize(2, 9);
     let single_bytes = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
     std::fs::write(library.path().join(SINGLE), &single_bytes)?;
-    let srv = server::start_albums(library).await?;
+    Ok((server::start_albums(library).await?, originals))
+}
+
+async fn run(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, originals) = album_server().await?;
     let album = srv
         .tracks()
         .iter()
@@ -247,6 +277,130 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn run_list(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, _) = album_server().await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let meta = Metainfo::from_bytes(&album.torrent)?;
+    let next = meta.info.file_pieces(1).context("file 1's pieces")?;
+    // A piece wholly inside the second track: only a look-ahead fetches it
+    // while the first plays.
+    let inside = next.start + 1;
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser
+        .open(&format!("{}/embed/{}", srv.base, album.info_hash.to_hex()))
+        .await?;
+    let listed = "(() => { const p = document.querySelector('fanswarm-player'); \
+        const list = p?.shadowRoot.querySelector('[data-ui=tracks]'); \
+        return !!list && !list.hidden && list.querySelectorAll('button').length === 3; })()";
+    ensure!(
+        browser
+            .became_true(&page, listed, Duration::from_secs(20))
+            .await,
+        "three tracks listed"
+    );
+    let names = browser
+        .eval(
+            &page,
+            "JSON.stringify([...document.querySelector('fanswarm-player').shadowRoot              .querySelectorAll('[data-ui=tracks] button')].map((b) => b.textContent))",
+        )
+        .await?;
+    let names: Vec<String> = serde_json::from_str(names.as_str().context("names")?)?;
+    ensure!(
+        names.len() == 3
+            && names[0].contains("intro")
+            && names[1].contains("song")
+            && names[2].contains("outro"),
+        "the list: {names:?}"
+    );
+
+    // The third track, pressed.
+    browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
+             window.__audioError = null; \
+             p.audio.addEventListener('error', () => { window.__audioError = String(p.audio.error?.message || p.audio.error?.code); }); \
+             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
+        )
+        .await?;
+    let third = playing_file(&mut browser, &page, 2).await?;
+    ensure!(
+        (third["duration"].as_f64().unwrap_or(0.0) - f64::from(TRACKS[2].1)).abs() < 0.5
+            && third["title"].as_str().is_some_and(|t| t.contains("outro")),
+        "track 3 plays file 2: {third}"
+    );
+
+    // The first, pressed; its end leads to the second by itself.
+    browser
+        .eval(
+            &page,
+            &format!(
+                "(() => {{ const p = document.querySelector('fanswarm-player'); \
+             window.__ahead = false; \
+             p.audio.addEventListener('timeupdate', () => {{ \
+                 if (p.track?.file === 0 && p.track.piece({inside}) !== undefined) window.__ahead = true; }}); \
+             p.audio.addEventListener('ended', () => {{ window.__endedAt ??= performance.now(); }}); \
+             p.audio.addEventListener('playing', () => {{ \
+                 if (window.__endedAt && p.track?.file === 1) window.__nextAt ??= performance.now(); }}); \
+             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[0].click(); return true; }})()"
+            ),
+        )
+        .await?;
+    playing_file(&mut browser, &page, 0).await?;
+    let second = playing_file(&mut browser, &page, 1).await?;
+    let marks = browser
+        .eval(
+            &page,
+            "JSON.stringify({ ahead: window.__ahead, gapMs: window.__nextAt - window.__endedAt,              fromCache: document.querySelector('fanswarm-player').stats().fromCache })",
+        )
+        .await?;
+    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
+    ensure!(
+        second["title"].as_str().is_some_and(|t| t.contains("song")),
+        "the second track plays after the first: {second}"
+    );
+    ensure!(
+        marks["ahead"] == true,
+        "piece {inside} of the second track was fetched ahead while the first played: {marks}"
+    );
+    println!(
+        "{}: list {names:?}; moved on to track 2 {:.0} ms after track 1 ended; \
+         the track imported {} B kept in this browser; {:.1} s",
+        engine.name(),
+        num(&marks, "gapMs"),
+        num(&marks, "fromCache"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until the player plays `file` (its clock past 0.3 s), and says
+/// what it shows then.
+async fn playing_file(browser: &mut Browser, page: &Page, file: u32) -> anyhow::Result<Value> {
+    let test = format!(
+        "(() => {{ const p = document.querySelector('fanswarm-player'); \
+         return p.track?.file === {file} && !p.audio.paused && p.audio.currentTime > 0.3; }})()"
+    );
+    let playing = browser
+        .became_true(page, &test, Duration::from_secs(30))
+        .await;
+    let text = browser
+        .eval(
+            page,
+            "(() => { const p = document.querySelector('fanswarm-player');              return JSON.stringify({ file: p.track?.file ?? null, duration: p.audio.duration,              currentTime: p.audio.currentTime, paused: p.audio.paused, audioError: window.__audioError ?? null,              title: p.shadowRoot.querySelector('[data-ui=title]').textContent,              status: p.shadowRoot.querySelector('[data-ui=status]').textContent }); })()",
+        )
+        .await?;
+    let state: Value = serde_json::from_str(text.as_str().context("JSON")?)?;
+    ensure!(playing, "file {file} not playing within 30 s: {state}");
+    Ok(state)
 }
 
 /// What the player shows and plays: the element's duration, the track's

@@ -71,6 +71,9 @@ pub struct Settings {
     /// The file of a multi-file torrent to play (`file`), if one was
     /// named; resolved once the metadata is known ([`Session::select_file`]).
     pub file: Option<usize>,
+    /// Near the end of one file, fetch the next one's start (`lookAhead`:
+    /// a player that moves on to the next track by itself).
+    pub look_ahead: bool,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -90,6 +93,9 @@ pub struct Session {
     /// a multi-file torrent, once the metadata is known); `None`: the
     /// whole torrent.
     file: Option<FileView>,
+    /// The next file's first pieces were asked for (`Node::look_ahead`),
+    /// the track being near its end.
+    looked_ahead: bool,
     /// The URL the element plays, once the metadata is known and whether a
     /// worker controls the page is.
     stream_url: Option<String>,
@@ -169,6 +175,7 @@ impl Session {
                 settings,
                 node,
                 file: None,
+                looked_ahead: false,
                 stream_url: None,
                 streaming: None,
                 started: false,
@@ -283,12 +290,15 @@ impl Session {
 
     /// Resolves `Settings::file` against the torrent's files once the
     /// metadata is known, and selects that file: only its pieces are
-    /// fetched. An index the torrent does not have is an error saying
-    /// which files it has.
+    /// fetched. Unsaid, a multi-file torrent plays its first file (an
+    /// album's files one after another are no one stream an element can
+    /// play). An index the torrent does not have is an error saying which
+    /// files it has.
     pub fn select_file(&mut self) -> Result<(), String> {
-        let (Some(index), None) = (self.settings.file, &self.file) else {
+        if self.file.is_some() {
             return Ok(());
-        };
+        }
+        let index = self.settings.file.unwrap_or(0);
         let Some(files) = self.node.files() else {
             return Ok(()); // a magnet: once its metadata comes
         };
@@ -332,6 +342,27 @@ impl Session {
             Some(f) => format!("{hex}-{}", f.index),
             None => hex,
         }
+    }
+
+    /// Near the end of one file of an album, the next file's first pieces
+    /// are fetched ahead (at low priority: after the playing file's), so
+    /// the next track starts from them (the player moves on at `ended`;
+    /// the pieces are kept and imported by its load). Once per track.
+    fn look_ahead_near_the_end(&mut self, played: u64, total: u64, rate: Option<u64>) {
+        let Some(f) = &self.file else {
+            return;
+        };
+        let next = f.index + 1;
+        let has_next = self.node.files().is_some_and(|files| next < files.len());
+        let due = file::look_ahead_due(played, total, rate);
+        if !self.settings.look_ahead || self.looked_ahead || !has_next || !due {
+            return;
+        }
+        self.looked_ahead = true;
+        // `next` is a file of the torrent: checked just above.
+        let _ = self
+            .node
+            .look_ahead(js::now(), next, file::LOOK_AHEAD_BYTES);
     }
 
     /// The playhead in the element's bytes, told to the node in the
@@ -600,6 +631,9 @@ impl Session {
             bytes_per_sec: rate,
         });
         self.set_stream_playback(playback);
+        if let Some(played) = played.filter(|_| !idle) {
+            self.look_ahead_near_the_end(played, total, rate);
+        }
     }
 
     /// Fires `kind` on the track once the current call into the session has
