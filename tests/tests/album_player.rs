@@ -12,7 +12,7 @@
 //! tracks; pressing the third plays file 2; pressing the first plays it,
 //! the second track's first pieces are fetched ahead while it plays
 //! (`look_ahead`), and at its end the player moves on to the second track
-//! by itself.
+//! by itself. The demo page's player of the album lists its tracks.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -320,6 +320,23 @@ async fn run_list(engine: Engine) -> anyhow::Result<()> {
             && names[2].contains("outro"),
         "the list: {names:?}"
     );
+
+    // The demo page's player of the album lists its tracks too.
+    let demo = browser.open(&format!("{}/", srv.base)).await?;
+    let demo_listed = format!(
+        "[...document.querySelectorAll('fanswarm-player')].some((p) => \
+         p.getAttribute('src')?.includes('{}') && \
+         p.shadowRoot.querySelectorAll('[data-ui=tracks] button').length === 3 && \
+         p.shadowRoot.querySelector('[data-ui=tracks] button').textContent.includes('0:03'))",
+        album.info_hash.to_hex()
+    );
+    ensure!(
+        browser
+            .became_true(&demo, &demo_listed, Duration::from_secs(20))
+            .await,
+        "the demo page's album player lists its three tracks with their durations"
+    );
+    browser.close(&demo).await?;
 
     // The third track, pressed.
     browser
