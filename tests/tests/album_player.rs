@@ -5,7 +5,9 @@
 //! service worker, its title), fetches only its pieces (none lying wholly
 //! inside the first or third track), and a second page playing the same
 //! file through the JavaScript API (`file: 1`, no web seed) gets every byte
-//! from the first: one swarm. Bad `file` values are said in the player,
+//! from the first: one swarm. The first fan then plays the first track,
+//! importing what it kept of the album (the boundary piece too) and
+//! streaming file 0's bytes. Bad `file` values are said in the player,
 //! and `load` rejects them saying what there is. In Chromium and Firefox.
 //!
 //! The album's own embed (`/embed/<album>`, no `file`) lists its three
@@ -223,6 +225,32 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         ensure!(said.contains(says), "{url}: the player says {said:?}");
         browser.close(&bad).await?;
     }
+    // The first fan goes on to the first track: it imports what it kept of
+    // the album (the piece file 0 shares with file 1 among them), and its
+    // stream is file 0's bytes, not file 1's.
+    let first_track = format!("{}/embed/{hex}?file=0", srv.base);
+    browser.navigate(&page, &first_track).await?;
+    browser.wait_loaded(&page, &first_track).await?;
+    player::press_play(&mut browser, &page).await?;
+    let done0 = player::wait_all(
+        &mut browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(60),
+        "file 0 complete",
+        |s| s["done"] == true,
+    )
+    .await?;
+    let digest0 = player::assembled(&mut browser, &page).await?;
+    ensure!(
+        digest0 == digest_of(&originals[0]),
+        "the stream is exactly file 0's bytes: {digest0}"
+    );
+    ensure!(
+        num(&done0[0], "fromCache") >= piece_length as f64,
+        "the boundary piece kept while file 1 played was imported: {}",
+        done0[0]
+    );
+
     // The third track's old single-file embed leads to it in the album.
     let old = album
         .files
