@@ -198,13 +198,17 @@ export async function play(audio, options) {
 // opening the Cache API the first time takes 50-100 ms in a fresh profile
 // (measured), and a first visit must not wait for it to learn it is empty.
 
-/** The cache key of a track: what names its torrent. */
+/** The cache key of a track's start: what names its torrent, and the
+ *  file played of a multi-file one (each file of an album has a start of
+ *  its own, and a stream URL of its own to resume). */
 function startKey(options) {
   const name = options.torrent ?? options.magnet
     ?? (options.infoHash && `${options.server ?? ''}/t/${options.infoHash}.torrent`);
   if (typeof name !== 'string' || !('caches' in self)) return null;
   const source = name.startsWith('magnet:') ? name : new URL(name, location.href).href;
-  return new URL(`/fanswarm/start?source=${encodeURIComponent(source)}`, location.href).href;
+  const file = options.file === undefined || options.file === null || options.file === ''
+    ? '' : `&file=${encodeURIComponent(String(options.file))}`;
+  return new URL(`/fanswarm/start?source=${encodeURIComponent(source)}${file}`, location.href).href;
 }
 
 /** The tracks whose start is kept, oldest first: `{key, stream}`, the
@@ -265,9 +269,13 @@ function keepStart(track, audio, key) {
 
 async function writeStart(opened, key, track, indexes) {
   // Only the start and the end: a page that joined on load may have the
-  // whole track from its peers before it plays.
+  // whole track from its peers before it plays. Of the track's own bytes:
+  // one file of an album starts at `offset` in the torrent.
   const size = track.pieceLength;
-  const start = (i) => i * size < START_HEAD_BYTES || (i + 1) * size > track.length - START_TAIL_BYTES;
+  const first = track.offset;
+  const end = first + track.length;
+  const start = (i) => i * size < end && (i + 1) * size > first
+    && (i * size < first + START_HEAD_BYTES || (i + 1) * size > end - START_TAIL_BYTES);
   const pieces = indexes.filter(start).map((i) => [i, track.piece(i)]).filter(([, bytes]) => bytes);
   if (pieces.length === 0) return;
   const body = new Blob(pieces.map(([, bytes]) => bytes));
@@ -296,7 +304,9 @@ async function writeStart(opened, key, track, indexes) {
 // from a page go through a whole-file swap in Chromium), and its entries
 // die with the origin's storage like IndexedDB's.
 
-/** The folder URL of a whole track kept under start key `key`. */
+/** The folder URL of a whole track kept under start key `key`: one per
+ *  torrent, whichever file of it is played (pieces are the torrent's, each
+ *  checked against its SHA-1 when read back). */
 function trackKey(key) {
   if (!key) return null;
   const source = new URL(key).searchParams.get('source');

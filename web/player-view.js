@@ -47,6 +47,13 @@ input[type=range] { accent-color: var(--accent); margin: 0; min-width: 0; }
 .legend { display: flex; flex-wrap: wrap; gap: 2px 8px; font-size: 11px; color: var(--muted); }
 .legend span::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 2px;
   margin-right: 4px; background: var(--c); }
+.tracks { list-style: none; margin: 0; padding: 0; display: grid; gap: 2px; }
+.tracks[hidden] { display: none; }
+.tracks button { width: 100%; height: auto; border-radius: 6px; padding: 4px 8px; font: inherit;
+  display: flex; gap: 8px; justify-content: space-between; text-align: left;
+  background: transparent; color: var(--fg); }
+.tracks button[aria-current="true"] { background: color-mix(in srgb, var(--accent) 15%, transparent); font-weight: 600; }
+.tracks .time { flex: none; }
 .status:empty { display: none; }
 .status { font-size: 12px; color: var(--muted); }
 @media (max-width: 360px) { .volume { display: none; } }
@@ -76,6 +83,7 @@ export function template() {
     <span class="time" data-ui="time" aria-live="off">0:00 / 0:00</span>
     <input class="volume" type="range" min="0" max="100" value="100" aria-label="Volume" data-ui="volume">
   </div>
+  <ol class="tracks" data-ui="tracks" aria-label="Tracks" hidden></ol>
   <div class="map" data-ui="map"></div>
   <div class="legend" aria-hidden="true">
     <span style="--c:var(--fans)">from fans</span><span style="--c:var(--server)">from server</span>

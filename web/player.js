@@ -28,6 +28,14 @@
 // first pieces, for a fast second visit; "none") says what this browser
 // keeps between visits. The player shows what is kept and offers to
 // forget it; `fanswarm.forget()` deletes it all.
+// `file` (an index from 0) plays one file of a multi-file torrent (a track
+// of an album: `/embed/<album>?file=N`): the player joins the album's swarm,
+// fetches only that file's pieces and shows that file's title (the
+// server's `files` list); a bad index is said in the status line. Without
+// `file`, an album (a multi-file torrent) shows its track list (titles
+// from the server's `files`, else the file names; `title` is then the
+// album's name) and plays its first track; pressing a track plays that
+// one, and at a track's end the next one plays by itself.
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -96,6 +104,8 @@ class FanswarmPlayer extends HTMLElement {
   #ui = null;
   // What the track's server says of it (`/api/tracks/<hex>`), once known.
   #meta = {};
+  // An album's track chosen from its list (without a `file` attribute).
+  #albumIndex = null;
   // Remote mode: the frame and what it last reported.
   #frame = null;
   #frameOrigin = MODULE_ORIGIN;
@@ -108,7 +118,7 @@ class FanswarmPlayer extends HTMLElement {
   #onKey = (e) => this.#key(e);
 
   static get observedAttributes() {
-    return ['src', 'torrent', 'magnet', 'upload', 'upload-cap'];
+    return ['src', 'torrent', 'magnet', 'file', 'upload', 'upload-cap'];
   }
 
   /** A new source: leave the old swarm and prepare (and join) the new one.
@@ -161,8 +171,13 @@ class FanswarmPlayer extends HTMLElement {
 
   /** If the source is not the one prepared, leaves and prepares the new one. */
   #applySource() {
-    if (!this.isConnected || !this.#ui || this.#prefetched?.src === this.#source()) return;
+    if (!this.isConnected || !this.#ui || this.#isPrepared()) return;
+    // Another track of the same album: what its server said still holds.
+    const sameSource = this.#prefetched?.src === this.#source();
+    const meta = this.#meta;
     this.#leave();
+    if (sameSource) this.#meta = meta;
+    else this.#albumIndex = null;
     this.#ready = deferred();
     this.#showMeta();
     this.#prefetch();
@@ -277,7 +292,7 @@ class FanswarmPlayer extends HTMLElement {
       toggle: $('toggle'), seek: $('seek'), time: $('time'),
       volume: $('volume'), map: $('map'), fans: $('fans'), share: $('share'),
       passed: $('passed'), status: $('status'), sharing: $('sharing'),
-      keptbox: $('keptbox'), kept: $('kept'), forget: $('forget'),
+      keptbox: $('keptbox'), kept: $('kept'), forget: $('forget'), tracks: $('tracks'),
     };
     this.#map = new PieceMap(this.#ui.map);
     this.#audio.preload = 'none';
@@ -302,6 +317,7 @@ class FanswarmPlayer extends HTMLElement {
       this.#audio.addEventListener(kind, () => this.#render());
     }
     this.#audio.addEventListener('play', () => this.#claimMediaSession());
+    this.#audio.addEventListener('ended', () => this.#next());
     this.#audio.addEventListener('playing', () => {
       this.#heard = true;
       this.#updateSoon();
@@ -351,8 +367,11 @@ class FanswarmPlayer extends HTMLElement {
     this.#prefetched = { src, torrent }; // #options() hands these bytes on
     const options = this.#options();
     const track = fanswarm.load(this.#audio, options);
-    const made = { src, torrent, track, trackers: String(options.trackers), ready: false };
-    track.then(() => { made.ready = true; }, () => {}); // play() tries again and reports the error
+    const made = { src, file: this.#chosen(), torrent, track, trackers: String(options.trackers), ready: false };
+    track.then(() => { made.ready = true; }, (e) => {
+      // Said now (e.g. a `file` the torrent lacks); play() tries again.
+      if (this.#prefetched === made) this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+    });
     this.#prefetched = made;
     const ready = this.#ready;
     Promise.all([fanswarm.prepare(), torrent, track]).then(() => {
@@ -383,7 +402,7 @@ class FanswarmPlayer extends HTMLElement {
   async #start(play) {
     const generation = this.#generation;
     const options = this.#options();
-    const made = this.#prefetched?.src === this.#source() ? this.#prefetched : null;
+    const made = this.#isPrepared() ? this.#prefetched : null;
     // Pressed before the track is made (the wasm still compiling): on a
     // return visit the element can start now all the same.
     if (play && made && !made.ready) fanswarm.resume(this.#audio, options);
@@ -476,7 +495,7 @@ class FanswarmPlayer extends HTMLElement {
     const stats = this.#track.stats();
     const pieces = this.#track.pieces();
     this.#map.draw(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
-      this.#track.length));
+      this.#track.length, this.#track.offset));
     const ui = this.#ui;
     ui.fans.textContent = String(stats.peers);
     ui.share.textContent = stats.downloaded > 0
@@ -496,7 +515,7 @@ class FanswarmPlayer extends HTMLElement {
   #pieceStates() {
     const pieces = this.#track.pieces();
     return statesOf(pieces, playedPieces(this.#audio, pieces.length, this.#track.pieceLength,
-      this.#track.length));
+      this.#track.length, this.#track.offset));
   }
 
   /** Fires `fanswarm-stats` (and tells a parent page) if the figures changed. */
@@ -547,14 +566,23 @@ class FanswarmPlayer extends HTMLElement {
 
   /** What to show: the attributes, else the server's tags, else the file name. */
   #info() {
-    const m = this.#meta;
     const attr = (name) => this.getAttribute(name) || undefined;
+    // One file of an album: its own tags, the album's name and cover.
+    const all = this.#meta;
+    const index = Number(this.#chosen() ?? this.#track?.file ?? 0);
+    const f = Array.isArray(all.files) ? all.files.find((x) => x.index === index) : null;
+    // In an album's list (no `file`), `title` names the album.
+    const listing = f && this.#file() === null;
+    const m = f ? {
+      name: f.name, title: f.title || f.name, artist: f.artist ?? all.artist,
+      album: all.album || all.title, duration: f.duration, cover: all.cover,
+    } : all;
     const duration = Number(attr('duration') ?? m.duration);
     const fileName = this.#track?.name || m.name || undefined;
     return {
-      title: attr('title') || m.title || fileName || 'fanswarm track',
+      title: (listing ? undefined : attr('title')) || m.title || fileName || 'fanswarm track',
       artist: attr('artist') || m.artist || undefined,
-      album: attr('album') || m.album || undefined,
+      album: attr('album') || (listing ? attr('title') : undefined) || m.album || undefined,
       cover: attr('artwork') || m.cover || undefined,
       duration: duration > 0 ? duration : undefined,
       fileName,
@@ -577,9 +605,10 @@ class FanswarmPlayer extends HTMLElement {
       .then((r) => (r.ok ? r.json() : null))
       .then((t) => {
         if (!t || generation !== this.#generation) return;
+        // An album's `files` too: #info shows the one played.
         this.#meta = {
           name: t.name, title: t.title, artist: t.artist, album: t.album,
-          duration: t.duration, cover: t.cover_url,
+          duration: t.duration, cover: t.cover_url, files: t.files,
         };
         this.#showMeta();
       })
@@ -602,6 +631,7 @@ class FanswarmPlayer extends HTMLElement {
       ui.cover.hidden = true;
     }
     ui.download.setAttribute('aria-label', `Download ${info.title}`);
+    this.#showTracks();
     if (sessionOwner === this) this.#sessionMetadata(info);
     this.#render();
   }
@@ -613,14 +643,20 @@ class FanswarmPlayer extends HTMLElement {
     if (!track || !track.stats().done) return;
     const parts = [];
     let bytes = 0;
-    for (let i = 0; i < track.stats().totalPieces; i++) {
+    // The track's bytes: the whole torrent, or one file of an album (from
+    // `offset`, its first and last pieces shared with its neighbours).
+    const size = track.pieceLength;
+    const first = track.offset;
+    const end = first + track.length;
+    for (let i = Math.floor(first / size); i * size < end; i++) {
       const piece = track.piece(i);
       if (!piece) {
         this.#ui.status.textContent = 'Part of the track is no longer kept in memory: it cannot be saved now.';
         return;
       }
-      parts.push(piece);
-      bytes += piece.length;
+      const part = piece.subarray(Math.max(0, first - i * size), Math.min(piece.length, end - i * size));
+      parts.push(part);
+      bytes += part.length;
     }
     if (bytes !== track.length) return;
     const url = URL.createObjectURL(new Blob(parts));
@@ -740,6 +776,83 @@ class FanswarmPlayer extends HTMLElement {
       || this.getAttribute('magnet') || '';
   }
 
+  /** The `file` attribute as given (checked by the load), or null. */
+  #file() {
+    return this.getAttribute('file');
+  }
+
+  /** The file to play: the `file` attribute, else the album track
+   *  chosen from the list (null: the torrent's first). */
+  #chosen() {
+    return this.#file() ?? (this.#albumIndex === null ? null : String(this.#albumIndex));
+  }
+
+  /** Whether the track prepared is the one the attributes name now. */
+  #isPrepared() {
+    return this.#prefetched?.src === this.#source() && this.#prefetched.file === this.#chosen();
+  }
+
+  /** Plays track `index` of the album shown in the list. */
+  #playFile(index) {
+    this.#albumIndex = index;
+    this.#applySource();
+    return this.play();
+  }
+
+  /** At a track's end, the album's next one, if the list is shown. */
+  #next() {
+    const files = this.#albumFiles();
+    const at = this.#track?.file;
+    if (this.#file() !== null || !files || at === undefined || at + 1 >= files.length) return;
+    this.#playFile(at + 1).catch((e) => {
+      this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+    });
+  }
+
+  /** The album's files, each `{index, name, title?, duration?}`: the
+   *  server's list, else the torrent's; null for a single track. */
+  #albumFiles() {
+    const files = Array.isArray(this.#meta.files) ? this.#meta.files : this.#track?.files();
+    return files && files.length > 1 ? files : null;
+  }
+
+  /** The track list of an album played without `file`: one button per
+   *  track, the playing one marked. */
+  #showTracks() {
+    const list = this.#ui?.tracks;
+    const files = this.#file() === null ? this.#albumFiles() : null;
+    if (!list) return;
+    list.hidden = !files;
+    if (!files) return;
+    const playing = this.#track?.file ?? Number(this.#chosen() ?? 0);
+    // Drawn again when what it says changes (the torrent's names first,
+    // the server's titles and durations once they come).
+    const key = JSON.stringify(files.map((f) => [f.title || f.name, f.duration]));
+    if (list.dataset.key !== key) {
+      list.dataset.key = key;
+      list.replaceChildren(...files.map((f) => {
+        const item = document.createElement('li');
+        const button = document.createElement('button');
+        button.type = 'button';
+        const name = document.createElement('span');
+        name.textContent = `${f.index + 1}. ${f.title || f.name}`;
+        const time = document.createElement('span');
+        time.className = 'time';
+        time.textContent = f.duration > 0 ? formatTime(f.duration) : '';
+        button.append(name, time);
+        button.setAttribute('aria-label', `Play ${f.title || f.name}`);
+        button.addEventListener('click', () => this.#playFile(f.index).catch((e) => {
+          this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+        }));
+        item.append(button);
+        return item;
+      }));
+    }
+    [...list.querySelectorAll('button')].forEach((b, i) => {
+      b.setAttribute('aria-current', String(files[i]?.index === playing));
+    });
+  }
+
   #options() {
     const src = this.#source();
     const options = src.startsWith('magnet:') ? { magnet: src } : { torrent: src };
@@ -751,6 +864,10 @@ class FanswarmPlayer extends HTMLElement {
     const { upload, uploadCap } = this.#uploadOptions();
     if (upload !== undefined) options.upload = upload;
     if (uploadCap !== undefined) options.uploadCap = uploadCap;
+    const file = this.#chosen();
+    if (file !== null) options.file = file;
+    // An album's list moves on to the next track: its start is fetched ahead.
+    if (this.#file() === null) options.lookAhead = true;
     const keep = this.getAttribute('keep');
     if (keep) options.keep = keep;
     const quota = Number(this.getAttribute('keep-quota-mb'));
@@ -805,6 +922,7 @@ class FanswarmPlayer extends HTMLElement {
     if (src.startsWith('magnet:')) query.set('magnet', src);
     const { upload, uploadCap } = this.#uploadOptions();
     if (upload !== undefined) query.set('upload', upload);
+    if (this.#file() !== null) query.set('file', this.#file());
     if (uploadCap !== undefined) query.set('upload-cap', String(uploadCap));
     const search = String(query) ? `?${query}` : '';
     frame.src = `${this.#frameOrigin}/embed/${hex}${search}`;
@@ -863,15 +981,18 @@ function infoHashOf(src) {
   return m ? m[1].toLowerCase() : null;
 }
 
-/** Which pieces the listener has heard: `audio.played` mapped to bytes. */
-function playedPieces(audio, count, pieceLength, length) {
+/** Which pieces the listener has heard: `audio.played` mapped to bytes.
+ *  `offset`: where the track starts in the torrent (one file of an album,
+ *  whose pieces the map shows from the one holding its first byte). */
+function playedPieces(audio, count, pieceLength, length, offset = 0) {
   const played = new Uint8Array(count);
   const d = audio.duration;
   if (!Number.isFinite(d) || d <= 0 || !pieceLength) return played;
   const perSec = length / d;
+  const skew = offset % pieceLength;
   for (let i = 0; i < audio.played.length; i++) {
-    const from = Math.floor((audio.played.start(i) * perSec) / pieceLength);
-    const to = Math.min(count - 1, Math.floor((audio.played.end(i) * perSec) / pieceLength));
+    const from = Math.floor((skew + audio.played.start(i) * perSec) / pieceLength);
+    const to = Math.min(count - 1, Math.floor((skew + audio.played.end(i) * perSec) / pieceLength));
     for (let p = from; p <= to; p++) played[p] = 1;
   }
   return played;

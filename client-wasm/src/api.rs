@@ -86,6 +86,24 @@ export interface PlayOptions {
   autoplay?: boolean;
   /** false: never use the torrent's web seed, only peers. Default true. */
   webSeed?: boolean;
+  /**
+   * One file of a multi-file torrent (a track of an album), by its index
+   * (a number, or its digits as a string: the `file` attribute): the page
+   * joins the whole swarm but fetches only that file's pieces and the
+   * element plays that file alone. An index the torrent lacks, or anything
+   * but a whole number: `load` rejects, saying which files there are.
+   * File 0 of a single-file torrent is the torrent. Unsaid, a multi-file
+   * torrent plays its first file (`track.files()` lists them).
+   */
+  file?: number | string;
+  /**
+   * true: in the last 20 s of one file of a multi-file torrent, fetch the
+   * next file's first 512 KiB (after the playing file's pieces), for a
+   * page that plays the next track when this one ends (kept pieces are
+   * imported by its load). Default false: a page playing one track
+   * fetches nothing of its neighbours.
+   */
+  lookAhead?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -244,6 +262,7 @@ pub async fn load(
 ) -> Result<Track, JsValue> {
     let source = TorrentSource::from_options(&options)?;
     let upload = UploadSetting::from_options(&options)?;
+    let file = file_option(&options)?;
     let lacks = js::lacking();
     // Without RTCPeerConnection no fan can be reached: no tracker either
     // (an announce would hand our id to fans whose offers we cannot
@@ -336,6 +355,8 @@ pub async fn load(
         peers_after_first_audio,
         lacks,
         upload,
+        file,
+        look_ahead: flag("lookAhead").unwrap_or(false),
     };
     let streaming = property(&options, "streaming");
     let pending = streaming
@@ -347,6 +368,8 @@ pub async fn load(
         (None, None) => Some(worker_controls()),
     };
     let session = Session::new(settings, node, audio)?;
+    // A .torrent's files are known now: a bad index fails the load.
+    session.borrow_mut().select_file().map_err(JsError)?;
     session.borrow_mut().prepare(known)?;
     if let Some(promise) = pending {
         let weak = Rc::downgrade(&session);
@@ -574,13 +597,18 @@ impl Track {
     /// Each piece's state, one byte per piece in order (see `PIECE_*`):
     /// 0 missing, 1 from peers, 2 from the web seed, 3 from both,
     /// 4 handed in by the page. From the engine, recorded when the piece
-    /// verified: what the player's piece map draws.
+    /// verified: what the player's piece map draws. For one file of a
+    /// multi-file torrent, the pieces holding its bytes only, from the one
+    /// at `offset` on.
     pub fn pieces(&self) -> js_sys::Uint8Array {
         let s = self.session.borrow();
         let node = s.node();
-        let states: Vec<u8> = (0..node.stats().engine.total_pieces)
-            .map(|p| piece_state(node.piece_origin(p)))
-            .collect();
+        let all = 0..node.stats().engine.total_pieces;
+        let pieces = match s.file() {
+            Some(f) => node.file_pieces(f.index).unwrap_or(all),
+            None => all,
+        };
+        let states: Vec<u8> = pieces.map(|p| piece_state(node.piece_origin(p))).collect();
         js_sys::Uint8Array::from(&states[..])
     }
 
@@ -648,20 +676,58 @@ impl Track {
         Some(js_sys::Uint8Array::from(&bytes[..]))
     }
 
-    /// The torrent's name (`info.name`): the track's title.
+    /// The track's file name: the torrent's name (`info.name`), or the
+    /// played file's own for one file of a multi-file torrent.
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
-        self.session
-            .borrow()
-            .node()
-            .metainfo()
-            .map_or_else(String::new, |m| m.info.name.clone())
+        self.session.borrow().name().unwrap_or_default()
     }
 
-    /// Bytes in the track; 0 until a magnet's metadata is known.
+    /// Bytes in the track (the one file played, or the whole torrent); 0
+    /// until a magnet's metadata is known.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> f64 {
-        self.session.borrow().node().torrent().total_length() as f64
+        self.session.borrow().span().1 as f64
+    }
+
+    /// The file of a multi-file torrent played (`file`), or `undefined`:
+    /// the whole torrent.
+    #[wasm_bindgen(getter)]
+    pub fn file(&self) -> Option<u32> {
+        let s = self.session.borrow();
+        s.file().and_then(|f| u32::try_from(f.index).ok())
+    }
+
+    /// The torrent's files, each `{index, name, length, offset}` (its own
+    /// name, bytes, first byte in the torrent): one for a single-file
+    /// torrent, an album's tracks in order; empty until a magnet's
+    /// metadata is known.
+    pub fn files(&self) -> js_sys::Array {
+        let list = js_sys::Array::new();
+        let s = self.session.borrow();
+        for (index, f) in s.node().files().unwrap_or_default().iter().enumerate() {
+            let o = js_sys::Object::new();
+            let name = f.path.last().map_or("", String::as_str);
+            for (k, v) in [
+                ("index", JsValue::from(index as u32)),
+                ("name", JsValue::from(name)),
+                ("length", (f.length as f64).into()),
+                ("offset", (f.offset as f64).into()),
+            ] {
+                // Setting a property on a fresh plain object cannot throw.
+                let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+            }
+            list.push(&o);
+        }
+        list
+    }
+
+    /// Where the track's bytes start in the torrent's (0 but for one file
+    /// of a multi-file torrent): its first byte is in piece
+    /// `floor(offset / pieceLength)`.
+    #[wasm_bindgen(getter)]
+    pub fn offset(&self) -> f64 {
+        self.session.borrow().span().0 as f64
     }
 
     /// Listens for `metadata`, `progress`, `peers`, `done`, `nostreaming`,
@@ -782,6 +848,19 @@ fn piece_state(origin: Option<PieceOrigin>) -> u8 {
         Some(PieceOrigin::Mixed) => 3,
         Some(PieceOrigin::Imported) => 4,
     }
+}
+
+/// The `file` option: a file's index, given as a number or as digits.
+fn file_option(options: &JsValue) -> Result<Option<usize>, JsError> {
+    let Some(value) = property(options, "file").filter(|v| !v.is_undefined() && !v.is_null())
+    else {
+        return Ok(None);
+    };
+    let text = match value.as_f64() {
+        Some(n) => n.to_string(),
+        None => value.as_string().unwrap_or_default(),
+    };
+    crate::file::parse_index(&text).map(Some).map_err(JsError)
 }
 
 fn string_list(options: &JsValue, name: &str) -> Option<Vec<String>> {

@@ -9,6 +9,7 @@
 //! - [`channel`]: message sizes and `bufferedAmount` backpressure;
 //! - [`webseed`]: HTTP Range requests, bodies streamed back as they arrive;
 //! - [`stream`]: the page's half of service-worker streaming;
+//! - [`file`]: one file of a multi-file torrent (a track of an album);
 //! - [`session`]: one playing track, owning all of the above;
 //! - [`api`]: `play(audio, options)` and the `Track` object JavaScript sees;
 //! - [`share`]: `share(file, options)`: a file hashed into a torrent and
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod file;
 pub mod js;
 pub mod rtc;
 pub mod session;

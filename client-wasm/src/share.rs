@@ -166,6 +166,8 @@ pub async fn share(
         peers_after_first_audio: false,
         lacks,
         upload: UploadSetting::ALWAYS,
+        file: None,
+        look_ahead: false,
     };
     let session = Session::new(settings, node, audio)?;
     session.borrow_mut().prepare(Some(false))?;

@@ -5,7 +5,10 @@
 //! over a `MessageChannel`:
 //!
 //! 1. worker → page (on `navigator.serviceWorker`):
-//!    `{fanswarm: "open", stream: <info hash hex>, start, end | null}` with a port;
+//!    `{fanswarm: "open", stream: <key>, start, end | null}` with a port,
+//!    the key being the first path segment after the prefix: the info hash
+//!    in hex, with `-<file index>` after it for one file of a multi-file
+//!    torrent; `start`/`end` count that file's bytes;
 //! 2. page → worker: `{total, mime, start, end, chunk?}` (the range it will
 //!    serve, `end` inclusive, and as `chunk` its first bytes if they are
 //!    verified already) or `{status: 416, total}` for a range past the end;
@@ -234,8 +237,10 @@ pub fn available<'a>(
     out
 }
 
-/// The URL the element plays, under the service worker's prefix.
-pub fn stream_url(prefix: &str, info_hash: swarm::InfoHash, name: &str) -> String {
+/// The URL the element plays, under the service worker's prefix: the
+/// stream's key (the info hash, `-<file>` after it for one file of a
+/// multi-file torrent), then its name for the reader's eyes.
+pub fn stream_url(prefix: &str, key: &str, name: &str) -> String {
     let name: String = name
         .chars()
         .map(|c| {
@@ -246,7 +251,7 @@ pub fn stream_url(prefix: &str, info_hash: swarm::InfoHash, name: &str) -> Strin
             }
         })
         .collect();
-    format!("{prefix}{}/{name}", info_hash.to_hex())
+    format!("{prefix}{key}/{name}")
 }
 
 /// The MIME type a stream is served with, from its file name.

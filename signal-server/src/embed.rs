@@ -12,7 +12,9 @@
 //!
 //! A track that was published alone and is now part of an album
 //! (`Catalog::moved`) redirects (307) to `/embed/<album>?file=<index>`,
-//! its other query parameters kept.
+//! its other query parameters kept. `file` goes to the element as it is
+//! (the player checks it and says what is wrong in its status line); the
+//! page's title is that file's when it names one of the album's.
 //!
 //! A torrent this server did not publish (a fan's file shared from a tab,
 //! a WebTorrent client's) plays by magnet: `/embed/<hex>?magnet=<link>`
@@ -69,9 +71,21 @@ pub async fn page(
         }
         return axum::response::Redirect::temporary(&location).into_response();
     }
+    let file = query.get("file").map(String::as_str);
     let html = if let Some(track) = state.catalog().get(&info_hash) {
-        // Its title tag if it has one (the player asks for the other tags).
-        let title = track.tags.title.as_deref().unwrap_or(&track.name);
+        // Its title tag if it has one (the player asks for the other tags);
+        // one file of an album: that file's.
+        let chosen = file
+            .and_then(|f| f.trim().parse::<usize>().ok())
+            .and_then(|i| track.files.as_ref()?.get(i));
+        let title = match chosen {
+            Some(f) => f.title.as_deref().unwrap_or(&f.name),
+            None => track.tags.title.as_deref().unwrap_or(&track.name),
+        };
+        let sharing = Sharing {
+            file: file.map(str::to_owned),
+            ..sharing
+        };
         render(title, &info_hash, &sharing, &state.assets)
     } else if !state.hub().tracker.allows(&info_hash) {
         return (
@@ -119,6 +133,9 @@ pub struct Sharing {
     pub cap: Option<u64>,
     /// `start`, `track` or `none`: what the fan's browser keeps.
     pub keep: Option<&'static str>,
+    /// `file`: which file of an album the element plays, as given (the
+    /// player says what is wrong with a bad one).
+    pub file: Option<String>,
 }
 
 impl Sharing {
@@ -163,11 +180,16 @@ impl Sharing {
                 ));
             }
         };
-        Ok(Sharing { upload, cap, keep })
+        Ok(Sharing {
+            upload,
+            cap,
+            keep,
+            file: None,
+        })
     }
 
     /// The element's attributes, each with a leading space (values are
-    /// plain words and digits by construction).
+    /// plain words and digits by construction, but `file`, escaped).
     fn attributes(&self) -> String {
         let mut out = String::new();
         if let Some(upload) = self.upload {
@@ -178,6 +200,9 @@ impl Sharing {
         }
         if let Some(keep) = self.keep {
             out.push_str(&format!(" keep=\"{keep}\""));
+        }
+        if let Some(file) = &self.file {
+            out.push_str(&format!(" file=\"{}\"", escape(file)));
         }
         out
     }
@@ -388,6 +413,33 @@ mod tests {
             let e = Sharing::from_query(&query(&[("upload-cap", bad)])).unwrap_err();
             assert!(e.contains("bytes per second"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_file_of_an_album_goes_to_the_element_as_given_and_escaped() {
+        let sharing = Sharing {
+            file: Some("1".into()),
+            ..Sharing::default()
+        };
+        let html = render(
+            "track two",
+            &InfoHash([1; 20]),
+            &sharing,
+            &WebAssets::unhashed(),
+        );
+        assert!(
+            html.contains(r#"title="track two" file="1"></fanswarm-player>"#),
+            "{html}"
+        );
+        let sharing = Sharing {
+            file: Some("\"><script>".into()),
+            ..Sharing::default()
+        };
+        let html = render("t", &InfoHash([1; 20]), &sharing, &WebAssets::unhashed());
+        assert!(
+            html.contains(r#"file="&quot;&gt;&lt;script&gt;""#),
+            "{html}"
+        );
     }
 
     #[test]

@@ -119,8 +119,8 @@ pub struct Config {
     /// of them and skip one that fails.
     pub web_seed_mirrors: Vec<String>,
     /// Publish each folder of two or more tracks as one album torrent
-    /// (`--albums`). Off by default: the browser player cannot play an
-    /// album yet, so every track is its own torrent as before.
+    /// (`--albums`, on by default; `--albums=false`: every track its own
+    /// torrent).
     pub albums: bool,
 }
 

@@ -274,10 +274,20 @@ struct ServeArgs {
     )]
     web_seed_mirrors: Vec<String>,
     /// Publish each folder of two or more tracks as one album (a
-    /// multi-file torrent: one swarm for the whole album). Off by default:
-    /// the browser player cannot play an album yet, so with it every
-    /// embed of a track in such a folder stops playing in browsers.
-    #[arg(long, env = "FANSWARM_ALBUMS")]
+    /// multi-file torrent: one swarm for the whole album; its embed lists
+    /// the tracks, a track's embed is `/embed/<album>?file=N`). On by
+    /// default; `--albums=false` (`FANSWARM_ALBUMS=0`) publishes every
+    /// file as a torrent of its own.
+    #[arg(
+        long,
+        env = "FANSWARM_ALBUMS",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     albums: bool,
     /// Tracker events that may wait for a slow Redis; more are dropped
     /// and counted (fanswarm_redis_dropped).

@@ -123,9 +123,17 @@ async fn seed_track(
     rtc: &RtcConfig,
 ) -> Result<NativePeer, String> {
     let meta = Metainfo::from_bytes(&track.torrent).map_err(|e| e.to_string())?;
-    if track.path.is_empty() {
+    // An album's files are in one folder, under the names the torrent
+    // gives them: that folder is the multi-file torrent's storage.
+    let target = match track.files.as_deref() {
+        Some([first, ..]) => Path::new(&first.path)
+            .parent()
+            .map(|folder| media_dir.join(folder)),
+        _ => (!track.path.is_empty()).then(|| media_dir.join(&track.path)),
+    };
+    let Some(target) = target else {
         return Err("not a file of the library".to_owned());
-    }
+    };
     let options = PeerOptions {
         trackers: vec![tracker.to_owned()],
         rtc: rtc.clone(),
@@ -135,7 +143,7 @@ async fn seed_track(
         ice_from_tracker: true,
         ..PeerOptions::default()
     };
-    let peer = NativePeer::start(&meta, &media_dir.join(&track.path), options)
+    let peer = NativePeer::start(&meta, &target, options)
         .await
         .map_err(|e| e.to_string())?;
     if !peer.stats().done {

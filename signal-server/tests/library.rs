@@ -197,7 +197,8 @@ fn with_albums_a_restart_hashes_nothing_and_a_change_only_its_album() {
     assert_eq!(status["hashed_bytes"], 200_000 + 150_000, "{status}");
     drop(second);
 
-    let third = Server::start_with(&library, &index, dir.path(), &["--albums"]);
+    // No flag: albums are the default.
+    let third = Server::start_with(&library, &index, dir.path(), &[]);
     let status = third.library();
     assert_eq!(
         status["hashed_files"], 0,
@@ -453,7 +454,9 @@ impl Server {
     }
 
     fn start(library: &Path, index: &Path, dir: &Path) -> Server {
-        Self::start_with(library, index, dir, &[])
+        // These tests are about tracks each published alone (a folder of
+        // two is no album here); albums have their test below.
+        Self::start_with(library, index, dir, &["--albums=false"])
     }
 
     /// [`Server::start`] with more flags.

@@ -345,6 +345,61 @@ async fn the_servers_webrtc_seed_serves_its_catalog_to_a_peer_without_web_seed()
     seeding.abort();
 }
 
+/// An album (now published by default) is seeded too: its folder is the
+/// multi-file torrent's storage, and a peer without web seed gets both
+/// of its files over WebRTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_webrtc_seed_serves_an_album() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("library");
+    std::fs::create_dir_all(library.join("Night Songs")).unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut files = Vec::new();
+    for name in ["1 intro.mp3", "2 song.mp3"] {
+        let data: Vec<u8> = (0..150_000).map(|_| rng.u8(..)).collect();
+        std::fs::write(library.join("Night Songs").join(name), &data).unwrap();
+        files.push((name, data));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let catalog = signal_server::library::publish_albums(library.clone(), format!("http://{addr}"))
+        .await
+        .unwrap();
+    assert_eq!(catalog.tracks().len(), 1, "one album");
+    let state = AppState::new(
+        catalog.clone(),
+        Paths {
+            media_dir: library.clone(),
+            web_dir: library.clone(),
+        },
+        Limits::default(),
+    );
+    tokio::spawn(signal_server::serve(listener, state));
+    let seeding = tokio::spawn(signal_server::webrtc_seed::seed_catalog(
+        catalog.clone(),
+        library,
+        addr,
+        local_rtc(),
+    ));
+    let meta = Metainfo::from_bytes(&catalog.tracks()[0].torrent).unwrap();
+    let out = dir.path().join("out").join(&meta.info.name);
+    let options = PeerOptions {
+        rtc: local_rtc(),
+        web_seed: false,
+        ..PeerOptions::default()
+    };
+    let peer = NativePeer::start(&meta, &out, options).await.unwrap();
+    all_done(&[&peer], Duration::from_secs(60)).await;
+    for (name, data) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), data, "{name}");
+    }
+    let stats = peer.stats();
+    assert_eq!(stats.from_web_seed, 0, "no web seed was used");
+    assert!(stats.from_peers > 0, "the bytes came over WebRTC");
+    peer.stop().await;
+    seeding.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_by_bare_magnet_fetches_metadata_from_the_seeder_and_completes_byte_identical() {
     use fanswarm_peer::get::{self, GetCommand};

@@ -285,19 +285,38 @@ async fn serve_catalog(
 /// them with the real router, over HTTP. [`TestServer::track`] is the first
 /// track published; [`TestServer::tracks`] lists them all.
 pub async fn start_library(library: tempfile::TempDir) -> anyhow::Result<TestServer> {
+    serve_library(library, false).await
+}
+
+/// [`start_library`] as `serve --albums` publishes it: each folder of two
+/// or more tracks is one multi-file torrent. [`TestServer::track`] is the
+/// first torrent published.
+pub async fn start_albums(library: tempfile::TempDir) -> anyhow::Result<TestServer> {
+    serve_library(library, true).await
+}
+
+async fn serve_library(library: tempfile::TempDir, albums: bool) -> anyhow::Result<TestServer> {
     built_web_dir()?;
     let listener = TcpListener::bind("0.0.0.0:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://localhost:{}", addr.port());
-    let catalog =
-        signal_server::library::publish_library(library.path().to_path_buf(), base.clone())
-            .await
-            .context("publishing the test library")?;
+    let root = library.path().to_path_buf();
+    let catalog = if albums {
+        signal_server::library::publish_albums(root, base.clone()).await
+    } else {
+        signal_server::library::publish_library(root, base.clone()).await
+    }
+    .context("publishing the test library")?;
     let first = catalog
         .tracks()
         .first()
         .context("the library published no track")?;
-    let track_path = library.path().join(&first.path);
+    // An album's first file stands for it.
+    let first_path = match first.files.as_deref() {
+        Some([file, ..]) => &file.path,
+        _ => &first.path,
+    };
+    let track_path = library.path().join(first_path);
     serve_catalog(
         listener,
         base,

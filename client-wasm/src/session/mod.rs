@@ -30,6 +30,7 @@ use swarm::sorted::SortedMap;
 use swarm::time::Time;
 use web_sys::{AbortController, EventTarget, HtmlMediaElement};
 
+use crate::file::{self, FileView};
 use crate::js;
 use crate::rtc::PeerConn;
 use crate::stream::{self, Reader};
@@ -67,6 +68,12 @@ pub struct Settings {
     pub lacks: Vec<&'static str>,
     /// Whether and how much to upload (`upload`, `uploadCap`).
     pub upload: UploadSetting,
+    /// The file of a multi-file torrent to play (`file`), if one was
+    /// named; resolved once the metadata is known ([`Session::select_file`]).
+    pub file: Option<usize>,
+    /// Near the end of one file, fetch the next one's start (`lookAhead`:
+    /// a player that moves on to the next track by itself).
+    pub look_ahead: bool,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -82,6 +89,13 @@ pub struct Session {
     me: Weak<RefCell<Session>>,
     settings: Settings,
     node: Node,
+    /// The one file of the torrent the element plays (`Settings::file` of
+    /// a multi-file torrent, once the metadata is known); `None`: the
+    /// whole torrent.
+    file: Option<FileView>,
+    /// The next file's first pieces were asked for (`Node::look_ahead`),
+    /// the track being near its end.
+    looked_ahead: bool,
     /// The URL the element plays, once the metadata is known and whether a
     /// worker controls the page is.
     stream_url: Option<String>,
@@ -160,6 +174,8 @@ impl Session {
                 held_trackers: settings.peers_after_first_audio.then(Vec::new),
                 settings,
                 node,
+                file: None,
+                looked_ahead: false,
                 stream_url: None,
                 streaming: None,
                 started: false,
@@ -258,18 +274,108 @@ impl Session {
     /// playhead moves). The shell knows the format; the engine need not.
     /// Pieces already verified (imported) are not fetched again.
     fn want_ogg_tail(&mut self) {
-        let Some(meta) = self.node.metainfo() else {
+        let Some(name) = self.name() else {
             return;
         };
-        if stream::mime_for(&meta.info.name) != "audio/ogg" {
+        if stream::mime_for(&name) != "audio/ogg" {
             return;
         }
-        let total = self.node.torrent().total_length();
+        let (_, total) = self.span();
         let playback = Playback {
             offset: total.saturating_sub(OGG_TAIL_BYTES),
             bytes_per_sec: None,
         };
-        self.node.set_playback(js::now(), Some(playback));
+        self.set_stream_playback(Some(playback));
+    }
+
+    /// Resolves `Settings::file` against the torrent's files once the
+    /// metadata is known, and selects that file: only its pieces are
+    /// fetched. Unsaid, a multi-file torrent plays its first file (an
+    /// album's files one after another are no one stream an element can
+    /// play). An index the torrent does not have is an error saying which
+    /// files it has.
+    pub fn select_file(&mut self) -> Result<(), String> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let index = self.settings.file.unwrap_or(0);
+        let Some(files) = self.node.files() else {
+            return Ok(()); // a magnet: once its metadata comes
+        };
+        let Some(view) = file::choose(files, index)? else {
+            return Ok(());
+        };
+        self.node
+            .select_files(js::now(), &[view.index])
+            .map_err(|e| e.to_string())?;
+        self.file = Some(view);
+        Ok(())
+    }
+
+    /// The file played, if one file of a multi-file torrent is.
+    pub fn file(&self) -> Option<&FileView> {
+        self.file.as_ref()
+    }
+
+    /// The bytes the element plays: their offset in the torrent and how
+    /// many (the whole torrent, or the one file).
+    pub fn span(&self) -> (u64, u64) {
+        match &self.file {
+            Some(f) => (f.offset, f.length),
+            None => (0, self.node.torrent().total_length()),
+        }
+    }
+
+    /// The name of what the element plays: the file's, else the torrent's.
+    pub fn name(&self) -> Option<String> {
+        match &self.file {
+            Some(f) => Some(f.name.clone()),
+            None => self.node.metainfo().map(|m| m.info.name.clone()),
+        }
+    }
+
+    /// What the worker's `open` names this stream by: the info hash, and
+    /// for one file of a multi-file torrent `-<index>` after it.
+    pub fn stream_key(&self) -> String {
+        let hex = self.node.info_hash().to_hex();
+        match &self.file {
+            Some(f) => format!("{hex}-{}", f.index),
+            None => hex,
+        }
+    }
+
+    /// Near the end of one file of an album, the next file's first pieces
+    /// are fetched ahead (at low priority: after the playing file's), so
+    /// the next track starts from them (the player moves on at `ended`;
+    /// the pieces are kept and imported by its load). Once per track.
+    fn look_ahead_near_the_end(&mut self, played: u64, total: u64, rate: Option<u64>) {
+        let Some(f) = &self.file else {
+            return;
+        };
+        let next = f.index + 1;
+        let has_next = self.node.files().is_some_and(|files| next < files.len());
+        let due = file::look_ahead_due(played, total, rate);
+        if !self.settings.look_ahead || self.looked_ahead || !has_next || !due {
+            return;
+        }
+        self.looked_ahead = true;
+        // `next` is a file of the torrent: checked just above.
+        let _ = self
+            .node
+            .look_ahead(js::now(), next, file::LOOK_AHEAD_BYTES);
+    }
+
+    /// The playhead in the element's bytes, told to the node in the
+    /// torrent's.
+    fn set_stream_playback(&mut self, playback: Option<Playback>) {
+        let now = js::now();
+        match &self.file {
+            Some(f) => {
+                // The index was checked when the file was selected.
+                let _ = self.node.set_file_playback(now, f.index, playback);
+            }
+            None => self.node.set_playback(now, playback),
+        }
     }
 
     /// Whether a worker controls the page, once known (`prepare` was told
@@ -332,17 +438,27 @@ impl Session {
         let Some(controlled) = self.streaming else {
             return;
         };
+        if self.node.metainfo().is_none() {
+            return;
+        }
+        // A magnet's file is known only now.
+        if let Err(e) = self.select_file() {
+            // The element gets no source: this track cannot play.
+            self.warn(&e);
+            self.settings.file = None;
+            self.stream_url = Some(String::new());
+            return;
+        }
         let Some(meta) = self.node.metainfo() else {
             return;
         };
-        let url = stream::stream_url(
-            &self.settings.stream_prefix,
-            meta.info_hash,
-            &meta.info.name,
-        );
+        let name = self.name().unwrap_or_default();
+        let url = stream::stream_url(&self.settings.stream_prefix, &self.stream_key(), &name);
+        let file = self.file.as_ref().map_or(0, |f| f.index);
         let direct = (!controlled)
-            .then(|| meta.url_list.first().cloned())
-            .flatten();
+            .then(|| meta.url_list.first())
+            .flatten()
+            .and_then(|base| meta.info.web_seed_url(base, file));
         let src = direct.as_deref().unwrap_or(&url);
         // A page may have pointed the element at this stream already
         // (fanswarm.js `resume`, on a return visit): setting it again would
@@ -394,9 +510,18 @@ impl Session {
         self.stream_url.as_deref().unwrap_or("")
     }
 
-    /// Whether every piece is verified.
+    /// Whether every byte the element plays is verified (every piece, or
+    /// every piece of the one file played).
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Everything the element plays is verified: `done`, once.
+    pub(super) fn mark_done(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.emit("done", wasm_bindgen::JsValue::UNDEFINED);
+        }
     }
 
     /// Leaves the swarm and releases everything: `stopped` to the trackers,
@@ -469,7 +594,7 @@ impl Session {
     /// the web seed instead of from peers (measured: each of four pages
     /// fetched ~95 % of the track from the origin that way).
     fn update_playback(&mut self) {
-        let total = self.node.torrent().total_length();
+        let (_, total) = self.span();
         if total == 0 {
             return;
         }
@@ -505,7 +630,10 @@ impl Session {
             offset: offset.min(total.saturating_sub(1)),
             bytes_per_sec: rate,
         });
-        self.node.set_playback(js::now(), playback);
+        self.set_stream_playback(playback);
+        if let Some(played) = played.filter(|_| !idle) {
+            self.look_ahead_near_the_end(played, total, rate);
+        }
     }
 
     /// Fires `kind` on the track once the current call into the session has

@@ -138,7 +138,7 @@ impl Session {
             }
             NodeEvent::MetadataReady => {
                 self.point_element_at_stream();
-                let length = self.node.torrent().total_length() as f64;
+                let length = self.span().1 as f64;
                 self.emit("metadata", length.into());
             }
             NodeEvent::WebSeedFailed { url, error } => {
@@ -169,6 +169,13 @@ impl Session {
             Event::PieceVerified { piece } => {
                 self.serve_waiting(piece);
                 self.emit("progress", piece.into());
+                // One file played: done once it is (the rest is not fetched).
+                let file_done = self
+                    .file()
+                    .is_some_and(|f| self.node.file_complete(f.index) == Ok(true));
+                if file_done {
+                    self.mark_done();
+                }
             }
             Event::PeerConnected { .. } => self.emit_peers(),
             Event::PeerBanned { id } => self.warn(&format!("peer {id} sent corrupt data")),
@@ -180,10 +187,7 @@ impl Session {
                 peers,
                 offering,
             } => self.warn(&swarm::join::waiting_message(waited, peers, offering)),
-            Event::Done => {
-                self.done = true;
-                self.emit("done", wasm_bindgen::JsValue::UNDEFINED);
-            }
+            Event::Done => self.mark_done(),
             Event::Downloaded { .. } | Event::Uploaded { .. } | Event::PieceFailed { .. } => {}
         }
     }

@@ -13,11 +13,11 @@ impl Session {
         port: web_sys::MessagePort,
         request: &stream::OpenRequest,
     ) {
-        if request.stream != self.node.info_hash().to_hex() {
+        // The element is pointed at the stream only once the metadata is known.
+        if self.node.metainfo().is_none() || request.stream != self.stream_key() {
             return;
         }
-        // The element is pointed at the stream only once the metadata is known.
-        let Some(name) = self.node.metainfo().map(|m| m.info.name.clone()) else {
+        let Some(name) = self.name() else {
             return;
         };
         self.next_reader += 1;
@@ -26,7 +26,9 @@ impl Session {
         let sink: PortSink = Rc::new(move |id, request| {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
-        let total = self.node.torrent().total_length();
+        // A reader's positions are the element's: bytes of the file it
+        // plays, at `base` in the torrent.
+        let (base, total) = self.span();
         match Reader::open(id, port, request, total, sink) {
             Ok(Some(mut reader)) => {
                 // The head carries whatever is verified from the range's
@@ -34,8 +36,8 @@ impl Session {
                 let piece_length = self.node.torrent().piece_length();
                 let first = stream::available(
                     piece_length,
-                    reader.pos,
-                    reader.end,
+                    base + reader.pos,
+                    base + reader.end,
                     stream::MAX_CHUNK,
                     |p| self.node.piece(p),
                 );
@@ -77,10 +79,13 @@ impl Session {
     /// Answers every waiting reader whose next byte is in `piece`.
     pub(super) fn serve_waiting(&mut self, piece: u32) {
         let piece_length = self.node.torrent().piece_length();
+        let (base, _) = self.span();
         let ready: Vec<u64> = self
             .readers
             .iter()
-            .filter(|(_, r)| r.waiting && stream::next_chunk(piece_length, r.pos, r.end).0 == piece)
+            .filter(|(_, r)| {
+                r.waiting && stream::next_chunk(piece_length, base + r.pos, base + r.end).0 == piece
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ready {
@@ -93,6 +98,7 @@ impl Session {
     /// to [`stream::MAX_CHUNK`]), if the piece holding it is verified.
     fn serve_reader(&mut self, id: u64) {
         let piece_length = self.node.torrent().piece_length();
+        let (base, _) = self.span();
         let Some(reader) = self.readers.get_mut(&id) else {
             return;
         };
@@ -105,8 +111,8 @@ impl Session {
             let node = &self.node;
             let bytes = stream::available(
                 piece_length,
-                reader.pos,
-                reader.end,
+                base + reader.pos,
+                base + reader.end,
                 stream::MAX_CHUNK,
                 |p| node.piece(p),
             );

@@ -1,0 +1,539 @@
+//! One track of an album in the browser: a server publishing a folder of
+//! three short WAV tracks as one multi-file torrent (`serve --albums`), a
+//! page opening `/embed/<album>?file=1`. The player joins the album's
+//! swarm, plays that file alone (its duration, its bytes through the
+//! service worker, its title), fetches only its pieces (none lying wholly
+//! inside the first or third track), and a second page playing the same
+//! file through the JavaScript API (`file: 1`, no web seed) gets every byte
+//! from the first: one swarm. The first fan then plays the first track,
+//! importing what it kept of the album (the boundary piece too) and
+//! streaming file 0's bytes. Bad `file` values are said in the player,
+//! and `load` rejects them saying what there is. In Chromium and Firefox.
+//!
+//! The album's own embed (`/embed/<album>`, no `file`) lists its three
+//! tracks; pressing the third plays file 2; pressing the first plays it,
+//! the second track's first pieces are fetched ahead while it plays
+//! (`look_ahead`), and at its end the player moves on to the second track
+//! by itself. The demo page's player of the album lists its tracks.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
+
+use fanswarm_e2e::browser::{Browser, Engine, Page};
+use fanswarm_e2e::player::{self, digest_of, num};
+use fanswarm_e2e::{netns, server};
+use swarm::metainfo::Metainfo;
+
+const CHROMIUM: &str = "one_track_of_an_album_plays_alone_and_fetches_only_its_pieces";
+const FIREFOX: &str = "one_track_of_an_album_plays_alone_in_firefox";
+const LIST: &str = "an_album_embed_lists_its_tracks_and_moves_on_to_the_next";
+const LIST_FIREFOX: &str = "an_album_embed_lists_its_tracks_and_moves_on_in_firefox";
+
+/// Seconds of each track, in file order (about 44 KB a second): the middle
+/// one longer, so its duration tells it from its neighbours and the album.
+const TRACKS: [(&str, u32); 3] = [("1 intro.wav", 3), ("2 song.wav", 6), ("3 outro.wav", 3)];
+/// A track outside any album folder: a single-file torrent.
+const SINGLE: &str = "single.wav";
+
+#[test]
+fn one_track_of_an_album_plays_alone_and_fetches_only_its_pieces() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(CHROMIUM);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+}
+
+#[test]
+fn one_track_of_an_album_plays_alone_in_firefox() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(FIREFOX);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+}
+
+#[test]
+fn an_album_embed_lists_its_tracks_and_moves_on_to_the_next() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(LIST);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Chromium))
+}
+
+#[test]
+fn an_album_embed_lists_its_tracks_and_moves_on_in_firefox() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(LIST_FIREFOX);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Firefox))
+}
+
+/// The album's server: three tracks in a folder, and a lone one; the
+/// tracks' bytes in order.
+async fn album_server() -> anyhow::Result<(server::TestServer, Vec<Vec<u8>>)> {
+    let library = tempfile::tempdir()?;
+    let folder = library.path().join("Night Songs");
+    std::fs::create_dir_all(&folder)?;
+    let mut originals = Vec::new();
+    for (i, (name, seconds)) in TRACKS.iter().enumerate() {
+        let samples = signal_server::demo::synthesize(*seconds, i as u64 + 1);
+        let bytes = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
+        std::fs::write(folder.join(name), &bytes)?;
+        originals.push(bytes);
+    }
+    let samples = signal_server::demo::synthesize(2, 9);
+    let single_bytes = signal_server::demo::wav_bytes(&samples, signal_server::demo::SAMPLE_RATE);
+    std::fs::write(library.path().join(SINGLE), &single_bytes)?;
+    Ok((server::start_albums(library).await?, originals))
+}
+
+async fn run(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, originals) = album_server().await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let single = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_none())
+        .context("the single")?
+        .clone();
+    let meta = Metainfo::from_bytes(&album.torrent)?;
+    ensure!(meta.info.files.len() == 3, "{:?}", meta.info.files);
+    let file = &meta.info.files[1];
+    let pieces = meta.info.file_pieces(1).context("file 1's pieces")?;
+    let piece_length = u64::from(meta.info.piece_length);
+    ensure!(
+        pieces.start > 0 && pieces.end < meta.info.piece_count(),
+        "file 1 has neighbours' pieces around it: {pieces:?} of {}",
+        meta.info.piece_count()
+    );
+    let hex = album.info_hash.to_hex();
+    let embed = format!("{}/embed/{hex}?file=1", srv.base);
+
+    // The first fan: the embed of the album's second track.
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open(&embed).await?;
+    player::press_play(&mut browser, &page).await?;
+    player::wait_all(
+        &mut browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(30),
+        "the track playing",
+        |s| num(s, "currentTime") >= 1.0 && s["paused"] == false,
+    )
+    .await?;
+    let shown = shown(&mut browser, &page).await?;
+    let duration = shown["duration"].as_f64().unwrap_or(-1.0);
+    ensure!(
+        (duration - f64::from(TRACKS[1].1)).abs() < 0.5,
+        "the element plays file 1 ({} s), not the album ({} s): {shown}",
+        TRACKS[1].1,
+        TRACKS.iter().map(|t| t.1).sum::<u32>()
+    );
+    ensure!(
+        shown["file"] == 1 && shown["length"].as_u64() == Some(file.length),
+        "the track is file 1: {shown}"
+    );
+    ensure!(
+        shown["title"].as_str().is_some_and(|t| t.contains("song")),
+        "the player shows file 1's title: {shown}"
+    );
+    ensure!(
+        shown["mime"] == "audio/wav",
+        "typed by the file's own name: {shown}"
+    );
+    player::wait_all(
+        &mut browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(60),
+        "file 1 complete",
+        |s| s["done"] == true,
+    )
+    .await?;
+    let digest = player::assembled(&mut browser, &page).await?;
+    ensure!(
+        digest == digest_of(&originals[1]),
+        "the stream is exactly file 1's bytes: {digest} (file 1 is {})",
+        digest_of(&originals[1])
+    );
+    // Only file 1's pieces were fetched: none lying wholly in file 0 or 2,
+    // and the web seed sent no more than they hold.
+    let had = had_pieces(&mut browser, &page, meta.info.piece_count()).await?;
+    let outside: Vec<u32> = had
+        .iter()
+        .copied()
+        .filter(|p| !pieces.contains(p))
+        .collect();
+    ensure!(
+        outside.is_empty(),
+        "pieces outside file 1 ({pieces:?}) fetched: {outside:?}"
+    );
+    ensure!(
+        pieces.clone().all(|p| had.contains(&p)),
+        "every piece of file 1 ({pieces:?}): {had:?}"
+    );
+    let span = u64::from(pieces.end - pieces.start) * piece_length;
+    let sent = srv.webseed_bytes();
+    ensure!(
+        sent <= span,
+        "the web seed sent {sent} B, more than file 1's pieces ({span} B)"
+    );
+
+    // A second fan of the same file, no web seed, nothing kept: every byte
+    // from the first, through the JavaScript API's `file`.
+    let tools = format!("{}/piecemap.js", srv.base);
+    let second = browser.open(&tools).await?;
+    let theirs = play_file(
+        &mut browser,
+        &second,
+        &album.torrent_url,
+        "file: 1, webSeed: false, keep: 'none'",
+    )
+    .await?;
+    ensure!(
+        theirs["digest"] == digest_of(&originals[1]).as_str(),
+        "the second fan's stream: {theirs}"
+    );
+    ensure!(
+        theirs["fromPeers"].as_f64().unwrap_or(0.0) >= file.length as f64,
+        "the second fan got file 1 from the first: {theirs}"
+    );
+    ensure!(srv.webseed_bytes() == sent, "the server sent nothing more");
+
+    // Bad input: said in the player, and `load` rejects with the reason.
+    let refusals = [
+        (format!("{}/embed/{hex}?file=3", srv.base), "3 files"),
+        (
+            format!("{}/embed/{hex}?file=abc", srv.base),
+            "a whole number from 0",
+        ),
+        (
+            format!("{}/embed/{}?file=3", srv.base, single.info_hash.to_hex()),
+            "single track",
+        ),
+    ];
+    for (url, says) in &refusals {
+        let bad = browser.open(url).await?;
+        let said = status_saying(&mut browser, &bad, says).await?;
+        ensure!(said.contains(says), "{url}: the player says {said:?}");
+        browser.close(&bad).await?;
+    }
+    // The first fan goes on to the first track: it imports what it kept of
+    // the album (the piece file 0 shares with file 1 among them), and its
+    // stream is file 0's bytes, not file 1's.
+    let first_track = format!("{}/embed/{hex}?file=0", srv.base);
+    browser.navigate(&page, &first_track).await?;
+    browser.wait_loaded(&page, &first_track).await?;
+    player::press_play(&mut browser, &page).await?;
+    let done0 = player::wait_all(
+        &mut browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(60),
+        "file 0 complete",
+        |s| s["done"] == true,
+    )
+    .await?;
+    let digest0 = player::assembled(&mut browser, &page).await?;
+    ensure!(
+        digest0 == digest_of(&originals[0]),
+        "the stream is exactly file 0's bytes: {digest0}"
+    );
+    ensure!(
+        num(&done0[0], "fromCache") >= piece_length as f64,
+        "the boundary piece kept while file 1 played was imported: {}",
+        done0[0]
+    );
+
+    // The third track's old single-file embed leads to it in the album.
+    let old = album
+        .files
+        .as_ref()
+        .and_then(|f| f[2].single)
+        .context("file 2's old hash")?;
+    let moved = browser.open_unloaded("about:blank").await?;
+    let redirected = format!("{}/embed/{hex}?file=2", srv.base);
+    browser
+        .navigate(&moved, &format!("{}/embed/{}", srv.base, old.to_hex()))
+        .await?;
+    browser.wait_loaded(&moved, &redirected).await?;
+    let test = "document.querySelector('fanswarm-player')?.track?.file === 2 && \
+                document.querySelector('fanswarm-player').shadowRoot \
+                .querySelector('[data-ui=title]').textContent.includes('outro')";
+    ensure!(
+        browser
+            .became_true(&moved, test, Duration::from_secs(20))
+            .await,
+        "the old embed of file 2 plays file 2 of the album: {}",
+        browser
+            .eval(&moved, "location.href + ' ' + document.title")
+            .await?
+    );
+    let rejected = browser
+        .eval(
+            &second,
+            &format!(
+                "(async () => {{
+            const fanswarm = (await import('/fanswarm.js')).default;
+            try {{
+                await fanswarm.load(new Audio(), {{ torrent: '{}', file: 7 }});
+                return 'loaded';
+            }} catch (e) {{ return String(e?.message ?? e); }}
+        }})()",
+                album.torrent_url
+            ),
+        )
+        .await?;
+    ensure!(
+        rejected.as_str().is_some_and(|t| t.contains("file=7")),
+        "load rejects file 7: {rejected}"
+    );
+    println!(
+        "{}: album of {} pieces ({} B each), file 1 = pieces {pieces:?}; web seed sent {sent} B \
+         (file 1 is {} B); second fan from peers {} B; {:.1} s",
+        engine.name(),
+        meta.info.piece_count(),
+        piece_length,
+        file.length,
+        num(&theirs, "fromPeers"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run_list(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, _) = album_server().await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let meta = Metainfo::from_bytes(&album.torrent)?;
+    let next = meta.info.file_pieces(1).context("file 1's pieces")?;
+    // A piece wholly inside the second track: only a look-ahead fetches it
+    // while the first plays.
+    let inside = next.start + 1;
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser
+        .open(&format!("{}/embed/{}", srv.base, album.info_hash.to_hex()))
+        .await?;
+    let listed = "(() => { const p = document.querySelector('fanswarm-player'); \
+        const list = p?.shadowRoot.querySelector('[data-ui=tracks]'); \
+        return !!list && !list.hidden && list.querySelectorAll('button').length === 3; })()";
+    ensure!(
+        browser
+            .became_true(&page, listed, Duration::from_secs(20))
+            .await,
+        "three tracks listed"
+    );
+    let names = browser
+        .eval(
+            &page,
+            "JSON.stringify([...document.querySelector('fanswarm-player').shadowRoot              .querySelectorAll('[data-ui=tracks] button')].map((b) => b.textContent))",
+        )
+        .await?;
+    let names: Vec<String> = serde_json::from_str(names.as_str().context("names")?)?;
+    ensure!(
+        names.len() == 3
+            && names[0].contains("intro")
+            && names[1].contains("song")
+            && names[2].contains("outro"),
+        "the list: {names:?}"
+    );
+
+    // The demo page's player of the album lists its tracks too.
+    let demo = browser.open(&format!("{}/", srv.base)).await?;
+    let demo_listed = format!(
+        "[...document.querySelectorAll('fanswarm-player')].some((p) => \
+         p.getAttribute('src')?.includes('{}') && \
+         p.shadowRoot.querySelectorAll('[data-ui=tracks] button').length === 3 && \
+         p.shadowRoot.querySelector('[data-ui=tracks] button').textContent.includes('0:03'))",
+        album.info_hash.to_hex()
+    );
+    ensure!(
+        browser
+            .became_true(&demo, &demo_listed, Duration::from_secs(20))
+            .await,
+        "the demo page's album player lists its three tracks with their durations"
+    );
+    browser.close(&demo).await?;
+
+    // The third track, pressed.
+    browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
+             window.__audioError = null; \
+             p.audio.addEventListener('error', () => { window.__audioError = String(p.audio.error?.message || p.audio.error?.code); }); \
+             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
+        )
+        .await?;
+    let third = playing_file(&mut browser, &page, 2).await?;
+    ensure!(
+        (third["duration"].as_f64().unwrap_or(0.0) - f64::from(TRACKS[2].1)).abs() < 0.5
+            && third["title"].as_str().is_some_and(|t| t.contains("outro")),
+        "track 3 plays file 2: {third}"
+    );
+
+    // The first, pressed; its end leads to the second by itself.
+    browser
+        .eval(
+            &page,
+            &format!(
+                "(() => {{ const p = document.querySelector('fanswarm-player'); \
+             window.__ahead = false; \
+             p.audio.addEventListener('timeupdate', () => {{ \
+                 if (p.track?.file === 0 && p.track.piece({inside}) !== undefined) window.__ahead = true; }}); \
+             p.audio.addEventListener('ended', () => {{ window.__endedAt ??= performance.now(); }}); \
+             p.audio.addEventListener('playing', () => {{ \
+                 if (window.__endedAt && p.track?.file === 1) window.__nextAt ??= performance.now(); }}); \
+             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[0].click(); return true; }})()"
+            ),
+        )
+        .await?;
+    playing_file(&mut browser, &page, 0).await?;
+    let second = playing_file(&mut browser, &page, 1).await?;
+    let marks = browser
+        .eval(
+            &page,
+            "JSON.stringify({ ahead: window.__ahead, gapMs: window.__nextAt - window.__endedAt,              fromCache: document.querySelector('fanswarm-player').stats().fromCache })",
+        )
+        .await?;
+    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
+    ensure!(
+        second["title"].as_str().is_some_and(|t| t.contains("song")),
+        "the second track plays after the first: {second}"
+    );
+    ensure!(
+        marks["ahead"] == true,
+        "piece {inside} of the second track was fetched ahead while the first played: {marks}"
+    );
+    println!(
+        "{}: list {names:?}; moved on to track 2 {:.0} ms after track 1 ended; \
+         the track imported {} B kept in this browser; {:.1} s",
+        engine.name(),
+        num(&marks, "gapMs"),
+        num(&marks, "fromCache"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until the player plays `file` (its clock past 0.3 s), and says
+/// what it shows then.
+async fn playing_file(browser: &mut Browser, page: &Page, file: u32) -> anyhow::Result<Value> {
+    let test = format!(
+        "(() => {{ const p = document.querySelector('fanswarm-player'); \
+         return p.track?.file === {file} && !p.audio.paused && p.audio.currentTime > 0.3; }})()"
+    );
+    let playing = browser
+        .became_true(page, &test, Duration::from_secs(30))
+        .await;
+    let text = browser
+        .eval(
+            page,
+            "(() => { const p = document.querySelector('fanswarm-player');              return JSON.stringify({ file: p.track?.file ?? null, duration: p.audio.duration,              currentTime: p.audio.currentTime, paused: p.audio.paused, audioError: window.__audioError ?? null,              title: p.shadowRoot.querySelector('[data-ui=title]').textContent,              status: p.shadowRoot.querySelector('[data-ui=status]').textContent }); })()",
+        )
+        .await?;
+    let state: Value = serde_json::from_str(text.as_str().context("JSON")?)?;
+    ensure!(playing, "file {file} not playing within 30 s: {state}");
+    Ok(state)
+}
+
+/// What the player shows and plays: the element's duration, the track's
+/// file, length and stream type, the title line.
+async fn shown(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
+    let text = browser
+        .eval(
+            page,
+            "(async () => {
+            const p = document.querySelector('fanswarm-player');
+            const head = await fetch(p.track.streamUrl, { headers: { Range: 'bytes=0-0' } });
+            await head.arrayBuffer();
+            return JSON.stringify({ duration: p.audio.duration, file: p.track.file ?? null,
+                length: p.track.length, mime: head.headers.get('content-type'),
+                title: p.shadowRoot.querySelector('[data-ui=title]').textContent });
+        })()",
+        )
+        .await?;
+    Ok(serde_json::from_str(text.as_str().context("JSON")?)?)
+}
+
+/// The torrent's pieces the page holds (verified), by index.
+async fn had_pieces(browser: &mut Browser, page: &Page, count: u32) -> anyhow::Result<Vec<u32>> {
+    let value = browser
+        .eval(
+            page,
+            &format!(
+                "JSON.stringify([...Array({count}).keys()].filter((i) => \
+                 document.querySelector('fanswarm-player').track.piece(i) !== undefined))"
+            ),
+        )
+        .await?;
+    Ok(serde_json::from_str(value.as_str().context("JSON")?)?)
+}
+
+/// The player's status line once it says `says` (or what it says after 20 s).
+async fn status_saying(browser: &mut Browser, page: &Page, says: &str) -> anyhow::Result<String> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = browser
+            .eval(
+                page,
+                "(async () => {
+                await customElements.whenDefined('fanswarm-player');
+                const p = document.querySelector('fanswarm-player');
+                return p.shadowRoot.querySelector('[data-ui=status]')?.textContent ?? '';
+            })()",
+            )
+            .await?;
+        let text = text.as_str().unwrap_or("").to_owned();
+        if text.contains(says) || Instant::now() > until {
+            return Ok(text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Plays file `options.file` of the torrent at `torrent` in a page of the
+/// server's origin through fanswarm.js until it is done; the stats and
+/// the stream's digest.
+async fn play_file(
+    browser: &mut Browser,
+    page: &Page,
+    torrent: &str,
+    options: &str,
+) -> anyhow::Result<Value> {
+    let text = browser
+        .eval(
+            page,
+            &format!(
+                "(async () => {{
+            const fanswarm = (await import('/fanswarm.js')).default;
+            const audio = new Audio();
+            const track = await fanswarm.play(audio, {{ torrent: '{torrent}', iceServers: [], {options} }});
+            window.__track = track;
+            audio.playbackRate = 4;
+            const t0 = performance.now();
+            while (!track.stats().done) {{
+                if (performance.now() - t0 > 60000) throw new Error('not done in 60 s: ' + JSON.stringify(track.stats()));
+                await new Promise((r) => setTimeout(r, 100));
+            }}
+            const buf = await (await fetch(track.streamUrl)).arrayBuffer();
+            const d = new Uint8Array(await crypto.subtle.digest('SHA-1', buf));
+            const digest = [...d].map(b => b.toString(16).padStart(2, '0')).join('') + ':' + buf.byteLength;
+            return JSON.stringify({{ ...track.stats(), digest }});
+        }})()"
+            ),
+        )
+        .await?;
+    Ok(serde_json::from_str(text.as_str().context("result JSON")?)?)
+}
