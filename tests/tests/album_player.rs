@@ -11,10 +11,15 @@
 //! and `load` rejects them saying what there is. In Chromium and Firefox.
 //!
 //! The album's own embed (`/embed/<album>`, no `file`) lists its three
-//! tracks; pressing the third plays file 2; pressing the first plays it,
-//! the second track's first pieces are fetched ahead while it plays
-//! (`look_ahead`), and at its end the player moves on to the second track
-//! by itself. The demo page's player of the album lists its tracks.
+//! tracks; pressing the third plays file 2; pressing the first plays it in
+//! the same track (session), the second track's first pieces are fetched
+//! ahead while it plays (`look_ahead`), the next track is made ready in the
+//! player's second element, and at each end the player moves on by itself,
+//! 1 → 2 → 3, gaplessly: the gap from `ended` to the next element's
+//! `playing` and its clock moving is printed; asserted are that the next
+//! element was ready before the last ended, that no tracker socket was
+//! opened again and that the peer connection to another fan lasted. The
+//! demo page's player of the album lists its tracks.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -366,14 +371,43 @@ async fn run_list(engine: Engine) -> anyhow::Result<()> {
     );
     browser.close(&demo).await?;
 
-    // The third track, pressed.
+    // A second fan in the swarm, joined (not playing): the player's peer.
+    let fan = browser.open(&format!("{}/piecemap.js", srv.base)).await?;
+    browser
+        .eval(
+            &fan,
+            &format!(
+                "(async () => {{ const fanswarm = (await import('/fanswarm.js')).default; \
+                 const t = await fanswarm.load(new Audio(), {{ torrent: '{}', iceServers: [], \
+                 keep: 'none', webSeed: false }}); t.join(); window.__fan = t; return true; }})()",
+                album.torrent_url
+            ),
+        )
+        .await?;
+    // From now on the page counts the tracker sockets it opens and keeps
+    // every RTCPeerConnection it makes: a track that left the swarm and
+    // joined again would open a socket and connect anew.
     browser
         .eval(
             &page,
-            "(() => { const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
+            "(() => { window.__sockets = 0; window.__pcs = []; \
+             const WS = window.WebSocket, PC = window.RTCPeerConnection; \
+             window.WebSocket = class extends WS { constructor(...a) { super(...a); window.__sockets += 1; } }; \
+             window.RTCPeerConnection = class extends PC { constructor(...a) { super(...a); window.__pcs.push(this); } }; \
+             const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
              window.__audioError = null; \
-             p.audio.addEventListener('error', () => { window.__audioError = String(p.audio.error?.message || p.audio.error?.code); }); \
-             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
+             for (const a of p.shadowRoot.querySelectorAll('audio')) a.addEventListener('error', () => { \
+                 if (a === p.audio) window.__audioError = String(a.error?.message || a.error?.code); }); \
+             return true; })()",
+        )
+        .await?;
+
+    // The third track, pressed: the player joins and plays it.
+    browser
+        .eval(
+            &page,
+            "(() => { document.querySelector('fanswarm-player').shadowRoot \
+             .querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
         )
         .await?;
     let third = playing_file(&mut browser, &page, 2).await?;
@@ -382,48 +416,128 @@ async fn run_list(engine: Engine) -> anyhow::Result<()> {
             && third["title"].as_str().is_some_and(|t| t.contains("outro")),
         "track 3 plays file 2: {third}"
     );
+    let connected = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return p.stats().peers >= 1 && window.__pcs.some((c) => c.connectionState === 'connected'); })()";
+    ensure!(
+        browser
+            .became_true(&page, connected, Duration::from_secs(30))
+            .await,
+        "the player connected to the other fan: {}",
+        browser
+            .eval(
+                &page,
+                "JSON.stringify(document.querySelector('fanswarm-player').stats())"
+            )
+            .await?
+    );
 
-    // The first, pressed; its end leads to the second by itself.
+    // The first, pressed, in the same track: its end leads to the second
+    // and the second's to the third by themselves, each made ready in the
+    // player's other element while the last played. At each `ended` the
+    // page notes the time, how ready the element taking over was, then
+    // when it fired `playing` and when its clock first moved.
     browser
         .eval(
             &page,
             &format!(
                 "(() => {{ const p = document.querySelector('fanswarm-player'); \
-             window.__ahead = false; \
-             p.audio.addEventListener('timeupdate', () => {{ \
+             window.__ahead = false; window.__log = []; window.__track = p.track; \
+             window.__before = window.__pcs.filter((c) => c.connectionState === 'connected'); \
+             const now = () => performance.now(); \
+             for (const a of p.shadowRoot.querySelectorAll('audio')) {{ \
+               a.addEventListener('timeupdate', () => {{ \
                  if (p.track?.file === 0 && p.track.piece({inside}) !== undefined) window.__ahead = true; }}); \
-             p.audio.addEventListener('ended', () => {{ window.__endedAt ??= performance.now(); }}); \
-             p.audio.addEventListener('playing', () => {{ \
-                 if (window.__endedAt && p.track?.file === 1) window.__nextAt ??= performance.now(); }}); \
+               a.addEventListener('ended', () => {{ \
+                 const t = now(); const next = p.audio; \
+                 const at = {{ ended: t, from: a === next ? null : p.track.file - 1, to: p.track.file, \
+                   readyState: next.readyState, swapped: next !== a }}; \
+                 window.__log.push(at); \
+                 next.addEventListener('playing', () => {{ at.playing ??= now() - t; }}, {{ once: true }}); \
+                 const poll = () => {{ if (next.currentTime > 0) at.advancing = now() - t; \
+                   else if (now() - t < 5000) setTimeout(poll, 1); }}; poll(); }}); \
+             }} \
              p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[0].click(); return true; }})()"
             ),
         )
         .await?;
     playing_file(&mut browser, &page, 0).await?;
     let second = playing_file(&mut browser, &page, 1).await?;
-    let marks = browser
-        .eval(
-            &page,
-            "JSON.stringify({ ahead: window.__ahead, gapMs: window.__nextAt - window.__endedAt,              fromCache: document.querySelector('fanswarm-player').stats().fromCache })",
-        )
-        .await?;
-    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
     ensure!(
         second["title"].as_str().is_some_and(|t| t.contains("song")),
         "the second track plays after the first: {second}"
     );
+    let last = playing_file(&mut browser, &page, 2).await?;
+    ensure!(
+        last["title"].as_str().is_some_and(|t| t.contains("outro")),
+        "the third track plays after the second: {last}"
+    );
+    // Its clock moved: the last boundary's figures are in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let marks = browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); \
+             return JSON.stringify({ ahead: window.__ahead, log: window.__log, \
+             sameTrack: p.track === window.__track, sockets: window.__sockets, \
+             pcs: window.__pcs.length, kept: window.__before.length, \
+             stillConnected: window.__before.filter((c) => c.connectionState === 'connected').length, \
+             peers: p.stats().peers, fromCache: p.stats().fromCache }); })()",
+        )
+        .await?;
+    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
     ensure!(
         marks["ahead"] == true,
         "piece {inside} of the second track was fetched ahead while the first played: {marks}"
     );
+    let log = marks["log"].as_array().context("boundaries")?;
+    ensure!(log.len() == 2, "two boundaries, track 1 → 2 → 3: {marks}");
+    for (i, at) in log.iter().enumerate() {
+        ensure!(
+            at["swapped"] == true && at["from"] == i && at["to"] == i + 1,
+            "at the end of track {} the other element took over with track {}: {marks}",
+            i + 1,
+            i + 2
+        );
+        ensure!(
+            at["readyState"].as_u64().unwrap_or(0) >= 3,
+            "track {}'s element had its start (readyState >= 3) before track {} ended: {marks}",
+            i + 2,
+            i + 1
+        );
+    }
+    // One session all along: the same track object, no tracker socket
+    // opened again, the connection to the other fan kept throughout.
+    ensure!(
+        marks["sameTrack"] == true && marks["sockets"] == 0,
+        "the album played in one session, without joining again: {marks}"
+    );
+    ensure!(
+        marks["kept"].as_u64().unwrap_or(0) >= 1 && marks["stillConnected"] == marks["kept"],
+        "the peer connections of track 1 are those of track 3: {marks}"
+    );
+    let gaps: Vec<String> = log
+        .iter()
+        .map(|at| {
+            format!(
+                "{}→{}: playing +{:.1} ms, clock moving +{:.1} ms",
+                num(at, "from") + 1.0,
+                num(at, "to") + 1.0,
+                num(at, "playing"),
+                num(at, "advancing")
+            )
+        })
+        .collect();
     println!(
-        "{}: list {names:?}; moved on to track 2 {:.0} ms after track 1 ended; \
-         the track imported {} B kept in this browser; {:.1} s",
+        "{}: list {names:?}; gaps from `ended`: {}; {} RTCPeerConnections made, {} connected \
+         before track 1 still connected at track 3, {} tracker sockets opened; {:.1} s",
         engine.name(),
-        num(&marks, "gapMs"),
-        num(&marks, "fromCache"),
+        gaps.join("; "),
+        num(&marks, "pcs"),
+        num(&marks, "stillConnected"),
+        num(&marks, "sockets"),
         started.elapsed().as_secs_f64()
     );
+    browser.close(&fan).await?;
     Ok(())
 }
 
