@@ -184,6 +184,18 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         pieces.clone().all(|p| had.contains(&p)),
         "every piece of file 1 ({pieces:?}): {had:?}"
     );
+    // A single track's embed prepares no next one: one element has a source.
+    let sources = browser
+        .eval(
+            &page,
+            "[...document.querySelector('fanswarm-player').shadowRoot.querySelectorAll('audio')] \
+             .filter((a) => a.hasAttribute('src')).length",
+        )
+        .await?;
+    ensure!(
+        sources == 1,
+        "one element of the ?file=1 embed has a source: {sources}"
+    );
     let span = u64::from(pieces.end - pieces.start) * piece_length;
     let sent = srv.webseed_bytes();
     ensure!(
