@@ -35,7 +35,9 @@
 // `file`, an album (a multi-file torrent) shows its track list (titles
 // from the server's `files`, else the file names; `title` is then the
 // album's name) and plays its first track; pressing a track plays that
-// one, and at a track's end the next one plays by itself.
+// one, and at a track's end the next one plays by itself, gaplessly: the
+// whole album is one track (one swarm, its peers kept), and the next file
+// is made ready in a second element before the playing one ends.
 //
 // Nothing the first audio needs waits for the press of play: as soon as the
 // element is on the page it compiles the wasm, registers the stream worker
@@ -66,6 +68,9 @@ import {
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
 const REMOTE = MODULE_ORIGIN !== location.origin;
 const TICK_MS = 1000;
+// Seconds before a track's end the album's next one is made ready in the
+// second element (the session fetches its start from 20 s before).
+const PREPARE_SECS = 15;
 /** Seconds an arrow key (and Page Up/Down) moves the seek slider. */
 const SEEK_STEP = 5;
 const SEEK_PAGE = 30;
@@ -81,7 +86,13 @@ const EMPTY_STATS = Object.freeze({
 
 class FanswarmPlayer extends HTMLElement {
   #root = this.attachShadow({ mode: 'open' });
+  // The element playing, and a second one: in an album's list the next
+  // track is made ready in it while this one plays (`#prepareNext`), and
+  // it takes over at `ended` (`#next`): the two swap roles.
   #audio = document.createElement('audio');
+  #spare = document.createElement('audio');
+  // The album file the spare element is ready to play, or null.
+  #nextReady = null;
   #track = null;
   #starting = null;
   // The track was told to play (it plays a bare magnet once its details
@@ -212,6 +223,7 @@ class FanswarmPlayer extends HTMLElement {
     this.#redraw = 0;
     this.#track?.destroy();
     this.#track = null;
+    this.#dropSpare();
     this.#starting = null;
     this.#played = false;
     this.#lastStats = '';
@@ -296,7 +308,8 @@ class FanswarmPlayer extends HTMLElement {
     };
     this.#map = new PieceMap(this.#ui.map);
     this.#audio.preload = 'none';
-    this.#root.append(this.#audio);
+    this.#spare.preload = 'none';
+    this.#root.append(this.#audio, this.#spare);
     this.#showMeta();
     const ui = this.#ui;
     ui.toggle.addEventListener('click', () => this.#toggle());
@@ -312,16 +325,26 @@ class FanswarmPlayer extends HTMLElement {
       const d = this.#audio.duration;
       if (Number.isFinite(d)) this.#audio.currentTime = (ui.seek.value / 1000) * d;
     });
-    ui.volume.addEventListener('input', () => { this.#audio.volume = ui.volume.value / 100; });
-    for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
-      this.#audio.addEventListener(kind, () => this.#render());
-    }
-    this.#audio.addEventListener('play', () => this.#claimMediaSession());
-    this.#audio.addEventListener('ended', () => this.#next());
-    this.#audio.addEventListener('playing', () => {
-      this.#heard = true;
-      this.#updateSoon();
+    ui.volume.addEventListener('input', () => {
+      this.#audio.volume = ui.volume.value / 100;
+      this.#spare.volume = this.#audio.volume;
     });
+    // Both elements, each heard only while it is the one playing.
+    for (const element of [this.#audio, this.#spare]) {
+      const on = (kind, f) => element.addEventListener(kind, (e) => {
+        if (e.target === this.#audio) f();
+      });
+      for (const kind of ['play', 'pause', 'timeupdate', 'durationchange', 'seeked', 'volumechange']) {
+        on(kind, () => this.#render());
+      }
+      on('timeupdate', () => this.#prepareNext());
+      on('play', () => this.#claimMediaSession());
+      on('ended', () => this.#next());
+      on('playing', () => {
+        this.#heard = true;
+        this.#updateSoon();
+      });
+    }
     this.addEventListener('keydown', this.#onKey);
     // A press is coming: the stream worker should be running when it lands.
     this.addEventListener('pointerdown', () => fanswarm.wake(), { passive: true });
@@ -792,21 +815,94 @@ class FanswarmPlayer extends HTMLElement {
     return this.#prefetched?.src === this.#source() && this.#prefetched.file === this.#chosen();
   }
 
-  /** Plays track `index` of the album shown in the list. */
+  /** Plays track `index` of the album shown in the list: in the running
+   *  track (its swarm and peers stay) once it has joined, else joined now. */
   #playFile(index) {
+    const track = this.#track;
+    if (track && track.file !== undefined && this.#isPrepared()) {
+      if (track.file === index) return this.play();
+      this.#dropSpare();
+      track.playFile(index); // throws for a file the album lacks
+      this.#movedTo(index);
+      return this.play();
+    }
     this.#albumIndex = index;
     this.#applySource();
     return this.play();
   }
 
-  /** At a track's end, the album's next one, if the list is shown. */
+  /** At a track's end, the album's next one, if the list is shown: at once
+   *  from the element made ready for it (gapless), else loaded now. */
   #next() {
     const files = this.#albumFiles();
     const at = this.#track?.file;
     if (this.#file() !== null || !files || at === undefined || at + 1 >= files.length) return;
-    this.#playFile(at + 1).catch((e) => {
+    const index = at + 1;
+    if (this.#nextReady === index) {
+      const [ended, next] = [this.#audio, this.#spare];
+      // First, before anything else: the gap is from here to its sound.
+      next.play().catch(() => {});
+      this.#audio = next;
+      this.#spare = ended;
+      this.#nextReady = null;
+      try {
+        this.#track.playFile(index, next);
+      } catch (e) {
+        this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
+        return;
+      }
+      this.#movedTo(index);
+      this.#dropSpare();
+      return;
+    }
+    this.#playFile(index).catch((e) => {
       this.#ui.status.textContent = `Could not play: ${e?.message ?? e}`;
     });
+  }
+
+  /** The track moved on to album file `index` in the same session. */
+  #movedTo(index) {
+    this.#albumIndex = index;
+    // The prepared track is still the one the attributes name.
+    if (this.#prefetched) this.#prefetched.file = this.#chosen();
+    this.#showMeta();
+    this.#render();
+  }
+
+  /** In an album's list, near a playing track's end and once the next
+   *  file's first piece is in (fetched ahead by the track's look-ahead),
+   *  points the spare element at the next file's stream, read ahead
+   *  (`preload`): at `ended` it has its first seconds decoded. */
+  #prepareNext() {
+    const track = this.#track;
+    const a = this.#audio;
+    if (!track || this.#file() !== null || a.paused || track.file === undefined) return;
+    const index = track.file + 1;
+    const next = track.files()[index];
+    if (!next || this.#nextReady === index || !(a.duration - a.currentTime <= PREPARE_SECS)) return;
+    if (next.length > 0 && track.piece(Math.floor(next.offset / track.pieceLength)) === undefined) return;
+    let url;
+    try {
+      url = track.fileStreamUrl(index);
+    } catch {
+      return; // said when it is played
+    }
+    this.#nextReady = index;
+    this.#spare.volume = a.volume;
+    this.#spare.preload = 'auto';
+    this.#spare.src = url;
+  }
+
+  /** The spare element lets go of its stream. */
+  #dropSpare() {
+    this.#nextReady = null;
+    const spare = this.#spare;
+    if (spare.hasAttribute('src')) {
+      spare.pause();
+      spare.preload = 'none';
+      spare.removeAttribute('src');
+      spare.load();
+    }
   }
 
   /** The album's files, each `{index, name, title?, duration?}`: the

@@ -722,6 +722,37 @@ impl Track {
         list
     }
 
+    /// Moves on to file `file` of the album (an index, as the `file`
+    /// option) in the same session: the swarm and its peer connections
+    /// stay, only that file is fetched from now on. With `audio` (an
+    /// element already pointed at [`Track::file_stream_url`], e.g. a
+    /// player's second element made ready while the last track played)
+    /// that element becomes the track's, else the track's element is
+    /// pointed at the file's stream. Throws, saying why, for an index the
+    /// album lacks, a single-file torrent or a magnet still without its
+    /// details.
+    #[wasm_bindgen(js_name = playFile)]
+    pub fn play_file(&self, file: JsValue, audio: Option<HtmlMediaElement>) -> Result<(), JsError> {
+        let index = file_index(&file)?;
+        let mut s = self
+            .session
+            .try_borrow_mut()
+            .map_err(|_| JsError("playFile: called from inside a track's event".into()))?;
+        s.play_file(index, audio).map_err(JsError)
+    }
+
+    /// The URL an element plays file `file` of the album from, through this
+    /// track's session (see [`Track::play_file`]): an element may be made
+    /// ready with it ahead of the file's turn. Throws as `playFile`.
+    #[wasm_bindgen(js_name = fileStreamUrl)]
+    pub fn file_stream_url(&self, file: JsValue) -> Result<String, JsError> {
+        let index = file_index(&file)?;
+        self.session
+            .borrow()
+            .file_stream_url(index)
+            .map_err(JsError)
+    }
+
     /// Where the track's bytes start in the torrent's (0 but for one file
     /// of a multi-file torrent): its first byte is in piece
     /// `floor(offset / pieceLength)`.
@@ -856,11 +887,16 @@ fn file_option(options: &JsValue) -> Result<Option<usize>, JsError> {
     else {
         return Ok(None);
     };
+    file_index(&value).map(Some)
+}
+
+/// A file's index given as a number or as digits.
+fn file_index(value: &JsValue) -> Result<usize, JsError> {
     let text = match value.as_f64() {
         Some(n) => n.to_string(),
         None => value.as_string().unwrap_or_default(),
     };
-    crate::file::parse_index(&text).map(Some).map_err(JsError)
+    crate::file::parse_index(&text).map_err(JsError)
 }
 
 fn string_list(options: &JsValue, name: &str) -> Option<Vec<String>> {

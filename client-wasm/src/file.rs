@@ -67,6 +67,22 @@ pub fn choose(files: &[FileEntry], index: usize) -> Result<Option<FileView>, Str
     }))
 }
 
+/// Which stream of the torrent whose info hash is `hex` the worker's key
+/// names: `Some(None)` the whole torrent (`<hex>`), `Some(Some(n))` its
+/// file `n` (`<hex>-<n>`), `None` another torrent's or no key of ours.
+/// Whether file `n` exists is for [`choose`] to say.
+pub fn stream_file(key: &str, hex: &str) -> Option<Option<usize>> {
+    let rest = key.strip_prefix(hex)?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let digits = rest.strip_prefix('-')?;
+    parse_index(digits)
+        .ok()
+        .filter(|_| digits == digits.trim())
+        .map(Some)
+}
+
 /// How many seconds before a track's end the next file's first pieces
 /// are fetched ahead (`Node::look_ahead`): enough for a web-seed round
 /// trip or a few from fans, late enough that a listener who stops early
@@ -146,6 +162,19 @@ mod tests {
         // Not while the rate is unknown.
         assert!(!look_ahead_due(7_100_000, 7_200_000, None));
         assert!(!look_ahead_due(7_100_000, 7_200_000, Some(0)));
+    }
+
+    #[test]
+    fn a_stream_key_names_the_torrent_or_one_of_its_files() {
+        let hex = "ab12";
+        assert_eq!(stream_file("ab12", hex), Some(None));
+        assert_eq!(stream_file("ab12-0", hex), Some(Some(0)));
+        assert_eq!(stream_file("ab12-2", hex), Some(Some(2)));
+        for other in [
+            "cd34-1", "ab1", "ab12-", "ab12-x", "ab12-1-2", "ab12- 1", "ab12+1",
+        ] {
+            assert_eq!(stream_file(other, hex), None, "{other}");
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct Reader {
     pub end: u64,
     /// A pull came and is not yet answered (its piece is missing).
     pub waiting: bool,
+    /// Where the stream's byte 0 is in the torrent: a reader carries its
+    /// own file's span, so two elements can read two files of an album.
+    pub base: u64,
+    /// The file of the torrent it reads, `None`: the whole torrent.
+    pub file: Option<usize>,
     _listener: EventListener,
 }
 
@@ -112,6 +117,8 @@ impl Reader {
             pos: start,
             end,
             waiting: false,
+            base: 0,
+            file: None,
             _listener: listener,
         }))
     }

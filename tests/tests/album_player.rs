@@ -11,10 +11,17 @@
 //! and `load` rejects them saying what there is. In Chromium and Firefox.
 //!
 //! The album's own embed (`/embed/<album>`, no `file`) lists its three
-//! tracks; pressing the third plays file 2; pressing the first plays it,
-//! the second track's first pieces are fetched ahead while it plays
-//! (`look_ahead`), and at its end the player moves on to the second track
-//! by itself. The demo page's player of the album lists its tracks.
+//! tracks; pressing the third plays file 2; pressing the first plays it in
+//! the same track (session), the second track's first pieces are fetched
+//! ahead while it plays (`look_ahead`), the next track is made ready in the
+//! player's second element, and at each end the player moves on by itself,
+//! 1 → 2 → 3, gaplessly: the gap from `ended` to the next element's
+//! `playing` and its clock moving is printed; asserted are that the next
+//! element was ready before the last ended, that no tracker socket was
+//! opened again and that the peer connection to another fan lasted. The
+//! demo page's player of the album lists its tracks. An Ogg album moves on
+//! in the element made ready, its gap printed (not gapless yet: see
+//! `run_ogg`).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -31,6 +38,8 @@ const CHROMIUM: &str = "one_track_of_an_album_plays_alone_and_fetches_only_its_p
 const FIREFOX: &str = "one_track_of_an_album_plays_alone_in_firefox";
 const LIST: &str = "an_album_embed_lists_its_tracks_and_moves_on_to_the_next";
 const LIST_FIREFOX: &str = "an_album_embed_lists_its_tracks_and_moves_on_in_firefox";
+const OGG: &str = "an_ogg_album_moves_on_to_its_next_track";
+const OGG_FIREFOX: &str = "an_ogg_album_moves_on_to_its_next_track_in_firefox";
 
 /// Seconds of each track, in file order (about 44 KB a second): the middle
 /// one longer, so its duration tells it from its neighbours and the album.
@@ -68,6 +77,22 @@ fn an_album_embed_lists_its_tracks_and_moves_on_in_firefox() -> anyhow::Result<(
         return netns::rerun_inside(LIST_FIREFOX);
     }
     tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Firefox))
+}
+
+#[test]
+fn an_ogg_album_moves_on_to_its_next_track() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(OGG);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Chromium))
+}
+
+#[test]
+fn an_ogg_album_moves_on_to_its_next_track_in_firefox() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(OGG_FIREFOX);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Firefox))
 }
 
 /// The album's server: three tracks in a folder, and a lone one; the
@@ -178,6 +203,18 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     ensure!(
         pieces.clone().all(|p| had.contains(&p)),
         "every piece of file 1 ({pieces:?}): {had:?}"
+    );
+    // A single track's embed prepares no next one: one element has a source.
+    let sources = browser
+        .eval(
+            &page,
+            "[...document.querySelector('fanswarm-player').shadowRoot.querySelectorAll('audio')] \
+             .filter((a) => a.hasAttribute('src')).length",
+        )
+        .await?;
+    ensure!(
+        sources == 1,
+        "one element of the ?file=1 embed has a source: {sources}"
     );
     let span = u64::from(pieces.end - pieces.start) * piece_length;
     let sent = srv.webseed_bytes();
@@ -366,14 +403,43 @@ async fn run_list(engine: Engine) -> anyhow::Result<()> {
     );
     browser.close(&demo).await?;
 
-    // The third track, pressed.
+    // A second fan in the swarm, joined (not playing): the player's peer.
+    let fan = browser.open(&format!("{}/piecemap.js", srv.base)).await?;
+    browser
+        .eval(
+            &fan,
+            &format!(
+                "(async () => {{ const fanswarm = (await import('/fanswarm.js')).default; \
+                 const t = await fanswarm.load(new Audio(), {{ torrent: '{}', iceServers: [], \
+                 keep: 'none', webSeed: false }}); t.join(); window.__fan = t; return true; }})()",
+                album.torrent_url
+            ),
+        )
+        .await?;
+    // From now on the page counts the tracker sockets it opens and keeps
+    // every RTCPeerConnection it makes: a track that left the swarm and
+    // joined again would open a socket and connect anew.
     browser
         .eval(
             &page,
-            "(() => { const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
+            "(() => { window.__sockets = 0; window.__pcs = []; \
+             const WS = window.WebSocket, PC = window.RTCPeerConnection; \
+             window.WebSocket = class extends WS { constructor(...a) { super(...a); window.__sockets += 1; } }; \
+             window.RTCPeerConnection = class extends PC { constructor(...a) { super(...a); window.__pcs.push(this); } }; \
+             const p = document.querySelector('fanswarm-player'); p.setAttribute('ice-servers', ''); \
              window.__audioError = null; \
-             p.audio.addEventListener('error', () => { window.__audioError = String(p.audio.error?.message || p.audio.error?.code); }); \
-             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
+             for (const a of p.shadowRoot.querySelectorAll('audio')) a.addEventListener('error', () => { \
+                 if (a === p.audio) window.__audioError = String(a.error?.message || a.error?.code); }); \
+             return true; })()",
+        )
+        .await?;
+
+    // The third track, pressed: the player joins and plays it.
+    browser
+        .eval(
+            &page,
+            "(() => { document.querySelector('fanswarm-player').shadowRoot \
+             .querySelectorAll('[data-ui=tracks] button')[2].click(); return true; })()",
         )
         .await?;
     let third = playing_file(&mut browser, &page, 2).await?;
@@ -382,46 +448,222 @@ async fn run_list(engine: Engine) -> anyhow::Result<()> {
             && third["title"].as_str().is_some_and(|t| t.contains("outro")),
         "track 3 plays file 2: {third}"
     );
+    let connected = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return p.stats().peers >= 1 && window.__pcs.some((c) => c.connectionState === 'connected'); })()";
+    ensure!(
+        browser
+            .became_true(&page, connected, Duration::from_secs(30))
+            .await,
+        "the player connected to the other fan: {}",
+        browser
+            .eval(
+                &page,
+                "JSON.stringify(document.querySelector('fanswarm-player').stats())"
+            )
+            .await?
+    );
 
-    // The first, pressed; its end leads to the second by itself.
+    // The first, pressed, in the same track: its end leads to the second
+    // and the second's to the third by themselves, each made ready in the
+    // player's other element while the last played. At each `ended` the
+    // page notes the time, how ready the element taking over was, then
+    // when it fired `playing` and when its clock first moved.
     browser
         .eval(
             &page,
             &format!(
                 "(() => {{ const p = document.querySelector('fanswarm-player'); \
-             window.__ahead = false; \
-             p.audio.addEventListener('timeupdate', () => {{ \
+             window.__ahead = false; window.__log = []; window.__track = p.track; \
+             window.__before = window.__pcs.filter((c) => c.connectionState === 'connected'); \
+             const now = () => performance.now(); \
+             for (const a of p.shadowRoot.querySelectorAll('audio')) {{ \
+               a.addEventListener('timeupdate', () => {{ \
                  if (p.track?.file === 0 && p.track.piece({inside}) !== undefined) window.__ahead = true; }}); \
-             p.audio.addEventListener('ended', () => {{ window.__endedAt ??= performance.now(); }}); \
-             p.audio.addEventListener('playing', () => {{ \
-                 if (window.__endedAt && p.track?.file === 1) window.__nextAt ??= performance.now(); }}); \
+               a.addEventListener('ended', () => {{ \
+                 const t = now(); const next = p.audio; \
+                 const at = {{ ended: t, from: a === next ? null : p.track.file - 1, to: p.track.file, \
+                   readyState: next.readyState, swapped: next !== a }}; \
+                 window.__log.push(at); \
+                 next.addEventListener('playing', () => {{ at.playing ??= now() - t; }}, {{ once: true }}); \
+                 const poll = () => {{ if (next.currentTime > 0) at.advancing = now() - t; \
+                   else if (now() - t < 5000) setTimeout(poll, 1); }}; poll(); }}); \
+             }} \
              p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[0].click(); return true; }})()"
             ),
         )
         .await?;
     playing_file(&mut browser, &page, 0).await?;
     let second = playing_file(&mut browser, &page, 1).await?;
-    let marks = browser
-        .eval(
-            &page,
-            "JSON.stringify({ ahead: window.__ahead, gapMs: window.__nextAt - window.__endedAt,              fromCache: document.querySelector('fanswarm-player').stats().fromCache })",
-        )
-        .await?;
-    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
     ensure!(
         second["title"].as_str().is_some_and(|t| t.contains("song")),
         "the second track plays after the first: {second}"
     );
+    let last = playing_file(&mut browser, &page, 2).await?;
+    ensure!(
+        last["title"].as_str().is_some_and(|t| t.contains("outro")),
+        "the third track plays after the second: {last}"
+    );
+    // Its clock moved: the last boundary's figures are in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let marks = browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); \
+             return JSON.stringify({ ahead: window.__ahead, log: window.__log, \
+             sameTrack: p.track === window.__track, sockets: window.__sockets, \
+             pcs: window.__pcs.length, kept: window.__before.length, \
+             stillConnected: window.__before.filter((c) => c.connectionState === 'connected').length, \
+             peers: p.stats().peers, fromCache: p.stats().fromCache }); })()",
+        )
+        .await?;
+    let marks: Value = serde_json::from_str(marks.as_str().context("marks")?)?;
     ensure!(
         marks["ahead"] == true,
         "piece {inside} of the second track was fetched ahead while the first played: {marks}"
     );
+    let log = marks["log"].as_array().context("boundaries")?;
+    ensure!(log.len() == 2, "two boundaries, track 1 → 2 → 3: {marks}");
+    for (i, at) in log.iter().enumerate() {
+        ensure!(
+            at["swapped"] == true && at["from"] == i && at["to"] == i + 1,
+            "at the end of track {} the other element took over with track {}: {marks}",
+            i + 1,
+            i + 2
+        );
+        ensure!(
+            at["readyState"].as_u64().unwrap_or(0) >= 3,
+            "track {}'s element had its start (readyState >= 3) before track {} ended: {marks}",
+            i + 2,
+            i + 1
+        );
+    }
+    // One session all along: the same track object, no tracker socket
+    // opened again, the connection to the other fan kept throughout.
+    ensure!(
+        marks["sameTrack"] == true && marks["sockets"] == 0,
+        "the album played in one session, without joining again: {marks}"
+    );
+    ensure!(
+        marks["kept"].as_u64().unwrap_or(0) >= 1 && marks["stillConnected"] == marks["kept"],
+        "the peer connections of track 1 are those of track 3: {marks}"
+    );
+    let gaps: Vec<String> = log
+        .iter()
+        .map(|at| {
+            format!(
+                "{}→{}: playing +{:.1} ms, clock moving +{:.1} ms",
+                num(at, "from") + 1.0,
+                num(at, "to") + 1.0,
+                num(at, "playing"),
+                num(at, "advancing")
+            )
+        })
+        .collect();
     println!(
-        "{}: list {names:?}; moved on to track 2 {:.0} ms after track 1 ended; \
-         the track imported {} B kept in this browser; {:.1} s",
+        "{}: list {names:?}; gaps from `ended`: {}; {} RTCPeerConnections made, {} connected \
+         before track 1 still connected at track 3, {} tracker sockets opened; {:.1} s",
         engine.name(),
-        num(&marks, "gapMs"),
-        num(&marks, "fromCache"),
+        gaps.join("; "),
+        num(&marks, "pcs"),
+        num(&marks, "stillConnected"),
+        num(&marks, "sockets"),
+        started.elapsed().as_secs_f64()
+    );
+    browser.close(&fan).await?;
+    Ok(())
+}
+
+/// An album of two Ogg Vorbis tracks, the second 16 s of noise at high
+/// quality (over 700 KB), from the web seed alone: the player moves on to
+/// it in the element made ready for it. Not gapless yet, and measured
+/// here, not asserted: a browser reads an Ogg file's last page before it
+/// plays, and the web seed sends a listener only what its playhead needs
+/// by when (the next file's start as the stream reaches it, not its
+/// tail, nor the rest of the look-ahead), so at `ended` that element has
+/// only the second track's first piece and no metadata yet
+/// (`readyState` 0): it starts a web-seed round trip later.
+async fn run_ogg(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let library = tempfile::tempdir()?;
+    let folder = library.path().join("Loud Songs");
+    std::fs::create_dir_all(&folder)?;
+    for (name, source) in [
+        ("1 short.ogg", "sine=frequency=440:duration=2"),
+        ("2 long.ogg", "anoisesrc=d=16:c=white:a=0.3"),
+    ] {
+        let path = folder.join(name).display().to_string();
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+            .args(["-i", source, "-ac", "2", "-ar", "44100"])
+            .args(["-c:a", "libvorbis", "-q:a", "10", &path])
+            .output()
+            .context("running ffmpeg (scripts/install-deps --test installs it)")?;
+        ensure!(
+            out.status.success(),
+            "ffmpeg: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let long = std::fs::metadata(folder.join("2 long.ogg"))?.len();
+    ensure!(
+        long > 700 * 1024,
+        "the second track ({long} B) is longer than its head and tail fetched ahead"
+    );
+    let srv = server::start_albums(library).await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser
+        .open(&format!("{}/embed/{}", srv.base, album.info_hash.to_hex()))
+        .await?;
+    let listed = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return p?.shadowRoot.querySelectorAll('[data-ui=tracks] button').length === 2; })()";
+    ensure!(
+        browser
+            .became_true(&page, listed, Duration::from_secs(20))
+            .await,
+        "two tracks listed"
+    );
+    browser
+        .eval(
+            &page,
+            "(() => { const p = document.querySelector('fanswarm-player'); \
+             window.__log = []; \
+             for (const a of p.shadowRoot.querySelectorAll('audio')) a.addEventListener('ended', () => { \
+               const t = performance.now(); const next = p.audio; \
+               const f = p.track.files()[1]; const pl = p.track.pieceLength; \
+               const at = { readyState: next.readyState, swapped: next !== a, \
+                 head: p.track.piece(Math.floor(f.offset / pl)) !== undefined, \
+                 tail: p.track.piece(Math.floor((f.offset + f.length - 1) / pl)) !== undefined, \
+                 aheadEnd: p.track.piece(Math.floor((f.offset + 500000) / pl)) !== undefined }; window.__log.push(at); \
+               next.addEventListener('playing', () => { at.playing ??= performance.now() - t; }, { once: true }); }); \
+             p.shadowRoot.querySelectorAll('[data-ui=tracks] button')[0].click(); return true; })()",
+        )
+        .await?;
+    playing_file(&mut browser, &page, 0).await?;
+    let second = playing_file(&mut browser, &page, 1).await?;
+    let log = browser.eval(&page, "JSON.stringify(window.__log)").await?;
+    let log: Value = serde_json::from_str(log.as_str().context("log")?)?;
+    let at = &log[0];
+    ensure!(
+        at["swapped"] == true && second["title"].as_str().is_some_and(|t| t.contains("long")),
+        "the Ogg second track plays after the first, in the element made ready for it: \
+         {log} {second}"
+    );
+    println!(
+        "{}: Ogg 1 → 2 ({long} B): at `ended` the next element's readyState {}, its first \
+         piece in: {}, its piece at 500 KB: {}, its last: {}; playing +{:.1} ms after `ended`; \
+         {:.1} s",
+        engine.name(),
+        at["readyState"],
+        at["head"],
+        at["aheadEnd"],
+        at["tail"],
+        num(at, "playing"),
         started.elapsed().as_secs_f64()
     );
     Ok(())

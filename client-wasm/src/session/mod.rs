@@ -123,6 +123,9 @@ pub struct Session {
     next_reader: u64,
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
+    /// The element's listeners: replaced when another element takes over
+    /// ([`Session::play_file`]).
+    element_listeners: Vec<EventListener>,
     waiting_reader_pos: Option<u64>,
     /// The browser refused an RTCPeerConnection once and the page was
     /// told; the same refusal for the next offers is not news.
@@ -190,6 +193,7 @@ impl Session {
                 next_reader: 0,
                 timer: None,
                 listeners: Vec::new(),
+                element_listeners: Vec::new(),
                 waiting_reader_pos: None,
                 told_no_connection: false,
                 sharing_off: None,
@@ -310,6 +314,90 @@ impl Session {
             .map_err(|e| e.to_string())?;
         self.file = Some(view);
         Ok(())
+    }
+
+    /// Moves on to file `index` of the album inside the running session:
+    /// only it is selected from now on (`Node::select_files`: the peer
+    /// connections stay, pieces had stay), its look-ahead and `done` start
+    /// over, and, given `audio`, that element becomes the one whose
+    /// playhead the node follows (the player's second element, made ready
+    /// with [`Session::file_stream_url`] while the last track played: its
+    /// reader is already open). The element is pointed at the file's
+    /// stream unless it already is. An index the album lacks, a
+    /// single-file torrent or a magnet without its metadata yet is an
+    /// error saying so; nothing changes then.
+    pub fn play_file(
+        &mut self,
+        index: usize,
+        audio: Option<HtmlMediaElement>,
+    ) -> Result<(), String> {
+        if self.destroyed {
+            return Err("this track was destroyed".into());
+        }
+        let Some(files) = self.node.files() else {
+            return Err(format!(
+                "file={index}: the torrent's files are not known yet"
+            ));
+        };
+        let Some(view) = file::choose(files, index)? else {
+            return Err(format!(
+                "file={index}: this torrent is a single track, not an album"
+            ));
+        };
+        let other_element = audio.as_ref().is_some_and(|a| *a != self.audio);
+        if self.file.as_ref() == Some(&view) && !other_element {
+            return Ok(());
+        }
+        self.node
+            .select_files(js::now(), &[view.index])
+            .map_err(|e| e.to_string())?;
+        self.file = Some(view);
+        self.settings.file = Some(index);
+        self.looked_ahead = false;
+        self.done = false;
+        if let Some(audio) = audio.filter(|_| other_element) {
+            self.audio = audio;
+            self.element_listeners.clear();
+            self.listen_to_element();
+        }
+        self.stream_url = None;
+        self.point_element_at_stream();
+        if self.node.file_complete(index) == Ok(true) {
+            self.mark_done();
+        }
+        self.note_waiting_readers();
+        self.update_playback();
+        self.drive();
+        Ok(())
+    }
+
+    /// The URL an element plays file `index` of this album from (through
+    /// this session's worker stream, or the file's web seed without a
+    /// worker), for an element made ready ahead of its turn. Nothing of
+    /// the file is fetched for it until [`Session::play_file`] selects it
+    /// (but its look-ahead). Errors as `play_file`'s.
+    pub fn file_stream_url(&self, index: usize) -> Result<String, String> {
+        let (Some(files), Some(meta)) = (self.node.files(), self.node.metainfo()) else {
+            return Err(format!(
+                "file={index}: the torrent's files are not known yet"
+            ));
+        };
+        let Some(view) = file::choose(files, index)? else {
+            return Err(format!(
+                "file={index}: this torrent is a single track, not an album"
+            ));
+        };
+        let hex = self.node.info_hash().to_hex();
+        let url = stream::stream_url(
+            &self.settings.stream_prefix,
+            &format!("{hex}-{index}"),
+            &view.name,
+        );
+        let direct = (self.streaming == Some(false))
+            .then(|| meta.url_list.first())
+            .flatten()
+            .and_then(|base| meta.info.web_seed_url(base, index));
+        Ok(direct.unwrap_or(url))
     }
 
     /// The file played, if one file of a multi-file torrent is.
@@ -540,6 +628,7 @@ impl Session {
         self.peers_timer = None;
         self.held_trackers = None;
         self.listeners.clear();
+        self.element_listeners.clear();
         self.readers.clear();
         for (_, request) in std::mem::take(&mut self.requests) {
             request.abort();

@@ -100,7 +100,7 @@ impl Session {
     }
 
     /// The element's position, and its first `playing`.
-    fn listen_to_element(&mut self) {
+    pub(super) fn listen_to_element(&mut self) {
         // `waiting` and `canplay`: whether the element is blocked on its
         // readers changed (see `update_playback`).
         for kind in [
@@ -113,13 +113,13 @@ impl Session {
             "canplay",
         ] {
             let weak = self.me.clone();
-            self.listeners
+            self.element_listeners
                 .push(EventListener::new(&self.audio, kind, move |_| {
                     dispatch(&weak, |s| s.update_playback())
                 }));
         }
         let weak = self.me.clone();
-        self.listeners
+        self.element_listeners
             .push(EventListener::new(&self.audio, "playing", move |_| {
                 dispatch(&weak, |s| s.release_trackers_soon())
             }));

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use super::{Session, dispatch};
+use crate::file;
 use crate::stream::{self, PortRequest, PortSink, Reader};
 
 impl Session {
@@ -14,10 +15,10 @@ impl Session {
         request: &stream::OpenRequest,
     ) {
         // The element is pointed at the stream only once the metadata is known.
-        if self.node.metainfo().is_none() || request.stream != self.stream_key() {
+        if self.node.metainfo().is_none() {
             return;
         }
-        let Some(name) = self.name() else {
+        let Some((file, base, total, name)) = self.reader_span(&request.stream) else {
             return;
         };
         self.next_reader += 1;
@@ -26,11 +27,12 @@ impl Session {
         let sink: PortSink = Rc::new(move |id, request| {
             dispatch(&weak, move |s| s.on_port(id, request));
         });
-        // A reader's positions are the element's: bytes of the file it
-        // plays, at `base` in the torrent.
-        let (base, total) = self.span();
         match Reader::open(id, port, request, total, sink) {
             Ok(Some(mut reader)) => {
+                // A reader's positions are its element's: bytes of the
+                // file it plays, at `base` in the torrent.
+                reader.base = base;
+                reader.file = file;
                 // The head carries whatever is verified from the range's
                 // start: on the first request, usually the first pieces.
                 let piece_length = self.node.torrent().piece_length();
@@ -61,6 +63,21 @@ impl Session {
         }
     }
 
+    /// The file a stream key names and its span: this session's own stream,
+    /// or (one file of an album being played) any other file of the same
+    /// torrent: the player's second element, made ready for the next
+    /// track, reads it from the same session. `None`: not ours.
+    fn reader_span(&self, key: &str) -> Option<(Option<usize>, u64, u64, String)> {
+        if key == self.stream_key() {
+            let (base, total) = self.span();
+            return Some((self.file().map(|f| f.index), base, total, self.name()?));
+        }
+        self.file()?;
+        let index = file::stream_file(key, &self.node.info_hash().to_hex())??;
+        let view = file::choose(self.node.files()?, index).ok()??;
+        Some((Some(view.index), view.offset, view.length, view.name))
+    }
+
     fn on_port(&mut self, id: u64, request: PortRequest) {
         match request {
             PortRequest::Cancel => {
@@ -79,12 +96,12 @@ impl Session {
     /// Answers every waiting reader whose next byte is in `piece`.
     pub(super) fn serve_waiting(&mut self, piece: u32) {
         let piece_length = self.node.torrent().piece_length();
-        let (base, _) = self.span();
         let ready: Vec<u64> = self
             .readers
             .iter()
             .filter(|(_, r)| {
-                r.waiting && stream::next_chunk(piece_length, base + r.pos, base + r.end).0 == piece
+                r.waiting
+                    && stream::next_chunk(piece_length, r.base + r.pos, r.base + r.end).0 == piece
             })
             .map(|(id, _)| *id)
             .collect();
@@ -98,7 +115,6 @@ impl Session {
     /// to [`stream::MAX_CHUNK`]), if the piece holding it is verified.
     fn serve_reader(&mut self, id: u64) {
         let piece_length = self.node.torrent().piece_length();
-        let (base, _) = self.span();
         let Some(reader) = self.readers.get_mut(&id) else {
             return;
         };
@@ -111,8 +127,8 @@ impl Session {
             let node = &self.node;
             let bytes = stream::available(
                 piece_length,
-                base + reader.pos,
-                base + reader.end,
+                reader.base + reader.pos,
+                reader.base + reader.end,
                 stream::MAX_CHUNK,
                 |p| node.piece(p),
             );
@@ -126,12 +142,15 @@ impl Session {
         }
     }
 
-    /// Notes the first byte any reader waits for (see `update_playback`).
-    fn note_waiting_readers(&mut self) {
+    /// Notes the first byte any reader of the file played waits for (see
+    /// `update_playback`); a reader of the next file, made ready ahead, is
+    /// no playhead.
+    pub(super) fn note_waiting_readers(&mut self) {
+        let playing = self.file().map(|f| f.index);
         let first = self
             .readers
             .values()
-            .filter(|r| r.waiting && !r.finished())
+            .filter(|r| r.waiting && !r.finished() && r.file == playing)
             .map(|r| r.pos)
             .min();
         if first != self.waiting_reader_pos {
