@@ -268,15 +268,7 @@ fn builder(name: &str, ordered: &[&Track], options: &TorrentOptions) -> TorrentB
     let layout = ordered
         .iter()
         .map(|t| (vec![file_name(&t.path).to_owned()], t.length));
-    let mut builder = TorrentBuilder::multi_file(name, layout)
-        .created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
-    for tracker in &options.trackers {
-        builder = builder.tracker(tracker.clone());
-    }
-    for seed in &options.web_seeds {
-        builder = builder.web_seed(seed.clone());
-    }
-    builder
+    options.apply(TorrentBuilder::multi_file(name, layout))
 }
 
 /// Reads the files in order through one piece hasher (and the files

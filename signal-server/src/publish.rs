@@ -88,6 +88,21 @@ pub struct TorrentOptions {
     pub web_seeds: Vec<String>,
 }
 
+impl TorrentOptions {
+    /// `builder` with our `created by`, these trackers and web seeds: what
+    /// every torrent we publish (a track's or an album's) carries.
+    pub fn apply(&self, builder: TorrentBuilder) -> TorrentBuilder {
+        let mut builder = builder.created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
+        for tracker in &self.trackers {
+            builder = builder.tracker(tracker.clone());
+        }
+        for seed in &self.web_seeds {
+            builder = builder.web_seed(seed.clone());
+        }
+        builder
+    }
+}
+
 /// Every audio file under `dir` (recursively), sorted: regular files only,
 /// hidden entries (a name starting with `.`) skipped, symbolic links
 /// skipped (and logged) rather than followed, so nothing outside `dir` is
@@ -286,15 +301,7 @@ pub fn torrent_from_pieces(
 }
 
 fn builder(name: &str, length: u64, options: &TorrentOptions) -> TorrentBuilder {
-    let mut builder = TorrentBuilder::single_file(name, length)
-        .created_by(concat!("fanswarm ", env!("CARGO_PKG_VERSION")));
-    for tracker in &options.trackers {
-        builder = builder.tracker(tracker.clone());
-    }
-    for seed in &options.web_seeds {
-        builder = builder.web_seed(seed.clone());
-    }
-    builder
+    options.apply(TorrentBuilder::single_file(name, length))
 }
 
 #[cfg(test)]
