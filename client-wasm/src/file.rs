@@ -93,6 +93,11 @@ pub const LOOK_AHEAD_SECS: u64 = 20;
 /// next track starts from (kept pieces are imported by the next load).
 pub const LOOK_AHEAD_BYTES: u64 = 512 * 1024;
 
+/// Bytes from where an element made ready for the next file waits that
+/// are fetched ahead with it (`Node::look_ahead_read`): an Ogg file's
+/// last page, which browsers look for in the file's last 65,307 bytes.
+pub const NEXT_READ_BYTES: u64 = 64 * 1024;
+
 /// Whether a track whose element is at byte `played` of `length`, playing
 /// `bytes_per_sec`, is near enough its end to fetch the next one's start.
 /// Not while the rate is unknown (the element has no duration yet).

@@ -27,7 +27,11 @@
 //! the rarest-first class after every other wanted piece. Their deadline
 //! comes from the playhead like any other piece's, and since the next
 //! file follows the playing one in the stream, the playing file's pieces
-//! always come first in the deadline classes.
+//! always come first in the deadline classes. Some look-ahead pieces may
+//! be *due early* ([`Picker::set_wanted`]'s `due_by`): due when the
+//! stream reaches an offset before their own place in it (an Ogg file's
+//! last page, which a browser reads before it plays the file, is due when
+//! the file starts), so they turn urgent with the next file's first piece.
 //!
 //! Invariants (see `engine/PIECES.md` for the whole story): a piece is either
 //! had (`have`), partial (an entry in `partial`), or untouched; a partial
@@ -122,6 +126,9 @@ pub struct Picker {
     wanted: Bitfield,
     /// Wanted pieces that are look-ahead: last among equals, never doubled.
     look_ahead: Bitfield,
+    /// Pieces due when the stream reaches an offset before their own:
+    /// (pieces, that offset in the torrent's stream).
+    due_by: Vec<(Range<u32>, u64)>,
 }
 
 impl Picker {
@@ -146,13 +153,22 @@ impl Picker {
             playback: None,
             wanted: Bitfield::full(count),
             look_ahead: Bitfield::empty(count),
+            due_by: Vec::new(),
         }
     }
 
     /// Wants exactly the pieces in `wanted` (ranges, clipped to the
     /// torrent), `look_ahead` ones among them at low priority. Pieces
     /// already requested stay requested; nothing unwanted is picked again.
-    pub fn set_wanted(&mut self, wanted: &[Range<u32>], look_ahead: &[Range<u32>]) {
+    /// `due_by` pieces are look-ahead too (unless wanted anyway) and due
+    /// when the stream reaches the offset given with them, if that comes
+    /// before their own place in it.
+    pub fn set_wanted(
+        &mut self,
+        wanted: &[Range<u32>],
+        look_ahead: &[Range<u32>],
+        due_by: &[(Range<u32>, u64)],
+    ) {
         let count = self.piece_count();
         self.wanted = Bitfield::empty(count);
         self.look_ahead = Bitfield::empty(count);
@@ -161,7 +177,8 @@ impl Picker {
                 self.wanted.set(p);
             }
         }
-        for range in look_ahead {
+        let early = due_by.iter().map(|(range, _)| range);
+        for range in look_ahead.iter().chain(early) {
             for p in range.start..range.end.min(count) {
                 if !self.wanted.has(p) {
                     self.wanted.set(p);
@@ -169,6 +186,11 @@ impl Picker {
                 }
             }
         }
+        self.due_by = due_by
+            .iter()
+            .filter(|(range, _)| range.start < range.end.min(count))
+            .map(|(range, offset)| (range.start..range.end.min(count), *offset))
+            .collect();
     }
 
     /// Wants every piece again (the default).
@@ -176,6 +198,7 @@ impl Picker {
         let count = self.piece_count();
         self.wanted = Bitfield::full(count);
         self.look_ahead = Bitfield::empty(count);
+        self.due_by.clear();
     }
 
     /// Whether `piece` is wanted and not had: one the picker may hand out.
@@ -555,19 +578,48 @@ impl Picker {
         self.pieces_by_urgency(Urgency::ReadAhead)
     }
 
+    /// The wanted pieces of urgency `want`, soonest due first.
     fn pieces_by_urgency(&self, want: Urgency) -> Vec<u32> {
         let Some(pb) = self.playback else {
             return Vec::new();
         };
         let head = ((pb.offset / u64::from(self.piece_length)) as u32).min(self.piece_count());
-        (head..self.piece_count())
+        let mut pieces: Vec<u32> = (head..self.piece_count())
             .take_while(|&p| self.urgency(p) <= want)
             .filter(|&p| self.wants(p) && self.urgency(p) == want)
-            .collect()
+            .collect();
+        // Pieces due early lie beyond the scan (or in it, already found).
+        let early: Vec<u32> = self
+            .due_by
+            .iter()
+            .flat_map(|(range, _)| range.clone())
+            .filter(|&p| self.wants(p) && self.urgency(p) == want && !pieces.contains(&p))
+            .collect();
+        if !early.is_empty() {
+            pieces.extend(early);
+            let mut keyed: Vec<(u64, u64, u64)> = pieces
+                .iter()
+                .map(|&p| (self.due_offset(p), u64::from(p), 0))
+                .collect();
+            sort_keys(&mut keyed);
+            pieces = keyed.into_iter().map(|(_, p, _)| p as u32).collect();
+        }
+        pieces
+    }
+
+    /// Where in the stream `piece` is due: its own start, or earlier when
+    /// it is due early (`due_by`).
+    fn due_offset(&self, piece: u32) -> u64 {
+        let own = u64::from(piece) * u64::from(self.piece_length);
+        self.due_by
+            .iter()
+            .filter(|(range, _)| range.contains(&piece))
+            .map(|&(_, offset)| offset)
+            .fold(own, u64::min)
     }
 
     fn time_until_due(&self, piece: u32, pb: Playback) -> Duration {
-        let start = u64::from(piece) * u64::from(self.piece_length);
+        let start = self.due_offset(piece);
         let rate = pb
             .bytes_per_sec
             .unwrap_or(self.config.default_bytes_per_sec)
@@ -689,7 +741,7 @@ mod tests {
     fn only_wanted_pieces_are_picked_and_the_look_ahead_comes_last() {
         let mut p = picker(8);
         // Pieces 1..3 wanted, 3..5 look-ahead; the look-ahead is rarer.
-        p.set_wanted(&[1..3], &[3..5, 9..20]);
+        p.set_wanted(&[1..3], &[3..5, 9..20], &[]);
         p.add_peer_pieces(&Bitfield::full(8));
         let mut rare = Bitfield::full(8);
         rare.clear(3);
@@ -725,7 +777,7 @@ mod tests {
     #[test]
     fn a_look_ahead_piece_due_soon_is_never_asked_twice() {
         let mut p = picker(8);
-        p.set_wanted(&[0..2], &[2..3]);
+        p.set_wanted(&[0..2], &[2..3], &[]);
         p.set_playback(Some(Playback {
             offset: u64::from(PL) * 2 - 1,
             bytes_per_sec: Some(u64::from(PL) * 10),
@@ -745,6 +797,49 @@ mod tests {
             p.urgent_pieces().iter().all(|&piece| piece < 3),
             "unwanted pieces are never urgent"
         );
+    }
+
+    #[test]
+    fn a_piece_due_early_turns_urgent_with_the_next_files_start() {
+        // Playing piece 0..3 of 20 (a piece a second); the next file starts
+        // at piece 4, its head 4..6 is look-ahead and its last piece 19 is
+        // due when the stream reaches piece 4.
+        let mut p = picker(20);
+        let next = u64::from(PL) * 4;
+        p.set_wanted(&[0..4], &[4..6], &[(19..20, next)]);
+        let at = |offset: u64| Playback {
+            offset,
+            bytes_per_sec: Some(u64::from(PL)),
+        };
+        p.set_playback(Some(at(0)));
+        assert_eq!(p.due_in(19), Some(Duration::from_secs(4)));
+        assert_eq!(
+            p.due_in(5),
+            Some(Duration::from_secs(5)),
+            "the head: its own place"
+        );
+        assert_eq!(p.urgency(19), Urgency::Urgent);
+        assert_eq!(
+            p.urgent_pieces(),
+            [0, 1, 2, 3, 4, 19, 5],
+            "soonest due first; the early piece with the file's first"
+        );
+        assert!(p.wants(19) && p.web_seed_eligible(19));
+        let blocks = p.pick_blocks(&Bitfield::full(20), &[], 1000);
+        assert!(blocks.iter().any(|b| b.piece == 19), "{blocks:?}");
+        assert!(
+            !blocks.iter().any(|b| (6..19).contains(&b.piece)),
+            "nothing unwanted is picked"
+        );
+        // Far from the end, it is due no sooner than the file's start.
+        let mut far = picker(200);
+        far.set_wanted(&[0..100], &[100..102], &[(199..200, u64::from(PL) * 100)]);
+        far.set_playback(Some(at(0)));
+        assert_eq!(far.urgency(199), Urgency::Normal);
+        assert!(!far.urgent_pieces().contains(&199));
+        // Dropped with the selection.
+        p.want_all();
+        assert_eq!(p.due_in(19), Some(Duration::from_secs(19)));
     }
 
     #[test]

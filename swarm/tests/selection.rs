@@ -99,7 +99,7 @@ fn a_selection_fetches_only_its_pieces_and_still_serves() {
         assert!(seeder.import_piece(i as u32, chunk));
     }
     let mut leecher = engine(2);
-    leecher.set_wanted(Time(0), &[2..4], &[4..5]);
+    leecher.set_wanted(Time(0), &[2..4], &[4..5], &[]);
     leecher.add_peer(Time(0), PeerKey(1));
     seeder.add_peer(Time(0), PeerKey(2));
     let mut now = 0;
@@ -116,7 +116,7 @@ fn a_selection_fetches_only_its_pieces_and_still_serves() {
     // A third engine wanting everything gets pieces 2..=4 from the
     // leecher, which serves what it has whatever it wants.
     let mut third = engine(3);
-    third.set_wanted(Time(now), &[0..PIECES], &[]);
+    third.set_wanted(Time(now), &[0..PIECES], &[], &[]);
     third.add_peer(Time(now), PeerKey(1));
     leecher.add_peer(Time(now), PeerKey(2));
     let (asked, _) = run(&mut third, &mut leecher, &mut now);

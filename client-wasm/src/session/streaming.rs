@@ -143,10 +143,31 @@ impl Session {
     }
 
     /// Notes the first byte any reader of the file played waits for (see
-    /// `update_playback`); a reader of the next file, made ready ahead, is
-    /// no playhead.
+    /// `update_playback`). A reader of the next file, made ready ahead, is
+    /// no playhead, but what it waits for the element may need before it
+    /// can play: more of the head than the playing file's deadlines have
+    /// brought (a next track of a higher bitrate), and an Ogg file's last
+    /// page, which browsers read for its duration. So the next
+    /// [`file::NEXT_READ_BYTES`] from where it waits are due when that
+    /// file starts (`Node::look_ahead_read`, a few such ranges per track),
+    /// and come before the playing file ends, from the web seed alone too.
     pub(super) fn note_waiting_readers(&mut self) {
         let playing = self.file().map(|f| f.index);
+        if self.settings.look_ahead {
+            let ahead: Vec<(usize, std::ops::Range<u64>)> = self
+                .readers
+                .values()
+                .filter(|r| r.waiting && !r.finished() && r.file != playing)
+                .filter_map(|r| {
+                    let end = (r.end + 1).min(r.pos + file::NEXT_READ_BYTES);
+                    Some((r.file?, r.pos..end))
+                })
+                .collect();
+            for (index, bytes) in ahead {
+                // The reader's file was checked when it opened.
+                let _ = self.node.look_ahead_read(crate::js::now(), index, bytes);
+            }
+        }
         let first = self
             .readers
             .values()

@@ -602,11 +602,19 @@ impl Torrent {
 
     /// Fetch only these pieces (ranges, clipped to the torrent), and
     /// `look_ahead` ones besides at low priority: an album's one-track
-    /// player wants its file's pieces, then the next file's first ones.
-    /// Every piece had is still served. See the picker's "Selection".
-    pub fn set_wanted(&mut self, now: Time, wanted: &[Range<u32>], look_ahead: &[Range<u32>]) {
+    /// player wants its file's pieces, then the next file's first ones,
+    /// and `due_by` ones due when the stream reaches the offset given with
+    /// them (the next file's last page, due at its start). Every piece had
+    /// is still served. See the picker's "Selection".
+    pub fn set_wanted(
+        &mut self,
+        now: Time,
+        wanted: &[Range<u32>],
+        look_ahead: &[Range<u32>],
+        due_by: &[(Range<u32>, u64)],
+    ) {
         self.now = now;
-        self.picker.set_wanted(wanted, look_ahead);
+        self.picker.set_wanted(wanted, look_ahead, due_by);
         self.wanted_changed();
     }
 

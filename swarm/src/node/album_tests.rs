@@ -235,6 +235,79 @@ fn the_look_ahead_fetches_the_next_files_head_and_no_more() {
     assert_eq!(n.selected_files(), Some(&[0][..]));
 }
 
+/// Near the end of a track, a listener (web seed only while it plays)
+/// made ready for the next waits on that file's last bytes: they are due
+/// when the stream reaches the file's start, so they are fetched before
+/// the playing file ends, though their own place in the stream is far
+/// enough away that they would not be yet.
+#[test]
+fn bytes_a_next_player_reads_are_due_at_its_files_start() {
+    let mut n = Node::new(
+        NodeConfig {
+            offer_grace: Duration::ZERO,
+            engine: Config {
+                web_seed_needs_playback: true,
+                ..Config::default()
+            },
+            ..NodeConfig::default()
+        },
+        Source::Torrent(Box::new(album())),
+        vec![],
+        PeerId::generate([5; 12]),
+        7,
+        Time(0),
+    )
+    .unwrap();
+    drain(&mut n);
+    n.select_files(Time(1), &[2]).unwrap();
+    // File 2 (pieces 2..=5, 50,000 B at 4,000 B/s) has 2.5 s left, in
+    // piece 4; file 3 (pieces 5..=7) is next, all of it looked ahead.
+    let near_the_end = Playback {
+        offset: 40_000,
+        bytes_per_sec: Some(4_000),
+    };
+    n.set_file_playback(Time(2), 2, Some(near_the_end)).unwrap();
+    n.look_ahead(Time(3), 3, 30_000).unwrap();
+    let mut at = 10;
+    while at < 3_000 {
+        serve_more(&mut n, &mut at);
+    }
+    // Pieces 2 and 3 are behind the playhead; 7 is due in 8.4 s.
+    assert_eq!(had(&n), vec![4, 5, 6], "what is due within 6 s");
+    // A player of file 3 waits on its last bytes (piece 7).
+    n.look_ahead_read(Time(at), 3, 29_000..u64::MAX).unwrap();
+    let asked = {
+        let mut asked = Vec::new();
+        let until = at + 1_000;
+        while at < until {
+            at += 250;
+            n.handle_timeout(Time(at));
+            for (id, request) in http_gets(&drain(&mut n)) {
+                let file = file_at(&request.url);
+                n.http_data(
+                    Time(at),
+                    id,
+                    &file[request.start as usize..=request.end as usize],
+                );
+                n.http_end(Time(at), id);
+                asked.push(request);
+            }
+        }
+        asked
+    };
+    assert_eq!(had(&n), vec![4, 5, 6, 7], "due at file 3's start, in 2.5 s");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].url.ends_with("03%20c%23.wav"), "{asked:?}");
+    assert_eq!((asked[0].start, asked[0].end), (23_728, 29_999));
+    // Taking the look-ahead back drops the wait; bad indexes are errors.
+    n.look_ahead(Time(at), 3, 0).unwrap();
+    assert_eq!(
+        n.look_ahead_read(Time(at), 9, 0..1),
+        Err(FileError::OutOfRange { index: 9, files: 4 })
+    );
+    n.look_ahead_read(Time(at), 3, 40_000..50_000).unwrap();
+}
+
 fn serve_more(n: &mut Node, at: &mut u64) {
     *at += 250;
     n.handle_timeout(Time(*at));

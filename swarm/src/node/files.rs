@@ -38,7 +38,13 @@ pub(super) struct Selection {
     files: Option<Vec<usize>>,
     /// The next file's first bytes, fetched at low priority: (file, bytes).
     look_ahead: Option<(usize, u64)>,
+    /// Bytes of files to come that a player made ready for them reads
+    /// before it plays: (file, bytes of it), due at the file's start.
+    reads: Vec<(usize, Range<u64>)>,
 }
+
+/// Byte ranges [`Node::look_ahead_read`] takes at most per look-ahead.
+pub const MAX_READS: usize = 8;
 
 impl Node {
     /// The torrent's files in stream order (path with the torrent's name
@@ -63,6 +69,7 @@ impl Node {
         self.selection = Selection {
             files: Some(chosen),
             look_ahead: None,
+            reads: Vec::new(),
         };
         self.apply_selection(now);
         Ok(())
@@ -87,6 +94,41 @@ impl Node {
         check(self.info()?, file)?;
         self.now = now;
         self.selection.look_ahead = (bytes > 0).then_some((file, bytes));
+        if bytes == 0 {
+            self.selection.reads.clear();
+        }
+        self.apply_selection(now);
+        Ok(())
+    }
+
+    /// A player made ready for `file` (the next track, see
+    /// [`Node::look_ahead`]) waits on `bytes` of it before it can play: a
+    /// browser reads an Ogg file's last page for its duration, far past
+    /// the look-ahead. The pieces holding them are fetched with the
+    /// look-ahead and due when the stream reaches the file's start, not at
+    /// their own place in it, so from the web seed alone they come before
+    /// the playing file ends. Kept until the selection changes or the
+    /// look-ahead is taken back. At most [`MAX_READS`] ranges: a range
+    /// starting inside one already asked for, or any past that, asks for
+    /// nothing (so a player preloading the whole file gets its first
+    /// ranges early, not the file); bytes are clipped to the file.
+    pub fn look_ahead_read(
+        &mut self,
+        now: Time,
+        file: usize,
+        bytes: Range<u64>,
+    ) -> Result<(), FileError> {
+        let entry = check(self.info()?, file)?;
+        let bytes = bytes.start.min(entry.length)..bytes.end.min(entry.length);
+        let known = |(f, r): &(usize, Range<u64>)| *f == file && r.contains(&bytes.start);
+        if bytes.is_empty()
+            || self.selection.reads.len() >= MAX_READS
+            || self.selection.reads.iter().any(known)
+        {
+            return Ok(());
+        }
+        self.now = now;
+        self.selection.reads.push((file, bytes));
         self.apply_selection(now);
         Ok(())
     }
@@ -176,8 +218,20 @@ impl Node {
             })
             .into_iter()
             .collect();
+        let length = u64::from(info.piece_length);
+        let due_by: Vec<(Range<u32>, u64)> = self
+            .selection
+            .reads
+            .iter()
+            .filter_map(|(file, bytes)| {
+                let entry = info.files.get(*file)?;
+                let first = u32::try_from((entry.offset + bytes.start) / length).ok()?;
+                let last = u32::try_from((entry.offset + bytes.end - 1) / length).ok()?;
+                Some((first..last + 1, entry.offset))
+            })
+            .collect();
         if let Some(torrent) = self.torrent.torrent_mut() {
-            torrent.set_wanted(now, &wanted, &look_ahead);
+            torrent.set_wanted(now, &wanted, &look_ahead, &due_by);
         }
         self.pump();
     }

@@ -24,7 +24,7 @@
 //!   then [`Node::http_end`] (or [`Node::http_failed`]);
 //! - the player: [`Node::set_playback`], or for one file of an album
 //!   [`Node::select_files`], [`Node::set_file_playback`] and
-//!   [`Node::look_ahead`] (`files.rs`);
+//!   [`Node::look_ahead`], [`Node::look_ahead_read`] (`files.rs`);
 //! - [`Node::handle_timeout`] when the time it asked for comes,
 //!
 //! and after each call drains [`Node::poll`] until [`Output::Timeout`].
