@@ -93,7 +93,9 @@ export interface PlayOptions {
    * element plays that file alone. An index the torrent lacks, or anything
    * but a whole number: `load` rejects, saying which files there are.
    * File 0 of a single-file torrent is the torrent. Unsaid, a multi-file
-   * torrent plays its first file (`track.files()` lists them).
+   * torrent plays its first audio file (by name: mp3, ogg, opus, flac,
+   * m4a, wav, webm; not a cover or a `.cue` before it), and one with
+   * none is an error naming its files (`track.files()` lists them).
    */
   file?: number | string;
   /**

@@ -11,6 +11,8 @@
 
 use swarm::metainfo::FileEntry;
 
+use crate::stream;
+
 /// The file a track plays, resolved against the torrent's file list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileView {
@@ -67,6 +69,20 @@ pub fn choose(files: &[FileEntry], index: usize) -> Result<Option<FileView>, Str
     }))
 }
 
+/// The file a track plays: `index` when the page named one (`file`, as
+/// [`choose`]), else for a multi-file torrent its first audio file, one
+/// whose name [`stream::mime_for`] types as audio and which holds bytes (a
+/// foreign album may open with a cover, a `.nfo` or a `.cue`). A torrent
+/// with no such file is an error naming its files: there is nothing an
+/// element can play.
+pub fn resolve(files: &[FileEntry], index: Option<usize>) -> Result<Option<FileView>, String> {
+    match index {
+        Some(index) => choose(files, index),
+        None if files.len() <= 1 => Ok(None),
+        None => choose(files, first_audio(files)?),
+    }
+}
+
 /// Which stream of the torrent whose info hash is `hex` the worker's key
 /// names: `Some(None)` the whole torrent (`<hex>`), `Some(Some(n))` its
 /// file `n` (`<hex>-<n>`), `None` another torrent's or no key of ours.
@@ -82,6 +98,28 @@ pub fn stream_file(key: &str, hex: &str) -> Option<Option<usize>> {
         .filter(|_| digits == digits.trim())
         .map(Some)
 }
+
+/// The index of the first file of `files` an element can play, or an
+/// error naming the files (the first [`NAMES_SAID`] of them).
+fn first_audio(files: &[FileEntry]) -> Result<usize, String> {
+    let name = |f: &FileEntry| f.path.last().map_or("", String::as_str).to_owned();
+    let playable = |f: &FileEntry| f.length > 0 && stream::mime_for(&name(f)).starts_with("audio/");
+    if let Some(index) = files.iter().position(playable) {
+        return Ok(index);
+    }
+    let mut names: Vec<String> = files.iter().take(NAMES_SAID).map(name).collect();
+    if files.len() > NAMES_SAID {
+        names.push(format!("and {} more", files.len() - NAMES_SAID));
+    }
+    Err(format!(
+        "no file of this torrent is audio a browser can play (mp3, ogg, opus, flac, m4a, \
+         wav, webm): {}",
+        names.join(", ")
+    ))
+}
+
+/// How many file names an error lists before "and n more".
+const NAMES_SAID: usize = 8;
 
 /// How many seconds before a track's end the next file's first pieces
 /// are fetched ahead (`Node::look_ahead`): enough for a web-seed round
@@ -147,6 +185,54 @@ mod tests {
         assert_eq!(choose(&single, 0), Ok(None), "the whole torrent");
         let e = choose(&single, 3).unwrap_err();
         assert!(e.contains("single track (only file=0)"), "{e}");
+    }
+
+    fn files(names: &[(&str, u64)]) -> Vec<FileEntry> {
+        let mut offset = 0;
+        names
+            .iter()
+            .map(|&(name, length)| {
+                let entry = FileEntry {
+                    path: vec!["Foreign".into(), name.into()],
+                    length,
+                    offset,
+                };
+                offset += length;
+                entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unsaid_an_album_plays_its_first_audio_file() {
+        let album = files(&[
+            ("cover.jpg", 5000),
+            ("album.nfo", 300),
+            ("album.cue", 200),
+            ("empty.mp3", 0),
+            ("1 Song.FLAC", 9000),
+            ("2 Song.flac", 8000),
+        ]);
+        let view = resolve(&album, None).expect("playable").expect("a file");
+        assert_eq!((view.index, view.name.as_str()), (4, "1 Song.FLAC"));
+        assert_eq!(view.offset, 5500);
+        // Named, a file is played as named, audio or not.
+        assert_eq!(resolve(&album, Some(0)).unwrap().unwrap().index, 0);
+        // A single-file torrent is the torrent, whatever its name.
+        let single = files(&[("notes.txt", 10)]);
+        assert_eq!(resolve(&single, None), Ok(None));
+    }
+
+    #[test]
+    fn an_album_with_no_audio_is_an_error_naming_its_files() {
+        let e = resolve(&files(&[("cover.jpg", 5), ("info.nfo", 3)]), None).unwrap_err();
+        assert!(e.contains("no file of this torrent is audio"), "{e}");
+        assert!(e.contains("cover.jpg, info.nfo"), "{e}");
+        let many: Vec<(String, u64)> = (0..20).map(|i| (format!("scan{i}.png"), 1)).collect();
+        let many: Vec<(&str, u64)> = many.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        let e = resolve(&files(&many), None).unwrap_err();
+        assert!(e.contains("scan7.png, and 12 more"), "{e}");
+        assert!(!e.contains("scan8.png"), "{e}");
     }
 
     #[test]
