@@ -9,6 +9,8 @@
 //! (a boundary piece holds the end of one file and the start of the next),
 //! so what is kept per piece is kept per torrent, whichever file fetched it.
 
+use std::ops::Range;
+
 use swarm::metainfo::FileEntry;
 
 use crate::stream;
@@ -81,6 +83,48 @@ pub fn resolve(files: &[FileEntry], index: Option<usize>) -> Result<Option<FileV
         None if files.len() <= 1 => Ok(None),
         None => choose(files, first_audio(files)?),
     }
+}
+
+/// How much of what a track plays is verified: what `track.stats()` says
+/// of the file played (or of the whole torrent), so that its figures
+/// agree with `pieces()` and `done`, not with the album around the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Of `total_pieces`, those verified.
+    pub verified_pieces: u32,
+    /// The pieces holding any of its bytes (boundary pieces included).
+    pub total_pieces: u32,
+    /// Its own bytes in verified pieces: a boundary piece counts only the
+    /// part that is the file's, so this reaches its length exactly when it
+    /// is complete.
+    pub bytes: u64,
+}
+
+/// [`Held`] of the bytes `[offset, offset + length)` of a torrent of
+/// `piece_length`-byte pieces, held in `pieces` (`Node::file_pieces`, or
+/// every piece), of which those for which `verified` says so are in.
+pub fn held(
+    (offset, length): (u64, u64),
+    piece_length: u32,
+    pieces: Range<u32>,
+    verified: impl Fn(u32) -> bool,
+) -> Held {
+    let end = offset.saturating_add(length);
+    let size = u64::from(piece_length);
+    let mut held = Held {
+        verified_pieces: 0,
+        total_pieces: pieces.len() as u32,
+        bytes: 0,
+    };
+    for piece in pieces.filter(|&p| verified(p)) {
+        let start = u64::from(piece).saturating_mul(size);
+        let overlap = end
+            .min(start.saturating_add(size))
+            .saturating_sub(start.max(offset));
+        held.verified_pieces += 1;
+        held.bytes += overlap;
+    }
+    held
 }
 
 /// Which stream of the torrent whose info hash is `hex` the worker's key
@@ -233,6 +277,41 @@ mod tests {
         let e = resolve(&files(&many), None).unwrap_err();
         assert!(e.contains("scan7.png, and 12 more"), "{e}");
         assert!(!e.contains("scan8.png"), "{e}");
+    }
+
+    #[test]
+    fn what_is_held_is_the_file_played_not_the_album() {
+        // Pieces of 64 B; file 1 is bytes [100, 350): pieces 1 to 5, the
+        // first and last shared with files 0 and 2.
+        let album = album();
+        let span = (album[1].offset, album[1].length);
+        let have = |set: &'static [u32]| move |p: u32| set.contains(&p);
+        let none = held(span, 64, 1..6, have(&[]));
+        assert_eq!(
+            (none.verified_pieces, none.total_pieces, none.bytes),
+            (0, 5, 0)
+        );
+        // Pieces of files 0 and 2 alone (0, 6) are no part of it; of the
+        // boundary pieces 1 and 5 only its own bytes count.
+        let ends = held(span, 64, 1..6, have(&[0, 1, 5, 6]));
+        assert_eq!(
+            (ends.verified_pieces, ends.bytes),
+            (2, (128 - 100) + (350 - 320))
+        );
+        let all = held(span, 64, 1..6, have(&[0, 1, 2, 3, 4, 5, 6]));
+        assert_eq!(
+            (all.verified_pieces, all.bytes),
+            (5, 250),
+            "its length, exactly"
+        );
+        // The whole torrent: 390 B, the last piece short.
+        let whole = held((0, 390), 64, 0..7, |_| true);
+        assert_eq!(
+            (whole.verified_pieces, whole.total_pieces, whole.bytes),
+            (7, 7, 390)
+        );
+        // Before a magnet's metadata: nothing, and no panic.
+        assert_eq!(held((0, 0), 0, 0..0, |_| true).total_pieces, 0);
     }
 
     #[test]
