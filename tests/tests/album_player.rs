@@ -21,7 +21,9 @@
 //! opened again and that the peer connection to another fan lasted. The
 //! demo page's player of the album lists its tracks. An Ogg album moves on
 //! in the element made ready, its gap printed (not gapless yet: see
-//! `run_ogg`).
+//! `run_ogg`). With `keep: 'start'`, a session moved on to file 1
+//! (`playFile`) keeps file 1's start under file 1's key, and a later load
+//! of file 1 imports it.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -40,6 +42,7 @@ const LIST: &str = "an_album_embed_lists_its_tracks_and_moves_on_to_the_next";
 const LIST_FIREFOX: &str = "an_album_embed_lists_its_tracks_and_moves_on_in_firefox";
 const OGG: &str = "an_ogg_album_moves_on_to_its_next_track";
 const OGG_FIREFOX: &str = "an_ogg_album_moves_on_to_its_next_track_in_firefox";
+const KEEP_START: &str = "an_album_session_keeps_the_start_of_each_file_it_plays";
 
 /// Seconds of each track, in file order (about 44 KB a second): the middle
 /// one longer, so its duration tells it from its neighbours and the album.
@@ -93,6 +96,14 @@ fn an_ogg_album_moves_on_to_its_next_track_in_firefox() -> anyhow::Result<()> {
         return netns::rerun_inside(OGG_FIREFOX);
     }
     tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Firefox))
+}
+
+#[test]
+fn an_album_session_keeps_the_start_of_each_file_it_plays() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(KEEP_START);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_keep_start(Engine::Chromium))
 }
 
 /// The album's server: three tracks in a folder, and a lone one; the
@@ -664,6 +675,102 @@ async fn run_ogg(engine: Engine) -> anyhow::Result<()> {
         at["aheadEnd"],
         at["tail"],
         num(at, "playing"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `keep: 'start'` in one album session: file 0 loaded, then
+/// `track.playFile(1)`. File 1's start is kept under its own key
+/// (`&file=1`), with its stream URL, and a later load of file 1 imports
+/// it (`fromCache`) before it fetches anything.
+async fn run_keep_start(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, _) = album_server().await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let meta = Metainfo::from_bytes(&album.torrent)?;
+    let pieces = meta.info.file_pieces(1).context("file 1's pieces")?;
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open(&format!("{}/piecemap.js", srv.base)).await?;
+    let text = browser
+        .eval(
+            &page,
+            &format!(
+                "(async () => {{
+            const fanswarm = (await import('/fanswarm.js')).default;
+            const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+            const options = {{ torrent: '{torrent}', iceServers: [], keep: 'start' }};
+            const audio = new Audio();
+            const playing = () => new Promise((resolve, reject) => {{
+                audio.addEventListener('playing', resolve, {{ once: true }});
+                setTimeout(() => reject(new Error('not playing in 20 s')), 20000);
+            }});
+            let heard = playing();
+            const track = await fanswarm.play(audio, {{ ...options, file: 0 }});
+            await heard;
+            heard = playing();
+            track.playFile(1);
+            await heard;
+            const isFile1 = (e) => e.key.endsWith('&file=1');
+            let list = [];
+            let kept;
+            for (let i = 0; i < 100 && !kept; i++) {{
+                await sleep(100);
+                list = JSON.parse(localStorage.getItem('fanswarm-start-v1') ?? '[]');
+                const entry = list.find(isFile1);
+                kept = entry && await (await caches.open('fanswarm-start-v1')).match(entry.key);
+            }}
+            track.destroy();
+            const again = await fanswarm.load(new Audio(), {{ ...options, file: 1, webSeed: false }});
+            const back = again.stats();
+            again.destroy();
+            return JSON.stringify({{ keys: list.map((e) => e.key),
+                stream: list.find(isFile1)?.stream ?? null,
+                pieces: kept?.headers.get('x-fanswarm-pieces') ?? null, fromCache: back.fromCache }});
+        }})()",
+                torrent = album.torrent_url
+            ),
+        )
+        .await?;
+    let kept: Value = serde_json::from_str(text.as_str().context("result JSON")?)?;
+    let keys = kept["keys"].as_array().context("keys")?;
+    ensure!(
+        keys.iter()
+            .any(|k| k.as_str().is_some_and(|k| k.ends_with("&file=0")))
+            && keys
+                .iter()
+                .any(|k| k.as_str().is_some_and(|k| k.ends_with("&file=1"))),
+        "file 0's start and file 1's, each under its own key: {kept}"
+    );
+    let hex = album.info_hash.to_hex();
+    ensure!(
+        kept["stream"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("/{hex}-1/"))),
+        "file 1's entry resumes file 1's stream: {kept}"
+    );
+    let indexes: Vec<u32> = kept["pieces"]
+        .as_str()
+        .context("file 1's entry is in the cache")?
+        .split(',')
+        .filter_map(|e| e.split(':').next()?.parse().ok())
+        .collect();
+    ensure!(
+        indexes.contains(&pieces.start) && indexes.iter().all(|p| pieces.contains(p)),
+        "file 1's first pieces, none of another file alone: {indexes:?} of {pieces:?}"
+    );
+    ensure!(
+        num(&kept, "fromCache") >= f64::from(meta.info.piece_length),
+        "a later load of file 1 imports its kept start: {kept}"
+    );
+    println!(
+        "{}: file 1's start kept: pieces {indexes:?} of {pieces:?}; {:.1} s",
+        engine.name(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
