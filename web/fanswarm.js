@@ -162,7 +162,11 @@ export async function load(audio, options) {
   }
   if (whole) keepTrack(track, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
   // The start too, whole track or not: `resume` plays from its entry.
-  if (key) keepStart(track, audio, key);
+  // So for each file an album's session moves on to, under its own key.
+  if (key) {
+    keepStart(track, audio, key);
+    keepFileStarts(track, audio, options);
+  }
   replayUnheard();
   wake();
   return track;
@@ -265,6 +269,27 @@ function keepStart(track, audio, key) {
     track.removeEventListener('progress', onProgress);
     writeStart(cache, key, track, [...verified].sort((a, b) => a - b)).catch(() => {});
   }, { once: true });
+}
+
+/** `track.playFile(n, element?)`, which also keeps file n's start under
+ *  its own key once its element plays: of the pieces the file has then
+ *  (its look-ahead came before the move, not as `progress` after it). */
+function keepFileStarts(track, audio, options) {
+  const playFile = track.playFile.bind(track);
+  let element = audio;
+  track.playFile = (file, next) => {
+    playFile(file, next); // throws for a file the album lacks: nothing kept
+    element = next ?? element;
+    const key = startKey({ ...options, file });
+    const cache = caches.open(START_CACHE);
+    cache.catch(() => {});
+    element.addEventListener('playing', () => {
+      if (track.file !== file) return; // moved on again before it played
+      const first = Math.floor(track.offset / track.pieceLength);
+      const had = [...track.pieces()].flatMap((state, i) => (state ? [first + i] : []));
+      writeStart(cache, key, track, had).catch(() => {});
+    }, { once: true });
+  };
 }
 
 async function writeStart(opened, key, track, indexes) {

@@ -80,8 +80,8 @@ let sessionOwner = null;
 
 const EMPTY_STATS = Object.freeze({
   peers: 0, downloaded: 0, fromPeers: 0, fromWebSeed: 0, fromCache: 0, uploaded: 0,
-  downloadSpeed: 0, uploadSpeed: 0, verifiedPieces: 0, totalPieces: 0, done: false,
-  banned: 0, wasted: 0, sharing: false, sharingOff: null, uploadCap: null,
+  downloadSpeed: 0, uploadSpeed: 0, length: 0, verifiedBytes: 0, verifiedPieces: 0,
+  totalPieces: 0, done: false, banned: 0, wasted: 0, sharing: false, sharingOff: null, uploadCap: null,
 });
 
 class FanswarmPlayer extends HTMLElement {

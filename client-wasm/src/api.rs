@@ -13,6 +13,7 @@ use swarm::metainfo::Metainfo;
 use swarm::node::{Node, NodeConfig, Source};
 use swarm::{InfoHash, PeerId};
 
+use crate::file;
 use crate::js::{self, JsError, js_error, property};
 use crate::session::{Session, SessionRef, Settings, UploadSetting, dispatch};
 
@@ -93,7 +94,9 @@ export interface PlayOptions {
    * element plays that file alone. An index the torrent lacks, or anything
    * but a whole number: `load` rejects, saying which files there are.
    * File 0 of a single-file torrent is the torrent. Unsaid, a multi-file
-   * torrent plays its first file (`track.files()` lists them).
+   * torrent plays its first audio file (by name: mp3, ogg, opus, flac,
+   * m4a, wav, webm; not a cover or a `.cue` before it), and one with
+   * none is an error naming its files (`track.files()` lists them).
    */
   file?: number | string;
   /**
@@ -110,7 +113,15 @@ export interface PlayOptions {
 export interface TrackStats {
   /** Peers connected (handshake done). */
   peers: number;
-  /** Useful bytes received, from peers and the web seed. */
+  /**
+   * Useful bytes received, from peers and the web seed. This and the
+   * other transfer figures (`fromPeers`, `fromWebSeed`, `fromCache`,
+   * `uploaded`, the speeds, `wasted`) count whole pieces over the track's
+   * session: for a file of an album, the bytes a boundary piece holds of a
+   * neighbour, the next file's look-ahead and the files played before in
+   * the same session (`playFile`) too. `length`, `verifiedBytes`,
+   * `verifiedPieces`, `totalPieces` and `done` are the file played's.
+   */
   downloaded: number;
   /** Useful bytes received from peers. */
   fromPeers: number;
@@ -124,11 +135,19 @@ export interface TrackStats {
   downloadSpeed: number;
   /** Bytes per second served over the last seconds. */
   uploadSpeed: number;
-  /** Pieces verified. */
+  /** Bytes in the track: the file played (`track.length`). */
+  length: number;
+  /** Of `length`, the bytes in verified pieces (`length` once `done`). */
+  verifiedBytes: number;
+  /** Of `totalPieces`, those verified. */
   verifiedPieces: number;
-  /** Pieces in the track. */
+  /**
+   * Pieces holding the track's bytes: the file played's, boundary pieces
+   * included, as many as `track.pieces()` has (the whole torrent's for a
+   * single-file one).
+   */
   totalPieces: number;
-  /** Every piece verified. */
+  /** Every piece of the track verified (the file played's). */
   done: boolean;
   /** Peers banned for sending data that failed its SHA-1 check. */
   banned: number;
@@ -545,8 +564,21 @@ impl Track {
     /// The figures behind `stats()`.
     pub fn figures(&self) -> TrackStats {
         let s = self.session.borrow();
-        let stats = s.node().stats();
+        let node = s.node();
+        let stats = node.stats();
         let (t, down, up) = (stats.engine, stats.download_rate, stats.upload_rate);
+        let (offset, length) = s.span();
+        // The file played's pieces, as `pieces()` draws them.
+        let pieces = match s.file() {
+            Some(f) => node.file_pieces(f.index).unwrap_or(0..0),
+            None => 0..t.total_pieces,
+        };
+        let held = file::held(
+            (offset, length),
+            node.torrent().piece_length(),
+            pieces,
+            |p| node.piece_origin(p).is_some(),
+        );
         TrackStats {
             peers: t.peers as u32,
             downloaded: (t.from_peers + t.from_web_seed) as f64,
@@ -556,8 +588,10 @@ impl Track {
             uploaded: t.uploaded as f64,
             download_speed: down as f64,
             upload_speed: up as f64,
-            verified_pieces: t.verified_pieces,
-            total_pieces: t.total_pieces,
+            length: length as f64,
+            verified_bytes: held.bytes as f64,
+            verified_pieces: held.verified_pieces,
+            total_pieces: held.total_pieces,
             done: s.is_done(),
             banned: t.banned as u32,
             wasted: t.wasted as f64,
@@ -800,7 +834,10 @@ impl Track {
 pub struct TrackStats {
     /// Peers connected (handshake done).
     pub peers: u32,
-    /// Useful bytes received, from peers and the web seed.
+    /// Useful bytes received, from peers and the web seed. Like every
+    /// transfer figure here, whole pieces over the session (for a file of
+    /// an album, boundary pieces, look-ahead and files played before
+    /// included); the piece and byte counts below are the file played's.
     pub downloaded: f64,
     /// Useful bytes received from peers.
     pub from_peers: f64,
@@ -814,11 +851,16 @@ pub struct TrackStats {
     pub download_speed: f64,
     /// Bytes per second served, last seconds.
     pub upload_speed: f64,
-    /// Pieces verified.
+    /// Bytes in the track: the file played, or the whole torrent.
+    pub length: f64,
+    /// Of `length`, the bytes in verified pieces ([`file::held`]).
+    pub verified_bytes: f64,
+    /// Of `total_pieces`, those verified.
     pub verified_pieces: u32,
-    /// Pieces in the track.
+    /// Pieces holding the track's bytes (the file played's, boundary
+    /// pieces included: those `pieces()` draws).
     pub total_pieces: u32,
-    /// Every piece verified.
+    /// Every piece of the track verified (the file played's).
     pub done: bool,
     /// Peers banned for sending data that failed its SHA-1 check.
     pub banned: u32,
@@ -838,7 +880,7 @@ impl TrackStats {
     /// needs no `free()`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
-        let fields: [(&str, JsValue); 16] = [
+        let fields: [(&str, JsValue); 18] = [
             ("peers", self.peers.into()),
             ("downloaded", self.downloaded.into()),
             ("fromPeers", self.from_peers.into()),
@@ -847,6 +889,8 @@ impl TrackStats {
             ("uploaded", self.uploaded.into()),
             ("downloadSpeed", self.download_speed.into()),
             ("uploadSpeed", self.upload_speed.into()),
+            ("length", self.length.into()),
+            ("verifiedBytes", self.verified_bytes.into()),
             ("verifiedPieces", self.verified_pieces.into()),
             ("totalPieces", self.total_pieces.into()),
             ("done", self.done.into()),
@@ -896,7 +940,7 @@ fn file_index(value: &JsValue) -> Result<usize, JsError> {
         Some(n) => n.to_string(),
         None => value.as_string().unwrap_or_default(),
     };
-    crate::file::parse_index(&text).map_err(JsError)
+    file::parse_index(&text).map_err(JsError)
 }
 
 fn string_list(options: &JsValue, name: &str) -> Option<Vec<String>> {

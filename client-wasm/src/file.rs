@@ -9,7 +9,11 @@
 //! (a boundary piece holds the end of one file and the start of the next),
 //! so what is kept per piece is kept per torrent, whichever file fetched it.
 
+use std::ops::Range;
+
 use swarm::metainfo::FileEntry;
+
+use crate::stream;
 
 /// The file a track plays, resolved against the torrent's file list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,62 @@ pub fn choose(files: &[FileEntry], index: usize) -> Result<Option<FileView>, Str
     }))
 }
 
+/// The file a track plays: `index` when the page named one (`file`, as
+/// [`choose`]), else for a multi-file torrent its first audio file, one
+/// whose name [`stream::mime_for`] types as audio and which holds bytes (a
+/// foreign album may open with a cover, a `.nfo` or a `.cue`). A torrent
+/// with no such file is an error naming its files: there is nothing an
+/// element can play.
+pub fn resolve(files: &[FileEntry], index: Option<usize>) -> Result<Option<FileView>, String> {
+    match index {
+        Some(index) => choose(files, index),
+        None if files.len() <= 1 => Ok(None),
+        None => choose(files, first_audio(files)?),
+    }
+}
+
+/// How much of what a track plays is verified: what `track.stats()` says
+/// of the file played (or of the whole torrent), so that its figures
+/// agree with `pieces()` and `done`, not with the album around the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Of `total_pieces`, those verified.
+    pub verified_pieces: u32,
+    /// The pieces holding any of its bytes (boundary pieces included).
+    pub total_pieces: u32,
+    /// Its own bytes in verified pieces: a boundary piece counts only the
+    /// part that is the file's, so this reaches its length exactly when it
+    /// is complete.
+    pub bytes: u64,
+}
+
+/// [`Held`] of the bytes `[offset, offset + length)` of a torrent of
+/// `piece_length`-byte pieces, held in `pieces` (`Node::file_pieces`, or
+/// every piece), of which those for which `verified` says so are in.
+pub fn held(
+    (offset, length): (u64, u64),
+    piece_length: u32,
+    pieces: Range<u32>,
+    verified: impl Fn(u32) -> bool,
+) -> Held {
+    let end = offset.saturating_add(length);
+    let size = u64::from(piece_length);
+    let mut held = Held {
+        verified_pieces: 0,
+        total_pieces: pieces.len() as u32,
+        bytes: 0,
+    };
+    for piece in pieces.filter(|&p| verified(p)) {
+        let start = u64::from(piece).saturating_mul(size);
+        let overlap = end
+            .min(start.saturating_add(size))
+            .saturating_sub(start.max(offset));
+        held.verified_pieces += 1;
+        held.bytes += overlap;
+    }
+    held
+}
+
 /// Which stream of the torrent whose info hash is `hex` the worker's key
 /// names: `Some(None)` the whole torrent (`<hex>`), `Some(Some(n))` its
 /// file `n` (`<hex>-<n>`), `None` another torrent's or no key of ours.
@@ -82,6 +142,28 @@ pub fn stream_file(key: &str, hex: &str) -> Option<Option<usize>> {
         .filter(|_| digits == digits.trim())
         .map(Some)
 }
+
+/// The index of the first file of `files` an element can play, or an
+/// error naming the files (the first [`NAMES_SAID`] of them).
+fn first_audio(files: &[FileEntry]) -> Result<usize, String> {
+    let name = |f: &FileEntry| f.path.last().map_or("", String::as_str).to_owned();
+    let playable = |f: &FileEntry| f.length > 0 && stream::mime_for(&name(f)).starts_with("audio/");
+    if let Some(index) = files.iter().position(playable) {
+        return Ok(index);
+    }
+    let mut names: Vec<String> = files.iter().take(NAMES_SAID).map(name).collect();
+    if files.len() > NAMES_SAID {
+        names.push(format!("and {} more", files.len() - NAMES_SAID));
+    }
+    Err(format!(
+        "no file of this torrent is audio a browser can play (mp3, ogg, opus, flac, m4a, \
+         wav, webm): {}",
+        names.join(", ")
+    ))
+}
+
+/// How many file names an error lists before "and n more".
+const NAMES_SAID: usize = 8;
 
 /// How many seconds before a track's end the next file's first pieces
 /// are fetched ahead (`Node::look_ahead`): enough for a web-seed round
@@ -152,6 +234,89 @@ mod tests {
         assert_eq!(choose(&single, 0), Ok(None), "the whole torrent");
         let e = choose(&single, 3).unwrap_err();
         assert!(e.contains("single track (only file=0)"), "{e}");
+    }
+
+    fn files(names: &[(&str, u64)]) -> Vec<FileEntry> {
+        let mut offset = 0;
+        names
+            .iter()
+            .map(|&(name, length)| {
+                let entry = FileEntry {
+                    path: vec!["Foreign".into(), name.into()],
+                    length,
+                    offset,
+                };
+                offset += length;
+                entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unsaid_an_album_plays_its_first_audio_file() {
+        let album = files(&[
+            ("cover.jpg", 5000),
+            ("album.nfo", 300),
+            ("album.cue", 200),
+            ("empty.mp3", 0),
+            ("1 Song.FLAC", 9000),
+            ("2 Song.flac", 8000),
+        ]);
+        let view = resolve(&album, None).expect("playable").expect("a file");
+        assert_eq!((view.index, view.name.as_str()), (4, "1 Song.FLAC"));
+        assert_eq!(view.offset, 5500);
+        // Named, a file is played as named, audio or not.
+        assert_eq!(resolve(&album, Some(0)).unwrap().unwrap().index, 0);
+        // A single-file torrent is the torrent, whatever its name.
+        let single = files(&[("notes.txt", 10)]);
+        assert_eq!(resolve(&single, None), Ok(None));
+    }
+
+    #[test]
+    fn an_album_with_no_audio_is_an_error_naming_its_files() {
+        let e = resolve(&files(&[("cover.jpg", 5), ("info.nfo", 3)]), None).unwrap_err();
+        assert!(e.contains("no file of this torrent is audio"), "{e}");
+        assert!(e.contains("cover.jpg, info.nfo"), "{e}");
+        let many: Vec<(String, u64)> = (0..20).map(|i| (format!("scan{i}.png"), 1)).collect();
+        let many: Vec<(&str, u64)> = many.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        let e = resolve(&files(&many), None).unwrap_err();
+        assert!(e.contains("scan7.png, and 12 more"), "{e}");
+        assert!(!e.contains("scan8.png"), "{e}");
+    }
+
+    #[test]
+    fn what_is_held_is_the_file_played_not_the_album() {
+        // Pieces of 64 B; file 1 is bytes [100, 350): pieces 1 to 5, the
+        // first and last shared with files 0 and 2.
+        let album = album();
+        let span = (album[1].offset, album[1].length);
+        let have = |set: &'static [u32]| move |p: u32| set.contains(&p);
+        let none = held(span, 64, 1..6, have(&[]));
+        assert_eq!(
+            (none.verified_pieces, none.total_pieces, none.bytes),
+            (0, 5, 0)
+        );
+        // Pieces of files 0 and 2 alone (0, 6) are no part of it; of the
+        // boundary pieces 1 and 5 only its own bytes count.
+        let ends = held(span, 64, 1..6, have(&[0, 1, 5, 6]));
+        assert_eq!(
+            (ends.verified_pieces, ends.bytes),
+            (2, (128 - 100) + (350 - 320))
+        );
+        let all = held(span, 64, 1..6, have(&[0, 1, 2, 3, 4, 5, 6]));
+        assert_eq!(
+            (all.verified_pieces, all.bytes),
+            (5, 250),
+            "its length, exactly"
+        );
+        // The whole torrent: 390 B, the last piece short.
+        let whole = held((0, 390), 64, 0..7, |_| true);
+        assert_eq!(
+            (whole.verified_pieces, whole.total_pieces, whole.bytes),
+            (7, 7, 390)
+        );
+        // Before a magnet's metadata: nothing, and no panic.
+        assert_eq!(held((0, 0), 0, 0..0, |_| true).total_pieces, 0);
     }
 
     #[test]

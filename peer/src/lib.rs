@@ -92,7 +92,9 @@ pub struct PeerOptions {
     pub ice_from_tracker: bool,
     /// Fetch only these files of a multi-file torrent (indexes into its
     /// file list: `get --file N`), their boundary pieces included; `None`:
-    /// every file. Pieces had are served either way.
+    /// every file. Pieces had are served either way. Only these files are
+    /// written (`Storage::writing_only`): a boundary piece's bytes of a
+    /// neighbour stay in memory.
     pub files: Option<Vec<usize>>,
 }
 
@@ -219,7 +221,10 @@ impl NativePeer {
         let trackers = options.trackers_or(meta.trackers())?;
         let ice_url = trackers.first().and_then(|t| ice::url_for_tracker(t));
         let tls = options.tls_config()?;
-        let storage = Storage::new(&meta.info, target)?;
+        let mut storage = Storage::new(&meta.info, target)?;
+        if let Some(files) = &options.files {
+            storage = storage.writing_only(files);
+        }
         let start = Instant::now();
         let mut node = Node::new(
             options.node_config(),

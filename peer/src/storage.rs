@@ -15,6 +15,8 @@ use swarm::metainfo::Info;
 pub struct Storage {
     info: Info,
     paths: Vec<PathBuf>,
+    /// The files written to ([`Storage::writing_only`]); `None`: all.
+    written: Option<Vec<usize>>,
 }
 
 /// Why the files of a torrent could not be read or written.
@@ -49,7 +51,19 @@ impl Storage {
         Ok(Storage {
             info: info.clone(),
             paths,
+            written: None,
         })
+    }
+
+    /// Writes only `files` (indexes into the torrent's: `get --file N`):
+    /// of a piece shared with a neighbour, only the selected files' bytes
+    /// go to disk, so the output is exactly those files and no neighbour's
+    /// file is made, holding a few of its bytes at its start or end (or
+    /// zeros up to them). Reading is unchanged: such a piece reads as
+    /// missing while its neighbour is not on disk, and is fetched again.
+    pub fn writing_only(mut self, files: &[usize]) -> Storage {
+        self.written = Some(files.to_vec());
+        self
     }
 
     /// The files, in torrent order.
@@ -83,14 +97,22 @@ impl Storage {
         Ok(Some(data))
     }
 
-    /// Writes a verified piece into the files it spans, creating them (and
-    /// their directories) as needed.
+    /// Writes a verified piece into the files it spans (those written to:
+    /// [`Storage::writing_only`]), creating them (and their directories)
+    /// as needed.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
         let mut rest = data;
         for slice in self.info.piece_file_slices(piece) {
-            let path = self.path(slice.file)?;
             let (head, tail) = rest.split_at((slice.length as usize).min(rest.len()));
             rest = tail;
+            if self
+                .written
+                .as_ref()
+                .is_some_and(|w| !w.contains(&slice.file))
+            {
+                continue;
+            }
+            let path = self.path(slice.file)?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
             }
@@ -183,6 +205,35 @@ mod tests {
         let a = std::fs::read(dir.path().join("album/a.mp3")).unwrap();
         let b = std::fs::read(dir.path().join("album/b.mp3")).unwrap();
         assert_eq!([a, b].concat(), data);
+    }
+
+    #[test]
+    fn one_file_of_an_album_is_written_exactly() {
+        // Pieces of 16 KiB: b.mp3 shares its first piece with a.mp3 and
+        // its last with c.mp3.
+        let (meta, data) = torrent(
+            &[("a.mp3", 40_000), ("b.mp3", 30_000), ("c.mp3", 20_000)],
+            16_384,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let album = dir.path().join("album");
+        let storage = Storage::new(&meta.info, &album).unwrap().writing_only(&[1]);
+        let pieces = meta.info.file_pieces(1).unwrap();
+        assert_eq!(pieces, 2..5, "boundary pieces on both sides");
+        for piece in pieces {
+            let start = meta.info.piece_offset(piece) as usize;
+            let end = start + meta.info.piece_size(piece) as usize;
+            storage.write_piece(piece, &data[start..end]).unwrap();
+        }
+        let b = std::fs::read(album.join("b.mp3")).unwrap();
+        assert_eq!(b.len(), 30_000, "the file's length");
+        assert!(b == data[40_000..70_000], "the file's bytes");
+        for neighbour in ["a.mp3", "c.mp3"] {
+            assert!(!album.join(neighbour).exists(), "{neighbour} not written");
+        }
+        // A boundary piece reads as missing without its neighbour.
+        assert_eq!(storage.read_piece(2).unwrap(), None);
+        assert!(storage.read_piece(3).unwrap().is_some());
     }
 
     #[test]

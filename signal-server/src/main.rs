@@ -123,8 +123,8 @@ struct GetArgs {
     no_web_seed: bool,
     /// Fetch only this file of an album (multi-file torrent), by its index
     /// in the torrent's file list, counted from 0 (repeatable). Pieces it
-    /// shares with its neighbours are fetched whole; they are written into
-    /// the neighbours' files too.
+    /// shares with its neighbours are fetched whole, but only its own bytes
+    /// are written: the output is exactly the file.
     #[arg(long = "file", value_name = "N")]
     files: Vec<usize>,
     #[command(flatten)]

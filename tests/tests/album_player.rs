@@ -22,7 +22,10 @@
 //! demo page's player of the album lists its tracks. An Ogg album from the
 //! web seed alone is gapless too: the next element has its start and the
 //! file's last page (read before it plays) when the first track ends
-//! (`run_ogg`).
+//! (`run_ogg`). With `keep: 'start'`, a session moved on to file 1
+//! (`playFile`) keeps file 1's start under file 1's key, and a later load
+//! of file 1 imports it. A foreign album loaded without `file` plays its
+//! first audio file (not its cover), one with none is refused.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -33,7 +36,7 @@ use serde_json::Value;
 use fanswarm_e2e::browser::{Browser, Engine, Page};
 use fanswarm_e2e::player::{self, digest_of, num};
 use fanswarm_e2e::{netns, server};
-use swarm::metainfo::Metainfo;
+use swarm::metainfo::{Metainfo, TorrentBuilder, hash_pieces};
 
 const CHROMIUM: &str = "one_track_of_an_album_plays_alone_and_fetches_only_its_pieces";
 const FIREFOX: &str = "one_track_of_an_album_plays_alone_in_firefox";
@@ -41,6 +44,8 @@ const LIST: &str = "an_album_embed_lists_its_tracks_and_moves_on_to_the_next";
 const LIST_FIREFOX: &str = "an_album_embed_lists_its_tracks_and_moves_on_in_firefox";
 const OGG: &str = "an_ogg_album_moves_on_to_its_next_track";
 const OGG_FIREFOX: &str = "an_ogg_album_moves_on_to_its_next_track_in_firefox";
+const KEEP_START: &str = "an_album_session_keeps_the_start_of_each_file_it_plays";
+const FOREIGN: &str = "a_foreign_album_plays_its_first_audio_file";
 
 /// Seconds of each track, in file order (about 44 KB a second): the middle
 /// one longer, so its duration tells it from its neighbours and the album.
@@ -94,6 +99,22 @@ fn an_ogg_album_moves_on_to_its_next_track_in_firefox() -> anyhow::Result<()> {
         return netns::rerun_inside(OGG_FIREFOX);
     }
     tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Firefox))
+}
+
+#[test]
+fn an_album_session_keeps_the_start_of_each_file_it_plays() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(KEEP_START);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_keep_start(Engine::Chromium))
+}
+
+#[test]
+fn a_foreign_album_plays_its_first_audio_file() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(FOREIGN);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_foreign(Engine::Chromium))
 }
 
 /// The album's server: three tracks in a folder, and a lone one; the
@@ -244,6 +265,17 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         "the second fan got file 1 from the first: {theirs}"
     );
     ensure!(srv.webseed_bytes() == sent, "the server sent nothing more");
+    // Its stats are file 1's: its length, all of its bytes and pieces, not
+    // the album's.
+    let file_pieces = f64::from(pieces.end - pieces.start);
+    ensure!(
+        num(&theirs, "length") == file.length as f64
+            && num(&theirs, "verifiedBytes") == file.length as f64
+            && num(&theirs, "totalPieces") == file_pieces
+            && num(&theirs, "verifiedPieces") == file_pieces,
+        "stats() of file 1 ({} B, {file_pieces} pieces): {theirs}",
+        file.length
+    );
 
     // Bad input: said in the player, and `load` rejects with the reason.
     let refusals = [
@@ -678,6 +710,172 @@ async fn run_ogg(engine: Engine) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `keep: 'start'` in one album session: file 0 loaded, then
+/// `track.playFile(1)`. File 1's start is kept under its own key
+/// (`&file=1`), with its stream URL, and a later load of file 1 imports
+/// it (`fromCache`) before it fetches anything.
+async fn run_keep_start(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (srv, _) = album_server().await?;
+    let album = srv
+        .tracks()
+        .iter()
+        .find(|t| t.files.is_some())
+        .context("an album")?
+        .clone();
+    let meta = Metainfo::from_bytes(&album.torrent)?;
+    let pieces = meta.info.file_pieces(1).context("file 1's pieces")?;
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open(&format!("{}/piecemap.js", srv.base)).await?;
+    let text = browser
+        .eval(
+            &page,
+            &format!(
+                "(async () => {{
+            const fanswarm = (await import('/fanswarm.js')).default;
+            const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+            const options = {{ torrent: '{torrent}', iceServers: [], keep: 'start' }};
+            const audio = new Audio();
+            const playing = () => new Promise((resolve, reject) => {{
+                audio.addEventListener('playing', resolve, {{ once: true }});
+                setTimeout(() => reject(new Error('not playing in 20 s')), 20000);
+            }});
+            let heard = playing();
+            const track = await fanswarm.play(audio, {{ ...options, file: 0 }});
+            await heard;
+            heard = playing();
+            track.playFile(1);
+            await heard;
+            const isFile1 = (e) => e.key.endsWith('&file=1');
+            let list = [];
+            let kept;
+            for (let i = 0; i < 100 && !kept; i++) {{
+                await sleep(100);
+                list = JSON.parse(localStorage.getItem('fanswarm-start-v1') ?? '[]');
+                const entry = list.find(isFile1);
+                kept = entry && await (await caches.open('fanswarm-start-v1')).match(entry.key);
+            }}
+            track.destroy();
+            const again = await fanswarm.load(new Audio(), {{ ...options, file: 1, webSeed: false }});
+            const back = again.stats();
+            again.destroy();
+            return JSON.stringify({{ keys: list.map((e) => e.key),
+                stream: list.find(isFile1)?.stream ?? null,
+                pieces: kept?.headers.get('x-fanswarm-pieces') ?? null, fromCache: back.fromCache }});
+        }})()",
+                torrent = album.torrent_url
+            ),
+        )
+        .await?;
+    let kept: Value = serde_json::from_str(text.as_str().context("result JSON")?)?;
+    let keys = kept["keys"].as_array().context("keys")?;
+    ensure!(
+        keys.iter()
+            .any(|k| k.as_str().is_some_and(|k| k.ends_with("&file=0")))
+            && keys
+                .iter()
+                .any(|k| k.as_str().is_some_and(|k| k.ends_with("&file=1"))),
+        "file 0's start and file 1's, each under its own key: {kept}"
+    );
+    let hex = album.info_hash.to_hex();
+    ensure!(
+        kept["stream"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("/{hex}-1/"))),
+        "file 1's entry resumes file 1's stream: {kept}"
+    );
+    let indexes: Vec<u32> = kept["pieces"]
+        .as_str()
+        .context("file 1's entry is in the cache")?
+        .split(',')
+        .filter_map(|e| e.split(':').next()?.parse().ok())
+        .collect();
+    ensure!(
+        indexes.contains(&pieces.start) && indexes.iter().all(|p| pieces.contains(p)),
+        "file 1's first pieces, none of another file alone: {indexes:?} of {pieces:?}"
+    );
+    ensure!(
+        num(&kept, "fromCache") >= f64::from(meta.info.piece_length),
+        "a later load of file 1 imports its kept start: {kept}"
+    );
+    println!(
+        "{}: file 1's start kept: pieces {indexes:?} of {pieces:?}; {:.1} s",
+        engine.name(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Albums not made by our server, loaded without `file`: one opening with
+/// a cover, a `.nfo` and a `.cue` plays its first audio file; one with no
+/// audio at all is refused, `load` naming its files. Nothing is fetched:
+/// the file is chosen from the torrent alone.
+async fn run_foreign(engine: Engine) -> anyhow::Result<()> {
+    let (srv, _) = album_server().await?;
+    let with_cover = foreign_torrent(&[
+        ("cover.jpg", 20_000),
+        ("album.nfo", 300),
+        ("album.cue", 200),
+        ("1 first.wav", 40_000),
+        ("2 second.wav", 30_000),
+    ])?;
+    let no_audio = foreign_torrent(&[("cover.jpg", 20_000), ("album.nfo", 300)])?;
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open(&format!("{}/piecemap.js", srv.base)).await?;
+    let text = browser
+        .eval(
+            &page,
+            &format!(
+                "(async () => {{
+            const fanswarm = (await import('/fanswarm.js')).default;
+            const open = async (bytes) => {{
+                try {{
+                    const t = await fanswarm.load(new Audio(), {{ torrent: '/foreign.torrent',
+                        torrentBytes: new Uint8Array(bytes), iceServers: [], keep: 'none' }});
+                    const seen = {{ file: t.file ?? null, name: t.name, length: t.length,
+                        totalPieces: t.stats().totalPieces }};
+                    t.destroy();
+                    return seen;
+                }} catch (e) {{
+                    return {{ error: String(e?.message ?? e) }};
+                }}
+            }};
+            return JSON.stringify([await open({with_cover:?}), await open({no_audio:?})]);
+        }})()"
+            ),
+        )
+        .await?;
+    let seen: Value = serde_json::from_str(text.as_str().context("result JSON")?)?;
+    ensure!(
+        seen[0]["file"] == 3 && seen[0]["name"] == "1 first.wav" && seen[0]["length"] == 40_000,
+        "the first audio file plays, not the cover: {seen}"
+    );
+    let error = seen[1]["error"].as_str().unwrap_or_default();
+    ensure!(
+        error.contains("no file of this torrent is audio")
+            && error.contains("cover.jpg, album.nfo"),
+        "an album with no audio is refused, naming its files: {seen}"
+    );
+    println!("{}: {seen}", engine.name());
+    Ok(())
+}
+
+/// A multi-file torrent of `files` (name, bytes), as another client would
+/// make it: no web seed, no tracker.
+fn foreign_torrent(files: &[(&str, u64)]) -> anyhow::Result<Vec<u8>> {
+    let piece_length = 16_384;
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    let data = vec![7u8; usize::try_from(total)?];
+    let entries: Vec<(Vec<String>, u64)> = files
+        .iter()
+        .map(|(name, length)| (vec![(*name).to_owned()], *length))
+        .collect();
+    let meta = TorrentBuilder::multi_file("Foreign", entries)
+        .piece_length(piece_length)
+        .build(&hash_pieces(&data, piece_length)?)?;
+    Ok(meta.to_bytes())
 }
 
 /// Waits until the player plays `file` (its clock past 0.3 s), and says

@@ -3,7 +3,7 @@
 //! peer gets the whole album from the web seed at its BEP 19 URLs; a
 //! second one asking only for the second track gets exactly that file's
 //! pieces — from the first peer and/or the web seed — and no piece lying
-//! wholly inside the first or third track.
+//! wholly inside the first or third track, and writes that file alone.
 #![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
@@ -137,6 +137,12 @@ async fn an_album_is_one_swarm_and_one_track_of_it_fetches_only_its_pieces() -> 
         std::fs::read(one_dir.join(TRACKS[file].0))? == originals[file],
         "the selected track is whole and right"
     );
+    for neighbour in [TRACKS[0].0, TRACKS[2].0] {
+        ensure!(
+            !one_dir.join(neighbour).exists(),
+            "{neighbour}: no bytes of a boundary piece written beside the track"
+        );
+    }
     let received: Vec<u32> = stats
         .received
         .as_ref()

@@ -294,19 +294,19 @@ impl Session {
 
     /// Resolves `Settings::file` against the torrent's files once the
     /// metadata is known, and selects that file: only its pieces are
-    /// fetched. Unsaid, a multi-file torrent plays its first file (an
-    /// album's files one after another are no one stream an element can
-    /// play). An index the torrent does not have is an error saying which
-    /// files it has.
+    /// fetched. Unsaid, a multi-file torrent plays its first audio file
+    /// (an album's files one after another are no one stream an element
+    /// can play; a foreign one may open with its cover). An index the
+    /// torrent does not have, or no audio file, is an error saying which
+    /// files it has (`file::resolve`).
     pub fn select_file(&mut self) -> Result<(), String> {
         if self.file.is_some() {
             return Ok(());
         }
-        let index = self.settings.file.unwrap_or(0);
         let Some(files) = self.node.files() else {
             return Ok(()); // a magnet: once its metadata comes
         };
-        let Some(view) = file::choose(files, index)? else {
+        let Some(view) = file::resolve(files, self.settings.file)? else {
             return Ok(());
         };
         self.node
