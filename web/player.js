@@ -964,6 +964,10 @@ class FanswarmPlayer extends HTMLElement {
     if (file !== null) options.file = file;
     // An album's list moves on to the next track: its start is fetched ahead.
     if (this.#file() === null) options.lookAhead = true;
+    // Joined on load, the element loads what the page has before play
+    // (never from the web seed): a press plays decoded audio. Not on a
+    // page of many players (`join="play"`).
+    if (this.getAttribute('join') !== 'play') options.preload = true;
     const keep = this.getAttribute('keep');
     if (keep) options.keep = keep;
     const quota = Number(this.getAttribute('keep-quota-mb'));

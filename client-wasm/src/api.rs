@@ -107,6 +107,14 @@ export interface PlayOptions {
    * fetches nothing of its neighbours.
    */
   lookAhead?: boolean;
+  /**
+   * true: once the element reads through the stream worker, let it load
+   * (`preload = 'auto'`) before it is told to play, from what the page has
+   * without the web seed (pieces kept from an earlier visit, pieces from
+   * fans), so play starts from decoded audio. The web seed is used only
+   * once it is told to play. Default false.
+   */
+  preload?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -376,6 +384,7 @@ pub async fn load(
         upload,
         file,
         look_ahead: flag("lookAhead").unwrap_or(false),
+        preload: flag("preload").unwrap_or(false),
     };
     let streaming = property(&options, "streaming");
     let pending = streaming

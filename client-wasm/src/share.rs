@@ -168,6 +168,7 @@ pub async fn share(
         upload: UploadSetting::ALWAYS,
         file: None,
         look_ahead: false,
+        preload: false,
     };
     let session = Session::new(settings, node, audio)?;
     session.borrow_mut().prepare(Some(false))?;

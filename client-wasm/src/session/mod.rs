@@ -74,6 +74,11 @@ pub struct Settings {
     /// Near the end of one file, fetch the next one's start (`lookAhead`:
     /// a player that moves on to the next track by itself).
     pub look_ahead: bool,
+    /// Let the element load before it is told to play (`preload`), once it
+    /// reads through the worker: from what is here only (kept, imported,
+    /// from fans), never the web seed, so a press plays what it has
+    /// decoded already.
+    pub preload: bool,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -554,6 +559,11 @@ impl Session {
         if self.audio.get_attribute("src").as_deref() != Some(src) {
             self.audio.set_src(src);
         }
+        // Through the worker only: a direct web-seed source would load
+        // from the artist's server for a page that may never play.
+        if controlled && self.settings.preload && !self.play_requested {
+            self.audio.set_preload("auto");
+        }
         self.stream_url = Some(url);
         if self.play_requested {
             self.play_element();
@@ -713,8 +723,12 @@ impl Session {
             (waiting, played) => waiting.or(played),
         };
         // A paused element that nothing waits on is not playing: the
-        // swarm may still trade, but the web seed is not used for it.
-        let idle = !playing && self.waiting_reader_pos.is_none();
+        // swarm may still trade, but the web seed is not used for it. Nor
+        // for an element preloading before it was ever told to play (the
+        // player preloads on page load): it reads what is here (kept,
+        // imported, from fans), and a page that is never played costs the
+        // artist's server nothing.
+        let idle = !playing && (self.waiting_reader_pos.is_none() || !self.play_requested);
         let playback = offset.filter(|_| !idle).map(|offset| Playback {
             offset: offset.min(total.saturating_sub(1)),
             bytes_per_sec: rate,

@@ -1,0 +1,143 @@
+//! The player lets its element load before play (`preload` once it reads
+//! through the stream worker) from what the page has, never from the
+//! artist's server: a page opened and not played fetches nothing from the
+//! web seed; a returning fan's page has the kept track's start decoded
+//! before the press (`readyState` >= 3), with nothing from the server, so
+//! the press plays at once. Prints press → `playing` on the return visit
+//! (a figure, not asserted: BENCHMARKS.md's part b measures it beside
+//! plain `<audio>`).
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+
+use fanswarm_e2e::browser::{Browser, Engine, Page};
+use fanswarm_e2e::player::{num, press_play, wait_all};
+use fanswarm_e2e::{netns, server};
+
+const TEST: &str = "the_player_preloads_what_the_page_has_and_nothing_from_the_server";
+const FIREFOX: &str = "the_player_preloads_what_the_page_has_in_firefox";
+const SECONDS: u32 = 6;
+
+#[test]
+fn the_player_preloads_what_the_page_has_and_nothing_from_the_server() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(TEST);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+}
+
+#[test]
+fn the_player_preloads_what_the_page_has_in_firefox() -> anyhow::Result<()> {
+    if !netns::inside() {
+        return netns::rerun_inside(FIREFOX);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+}
+
+/// The page's player: its element's `readyState`, `preload`, whether its
+/// source is the worker's stream, and whether the track is made.
+const ELEMENT: &str = "(() => { const p = document.querySelector('fanswarm-player'); \
+    return JSON.stringify({ made: !!p?.track, readyState: p?.audio.readyState ?? -1, \
+      preload: p?.audio.preload ?? null, streamed: !!p?.audio.src.includes('/fanswarm/stream/') }); })()";
+
+async fn element(browser: &mut Browser, page: &Page) -> anyhow::Result<serde_json::Value> {
+    let text = browser.eval(page, ELEMENT).await?;
+    Ok(serde_json::from_str(
+        text.as_str().context("element JSON")?,
+    )?)
+}
+
+async fn run(engine: Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let srv = server::start(SECONDS).await?;
+    let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open_in_profile(&url).await?;
+
+    // First visit, not played: joined, the element pointed at the stream
+    // and allowed to load, and nothing asked of the web seed.
+    let pointed = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto'; })()";
+    ensure!(
+        browser
+            .became_true(&page, pointed, Duration::from_secs(20))
+            .await,
+        "the element reads the worker's stream and may load: {}",
+        element(&mut browser, &page).await?
+    );
+    // What the element does meanwhile it does at once (its request is
+    // answered, or waits, within milliseconds); a second is ample.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cold = element(&mut browser, &page).await?;
+    ensure!(
+        srv.webseed_bytes() == 0,
+        "a page not played fetched {} B from the web seed: {cold}",
+        srv.webseed_bytes()
+    );
+    ensure!(
+        cold["readyState"].as_u64() == Some(0),
+        "nothing to load on a first visit: {cold}"
+    );
+
+    // Played to the end: every piece verified and kept.
+    press_play(&mut browser, &page).await?;
+    let done = wait_all(
+        &mut browser,
+        std::slice::from_ref(&page),
+        Duration::from_secs(60),
+        "the whole track",
+        |s| s["done"] == true,
+    )
+    .await?;
+    let pieces = num(&done[0], "totalPieces") as u64;
+    let kept = "caches.open('fanswarm-tracks-v1').then((c) => c.keys()).then((k) => k.length)";
+    let until = Instant::now() + Duration::from_secs(20);
+    while browser.eval(&page, kept).await?.as_u64().unwrap_or(0) < pieces {
+        ensure!(Instant::now() < until, "{pieces} pieces not kept in 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let served = srv.webseed_bytes();
+    ensure!(served > 0, "the first play came from the web seed");
+
+    // The fan comes back: before any press the element has the start
+    // decoded from the kept pieces, and the server sent nothing more.
+    browser.navigate(&page, &url).await?;
+    browser.wait_loaded(&page, &url).await?;
+    let loaded = Instant::now();
+    let ready = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.readyState >= 3 && p.audio.paused; })()";
+    ensure!(
+        browser
+            .became_true(&page, ready, Duration::from_secs(20))
+            .await,
+        "the returning page's element had its start before play: {}",
+        element(&mut browser, &page).await?
+    );
+    let preloaded = loaded.elapsed();
+    ensure!(
+        srv.webseed_bytes() == served,
+        "preloading took {} B from the web seed",
+        srv.webseed_bytes() - served
+    );
+    press_play(&mut browser, &page).await?;
+    let playing = "typeof window.__firstAudio === 'number'";
+    ensure!(
+        browser
+            .became_true(&page, playing, Duration::from_secs(10))
+            .await,
+        "the preloaded element plays when pressed: {}",
+        element(&mut browser, &page).await?
+    );
+    let first_audio = browser.eval(&page, "window.__firstAudio").await?;
+    println!(
+        "{}: not played: 0 B from the web seed; return visit: element ready {:.0} ms after load, \
+         press → playing {:.1} ms, 0 B from the web seed; {:.1} s",
+        engine.name(),
+        preloaded.as_secs_f64() * 1000.0,
+        first_audio.as_f64().unwrap_or(-1.0),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
