@@ -108,11 +108,11 @@ export interface PlayOptions {
    */
   lookAhead?: boolean;
   /**
-   * true: once the element reads through the stream worker, let it load
-   * (`preload = 'auto'`) before it is told to play, from what the page has
-   * without the web seed (pieces kept from an earlier visit, pieces from
-   * fans), so play starts from decoded audio. The web seed is used only
-   * once it is told to play. Default false.
+   * true: once the element reads through the stream worker and the
+   * stream's first piece is here (kept from an earlier visit, or from
+   * fans), let it load (`preload = 'auto'`) before it is told to play,
+   * from what the page has, so play starts from decoded audio. The web
+   * seed is used only once it is told to play. Default false.
    */
   preload?: boolean;
 }

@@ -1,6 +1,7 @@
-//! The player lets its element load before play (`preload` once it reads
-//! through the stream worker) from what the page has, never from the
-//! artist's server: a page opened and not played fetches nothing from the
+//! The player lets its element load before play (`preload`, once it reads
+//! through the stream worker and the stream's first piece is here) from
+//! what the page has, never from the artist's server: a first visit's page
+//! opened and not played has nothing to load and fetches nothing from the
 //! web seed; a returning fan's page has the kept track's start decoded
 //! before the press (`readyState` >= 3), with nothing from the server, so
 //! the press plays at once. Prints press → `playing` on the return visit
@@ -56,19 +57,20 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     let mut browser = Browser::launch_engine(engine).await?;
     let page = browser.open_in_profile(&url).await?;
 
-    // First visit, not played: joined, the element pointed at the stream
-    // and allowed to load, and nothing asked of the web seed.
+    // First visit, not played: joined and the element pointed at the
+    // stream; with nothing here it is not let load, and nothing is asked
+    // of the web seed.
     let pointed = "(() => { const p = document.querySelector('fanswarm-player'); \
-        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto'; })()";
+        return !!p?.track && !!p.audio.src.includes('/fanswarm/stream/'); })()";
     ensure!(
         browser
             .became_true(&page, pointed, Duration::from_secs(20))
             .await,
-        "the element reads the worker's stream and may load: {}",
+        "the element reads the worker's stream: {}",
         element(&mut browser, &page).await?
     );
-    // What the element does meanwhile it does at once (its request is
-    // answered, or waits, within milliseconds); a second is ample.
+    // Joining and the tracker's answer take milliseconds here; a second
+    // is ample for anything the page would fetch unasked.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cold = element(&mut browser, &page).await?;
     ensure!(
@@ -77,7 +79,7 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         srv.webseed_bytes()
     );
     ensure!(
-        cold["readyState"].as_u64() == Some(0),
+        cold["readyState"].as_u64() == Some(0) && cold["preload"] == "none",
         "nothing to load on a first visit: {cold}"
     );
 
@@ -107,7 +109,8 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     browser.wait_loaded(&page, &url).await?;
     let loaded = Instant::now();
     let ready = "(() => { const p = document.querySelector('fanswarm-player'); \
-        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.readyState >= 3 && p.audio.paused; })()";
+        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto' \
+          && p.audio.readyState >= 3 && p.audio.paused; })()";
     ensure!(
         browser
             .became_true(&page, ready, Duration::from_secs(20))

@@ -75,9 +75,9 @@ pub struct Settings {
     /// a player that moves on to the next track by itself).
     pub look_ahead: bool,
     /// Let the element load before it is told to play (`preload`), once it
-    /// reads through the worker: from what is here only (kept, imported,
-    /// from fans), never the web seed, so a press plays what it has
-    /// decoded already.
+    /// reads through the worker and its first piece is here: from what is
+    /// here only (kept, imported, from fans), never the web seed, so a
+    /// press plays what it has decoded already.
     pub preload: bool,
 }
 
@@ -101,6 +101,8 @@ pub struct Session {
     /// The next file's first pieces were asked for (`Node::look_ahead`),
     /// the track being near its end.
     looked_ahead: bool,
+    /// The element was let load before play (`preload_when_worth_it`).
+    preloading: bool,
     /// The URL the element plays, once the metadata is known and whether a
     /// worker controls the page is.
     stream_url: Option<String>,
@@ -184,6 +186,7 @@ impl Session {
                 node,
                 file: None,
                 looked_ahead: false,
+                preloading: false,
                 stream_url: None,
                 streaming: None,
                 started: false,
@@ -503,6 +506,32 @@ impl Session {
         }
     }
 
+    /// Lets the element load before it is told to play (`preload`) once
+    /// it reads through the worker (a direct web-seed source would load
+    /// from the artist's server for a page that may never play) and its
+    /// stream's first piece is here (kept from an earlier visit, or from
+    /// fans): on a cold page nothing is, and its element would only hold
+    /// a request open on a stream the web seed does not fill before play.
+    pub(super) fn preload_when_worth_it(&mut self) {
+        if !self.settings.preload
+            || self.preloading
+            || self.play_requested
+            || self.streaming != Some(true)
+            || self.stream_url.as_deref().is_none_or(str::is_empty)
+        {
+            return;
+        }
+        let (base, _) = self.span();
+        let length = u64::from(self.node.torrent().piece_length()).max(1);
+        let Ok(first) = u32::try_from(base / length) else {
+            return;
+        };
+        if self.node.piece(first).is_some() {
+            self.preloading = true;
+            self.audio.set_preload("auto");
+        }
+    }
+
     /// The node (for the track's figures and pieces).
     pub fn node(&self) -> &Node {
         &self.node
@@ -559,11 +588,7 @@ impl Session {
         if self.audio.get_attribute("src").as_deref() != Some(src) {
             self.audio.set_src(src);
         }
-        // Through the worker only: a direct web-seed source would load
-        // from the artist's server for a page that may never play.
-        if controlled && self.settings.preload && !self.play_requested {
-            self.audio.set_preload("auto");
-        }
+        self.preload_when_worth_it();
         self.stream_url = Some(url);
         if self.play_requested {
             self.play_element();
