@@ -211,6 +211,22 @@ impl Picker {
         self.wanted.is_full()
     }
 
+    /// The wanted pieces as runs `start..end`, in order; `None` when every
+    /// piece is wanted.
+    pub fn wanted_runs(&self) -> Option<Vec<Range<u32>>> {
+        if self.wanted.is_full() {
+            return None;
+        }
+        let mut runs: Vec<Range<u32>> = Vec::new();
+        for p in self.wanted.ones() {
+            match runs.last_mut() {
+                Some(run) if run.end == p => run.end = p + 1,
+                _ => runs.push(p..p + 1),
+            }
+        }
+        Some(runs)
+    }
+
     /// Every wanted piece is had (all of them without a selection).
     pub fn is_wanted_complete(&self) -> bool {
         if self.wanted.is_full() {
@@ -763,6 +779,7 @@ mod tests {
             "{order:?}"
         );
         assert!(!p.web_seed_eligible(0) && p.web_seed_eligible(3));
+        assert_eq!(p.wanted_runs(), Some(vec![1..5]), "9..20 is past the end");
         assert!(p.orphans().is_empty(), "every wanted piece is available");
         assert!(!p.is_wanted_complete());
         for piece in 1..5 {
@@ -772,6 +789,9 @@ mod tests {
         assert!(p.pick_blocks(&Bitfield::full(8), &[], 10).is_empty());
         p.want_all();
         assert!(!p.is_wanted_complete() && p.wants(0) && !p.wants(1));
+        assert_eq!(p.wanted_runs(), None);
+        p.set_wanted(&[0..1, 6..8], &[], &[(3..4, 0)]);
+        assert_eq!(p.wanted_runs(), Some(vec![0..1, 3..4, 6..8]));
     }
 
     #[test]

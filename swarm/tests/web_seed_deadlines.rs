@@ -3,6 +3,8 @@
 //! neighbour that has not yet said what it does holds the crowd's
 //! election (see `engine/crowd.rs` and `engine/webseed.rs`).
 #![allow(clippy::unwrap_used)]
+// Piece ranges are the values here, not a mistaken `vec![0; n]`.
+#![allow(clippy::single_range_in_vec_init)]
 
 use std::time::Duration;
 
@@ -198,7 +200,11 @@ fn the_elected_fetcher_staggers_its_early_fetch_by_its_rank_in_the_crowd() {
         theirs.m.insert(FS_CROWD.to_owned(), 7);
         let state = Message::Extended {
             id: 3,
-            payload: CrowdMessage::State { web_seed: false }.encode(),
+            payload: CrowdMessage::State {
+                web_seed: false,
+                wants: None,
+            }
+            .encode(),
         };
         connect(
             &mut t,
@@ -262,4 +268,71 @@ fn the_elected_fetcher_staggers_its_early_fetch_by_its_rank_in_the_crowd() {
     assert_eq!(got, vec![(3, 3)]);
     assert!(at > Time(10), "not at once: {at:?}");
     assert_eq!(t.check_invariants(), Ok(()));
+}
+
+/// A neighbour that fetches from the web seed but wants other pieces (a
+/// fan of another track of the album) is no candidate in our pieces'
+/// election: we fetch our urgent window at once rather than wait for it
+/// until the fallback. And we tell neighbours which pieces we want.
+#[test]
+fn a_neighbour_playing_another_track_is_never_elected_for_ours() {
+    // An id whose rendezvous weight for group 0 (every piece here) beats ours.
+    let ours = swarm::engine::crowd::rendezvous(&PeerId([1; 20]), 0);
+    let id = (2..=u8::MAX)
+        .find(|&i| swarm::engine::crowd::rendezvous(&PeerId([i; 20]), 0) > ours)
+        .unwrap();
+    let run = |wants: Option<Vec<std::ops::Range<u32>>>| {
+        let mut t = engine();
+        let mut theirs = ExtendedHandshake::default();
+        theirs.m.insert(FS_CROWD.to_owned(), 7);
+        let state = Message::Extended {
+            id: 3,
+            payload: CrowdMessage::State {
+                web_seed: true,
+                wants,
+            }
+            .encode(),
+        };
+        connect(
+            &mut t,
+            0,
+            P1,
+            id,
+            &[theirs.to_message(), Message::HaveNone, state],
+        );
+        drain(&mut t);
+        play(&mut t, 10);
+        let at_play: Vec<(u32, u32)> = fetches(&drain(&mut t)).iter().map(|f| (f.1, f.2)).collect();
+        (t, at_play)
+    };
+    // It wants every piece and outranks us: we take only what is due
+    // within the fallback (pieces 0 and 1) and leave it piece 2.
+    let (_, deferred) = run(None);
+    assert_eq!(deferred, vec![(0, 1)]);
+    // It plays another track (pieces 4..6): the urgent window is ours.
+    let (mut t, ours_now) = run(Some(vec![4..6]));
+    assert_eq!(ours_now, vec![(0, 2)]);
+    // Choosing pieces tells the neighbour which, once per change.
+    t.set_wanted(Time(20), &[0..3], &[3..4], &[]);
+    let said: Vec<CrowdMessage> = sent_to_p1(&drain(&mut t))
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Extended { id: 7, payload } => CrowdMessage::decode(&payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        vec![CrowdMessage::State {
+            web_seed: true,
+            wants: Some(vec![0..4])
+        }]
+    );
+    t.set_wanted(Time(30), &[0..3], &[3..4], &[]);
+    assert!(
+        sent_to_p1(&drain(&mut t))
+            .iter()
+            .all(|m| !matches!(m, Message::Extended { id: 7, .. })),
+        "said again only when it changes"
+    );
 }

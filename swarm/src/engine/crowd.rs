@@ -32,8 +32,13 @@
 //!
 //! The wire: a BEP 10 extension named [`FS_CROWD`]. Payload byte 0 is the
 //! kind: [`KIND_STATE`] then one byte of flags ([`FLAG_WEB_SEED`]: the
-//! sender fetches from the web seed now); [`KIND_GETTING`] then piece
-//! indexes, four bytes each, big-endian. Other clients (WebTorrent,
+//! sender fetches from the web seed now), then, when it fetches only some
+//! pieces (one track of an album), the runs it wants: start and end
+//! (exclusive) piece indexes, four bytes each, big-endian, at most
+//! [`MAX_WANTED_RUNS`] (none: every piece; older peers send none and
+//! ignore them); [`KIND_GETTING`] then piece indexes, four bytes each,
+//! big-endian. A peer is a candidate in a piece's election only if it
+//! wants the piece: a fan of another track of the album never fetches it. Other clients (WebTorrent,
 //! libtorrent) ignore the extension and are never elected, so a swarm
 //! with them works exactly as before.
 
@@ -64,13 +69,20 @@ pub const FLAG_WEB_SEED: u8 = 1;
 /// Indexes in one `getting` message at most; more are sent in several.
 const MAX_GETTING_PER_MESSAGE: usize = 1024;
 
+/// Runs of wanted pieces in one state message at most; a selection of
+/// more is sent as "every piece" (a candidate too often is only a later
+/// fetch, never a missed one).
+pub const MAX_WANTED_RUNS: usize = 64;
+
 /// A crowd message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrowdMessage {
-    /// Whether the sender fetches from the web seed.
+    /// Whether the sender fetches from the web seed, and which pieces.
     State {
         /// [`FLAG_WEB_SEED`] was set.
         web_seed: bool,
+        /// The runs of pieces it fetches (`start..end`); `None`: all.
+        wants: Option<Vec<std::ops::Range<u32>>>,
     },
     /// The sender is getting these pieces.
     Getting(Vec<u32>),
@@ -80,8 +92,13 @@ impl CrowdMessage {
     /// The extension payload.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            CrowdMessage::State { web_seed } => {
-                vec![KIND_STATE, if *web_seed { FLAG_WEB_SEED } else { 0 }]
+            CrowdMessage::State { web_seed, wants } => {
+                let mut out = vec![KIND_STATE, if *web_seed { FLAG_WEB_SEED } else { 0 }];
+                for run in wants.iter().flatten() {
+                    out.extend_from_slice(&run.start.to_be_bytes());
+                    out.extend_from_slice(&run.end.to_be_bytes());
+                }
+                out
             }
             CrowdMessage::Getting(pieces) => {
                 let mut out = Vec::with_capacity(1 + 4 * pieces.len());
@@ -100,9 +117,21 @@ impl CrowdMessage {
     pub fn decode(payload: &[u8]) -> Option<CrowdMessage> {
         let (&kind, rest) = payload.split_first()?;
         match kind {
-            KIND_STATE => Some(CrowdMessage::State {
-                web_seed: rest.first()? & FLAG_WEB_SEED != 0,
-            }),
+            KIND_STATE => {
+                let (&flags, runs) = rest.split_first()?;
+                if runs.len() % 8 != 0 || runs.len() / 8 > MAX_WANTED_RUNS {
+                    return None;
+                }
+                let index = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                let wants: Vec<std::ops::Range<u32>> = runs
+                    .chunks_exact(8)
+                    .map(|c| index(&c[..4])..index(&c[4..]))
+                    .collect();
+                Some(CrowdMessage::State {
+                    web_seed: flags & FLAG_WEB_SEED != 0,
+                    wants: (!wants.is_empty()).then_some(wants),
+                })
+            }
             KIND_GETTING => {
                 if rest.len() % 4 != 0 || rest.len() / 4 > MAX_GETTING_PER_MESSAGE {
                     return None;
@@ -202,6 +231,7 @@ impl Torrent {
             p.crowd.speaks()
                 && p.crowd.web_seed
                 && !p.pieces.has(piece)
+                && p.crowd.wants(piece)
                 && p.id
                     .is_some_and(|id| last || (rendezvous(&id, group), id) > (ours, self.our_id))
         })
@@ -317,23 +347,33 @@ impl Torrent {
     }
 
     /// Sends our state to every neighbour that speaks the extension and
-    /// has not heard it yet.
+    /// has not heard it yet: whether we fetch from the web seed, and the
+    /// pieces we want when not all ([`Torrent::set_wanted`]).
     pub(super) fn sync_crowd_state(&mut self) {
         // Not uploading: never a candidate in anyone's election.
         let web_seed = self.fetches_web_seed() && !self.config.upload.is_off();
+        let told = (web_seed, self.wanted_generation);
         let keys: Vec<PeerKey> = self
             .peers
             .iter()
             .filter(|(_, p)| {
-                p.is_connected() && p.crowd.speaks() && p.crowd.told_web_seed != Some(web_seed)
+                p.is_connected() && p.crowd.speaks() && p.crowd.told_state != Some(told)
             })
             .map(|(k, _)| *k)
             .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let wants = self
+            .picker
+            .wanted_runs()
+            .filter(|runs| runs.len() <= MAX_WANTED_RUNS);
+        let payload = CrowdMessage::State { web_seed, wants }.encode();
         for key in keys {
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
             };
-            peer.crowd.told_web_seed = Some(web_seed);
+            peer.crowd.told_state = Some(told);
             let Some(id) = peer.crowd.id else {
                 continue;
             };
@@ -341,7 +381,7 @@ impl Torrent {
                 key,
                 &Message::Extended {
                     id,
-                    payload: CrowdMessage::State { web_seed }.encode(),
+                    payload: payload.clone(),
                 },
             );
         }
@@ -372,8 +412,9 @@ impl Torrent {
             return;
         };
         match message {
-            CrowdMessage::State { web_seed } => {
+            CrowdMessage::State { web_seed, wants } => {
                 peer.crowd.web_seed = web_seed;
+                peer.crowd.wants = wants;
                 peer.crowd.stance_known = true;
             }
             CrowdMessage::Getting(pieces) => {
@@ -401,8 +442,18 @@ mod tests {
     #[test]
     fn messages_round_trip_and_garbage_is_ignored() {
         for m in [
-            CrowdMessage::State { web_seed: true },
-            CrowdMessage::State { web_seed: false },
+            CrowdMessage::State {
+                web_seed: true,
+                wants: None,
+            },
+            CrowdMessage::State {
+                web_seed: false,
+                wants: None,
+            },
+            CrowdMessage::State {
+                web_seed: true,
+                wants: Some(vec![3..9, 12..13, 0..u32::MAX]),
+            },
             CrowdMessage::Getting(vec![0, 7, u32::MAX]),
             CrowdMessage::Getting(vec![]),
         ] {
@@ -412,6 +463,17 @@ mod tests {
         assert_eq!(CrowdMessage::decode(&[KIND_STATE]), None);
         assert_eq!(CrowdMessage::decode(&[KIND_GETTING, 0, 0, 1]), None);
         assert_eq!(CrowdMessage::decode(&[9, 1]), None);
+        // Runs: whole ones, not too many; an older peer's state has none.
+        assert_eq!(
+            CrowdMessage::decode(&[KIND_STATE, 1]),
+            Some(CrowdMessage::State {
+                web_seed: true,
+                wants: None
+            })
+        );
+        assert_eq!(CrowdMessage::decode(&[KIND_STATE, 1, 0, 0, 0, 1]), None);
+        let many = [&[KIND_STATE, 1][..], &[0; 8 * (MAX_WANTED_RUNS + 1)]].concat();
+        assert_eq!(CrowdMessage::decode(&many), None);
         let too_many = [&[KIND_GETTING][..], &[0; 4 * 1025]].concat();
         assert_eq!(CrowdMessage::decode(&too_many), None);
         let long: Vec<u32> = (0..2500).collect();

@@ -369,6 +369,9 @@ pub struct Torrent {
     origins: Origins,
     /// Pieces we told neighbours we are getting (see `crowd.rs`).
     intents: Bitfield,
+    /// Bumped whenever the wanted pieces change, so neighbours hear our
+    /// new selection ([`Torrent::sync_crowd_state`]).
+    wanted_generation: u32,
     peers: SortedMap<PeerKey, Peer>,
     banned: SortedSet<PeerId>,
     web_seed: WebSeed,
@@ -439,6 +442,7 @@ impl Torrent {
             evicted: Bitfield::empty(expected),
             origins: Origins::default(),
             intents: Bitfield::empty(expected),
+            wanted_generation: 0,
             peers: SortedMap::new(),
             banned: SortedSet::new(),
             outputs: VecDeque::new(),
@@ -614,18 +618,25 @@ impl Torrent {
         due_by: &[(Range<u32>, u64)],
     ) {
         self.now = now;
+        let before = self.picker.wanted_runs();
         self.picker.set_wanted(wanted, look_ahead, due_by);
-        self.wanted_changed();
+        self.wanted_changed(before);
     }
 
     /// Fetch every piece again (the default).
     pub fn want_all(&mut self, now: Time) {
         self.now = now;
+        let before = self.picker.wanted_runs();
         self.picker.want_all();
-        self.wanted_changed();
+        self.wanted_changed(before);
     }
 
-    fn wanted_changed(&mut self) {
+    /// The wanted pieces were `before` and may have changed.
+    fn wanted_changed(&mut self, before: Option<Vec<Range<u32>>>) {
+        if self.picker.wanted_runs() != before {
+            self.wanted_generation = self.wanted_generation.wrapping_add(1);
+            self.sync_crowd_state();
+        }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             if self.peers.get(&key).is_some_and(|p| p.is_connected()) {

@@ -4,6 +4,7 @@
 //! depending on each other.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::bitfield::Bitfield;
@@ -21,10 +22,14 @@ pub(crate) struct PeerCrowd {
     pub stance_known: bool,
     /// Pieces it said it is getting, and when it said so.
     pub getting: BTreeMap<u32, Time>,
+    /// The runs of pieces it said it wants (one track of an album);
+    /// `None`: every piece.
+    pub wants: Option<Vec<Range<u32>>>,
     /// Pieces we told it we are getting (never twice).
     pub told: Bitfield,
-    /// The last state we sent it.
-    pub told_web_seed: Option<bool>,
+    /// The last state we sent it: whether we fetch from the web seed, and
+    /// the generation of our wanted pieces.
+    pub told_state: Option<(bool, u32)>,
 }
 
 impl PeerCrowd {
@@ -34,14 +39,23 @@ impl PeerCrowd {
             web_seed: false,
             stance_known: false,
             getting: BTreeMap::new(),
+            wants: None,
             told: Bitfield::empty(piece_count),
-            told_web_seed: None,
+            told_state: None,
         }
     }
 
     /// Speaks the extension.
     pub fn speaks(&self) -> bool {
         self.id.is_some()
+    }
+
+    /// It fetches `piece` (it said nothing of a selection, or `piece` is in
+    /// one of its runs).
+    pub fn wants(&self, piece: u32) -> bool {
+        self.wants
+            .as_ref()
+            .is_none_or(|runs| runs.iter().any(|r| r.contains(&piece)))
     }
 
     /// How long ago it said it is getting `piece`, if that is younger
