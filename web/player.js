@@ -473,7 +473,11 @@ class FanswarmPlayer extends HTMLElement {
     this.#showSharing();
     track.addEventListener('sharing', () => this.#showSharing());
     track.addEventListener('warning', (e) => {
-      if (track.length === 0 && String(e.detail).startsWith('no metadata')) this.#ui.status.textContent = e.detail;
+      // A magnet's details that never came, or (known only once they do)
+      // a file it cannot play: the player's own line says so.
+      const said = String(e.detail);
+      if (track.length === 0 && said.startsWith('no metadata')) this.#ui.status.textContent = said;
+      if (/^(file=|no file of this torrent)/.test(said)) this.#ui.status.textContent = `Could not play: ${said}`;
       // The page hears every warning from the element, from the track's
       // first (this listener is in place before the track fires any).
       this.dispatchEvent(new CustomEvent('warning', { detail: e.detail }));
@@ -834,10 +838,9 @@ class FanswarmPlayer extends HTMLElement {
   /** At a track's end, the album's next one, if the list is shown: at once
    *  from the element made ready for it (gapless), else loaded now. */
   #next() {
-    const files = this.#albumFiles();
     const at = this.#track?.file;
-    if (this.#file() !== null || !files || at === undefined || at + 1 >= files.length) return;
-    const index = at + 1;
+    const index = this.#nextIndex(at);
+    if (this.#file() !== null || index === null) return;
     if (this.#nextReady === index) {
       const [ended, next] = [this.#audio, this.#spare];
       // First, before anything else: the gap is from here to its sound.
@@ -877,8 +880,8 @@ class FanswarmPlayer extends HTMLElement {
     const track = this.#track;
     const a = this.#audio;
     if (!track || this.#file() !== null || a.paused || track.file === undefined) return;
-    const index = track.file + 1;
-    const next = track.files()[index];
+    const index = this.#nextIndex(track.file);
+    const next = index === null ? undefined : track.files()[index];
     if (!next || this.#nextReady === index || !(a.duration - a.currentTime <= PREPARE_SECS)) return;
     if (next.length > 0 && track.piece(Math.floor(next.offset / track.pieceLength)) === undefined) return;
     let url;
@@ -906,10 +909,20 @@ class FanswarmPlayer extends HTMLElement {
   }
 
   /** The album's files, each `{index, name, title?, duration?}`: the
-   *  server's list, else the torrent's; null for a single track. */
+   *  server's list, else the torrent's playable ones (a foreign album's
+   *  cover or `.cue` is no track); null for a single track. */
   #albumFiles() {
-    const files = Array.isArray(this.#meta.files) ? this.#meta.files : this.#track?.files();
+    const files = Array.isArray(this.#meta.files)
+      ? this.#meta.files
+      : this.#track?.files().filter((f) => f.audio !== false);
     return files && files.length > 1 ? files : null;
+  }
+
+  /** The album track after file `at` (an index of the torrent's files),
+   *  or null: the last, or no album list. */
+  #nextIndex(at) {
+    if (at === undefined || at === null) return null;
+    return this.#albumFiles()?.find((f) => f.index > at)?.index ?? null;
   }
 
   /** The track list of an album played without `file`: one button per

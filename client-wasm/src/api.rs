@@ -741,8 +741,9 @@ impl Track {
         s.file().and_then(|f| u32::try_from(f.index).ok())
     }
 
-    /// The torrent's files, each `{index, name, length, offset}` (its own
-    /// name, bytes, first byte in the torrent): one for a single-file
+    /// The torrent's files, each `{index, name, length, offset, audio}`
+    /// (its own name, bytes, first byte in the torrent, whether an element
+    /// can play it: not a cover or a `.cue`): one for a single-file
     /// torrent, an album's tracks in order; empty until a magnet's
     /// metadata is known.
     pub fn files(&self) -> js_sys::Array {
@@ -756,6 +757,7 @@ impl Track {
                 ("name", JsValue::from(name)),
                 ("length", (f.length as f64).into()),
                 ("offset", (f.offset as f64).into()),
+                ("audio", file::playable(f).into()),
             ] {
                 // Setting a property on a fresh plain object cannot throw.
                 let _ = js_sys::Reflect::set(&o, &k.into(), &v);

@@ -143,11 +143,18 @@ pub fn stream_file(key: &str, hex: &str) -> Option<Option<usize>> {
         .map(Some)
 }
 
+/// Whether an element can play `file`: it holds bytes and its name is
+/// typed as audio ([`stream::mime_for`]). A cover, a `.cue` or a `.nfo`
+/// of a foreign album is not.
+pub fn playable(file: &FileEntry) -> bool {
+    let name = file.path.last().map_or("", String::as_str);
+    file.length > 0 && stream::mime_for(name).starts_with("audio/")
+}
+
 /// The index of the first file of `files` an element can play, or an
 /// error naming the files (the first [`NAMES_SAID`] of them).
 fn first_audio(files: &[FileEntry]) -> Result<usize, String> {
     let name = |f: &FileEntry| f.path.last().map_or("", String::as_str).to_owned();
-    let playable = |f: &FileEntry| f.length > 0 && stream::mime_for(&name(f)).starts_with("audio/");
     if let Some(index) = files.iter().position(playable) {
         return Ok(index);
     }

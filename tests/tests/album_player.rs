@@ -809,9 +809,10 @@ async fn run_keep_start(engine: Engine) -> anyhow::Result<()> {
 }
 
 /// Albums not made by our server, loaded without `file`: one opening with
-/// a cover, a `.nfo` and a `.cue` plays its first audio file; one with no
-/// audio at all is refused, `load` naming its files. Nothing is fetched:
-/// the file is chosen from the torrent alone.
+/// a cover, a `.nfo` and a `.cue` plays its first audio file and its
+/// `files()` say which are tracks; one with no audio at all is refused,
+/// `load` naming its files. Nothing is fetched: the file is chosen from
+/// the torrent alone.
 async fn run_foreign(engine: Engine) -> anyhow::Result<()> {
     let (srv, _) = album_server().await?;
     let with_cover = foreign_torrent(&[
@@ -835,7 +836,7 @@ async fn run_foreign(engine: Engine) -> anyhow::Result<()> {
                     const t = await fanswarm.load(new Audio(), {{ torrent: '/foreign.torrent',
                         torrentBytes: new Uint8Array(bytes), iceServers: [], keep: 'none' }});
                     const seen = {{ file: t.file ?? null, name: t.name, length: t.length,
-                        totalPieces: t.stats().totalPieces }};
+                        totalPieces: t.stats().totalPieces, audio: t.files().map((f) => f.audio) }};
                     t.destroy();
                     return seen;
                 }} catch (e) {{
@@ -851,6 +852,11 @@ async fn run_foreign(engine: Engine) -> anyhow::Result<()> {
     ensure!(
         seen[0]["file"] == 3 && seen[0]["name"] == "1 first.wav" && seen[0]["length"] == 40_000,
         "the first audio file plays, not the cover: {seen}"
+    );
+    ensure!(
+        seen[0]["audio"] == serde_json::json!([false, false, false, true, true]),
+        "the file list says which files are tracks (the player's list and its next \
+         track skip the rest): {seen}"
     );
     let error = seen[1]["error"].as_str().unwrap_or_default();
     ensure!(
