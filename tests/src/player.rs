@@ -28,7 +28,16 @@ pub async fn press_play(browser: &mut Browser, page: &Page) -> anyhow::Result<f6
         .eval(
             page,
             "(async () => {
-            await customElements.whenDefined('fanswarm-player');
+            // Bounded, and saying what the page loaded: a player module
+            // that never loads would otherwise hang this call for good
+            // (seen once in a clean-clone run: 'Runtime.evaluate: no
+            // answer'). Were the page's main thread stuck instead, this
+            // timer would not fire either, and the call still says so.
+            await Promise.race([customElements.whenDefined('fanswarm-player'),
+                new Promise((_, reject) => setTimeout(() => reject(new Error(
+                    'fanswarm-player not defined 20 s after the press: document ' + document.readyState
+                    + '; resources ' + performance.getEntriesByType('resource')
+                        .map((e) => e.name.split('/').pop() + ' ' + (e.responseStatus ?? '?')).join(', '))), 20000))]);
             const p = document.querySelector('fanswarm-player');
             p.setAttribute('ice-servers', '');
             window.__log = [];
