@@ -1,0 +1,38 @@
+// Which requests a cold first audio makes, and when: the element's
+// through the stream worker (`sw=true`) and the engine's web-seed Range
+// requests, from Chromium's Network domain, play pressed 1 s after load,
+// ms from the element's first request. Not a part of scripts/bench: a
+// probe for where the cold time goes (BENCHMARKS.md, issue 13). Needs what
+// `scripts/bench --only b` built (release server, web/pkg, the library).
+//   CARGO_TARGET_DIR=… node bench/stream-requests.mjs [runs]
+import { launch, load, openWindow } from './lib/browser.mjs';
+import { armFirstAudio, firstAudio } from './lib/player.mjs';
+import { startServer } from './lib/server.mjs';
+import { TRACKS } from './lib/tracks.mjs';
+
+const server = await startServer({ library: 'target/bench/library', log: 'probe-server' });
+try {
+  const meta = (await server.tracks()).find((t) => t.name === TRACKS.ogg.file);
+  for (let run = 0; run < Number(process.argv[2] ?? 3); run++) {
+    const browser = await launch('chromium');
+    const page = await openWindow(browser);
+    const cdp = await page.target().createCDPSession();
+    await cdp.send('Network.enable');
+    const seen = [];
+    cdp.on('Network.requestWillBeSent', (e) => {
+      if (e.request.url.includes('/fanswarm/stream/') || e.request.url.includes('/media/'))
+        seen.push({ id: e.requestId, url: e.request.url.split('/').slice(-2).join('/').slice(0, 30), range: e.request.headers.Range ?? e.request.headers.range, at: e.timestamp });
+    });
+    cdp.on('Network.responseReceived', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) { s.resp = e.timestamp; s.sw = e.response.fromServiceWorker; } });
+    cdp.on('Network.loadingFinished', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) s.done = e.timestamp; });
+    await armFirstAudio(page, { kind: 'fanswarm', delayMs: 1000, media: new URL(meta.media_url).pathname });
+    await load(page, `${server.base}/embed/${meta.info_hash}`);
+    const r = await firstAudio(page);
+    const base = seen.length ? Math.min(...seen.map((s) => s.at)) : 0;
+    console.log(`run ${run}: press ${r.pressAt} playing ${r.playingAt} (${r.firstAudioMs} ms)`);
+    for (const s of seen) console.log(`  +${((s.at - base) * 1000).toFixed(0)} resp +${s.resp ? ((s.resp - base) * 1000).toFixed(0) : '-'} done +${s.done ? ((s.done - base) * 1000).toFixed(0) : '-'} sw=${s.sw} ${s.url} ${s.range ?? ''}`);
+    await browser.close();
+  }
+} finally {
+  await server.stop();
+}
