@@ -3,6 +3,7 @@
 //! the next file's look-ahead, and indexes that do not exist.
 #![allow(clippy::unwrap_used)]
 
+use super::files::{MAX_READS, SMALL_FILE};
 use super::*;
 use crate::metainfo::TorrentBuilder;
 
@@ -301,6 +302,7 @@ fn bytes_a_next_player_reads_are_due_at_its_files_start() {
     assert_eq!((asked[0].start, asked[0].end), (23_728, 29_999));
     // Taking the look-ahead back drops the wait; bad indexes are errors.
     n.look_ahead(Time(at), 3, 0).unwrap();
+    assert!(n.early_reads().is_empty());
     assert_eq!(
         n.look_ahead_read(Time(at), 9, 0..1),
         Err(FileError::OutOfRange { index: 9, files: 4 })
@@ -376,4 +378,28 @@ fn unknown_files_are_errors_and_an_empty_selection_is_done_at_once() {
     )
     .unwrap();
     assert_eq!(m.file_pieces(0), Err(FileError::NoMetadata));
+}
+
+/// The early reads are bounded: a range starting inside one asked for
+/// adds nothing, and a file takes at most `MAX_READS` ranges, twice that
+/// when it is small (all of a short track, which Firefox reads through).
+#[test]
+fn early_reads_are_bounded_per_look_ahead() {
+    let mut n = node();
+    n.select_files(Time(1), &[0]).unwrap();
+    n.look_ahead(Time(2), 2, 1_000).unwrap();
+    n.look_ahead_read(Time(3), 2, 100..1_100).unwrap();
+    n.look_ahead_read(Time(3), 2, 500..1_500).unwrap();
+    assert_eq!(n.early_reads(), [(2, 100..1_100)]);
+    for start in 1..40u64 {
+        n.look_ahead_read(Time(4), 2, start * 1_000 + 200..start * 1_000 + 300)
+            .unwrap();
+    }
+    // File 2 (50,000 B) is small: 16 ranges.
+    assert_eq!(n.early_reads().len(), 2 * MAX_READS);
+    assert!(FILES[2].1 <= SMALL_FILE);
+    // Past the end of the file: nothing.
+    n.select_files(Time(5), &[0]).unwrap();
+    n.look_ahead_read(Time(6), 2, 60_000..70_000).unwrap();
+    assert!(n.early_reads().is_empty());
 }

@@ -46,6 +46,12 @@ pub(super) struct Selection {
 /// Byte ranges [`Node::look_ahead_read`] takes at most per look-ahead.
 pub const MAX_READS: usize = 8;
 
+/// A file this small may have twice as many ranges read early
+/// ([`Node::look_ahead_read`]): Firefox reads a small file through to its
+/// end (rather than seeking to an Ogg file's last page) before it plays,
+/// so a short track made ready needs all of it, and all of it is little.
+pub const SMALL_FILE: u64 = 1024 * 1024;
+
 impl Node {
     /// The torrent's files in stream order (path with the torrent's name
     /// first, length, offset in the stream); `None` before the metadata.
@@ -108,10 +114,11 @@ impl Node {
     /// look-ahead and due when the stream reaches the file's start, not at
     /// their own place in it, so from the web seed alone they come before
     /// the playing file ends. Kept until the selection changes or the
-    /// look-ahead is taken back. At most [`MAX_READS`] ranges: a range
-    /// starting inside one already asked for, or any past that, asks for
-    /// nothing (so a player preloading the whole file gets its first
-    /// ranges early, not the file); bytes are clipped to the file.
+    /// look-ahead is taken back. At most [`MAX_READS`] ranges (twice that
+    /// for a file of at most [`SMALL_FILE`] bytes): a range starting
+    /// inside one already asked for, or any past that, asks for nothing
+    /// (so a player preloading the whole file gets its first ranges early,
+    /// not the file); bytes are clipped to the file.
     pub fn look_ahead_read(
         &mut self,
         now: Time,
@@ -121,8 +128,13 @@ impl Node {
         let entry = check(self.info()?, file)?;
         let bytes = bytes.start.min(entry.length)..bytes.end.min(entry.length);
         let known = |(f, r): &(usize, Range<u64>)| *f == file && r.contains(&bytes.start);
+        let most = if entry.length <= SMALL_FILE {
+            2 * MAX_READS
+        } else {
+            MAX_READS
+        };
         if bytes.is_empty()
-            || self.selection.reads.len() >= MAX_READS
+            || self.selection.reads.len() >= most
             || self.selection.reads.iter().any(known)
         {
             return Ok(());
@@ -182,6 +194,12 @@ impl Node {
                 .iter()
                 .all(|&f| self.file_complete(f).unwrap_or(false)),
         }
+    }
+
+    /// The byte ranges of coming files read early ([`Node::look_ahead_read`]).
+    #[cfg(test)]
+    pub(super) fn early_reads(&self) -> &[(usize, Range<u64>)] {
+        &self.selection.reads
     }
 
     /// The files selected; `None` for every piece.
