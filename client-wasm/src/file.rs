@@ -200,19 +200,7 @@ mod tests {
     use super::*;
 
     fn album() -> Vec<FileEntry> {
-        let mut offset = 0;
-        [("a.mp3", 100u64), ("b.ogg", 250), ("c.flac", 40)]
-            .into_iter()
-            .map(|(name, length)| {
-                let entry = FileEntry {
-                    path: vec!["Album".into(), name.into()],
-                    length,
-                    offset,
-                };
-                offset += length;
-                entry
-            })
-            .collect()
+        files_in("Album", &[("a.mp3", 100), ("b.ogg", 250), ("c.flac", 40)])
     }
 
     #[test]
@@ -244,12 +232,17 @@ mod tests {
     }
 
     fn files(names: &[(&str, u64)]) -> Vec<FileEntry> {
+        files_in("Foreign", names)
+    }
+
+    /// A torrent `folder`'s files `names` (name, bytes), in stream order.
+    fn files_in(folder: &str, names: &[(&str, u64)]) -> Vec<FileEntry> {
         let mut offset = 0;
         names
             .iter()
             .map(|&(name, length)| {
                 let entry = FileEntry {
-                    path: vec!["Foreign".into(), name.into()],
+                    path: vec![folder.into(), name.into()],
                     length,
                     offset,
                 };

@@ -40,9 +40,15 @@ fn album() -> Metainfo {
 
 /// A listener alone with the web seed (no peers will come).
 fn node() -> Node {
+    node_with(Config::default())
+}
+
+/// [`node`] with the engine's `config`.
+fn node_with(engine: Config) -> Node {
     let mut n = Node::new(
         NodeConfig {
             offer_grace: Duration::ZERO,
+            engine,
             ..NodeConfig::default()
         },
         Source::Torrent(Box::new(album())),
@@ -243,23 +249,10 @@ fn the_look_ahead_fetches_the_next_files_head_and_no_more() {
 /// enough away that they would not be yet.
 #[test]
 fn bytes_a_next_player_reads_are_due_at_its_files_start() {
-    let mut n = Node::new(
-        NodeConfig {
-            offer_grace: Duration::ZERO,
-            engine: Config {
-                web_seed_needs_playback: true,
-                ..Config::default()
-            },
-            ..NodeConfig::default()
-        },
-        Source::Torrent(Box::new(album())),
-        vec![],
-        PeerId::generate([5; 12]),
-        7,
-        Time(0),
-    )
-    .unwrap();
-    drain(&mut n);
+    let mut n = node_with(Config {
+        web_seed_needs_playback: true,
+        ..Config::default()
+    });
     n.select_files(Time(1), &[2]).unwrap();
     // File 2 (pieces 2..=5, 50,000 B at 4,000 B/s) has 2.5 s left, in
     // piece 4; file 3 (pieces 5..=7) is next, all of it looked ahead.
