@@ -8,6 +8,17 @@
 // else passes through: where the browser has static routing (Chromium), it
 // never even starts this worker for those requests.
 //
+// Before it plays, an element reads a file's start and end again and again
+// (an Ogg file: the head, its last page, the head again), each a request
+// of its own. Each conversation with the page costs a hop to the page's
+// main thread and back (6-25 ms measured, bytes there or not), so pages
+// give this worker those bytes ahead: every verified piece of a file's
+// first PUSH_HEAD and last PUSH_TAIL bytes once an element reads the file
+// (`{fanswarm: 'bytes'}`, see stream.rs). A request whose first bytes are
+// here is answered from them at once, and the page is asked only for the
+// rest. Kept in memory for a few streams; the browser stopping the worker
+// loses them, which costs only the round trips again.
+//
 // The prefix is a parameter of the worker's own URL
 // (`/sw.js?prefix=/fanswarm/stream/`), set by fanswarm.js from the same
 // value it gives the wasm peer (`streamPrefix`), so the two cannot disagree.
@@ -22,6 +33,15 @@ const RETRY_MS = 750;
 const RETRIES = 2;
 /** Client id → Client, see `pageOf`. */
 const pages = new Map();
+/** Stream key → {total, mime, parts: Map(start → Uint8Array), used}: the
+ *  verified bytes pages gave ahead, by their first byte (a piece each, so
+ *  one part ends where the next begins). Least recently used first. */
+const given = new Map();
+/** Streams whose bytes are kept at most, and for how long unused. */
+const GIVEN_STREAMS = 8;
+const GIVEN_MS = 5 * 60 * 1000;
+/** A part's bytes at most (a piece; pages send none larger). */
+const GIVEN_PART = 16 << 20;
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
 function streamPrefix(href) {
@@ -55,7 +75,51 @@ self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim(
 self.addEventListener('message', (event) => {
   if (event.data?.fanswarm === 'wake' && event.source?.id) pages.set(event.source.id, event.source);
   if (event.data?.fanswarm === 'claim') event.waitUntil(self.clients.claim());
+  if (event.data?.fanswarm === 'bytes') keep(event.data);
+  if (event.data?.fanswarm === 'forget') given.clear();
 });
+
+/** Keeps a page's `{stream, total, mime, start, chunk}`; anything malformed
+ *  is dropped (it only costs the round trips it would have saved). */
+function keep({ stream, total, mime, start, chunk }) {
+  const whole = (n) => Number.isSafeInteger(n) && n >= 0;
+  if (typeof stream !== 'string' || typeof mime !== 'string' || !whole(total) || !whole(start)
+    || !(chunk instanceof ArrayBuffer) || chunk.byteLength === 0 || chunk.byteLength > GIVEN_PART
+    || start + chunk.byteLength > total) return;
+  const now = Date.now();
+  for (const [key, entry] of given) if (now - entry.used > GIVEN_MS) given.delete(key);
+  let entry = given.get(stream);
+  if (!entry || entry.total !== total) entry = { total, mime, parts: new Map() };
+  given.delete(stream);
+  entry.used = now;
+  entry.parts.set(start, new Uint8Array(chunk));
+  given.set(stream, entry);
+  while (given.size > GIVEN_STREAMS) given.delete(given.keys().next().value);
+}
+
+/** The bytes given ahead of `stream` from `start` on, in order, through
+ *  `end` at most (null: the stream's end): `{total, mime, end, parts}`, or
+ *  null when the byte at `start` is not here. */
+function givenFrom(stream, start, end) {
+  const entry = given.get(stream);
+  if (!entry || start >= entry.total) return null;
+  const last = Math.min(end ?? Infinity, entry.total - 1);
+  let part = null;
+  for (const [at, bytes] of entry.parts) {
+    if (at <= start && start < at + bytes.length) part = bytes.subarray(start - at);
+  }
+  if (!part || last < start) return null;
+  entry.used = Date.now();
+  const parts = [];
+  let at = start;
+  while (part && at <= last) {
+    const bytes = part.subarray(0, Math.min(part.length, last - at + 1));
+    parts.push(bytes);
+    at += bytes.length;
+    part = entry.parts.get(at);
+  }
+  return { total: entry.total, mime: entry.mime, end: at - 1, parts };
+}
 
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
@@ -90,33 +154,55 @@ async function pageOf(clientId) {
   return page;
 }
 
-async function serve(event, url) {
-  const stream = url.pathname.slice(PREFIX.length).split('/')[0];
-  const range = parseRange(event.request.headers.get('range'));
-  const open = { fanswarm: 'open', stream, start: range ? range.start : 0, end: range ? range.end : null };
-  let port;
-  let head;
+/** Opens a conversation with the page `clientId` about `stream`'s bytes
+ *  `start`..=`end` (null: to the end): `{port, head}`, or the Response to
+ *  give when no page answers. */
+async function openPage(clientId, stream, start, end) {
+  const open = { fanswarm: 'open', stream, start, end };
   // Asked again, through a freshly looked-up client, if the page is silent:
   // a first visit's very first request sometimes went unanswered for good.
-  for (let attempt = 0; !head; attempt++) {
-    const client = attempt === 0 ? await pageOf(event.clientId) : await self.clients.get(event.clientId);
-    if (!client) return new Response('no page to stream from', { status: 503 });
+  for (let attempt = 0; ; attempt++) {
+    const client = attempt === 0 ? await pageOf(clientId) : await self.clients.get(clientId);
+    if (!client) return { failed: new Response('no page to stream from', { status: 503 }) };
     const channel = new MessageChannel();
-    port = channel.port1;
+    const port = channel.port1;
     try {
       const wait = attempt < RETRIES ? RETRY_MS : HEAD_TIMEOUT_MS;
-      head = await ask(port, wait, () => client.postMessage(open, [channel.port2]));
+      const head = await ask(port, wait, () => client.postMessage(open, [channel.port2]));
+      return { port, head };
     } catch (e) {
       port.close();
       if (attempt >= RETRIES) {
-        pages.delete(event.clientId);
-        return new Response(String(e), { status: 504 });
+        pages.delete(clientId);
+        return { failed: new Response(String(e), { status: 504 }) };
       }
     }
   }
-  if (head.status === 416) {
-    port.close();
-    return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${head.total}` } });
+}
+
+async function serve(event, url) {
+  const stream = url.pathname.slice(PREFIX.length).split('/')[0];
+  const range = parseRange(event.request.headers.get('range'));
+  const start = range ? range.start : 0;
+  const end = range ? range.end : null;
+  // Bytes given ahead answer the start of the range at once; the page is
+  // asked for the rest (if any) right away, so its answer is under way
+  // while the element reads them.
+  const ahead = givenFrom(stream, start, end);
+  let head;
+  let port = null;
+  let rest = null;
+  if (ahead) {
+    head = { total: ahead.total, mime: ahead.mime, start, end: Math.min(end ?? Infinity, ahead.total - 1) };
+    if (ahead.end < head.end) rest = openPage(event.clientId, stream, ahead.end + 1, end);
+  } else {
+    const opened = await openPage(event.clientId, stream, start, end);
+    if (opened.failed) return opened.failed;
+    ({ port, head } = opened);
+    if (head.status === 416) {
+      port.close();
+      return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${head.total}` } });
+    }
   }
   const length = head.end - head.start + 1;
   let received = 0;
@@ -130,31 +216,55 @@ async function serve(event, url) {
     received += buffer.byteLength;
     if (received < length) return;
     out.close();
-    port.postMessage({ cancel: true });
-    port.close();
+    port?.postMessage({ cancel: true });
+    port?.close();
   };
-  port.onmessage = (e) => {
-    const m = e.data;
-    if (m.chunk) take(m.chunk);
-    else { out.close(); port.close(); }
-    pulled?.();
-    pulled = null;
+  const listen = () => {
+    port.onmessage = (e) => {
+      const m = e.data;
+      if (m.chunk) take(m.chunk);
+      else { out.close(); port.close(); }
+      pulled?.();
+      pulled = null;
+    };
   };
+  if (port) listen();
   const body = new ReadableStream({
     // The head brings the first bytes when the page has them already.
     start(controller) {
       out = controller;
-      if (head.chunk) take(head.chunk);
+      if (ahead) for (const bytes of ahead.parts) take(bytes);
+      else if (head.chunk) take(head.chunk);
     },
-    pull() {
+    async pull() {
+      if (!port) {
+        // Past the bytes given ahead: the page's answer for the rest.
+        const opened = await rest;
+        const from = head.start + received;
+        if (opened?.failed || opened?.head?.start !== from || opened.head.end !== head.end) {
+          opened?.port?.close();
+          out.error(new Error(`the page did not serve bytes ${from}-${head.end}`));
+          return undefined;
+        }
+        ({ port } = opened);
+        listen();
+        if (opened.head.chunk) {
+          take(opened.head.chunk);
+          return undefined;
+        }
+      }
       return new Promise((resolve) => {
         pulled = resolve;
         port.postMessage({ pull: true });
       });
     },
     cancel() {
-      port.postMessage({ cancel: true });
-      port.close();
+      const drop = (p) => {
+        p.postMessage({ cancel: true });
+        p.close();
+      };
+      if (port) drop(port);
+      else rest?.then((opened) => opened.port && drop(opened.port));
     },
   }, { highWaterMark: 0 });
   const headers = {

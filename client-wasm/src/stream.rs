@@ -29,6 +29,12 @@
 //! 32 KiB piece, cost the first audio tens of milliseconds per request).
 //!
 //! A [`Reader`] is one such conversation. Its port listener is owned by it.
+//!
+//! Besides, page → worker (`navigator.serviceWorker.controller`):
+//! `{fanswarm: "bytes", stream, total, mime, start, chunk}`, verified bytes
+//! of a stream given ahead (see [`given_range`]): the worker answers a
+//! request whose first bytes it has from them, without a conversation,
+//! and opens one only for the rest. `{fanswarm: "forget"}` drops them.
 
 use std::rc::Rc;
 
@@ -244,6 +250,74 @@ pub fn available<'a>(
     out
 }
 
+/// The bytes of a file given to the worker ahead from its start: browsers
+/// read a file's head, then its end (an Ogg file's last page for its
+/// duration, an MP4's index), then the head again, a request each, before
+/// they play.
+pub const GIVEN_HEAD: u64 = 1 << 20;
+/// The bytes of a file given to the worker ahead from its end.
+pub const GIVEN_TAIL: u64 = 256 << 10;
+
+/// The bytes of piece `piece` (`size` bytes long, at `piece * piece_length`
+/// in the torrent) that a file of `total` bytes at `base` in the torrent
+/// gives its worker ahead, counted from the file's start: the piece's part
+/// of the file when that touches the file's first [`GIVEN_HEAD`] or last
+/// [`GIVEN_TAIL`] bytes, whole (the worker answers from runs of pieces);
+/// `None` otherwise.
+pub fn given_range(
+    piece_length: u32,
+    piece: u32,
+    size: u32,
+    base: u64,
+    total: u64,
+) -> Option<std::ops::Range<u64>> {
+    let from = u64::from(piece) * u64::from(piece_length);
+    let to = from + u64::from(size);
+    let (start, end) = (
+        from.max(base) - base,
+        to.min(base + total).checked_sub(base)?,
+    );
+    let in_head = start < GIVEN_HEAD.min(total);
+    let in_tail = end > total.saturating_sub(GIVEN_TAIL);
+    (start < end && (in_head || in_tail)).then_some(start..end)
+}
+
+/// The pieces that may hold bytes [`given_range`] gives for a file of
+/// `total` bytes at `base`: the head's, then the tail's (some twice in a
+/// short file; the caller gives each once).
+pub fn given_pieces(piece_length: u32, base: u64, total: u64) -> impl Iterator<Item = u32> {
+    let length = u64::from(piece_length.max(1));
+    let piece = |at: u64| u32::try_from(at / length).unwrap_or(u32::MAX);
+    let last = base + total.max(1) - 1;
+    let head = piece(base)..=piece(base + GIVEN_HEAD.min(total.max(1)) - 1);
+    let tail = piece(base + total.saturating_sub(GIVEN_TAIL))..=piece(last);
+    head.chain(tail)
+}
+
+/// Gives the worker `bytes`, the verified bytes of `stream` (`total` bytes
+/// of type `mime`) from `start` on. Without a worker controlling the page,
+/// nothing happens.
+pub fn give(stream: &str, total: u64, mime: &str, start: u64, bytes: &[u8]) -> Result<(), JsError> {
+    let worker = crate::js::window()?
+        .navigator()
+        .service_worker()
+        .controller();
+    let (Some(worker), Some(buffer)) = (worker, concat(&[bytes])) else {
+        return Ok(());
+    };
+    let message = object(&[
+        ("fanswarm", "bytes".into()),
+        ("stream", stream.into()),
+        ("total", (total as f64).into()),
+        ("mime", mime.into()),
+        ("start", (start as f64).into()),
+        ("chunk", buffer.clone().into()),
+    ])?;
+    worker
+        .post_message_with_transferable(&message, &js_sys::Array::of1(&buffer))
+        .map_err(js_error)
+}
+
 /// The URL the element plays, under the service worker's prefix: the
 /// stream's key (the info hash, `-<file>` after it for one file of a
 /// multi-file torrent), then its name for the reader's eyes.
@@ -285,16 +359,22 @@ fn post_with(
     fields: &[(&str, JsValue)],
     buffer: Option<&js_sys::ArrayBuffer>,
 ) -> Result<(), JsError> {
-    let message = js_sys::Object::new();
-    for (name, value) in fields {
-        js_sys::Reflect::set(&message, &JsValue::from_str(name), value).map_err(js_error)?;
-    }
+    let message = object(fields)?;
     match buffer {
         Some(buffer) => port
             .post_message_with_transferable(&message, &js_sys::Array::of1(buffer))
             .map_err(js_error),
         None => port.post_message(&message).map_err(js_error),
     }
+}
+
+/// `{fields}`, a message.
+fn object(fields: &[(&str, JsValue)]) -> Result<js_sys::Object, JsError> {
+    let message = js_sys::Object::new();
+    for (name, value) in fields {
+        js_sys::Reflect::set(&message, &JsValue::from_str(name), value).map_err(js_error)?;
+    }
+    Ok(message)
 }
 
 /// `parts` copied into one new buffer (one copy out of wasm memory);
@@ -362,6 +442,46 @@ mod tests {
         // Nothing while the piece at the position is missing, or past the end.
         assert!(flat(&[1, 2], 999, 4999, MAX_CHUNK).is_empty());
         assert!(flat(&[0], 1000, 999, MAX_CHUNK).is_empty());
+    }
+
+    #[test]
+    fn a_files_head_and_tail_pieces_are_given_ahead() {
+        const L: u32 = 32 << 10;
+        let total = 4_000_000u64;
+        // A single-file torrent: the file is the torrent.
+        assert_eq!(given_range(L, 0, L, 0, total), Some(0..32_768));
+        let head_last = (GIVEN_HEAD / u64::from(L) - 1) as u32;
+        assert!(given_range(L, head_last, L, 0, total).is_some());
+        assert_eq!(given_range(L, head_last + 1, L, 0, total), None);
+        let last = (total / u64::from(L)) as u32;
+        let tail = (total % u64::from(L)) as u32;
+        assert_eq!(
+            given_range(L, last, tail, 0, total),
+            Some(u64::from(last) * u64::from(L)..total)
+        );
+        let tail_first = ((total - GIVEN_TAIL) / u64::from(L)) as u32;
+        assert!(given_range(L, tail_first, L, 0, total).is_some());
+        assert_eq!(given_range(L, tail_first - 1, L, 0, total), None);
+        // One file of an album, 10,000 bytes into piece 3: counted from the
+        // file's own start, clipped to it; the pieces past it give nothing.
+        let base = 3 * u64::from(L) + 10_000;
+        assert_eq!(given_range(L, 3, L, base, 50_000), Some(0..22_768));
+        assert_eq!(given_range(L, 4, L, base, 50_000), Some(22_768..50_000));
+        assert_eq!(given_range(L, 2, L, base, 50_000), None);
+        assert_eq!(given_range(L, 5, L, base, 50_000), None);
+        // Every piece given is among those walked, and the walk is short.
+        let walked: Vec<u32> = given_pieces(L, 0, total).collect();
+        assert_eq!(walked.len(), 32 + 9);
+        for piece in 0..=last {
+            let size = if piece == last { tail } else { L };
+            if given_range(L, piece, size, 0, total).is_some() {
+                assert!(walked.contains(&piece), "{piece}");
+            }
+        }
+        assert_eq!(
+            given_pieces(L, base, 50_000).collect::<Vec<_>>(),
+            [3, 4, 3, 4]
+        );
     }
 
     #[test]

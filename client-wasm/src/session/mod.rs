@@ -128,6 +128,9 @@ pub struct Session {
     requests: SortedMap<HttpId, AbortController>,
     readers: SortedMap<u64, Reader>,
     next_reader: u64,
+    /// Streams an element has read, by key: their head and tail pieces
+    /// are given to the worker ahead as they verify (`streaming.rs`).
+    given: SortedMap<String, streaming::Given>,
     timer: Option<(Time, Timeout)>,
     listeners: Vec<EventListener>,
     /// The element's listeners: replaced when another element takes over
@@ -199,6 +202,7 @@ impl Session {
                 requests: SortedMap::new(),
                 readers: SortedMap::new(),
                 next_reader: 0,
+                given: SortedMap::new(),
                 timer: None,
                 listeners: Vec::new(),
                 element_listeners: Vec::new(),
@@ -665,6 +669,7 @@ impl Session {
         self.listeners.clear();
         self.element_listeners.clear();
         self.readers.clear();
+        self.given.clear();
         for (_, request) in std::mem::take(&mut self.requests) {
             request.abort();
         }

@@ -168,6 +168,7 @@ impl Session {
         match event {
             Event::PieceVerified { piece } => {
                 self.serve_waiting(piece);
+                self.give_ahead(piece);
                 self.preload_when_worth_it();
                 self.emit("progress", piece.into());
                 // One file played: done once it is (the rest is not fetched).

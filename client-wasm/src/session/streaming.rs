@@ -4,9 +4,21 @@
 
 use std::rc::Rc;
 
+use swarm::sorted::SortedSet;
+
 use super::{Session, dispatch};
 use crate::file;
 use crate::stream::{self, PortRequest, PortSink, Reader};
+
+/// A stream whose head and tail the worker is given ahead.
+pub(super) struct Given {
+    /// Where its byte 0 is in the torrent.
+    base: u64,
+    total: u64,
+    mime: &'static str,
+    /// The pieces given already.
+    sent: SortedSet<u32>,
+}
 
 impl Session {
     pub(super) fn open_reader(
@@ -43,7 +55,8 @@ impl Session {
                     stream::MAX_CHUNK,
                     |p| self.node.piece(p),
                 );
-                match reader.send_head(total, stream::mime_for(&name), &first) {
+                let mime = stream::mime_for(&name);
+                match reader.send_head(total, mime, &first) {
                     Ok(()) => {
                         // A head without bytes: the element waits for
                         // them (its first pull is on the way), so they are
@@ -54,6 +67,7 @@ impl Session {
                         reader.waiting = first.is_empty();
                         self.readers.insert(id, reader);
                         self.note_waiting_readers();
+                        self.give_stream(&request.stream, base, total, mime);
                     }
                     Err(e) => self.warn(&format!("stream: {e}")),
                 }
@@ -139,6 +153,66 @@ impl Session {
         };
         if result.is_err() {
             self.readers.remove(&id);
+        }
+    }
+
+    /// Gives the worker what it lacks of the head and tail of a stream an
+    /// element reads (see `stream::given_range`): what is verified now,
+    /// and from then on each piece as it verifies ([`Session::give_ahead`]).
+    fn give_stream(&mut self, key: &str, base: u64, total: u64, mime: &'static str) {
+        if !self.given.contains_key(key) {
+            let given = Given {
+                base,
+                total,
+                mime,
+                sent: SortedSet::new(),
+            };
+            self.given.insert(key.to_owned(), given);
+        }
+        let piece_length = self.node.torrent().piece_length();
+        for piece in stream::given_pieces(piece_length, base, total) {
+            if self.node.piece(piece).is_some() {
+                self.give(key, piece);
+            }
+        }
+    }
+
+    /// Gives the worker the newly verified `piece` of every stream an
+    /// element read, where it is of that stream's head or tail.
+    pub(super) fn give_ahead(&mut self, piece: u32) {
+        let keys: Vec<String> = self.given.keys().cloned().collect();
+        for key in keys {
+            self.give(&key, piece);
+        }
+    }
+
+    /// Gives the worker `piece`'s part of stream `key` once, if the piece
+    /// is verified and of the stream's head or tail.
+    fn give(&mut self, key: &str, piece: u32) {
+        let piece_length = self.node.torrent().piece_length();
+        let Some(given) = self.given.get_mut(key) else {
+            return;
+        };
+        let Some(bytes) = self.node.piece(piece) else {
+            return;
+        };
+        let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        let Some(range) = stream::given_range(piece_length, piece, size, given.base, given.total)
+        else {
+            return;
+        };
+        if !given.sent.insert(piece) {
+            return;
+        }
+        // `range` lies within the piece: it is the piece's part of the file.
+        let offset = u64::from(piece) * u64::from(piece_length);
+        let from = (given.base + range.start - offset) as usize;
+        let to = (given.base + range.end - offset) as usize;
+        let Some(part) = bytes.get(from..to) else {
+            return;
+        };
+        if let Err(e) = stream::give(key, given.total, given.mime, range.start, part) {
+            self.warn(&format!("stream: {e}"));
         }
     }
 
