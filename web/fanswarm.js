@@ -48,6 +48,8 @@ const TRACK_CACHE = 'fanswarm-tracks-v1';
 const TRACK_LIST = 'fanswarm-tracks-v1';
 /** Bytes kept at most, all tracks together, unless `keepQuota` says. */
 const TRACK_QUOTA = 256 * 1024 * 1024;
+/** `HTMLMediaElement.HAVE_FUTURE_DATA`: it can play on. */
+const HAVE_FUTURE_DATA = 3;
 /** Bumped by forget(): tracks kept before stop writing. */
 let keepGeneration = 0;
 
@@ -160,7 +162,7 @@ export async function load(audio, options) {
     if (track.importPiece(index, bytes)) imported.add(index);
     else refused.push(index);
   }
-  if (whole) keepTrack(track, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
+  if (whole) keepTrack(track, audio, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
   // The start too, whole track or not: `resume` plays from its entry.
   // So for each file an album's session moves on to, under its own key.
   if (key) {
@@ -364,11 +366,30 @@ async function readTrack(folder) {
   }
 }
 
+/** Whether `audio` is starting to play: told to play and still silent.
+ *  Then the main thread is the first audio's (it answers the stream
+ *  worker), and a Cache API `put` holds it 1-5 ms, a localStorage write
+ *  ~0.5 ms (measured, Chromium: ~15 ms of them before a cold first audio). */
+function starting(audio) {
+  return !audio.paused && audio.readyState < HAVE_FUTURE_DATA;
+}
+
+/** Calls `f` in the first of `audio`'s events that end its start. */
+function whenStarted(audio, f) {
+  const kinds = ['playing', 'pause', 'error', 'emptied'];
+  const done = () => {
+    for (const kind of kinds) audio.removeEventListener(kind, done);
+    f();
+  };
+  for (const kind of kinds) audio.addEventListener(kind, done);
+}
+
 /** Writes each piece `track` verifies from now on under `folder` (but the
  *  `imported` ones: kept already; their `progress` events come after the
  *  import), deletes the entries of `refused` pieces, and keeps the kept
- *  tracks' bytes within `quota` (least recently played first out). */
-function keepTrack(track, folder, { refused, imported, quota }) {
+ *  tracks' bytes within `quota` (least recently played first out). Writes
+ *  wait while `audio` starts to play (`starting`). */
+function keepTrack(track, audio, folder, { refused, imported, quota }) {
   const opened = caches.open(TRACK_CACHE);
   opened.catch(() => {});
   const url = (index) => `${folder}piece?i=${index}`;
@@ -392,6 +413,20 @@ function keepTrack(track, folder, { refused, imported, quota }) {
   note();
   pending = opened.then((cache) => Promise.all(refused.map((i) => cache.delete(url(i)))))
     .catch(() => {});
+  const write = (pieces) => {
+    const gone = note();
+    pending = pending.then(async () => {
+      const cache = await opened;
+      await Promise.all(pieces.map(([index, piece]) => cache.put(url(index), new Response(piece, {
+        headers: { 'x-fanswarm-piece': String(index), 'content-type': 'application/octet-stream' },
+      }))));
+      for (const old of gone) await forgetTrack(cache, old);
+    }).catch(() => {});
+  };
+  // Pieces verified while the element starts wait, and are written at
+  // once when it has started (begun in that event: a page left right
+  // after its first sound keeps them, as with the start's entry).
+  let held = null;
   track.addEventListener('progress', (e) => {
     const index = e.detail;
     if (imported.has(index) || generation !== keepGeneration) return;
@@ -399,13 +434,17 @@ function keepTrack(track, folder, { refused, imported, quota }) {
     // A track larger than the whole quota keeps what fits.
     if (!piece || bytes + piece.length > quota) return;
     bytes += piece.length;
-    const gone = note();
-    const headers = { 'x-fanswarm-piece': String(index), 'content-type': 'application/octet-stream' };
-    pending = pending.then(async () => {
-      const cache = await opened;
-      await cache.put(url(index), new Response(piece, { headers }));
-      for (const old of gone) await forgetTrack(cache, old);
-    }).catch(() => {});
+    if (held) {
+      held.push([index, piece]);
+    } else if (starting(audio)) {
+      held = [[index, piece]];
+      whenStarted(audio, () => {
+        write(held);
+        held = null;
+      });
+    } else {
+      write([[index, piece]]);
+    }
   });
 }
 
@@ -427,6 +466,8 @@ export async function forget() {
   try {
     localStorage.removeItem(START_LIST);
   } catch {}
+  // The stream worker's copies of tracks' heads and tails (sw.js).
+  navigator.serviceWorker?.controller?.postMessage({ fanswarm: 'forget' });
   if (!('caches' in self)) return;
   await Promise.all([caches.delete(TRACK_CACHE), caches.delete(START_CACHE)]);
 }

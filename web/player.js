@@ -488,7 +488,10 @@ class FanswarmPlayer extends HTMLElement {
     for (const kind of ['progress', 'peers', 'done']) track.addEventListener(kind, soon);
     track.addEventListener('progress', () =>
       this.dispatchEvent(new CustomEvent('progress', { detail: this.stats() })));
-    this.#timer = setInterval(update, TICK_MS);
+    // Not while the element starts to play: see `#updateSoon`.
+    this.#timer = setInterval(() => {
+      if (this.#heard || this.#audio.paused) update();
+    }, TICK_MS);
     soon();
   }
 
