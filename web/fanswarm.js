@@ -319,7 +319,8 @@ async function writeStart(opened, key, track, indexes) {
 
 // ---- whole tracks, kept for the next visit (`keep: 'track'`, the default) ----
 //
-// Every piece the track verifies is written as it verifies, one Cache API
+// Every piece the track verifies is written as it verifies (held while the
+// element starts to play: see `keepTrack`), one Cache API
 // entry each (a write per piece, never the whole track again), under a URL
 // of its own track's folder, so one `matchAll` reads a track back and one
 // `keys` lists it. A returning page imports them (each checked against the
