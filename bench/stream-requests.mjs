@@ -1,7 +1,9 @@
 // Which requests a cold first audio makes, and when: the element's
 // through the stream worker (`sw=true`) and the engine's web-seed Range
 // requests, from Chromium's Network domain, play pressed 1 s after load,
-// ms from the element's first request. Not a part of scripts/bench: a
+// ms from the element's first request; and, on the page's clock from the
+// press, when each of the worker's `open`s reached the page and when each
+// piece was verified. Not a part of scripts/bench: a
 // probe for where the cold time goes (BENCHMARKS.md, issue 13). Needs what
 // `scripts/bench --only b` built (release server, web/pkg, the library).
 //   CARGO_TARGET_DIR=… node bench/stream-requests.mjs [runs]
@@ -25,11 +27,30 @@ try {
     });
     cdp.on('Network.responseReceived', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) { s.resp = e.timestamp; s.sw = e.response.fromServiceWorker; } });
     cdp.on('Network.loadingFinished', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) s.done = e.timestamp; });
+    // The page's side: when each `open` of the worker reaches the page's
+    // main thread, and when each piece is verified.
+    await page.evaluateOnNewDocument(() => {
+      window.__pageLog = [];
+      navigator.serviceWorker?.addEventListener('message', (e) => {
+        if (e.data?.fanswarm === 'open') window.__pageLog.push([`open ${e.data.start}`, performance.now()]);
+      });
+      document.addEventListener('DOMContentLoaded', () => {
+        const hook = () => {
+          const track = document.querySelector('fanswarm-player')?.track;
+          if (!track) return void setTimeout(hook, 20);
+          track.addEventListener('progress', (e) => window.__pageLog.push([`piece ${e.detail}`, performance.now()]));
+        };
+        hook();
+      });
+    });
     await armFirstAudio(page, { kind: 'fanswarm', delayMs: 1000, media: new URL(meta.media_url).pathname });
     await load(page, `${server.base}/embed/${meta.info_hash}`);
     const r = await firstAudio(page);
     const base = seen.length ? Math.min(...seen.map((s) => s.at)) : 0;
     console.log(`run ${run}: press ${r.pressAt} playing ${r.playingAt} (${r.firstAudioMs} ms)`);
+    const log = await page.evaluate(() => window.__pageLog);
+    console.log(`  page, ms after the press: ${log.filter(([, at]) => at >= r.pressAt && at <= r.playingAt)
+      .map(([what, at]) => `${what} +${(at - r.pressAt).toFixed(0)}`).join(', ')}`);
     for (const s of seen) console.log(`  +${((s.at - base) * 1000).toFixed(0)} resp +${s.resp ? ((s.resp - base) * 1000).toFixed(0) : '-'} done +${s.done ? ((s.done - base) * 1000).toFixed(0) : '-'} sw=${s.sw} ${s.url} ${s.range ?? ''}`);
     await browser.close();
   }
