@@ -40,8 +40,9 @@ const given = new Map();
 /** Streams whose bytes are kept at most, and for how long unused. */
 const GIVEN_STREAMS = 8;
 const GIVEN_MS = 5 * 60 * 1000;
-/** A part's bytes at most (a piece; pages send none larger). */
-const GIVEN_PART = 16 << 20;
+/** A part's bytes at most (a piece; pages give none larger:
+ *  GIVEN_PIECE_MAX in stream.rs), so 8 streams hold ~20 MiB at most. */
+const GIVEN_PART = 1 << 20;
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
 function streamPrefix(href) {

@@ -257,13 +257,17 @@ pub fn available<'a>(
 pub const GIVEN_HEAD: u64 = 1 << 20;
 /// The bytes of a file given to the worker ahead from its end.
 pub const GIVEN_TAIL: u64 = 256 << 10;
+/// Pieces larger than this are not given (a foreign torrent's 16 MiB
+/// pieces would each be a copy that large, in the worker's memory too):
+/// their streams ask the page, as before. The worker takes no larger part.
+pub const GIVEN_PIECE_MAX: u32 = 1 << 20;
 
 /// The bytes of piece `piece` (`size` bytes long, at `piece * piece_length`
 /// in the torrent) that a file of `total` bytes at `base` in the torrent
 /// gives its worker ahead, counted from the file's start: the piece's part
 /// of the file when that touches the file's first [`GIVEN_HEAD`] or last
 /// [`GIVEN_TAIL`] bytes, whole (the worker answers from runs of pieces);
-/// `None` otherwise.
+/// `None` otherwise, and for a piece larger than [`GIVEN_PIECE_MAX`].
 pub fn given_range(
     piece_length: u32,
     piece: u32,
@@ -277,6 +281,9 @@ pub fn given_range(
         from.max(base) - base,
         to.min(base + total).checked_sub(base)?,
     );
+    if size > GIVEN_PIECE_MAX {
+        return None;
+    }
     let in_head = start < GIVEN_HEAD.min(total);
     let in_tail = end > total.saturating_sub(GIVEN_TAIL);
     (start < end && (in_head || in_tail)).then_some(start..end)
@@ -482,6 +489,10 @@ mod tests {
             given_pieces(L, base, 50_000).collect::<Vec<_>>(),
             [3, 4, 3, 4]
         );
+        // Pieces too large to copy are never given.
+        let big = GIVEN_PIECE_MAX * 2;
+        assert_eq!(given_range(big, 0, big, 0, 10 * u64::from(big)), None);
+        assert!(given_range(GIVEN_PIECE_MAX, 0, GIVEN_PIECE_MAX, 0, total).is_some());
     }
 
     #[test]
