@@ -440,7 +440,7 @@ function keepTrack(track, audio, folder, { refused, imported, quota }) {
     } else if (starting(audio)) {
       held = [[index, piece]];
       whenStarted(audio, () => {
-        write(held);
+        if (generation === keepGeneration) write(held); // not after a forget()
         held = null;
       });
     } else {
