@@ -46,6 +46,9 @@ pub const REVALIDATE: &str = "no-cache";
 /// The player's module and wasm names, hashed or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebAssets {
+    /// The stream worker's built copy (`pkg/sw.js`: minified, with its
+    /// precompressed copies), sent at `/sw.js`; `None`: `web/sw.js` itself.
+    sw: Option<String>,
     /// Source name (path under `web/`) → the path it is served at (no `/`).
     files: HashMap<String, String>,
     /// The module a page loads (`player.js`), by source name.
@@ -97,6 +100,9 @@ struct Manifest {
     entry: String,
     modules: Vec<String>,
     wasm: String,
+    /// Absent from an older build-web's manifest.
+    #[serde(default)]
+    sw: Option<String>,
 }
 
 impl WebAssets {
@@ -109,6 +115,7 @@ impl WebAssets {
             modules: Vec::new(),
             wasm: "pkg/client_wasm_bg.wasm".into(),
             immutable: HashSet::new(),
+            sw: None,
         }
     }
 
@@ -148,7 +155,8 @@ impl WebAssets {
         };
         let manifest: Manifest =
             serde_json::from_str(&text).map_err(|source| ManifestError::Json { path, source })?;
-        for name in manifest.files.keys().chain(manifest.files.values()) {
+        let names = manifest.files.keys().chain(manifest.files.values());
+        for name in names.chain(&manifest.sw) {
             if !is_plain_path(name) {
                 return Err(ManifestError::UnsafeName(name.clone()));
             }
@@ -162,7 +170,7 @@ impl WebAssets {
                 return Err(ManifestError::Unmapped(name.clone()));
             }
         }
-        for served in manifest.files.values() {
+        for served in manifest.files.values().chain(&manifest.sw) {
             let file = web_dir.join(served);
             if !file.is_file() {
                 return Err(ManifestError::Missing(file));
@@ -174,6 +182,7 @@ impl WebAssets {
             entry: manifest.entry,
             modules: manifest.modules,
             wasm: manifest.wasm,
+            sw: manifest.sw,
         }))
     }
 
@@ -200,6 +209,13 @@ impl WebAssets {
     /// The wasm peer.
     pub fn wasm_url(&self) -> String {
         self.url(&self.wasm)
+    }
+
+    /// The stream worker's built copy under `web/` (`pkg/sw.js`), which
+    /// answers `/sw.js` (its URL stays `/sw.js`: a worker's script URL is
+    /// its identity); `None`: `web/sw.js` itself does.
+    pub fn worker_copy(&self) -> Option<&str> {
+        self.sw.as_deref()
     }
 
     /// The `Cache-Control` for a successful response at URL path `path`.

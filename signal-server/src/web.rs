@@ -43,8 +43,15 @@ pub async fn embed_js(State(state): State<AppState>) -> Response {
 /// Every path no route takes: the files of `web/`, precompressed copies
 /// preferred (brotli, then gzip), with the `Cache-Control` of
 /// [`WebAssets::cache_control`].
-pub async fn serve_web(State(state): State<AppState>, request: Request) -> Response {
+pub async fn serve_web(State(state): State<AppState>, mut request: Request) -> Response {
     let path = request.uri().path().to_owned();
+    // `/sw.js` from the worker's built copy (minified, precompressed).
+    if path == "/sw.js"
+        && let Some(copy) = state.assets.worker_copy()
+        && let Ok(uri) = format!("/{copy}").parse()
+    {
+        *request.uri_mut() = uri;
+    }
     let files = ServeDir::new(&state.paths.web_dir)
         .precompressed_br()
         .precompressed_gzip();

@@ -214,6 +214,40 @@ async fn without_a_manifest_the_unhashed_names_are_served_and_revalidated() {
 type IsExpected = fn(&ManifestError) -> bool;
 
 #[tokio::test]
+async fn the_worker_is_sent_from_its_built_copy_at_its_own_url() {
+    // build-web's manifest names the worker's minified copy.
+    let with_sw = manifest().replace(
+        r#""wasm": "pkg/client_wasm_bg.wasm""#,
+        r#""wasm": "pkg/client_wasm_bg.wasm", "sw": "pkg/sw.js""#,
+    );
+    let f = fixture(Some(&with_sw)).await;
+    std::fs::write(f.web().join("pkg/sw.js"), b"// built worker").unwrap();
+    std::fs::write(f.web().join("pkg/sw.js.br"), b"brotli worker").unwrap();
+    let state = f.state();
+    assert_eq!(state.assets.worker_copy(), Some("pkg/sw.js"));
+    // Its query (the stream prefix) kept; the copy's bytes, revalidated.
+    let (res, body) = get(&state, "/sw.js?prefix=/fanswarm/stream/", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, "// built worker");
+    assert!(header_of(&res, header::CONTENT_TYPE).contains("javascript"));
+    assert_eq!(header_of(&res, header::CACHE_CONTROL), REVALIDATE);
+    let (res, body) = get(&state, "/sw.js", &[("accept-encoding", "br")]).await;
+    assert_eq!(header_of(&res, header::CONTENT_ENCODING), "br");
+    assert_eq!(body, "brotli worker");
+    // Without it in the manifest (an older build-web), the source itself.
+    let f = fixture(Some(&manifest())).await;
+    let (_, body) = get(&f.state(), "/sw.js", &[]).await;
+    assert_eq!(body, "// worker");
+    // A manifest naming a copy that is not there is unusable, as for any file.
+    let f = fixture(Some(&with_sw)).await;
+    let error = WebAssets::read(&f.web()).unwrap_err();
+    assert!(
+        matches!(&error, ManifestError::Missing(p) if p.ends_with("pkg/sw.js")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn an_unusable_manifest_is_a_clear_error_and_the_server_falls_back() {
     let cases: [(String, IsExpected); 4] = [
         ("{ not json".into(), |e| {
