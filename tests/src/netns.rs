@@ -30,6 +30,16 @@ pub fn inside() -> bool {
 /// machine and time each other out).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Test `name`'s body: `test` runs inside the network namespace (on a
+/// runtime of its own); outside, the test re-runs itself there
+/// ([`rerun_inside`]) and `test`, a future never polled, is dropped.
+pub fn run(name: &str, test: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    if !inside() {
+        return rerun_inside(name);
+    }
+    tokio::runtime::Runtime::new()?.block_on(test)
+}
+
 /// Re-runs test `name` of the current test binary inside a fresh network
 /// namespace and fails if it fails.
 pub fn rerun_inside(name: &str) -> anyhow::Result<()> {

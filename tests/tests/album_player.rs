@@ -56,50 +56,32 @@ const SINGLE: &str = "single.wav";
 
 #[test]
 fn one_track_of_an_album_plays_alone_and_fetches_only_its_pieces() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(CHROMIUM);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+    netns::run(CHROMIUM, run(Engine::Chromium))
 }
 
 #[test]
 fn one_track_of_an_album_plays_alone_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+    netns::run(FIREFOX, run(Engine::Firefox))
 }
 
 #[test]
 fn an_album_embed_lists_its_tracks_and_moves_on_to_the_next() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(LIST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Chromium))
+    netns::run(LIST, run_list(Engine::Chromium))
 }
 
 #[test]
 fn an_album_embed_lists_its_tracks_and_moves_on_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(LIST_FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_list(Engine::Firefox))
+    netns::run(LIST_FIREFOX, run_list(Engine::Firefox))
 }
 
 #[test]
 fn an_ogg_album_moves_on_to_its_next_track() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(OGG);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Chromium, 60))
+    netns::run(OGG, run_ogg(Engine::Chromium, 60))
 }
 
 #[test]
 fn an_ogg_album_moves_on_to_its_next_track_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(OGG_FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Firefox, 60))
+    netns::run(OGG_FIREFOX, run_ogg(Engine::Firefox, 60))
 }
 
 /// A short next track (16 s, ~790 KB): Firefox reads a small file through
@@ -107,26 +89,17 @@ fn an_ogg_album_moves_on_to_its_next_track_in_firefox() -> anyhow::Result<()> {
 /// of that read early.
 #[test]
 fn a_short_ogg_next_track_is_ready_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(OGG_SHORT_FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_ogg(Engine::Firefox, 16))
+    netns::run(OGG_SHORT_FIREFOX, run_ogg(Engine::Firefox, 16))
 }
 
 #[test]
 fn an_album_session_keeps_the_start_of_each_file_it_plays() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(KEEP_START);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_keep_start(Engine::Chromium))
+    netns::run(KEEP_START, run_keep_start(Engine::Chromium))
 }
 
 #[test]
 fn a_foreign_album_plays_its_first_audio_file() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FOREIGN);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_foreign(Engine::Chromium))
+    netns::run(FOREIGN, run_foreign(Engine::Chromium))
 }
 
 /// The album's server: three tracks in a folder, and a lone one; the

@@ -18,10 +18,7 @@ const PAGES: usize = 4;
 
 #[test]
 fn four_pages_at_once_play_trade_and_assemble_the_file() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -22,10 +22,7 @@ const TEST: &str = "chromium_and_firefox_seed_each_other_a_bare_magnet_both_ways
 
 #[test]
 fn chromium_and_firefox_seed_each_other_a_bare_magnet_both_ways() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 /// One direction: a seeding page in one browser, a joining page in the other.

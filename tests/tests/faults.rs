@@ -8,7 +8,6 @@
 //! peer and the closing pages run again with Firefox ESR pages, which must
 //! ban, verify and recover the same way.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,20 +18,9 @@ use fanswarm_e2e::netns;
 use fanswarm_e2e::player::{self, num};
 use fanswarm_e2e::server::{self, ServerOptions, TestServer};
 
-/// Held while a test's namespace runs.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn in_namespace(name: &str, test: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    if !netns::inside() {
-        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        return netns::rerun_inside(name);
-    }
-    tokio::runtime::Runtime::new()?.block_on(test)
-}
-
 #[test]
 fn a_corrupting_native_peer_is_banned_and_pages_finish_byte_identical() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "a_corrupting_native_peer_is_banned_and_pages_finish_byte_identical",
         corrupting_peer(Engine::Chromium),
     )
@@ -40,7 +28,7 @@ fn a_corrupting_native_peer_is_banned_and_pages_finish_byte_identical() -> anyho
 
 #[test]
 fn firefox_pages_ban_a_corrupting_native_peer_and_finish_byte_identical() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "firefox_pages_ban_a_corrupting_native_peer_and_finish_byte_identical",
         corrupting_peer(Engine::Firefox),
     )
@@ -48,7 +36,7 @@ fn firefox_pages_ban_a_corrupting_native_peer_and_finish_byte_identical() -> any
 
 #[test]
 fn pages_reconnect_after_a_tracker_restart_and_the_swarm_finishes() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "pages_reconnect_after_a_tracker_restart_and_the_swarm_finishes",
         tracker_restart(),
     )
@@ -56,7 +44,7 @@ fn pages_reconnect_after_a_tracker_restart_and_the_swarm_finishes() -> anyhow::R
 
 #[test]
 fn half_the_pages_close_mid_download_and_the_rest_finish() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "half_the_pages_close_mid_download_and_the_rest_finish",
         half_close(Engine::Chromium),
     )
@@ -64,7 +52,7 @@ fn half_the_pages_close_mid_download_and_the_rest_finish() -> anyhow::Result<()>
 
 #[test]
 fn half_the_firefox_pages_close_mid_download_and_the_rest_finish() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "half_the_firefox_pages_close_mid_download_and_the_rest_finish",
         half_close(Engine::Firefox),
     )

@@ -35,10 +35,7 @@ const TEST: &str = "embed_page_starts_from_prefetched_code_and_a_second_visit_do
 #[test]
 fn embed_page_starts_from_prefetched_code_and_a_second_visit_downloads_none() -> anyhow::Result<()>
 {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -96,10 +96,7 @@ const SECONDS: u32 = 3;
 
 #[test]
 fn every_format_plays_with_its_tags() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -137,10 +134,7 @@ async fn run() -> anyhow::Result<()> {
 
 #[test]
 fn every_format_plays_with_its_tags_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run_firefox())
+    netns::run(FIREFOX, run_firefox())
 }
 
 async fn run_firefox() -> anyhow::Result<()> {

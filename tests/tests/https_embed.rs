@@ -21,10 +21,7 @@ const TEST: &str = "https_page_embeds_over_https_and_wss_and_two_fans_swarm";
 
 #[test]
 fn https_page_embeds_over_https_and_wss_and_two_fans_swarm() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -24,20 +24,14 @@ const SECONDS: u32 = 12;
 #[test]
 fn a_returning_fan_plays_and_shares_the_kept_track_with_nothing_from_the_server()
 -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+    netns::run(TEST, run(Engine::Chromium))
 }
 
 /// The same in Firefox ESR, where the harness cannot restart the browser
 /// on its profile: the damaged piece is met on a second reload instead.
 #[test]
 fn a_returning_firefox_fan_plays_and_shares_the_kept_track() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+    netns::run(FIREFOX, run(Engine::Firefox))
 }
 
 /// Plays the server's track in a page of its origin through fanswarm.js
@@ -274,10 +268,7 @@ async fn browser_eval_u64(browser: &mut Browser, page: &Page, script: &str) -> a
 #[test]
 fn kept_tracks_stay_within_the_quota_least_recently_played_out_first() -> anyhow::Result<()> {
     const QUOTA: &str = "kept_tracks_stay_within_the_quota_least_recently_played_out_first";
-    if !netns::inside() {
-        return netns::rerun_inside(QUOTA);
-    }
-    tokio::runtime::Runtime::new()?.block_on(async {
+    netns::run(QUOTA, async {
         let library = tempfile::tempdir()?;
         for (name, seed) in [("a.wav", 1), ("b.wav", 2)] {
             let samples = signal_server::demo::synthesize(6, seed);
@@ -298,19 +289,26 @@ fn kept_tracks_stay_within_the_quota_least_recently_played_out_first() -> anyhow
                 const folder = {};
                 return (await cache.keys(folder + 'piece', {{ ignoreSearch: true }})).length;
             }})()",
-            kept_folder(folder)
+                kept_folder(folder)
             )
         };
         let first = play_torrent(&mut browser, &page, &a.torrent_url, &options).await?;
         let pieces = first["totalPieces"].as_u64().context("totalPieces")?;
         ensure!(
             browser
-                .became_true(&page, &format!("{}.then((n) => n === {pieces})", count(&a.torrent_url)), Duration::from_secs(20))
+                .became_true(
+                    &page,
+                    &format!("{}.then((n) => n === {pieces})", count(&a.torrent_url)),
+                    Duration::from_secs(20)
+                )
                 .await,
             "track a kept whole"
         );
         let second = play_torrent(&mut browser, &page, &b.torrent_url, &options).await?;
-        ensure!(second["kept"]["tracks"] == 1, "only the last played is listed: {second}");
+        ensure!(
+            second["kept"]["tracks"] == 1,
+            "only the last played is listed: {second}"
+        );
         ensure!(
             browser
                 .became_true(

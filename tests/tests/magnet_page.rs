@@ -17,10 +17,7 @@ const TEST: &str = "a_page_joins_by_bare_magnet_and_gets_metadata_and_pieces_fro
 
 #[test]
 fn a_page_joins_by_bare_magnet_and_gets_metadata_and_pieces_from_a_peer() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

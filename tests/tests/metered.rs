@@ -45,10 +45,7 @@ const CAP: f64 = 100_000.0;
 
 #[test]
 fn metered_fans_download_but_do_not_upload_and_a_cap_holds() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

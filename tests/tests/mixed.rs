@@ -18,10 +18,7 @@ const TEST: &str = "a_page_gets_the_whole_track_from_a_native_seeder";
 
 #[test]
 fn a_page_gets_the_whole_track_from_a_native_seeder() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -18,10 +18,7 @@ const TEST: &str = "native_peer_speaks_https_and_wss_with_a_private_ca";
 
 #[test]
 fn native_peer_speaks_https_and_wss_with_a_private_ca() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -14,10 +14,7 @@ const TEST: &str = "stream_prefix_reaches_the_worker_and_streaming_false_is_kept
 
 #[test]
 fn stream_prefix_reaches_the_worker_and_streaming_false_is_kept() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -23,18 +23,12 @@ const SECONDS: u32 = 6;
 
 #[test]
 fn the_player_preloads_what_the_page_has_and_nothing_from_the_server() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+    netns::run(TEST, run(Engine::Chromium))
 }
 
 #[test]
 fn the_player_preloads_what_the_page_has_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+    netns::run(FIREFOX, run(Engine::Firefox))
 }
 
 /// The page's player: its element's `readyState`, `preload`, whether its

@@ -10,7 +10,6 @@
 //! restarted empty has the swarm back within one; a frozen Redis blocks
 //! no local swarm, and what cannot reach it is dropped and counted.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -28,24 +27,13 @@ use fanswarm_e2e::server::{self, InstanceOptions, ServerOptions, TestServer};
 use fanswarm_tracker::Limits;
 use signal_server::redis_cluster::RedisOptions;
 
-/// Held while a browser test's namespace runs: one Chromium at a time.
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
-
-fn in_namespace(name: &str, test: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    if !netns::inside() {
-        let _serial = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-        return netns::rerun_inside(name);
-    }
-    tokio::runtime::Runtime::new()?.block_on(test)
-}
-
 fn native(test: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(test)
 }
 
 #[test]
 fn two_instances_on_one_redis_a_page_on_each_swarm_with_each_other() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "two_instances_on_one_redis_a_page_on_each_swarm_with_each_other",
         page_on_each(),
     )
@@ -53,7 +41,7 @@ fn two_instances_on_one_redis_a_page_on_each_swarm_with_each_other() -> anyhow::
 
 #[test]
 fn an_instance_killed_mid_swarm_its_pages_move_to_the_other_and_finish() -> anyhow::Result<()> {
-    in_namespace(
+    netns::run(
         "an_instance_killed_mid_swarm_its_pages_move_to_the_other_and_finish",
         instance_killed(),
     )

@@ -39,10 +39,7 @@ const BYTES_PER_SECOND: f64 = 44_100.0;
 
 #[test]
 fn seek_before_completion_plays_from_the_web_seed() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(async {
+    netns::run(TEST, async {
         let srv = server::start(SECONDS).await?;
         let mut browser = Browser::launch().await?;
         let figures = seek_before_completion(&mut browser, &srv).await?;
@@ -58,10 +55,7 @@ fn seek_before_completion_plays_from_the_web_seed() -> anyhow::Result<()> {
 
 #[test]
 fn seek_before_completion_plays_from_the_web_seed_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(async {
+    netns::run(FIREFOX, async {
         let srv = server::start(SECONDS).await?;
         let mut browser = Browser::launch_engine(Engine::Firefox).await?;
         let figures = seek_before_completion(&mut browser, &srv).await?;

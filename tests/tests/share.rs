@@ -31,10 +31,7 @@ const NAME: &str = "fan recording.wav";
 #[test]
 fn a_file_shared_from_a_tab_plays_elsewhere_by_magnet_and_a_closed_server_refuses_it()
 -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -30,18 +30,12 @@ const SECONDS: u32 = 60;
 
 #[test]
 fn the_worker_answers_a_tracks_head_and_tail_without_the_page() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(CHROMIUM);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Chromium))
+    netns::run(CHROMIUM, run(Engine::Chromium))
 }
 
 #[test]
 fn the_worker_answers_a_tracks_head_and_tail_without_the_page_in_firefox() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run(Engine::Firefox))
+    netns::run(FIREFOX, run(Engine::Firefox))
 }
 
 /// Counts the worker's `open`s from here on (`window.__opens`, their start

@@ -23,10 +23,7 @@ const TTL: Duration = Duration::from_secs(12);
 
 #[test]
 fn two_relay_only_fans_swarm_through_turn_with_renewed_credentials() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -103,10 +100,7 @@ async fn run() -> anyhow::Result<()> {
 /// the whole track through coturn.
 #[test]
 fn native_peers_take_their_turn_server_from_the_tracker_and_relay() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(NATIVE);
-    }
-    tokio::runtime::Runtime::new()?.block_on(native())
+    netns::run(NATIVE, native())
 }
 
 async fn native() -> anyhow::Result<()> {

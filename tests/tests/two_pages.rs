@@ -18,10 +18,7 @@ const TEST: &str = "two_pages_swarm_and_assemble_the_file";
 
 #[test]
 fn two_pages_swarm_and_assemble_the_file() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

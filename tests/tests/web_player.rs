@@ -25,10 +25,7 @@ type Counts = BTreeMap<String, u64>;
 
 #[test]
 fn demo_page_and_both_embeds_play_and_report() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {

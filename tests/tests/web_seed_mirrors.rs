@@ -216,20 +216,14 @@ fn check_seeds(
 
 #[test]
 fn a_page_spreads_over_the_web_seeds_and_skips_the_broken_ones() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(BROWSER_TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(page_spreads(Engine::Chromium))
+    netns::run(BROWSER_TEST, page_spreads(Engine::Chromium))
 }
 
 /// The same in Firefox ESR: its fetch fails otherwise (a refused port, a
 /// CORS preflight), and its element reads the stream otherwise.
 #[test]
 fn a_firefox_page_spreads_over_the_web_seeds_and_skips_the_broken_ones() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(FIREFOX_TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(page_spreads(Engine::Firefox))
+    netns::run(FIREFOX_TEST, page_spreads(Engine::Firefox))
 }
 
 async fn page_spreads(engine: Engine) -> anyhow::Result<()> {

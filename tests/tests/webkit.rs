@@ -18,10 +18,7 @@ const TEST: &str = "webkit_without_webrtc_plays_from_the_web_seed_and_says_so_on
 
 #[test]
 fn webkit_without_webrtc_plays_from_the_web_seed_and_says_so_once() -> anyhow::Result<()> {
-    if !netns::inside() {
-        return netns::rerun_inside(TEST);
-    }
-    tokio::runtime::Runtime::new()?.block_on(run())
+    netns::run(TEST, run())
 }
 
 async fn run() -> anyhow::Result<()> {
