@@ -170,10 +170,9 @@ impl Session {
             self.given.insert(key.to_owned(), given);
         }
         let piece_length = self.node.torrent().piece_length();
+        // `give` skips a piece not verified yet, or given already.
         for piece in stream::given_pieces(piece_length, base, total) {
-            if self.node.piece(piece).is_some() {
-                self.give(key, piece);
-            }
+            self.give(key, piece);
         }
     }
 
