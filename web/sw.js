@@ -19,6 +19,15 @@
 // rest. Kept in memory for a few streams; the browser stopping the worker
 // loses them, which costs only the round trips again.
 //
+// The page goes further for the web seed's requests of those bytes: it
+// hands them to this worker (`{fanswarm: 'fetch'}` with the pieces' SHA-1s,
+// see `hand_over` in stream.rs), which fetches them, sends the page's
+// engine the body as it arrives, and keeps each piece whose hash matches,
+// as if given. An element's request for those bytes waits for the piece
+// here instead of asking the page: its first bytes come off the network
+// on this thread, and the page's main thread (busy with the press of play)
+// is no longer on their way.
+//
 // The prefix is a parameter of the worker's own URL
 // (`/sw.js?prefix=/fanswarm/stream/`), set by fanswarm.js from the same
 // value it gives the wasm peer (`streamPrefix`), so the two cannot disagree.
@@ -43,6 +52,10 @@ const GIVEN_MS = 5 * 60 * 1000;
 /** A part's bytes at most (a piece; pages give none larger:
  *  GIVEN_PIECE_MAX in stream.rs), so 8 streams hold ~20 MiB at most. */
 const GIVEN_PART = 1 << 20;
+/** Stream key → the web-seed fetches pages handed over, under way:
+ *  `{from, to, waiters}`, the stream's bytes `from..to` it brings and the
+ *  requests waiting for its next piece. */
+const fetching = new Map();
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
 function streamPrefix(href) {
@@ -78,7 +91,115 @@ self.addEventListener('message', (event) => {
   if (event.data?.fanswarm === 'claim') event.waitUntil(self.clients.claim());
   if (event.data?.fanswarm === 'bytes') keep(event.data);
   if (event.data?.fanswarm === 'forget') given.clear();
+  if (event.data?.fanswarm === 'fetch') event.waitUntil(fetchFor(event.data, event.ports[0]));
 });
+
+/** Runs a web-seed request a page handed over (see the top of the file):
+ *  `{stream, total, mime, url, start, end, pieceLength, hashes}`, its
+ *  answers on `port`: `{accepted: true}` at once, `{chunk}` as the body arrives, then `{end: true}` or
+ *  `{failed}`; `{abort: true}` from the page stops it. */
+async function fetchFor(m, port) {
+  if (!(port instanceof MessagePort)) return;
+  const whole = (n) => Number.isSafeInteger(n) && n >= 0;
+  const { stream, total, mime, url, start, end, pieceLength, hashes } = m;
+  const pieces = whole(pieceLength) && pieceLength > 0 && whole(start) && whole(end) && start <= end
+    ? Math.ceil((end - start + 1) / pieceLength) : 0;
+  if (typeof stream !== 'string' || typeof mime !== 'string' || typeof url !== 'string'
+    || !whole(total) || end >= total || pieces === 0 || pieceLength > GIVEN_PART
+    || !(hashes instanceof ArrayBuffer) || hashes.byteLength !== pieces * 20) {
+    port.postMessage({ failed: 'the worker was handed a malformed request' });
+    port.close();
+    return;
+  }
+  port.postMessage({ accepted: true });
+  const job = { start, from: start, to: end + 1, waiters: [] };
+  if (!fetching.has(stream)) fetching.set(stream, new Set());
+  fetching.get(stream).add(job);
+  const abort = new AbortController();
+  port.onmessage = (e) => { if (e.data?.abort) abort.abort(); };
+  try {
+    await fetchPieces(job, m, port, abort.signal);
+    port.postMessage({ end: true });
+  } catch (e) {
+    port.postMessage({ failed: String(e?.message ?? e) });
+  } finally {
+    fetching.get(stream)?.delete(job);
+    if (fetching.get(stream)?.size === 0) fetching.delete(stream);
+    job.to = job.from; // covers nothing now: its waiters ask the page
+    wake(job);
+    port.close();
+  }
+}
+
+/** Fetches `job`'s bytes, each chunk to the page as it comes, and keeps
+ *  each piece whose SHA-1 is the one the page named; after a piece that
+ *  is not, it keeps none (the page's engine judges the bytes itself). */
+async function fetchPieces(job, { stream, total, mime, url, start, end, pieceLength, hashes }, port, signal) {
+  const response = await fetch(url, { headers: { Range: `bytes=${start}-${end}` }, signal });
+  if (!(response.status === 206 || (response.status === 200 && start === 0))) {
+    throw new Error(`web seed answered ${response.status} to a range request`);
+  }
+  if (!response.body) return;
+  const expected = new Uint8Array(hashes);
+  const reader = response.body.getReader();
+  let at = start; // the range's next byte
+  let index = 0; // the piece being filled
+  let piece = null;
+  let filled = 0;
+  while (at <= end) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    const bytes = value.subarray(0, Math.min(value.length, end + 1 - at));
+    const copy = bytes.slice();
+    port.postMessage({ chunk: copy.buffer }, [copy.buffer]);
+    at += bytes.length;
+    for (let used = 0; used < bytes.length && job.to > job.from;) {
+      const pieceStart = start + index * pieceLength;
+      piece ??= new Uint8Array(Math.min(pieceLength, end + 1 - pieceStart));
+      const n = Math.min(piece.length - filled, bytes.length - used);
+      piece.set(bytes.subarray(used, used + n), filled);
+      filled += n;
+      used += n;
+      if (filled < piece.length) break;
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-1', piece));
+      const hash = expected.subarray(index * 20, index * 20 + 20);
+      if (digest.every((b, i) => b === hash[i])) {
+        keep({ stream, total, mime, start: pieceStart, chunk: piece.buffer });
+        job.from = pieceStart + piece.length;
+      } else {
+        job.to = job.from; // a bad piece: what follows is not trusted here
+      }
+      wake(job);
+      piece = null;
+      filled = 0;
+      index += 1;
+    }
+  }
+  await reader.cancel().catch(() => {}); // a 200: the whole file, cut off
+}
+
+function wake(job) {
+  const waiters = job.waiters;
+  job.waiters = [];
+  for (const resolve of waiters) resolve();
+}
+
+/** The handed-over fetch that will bring `stream`'s byte `at`, if any. */
+function fetchAt(stream, at) {
+  for (const job of fetching.get(stream) ?? []) if (job.start <= at && at < job.to) return job;
+  return null;
+}
+
+/** `givenFrom(stream, start, end)` once a fetch under way brings the byte
+ *  at `start`; null at once when none will. */
+async function fetched(stream, start, end) {
+  for (;;) {
+    const ahead = givenFrom(stream, start, end);
+    const job = ahead ? null : fetchAt(stream, start);
+    if (!job) return ahead;
+    await new Promise((resolve) => job.waiters.push(resolve));
+  }
+}
 
 /** Keeps a page's `{stream, total, mime, start, chunk}`; anything malformed
  *  is dropped (it only costs the round trips it would have saved). */
@@ -186,16 +307,20 @@ async function serve(event, url) {
   const range = parseRange(event.request.headers.get('range'));
   const start = range ? range.start : 0;
   const end = range ? range.end : null;
-  // Bytes given ahead answer the start of the range at once; the page is
-  // asked for the rest (if any) right away, so its answer is under way
-  // while the element reads them.
-  const ahead = givenFrom(stream, start, end);
+  // Bytes given ahead (or fetched here, once they are) answer the start of
+  // the range at once; the page is asked for the rest (if any) right away,
+  // so its answer is under way while the element reads them.
+  const ahead = await fetched(stream, start, end);
   let head;
   let port = null;
   let rest = null;
   if (ahead) {
     head = { total: ahead.total, mime: ahead.mime, start, end: Math.min(end ?? Infinity, ahead.total - 1) };
-    if (ahead.end < head.end) rest = openPage(event.clientId, stream, ahead.end + 1, end);
+    // Unless a fetch under way here brings the next bytes (`pull`).
+    const next = ahead.end + 1;
+    if (ahead.end < head.end && !fetchAt(stream, next) && !givenFrom(stream, next, end)) {
+      rest = openPage(event.clientId, stream, next, end);
+    }
   } else {
     const opened = await openPage(event.clientId, stream, start, end);
     if (opened.failed) return opened.failed;
@@ -239,9 +364,19 @@ async function serve(event, url) {
     },
     async pull() {
       if (!port) {
+        const from = head.start + received;
+        if (!rest) {
+          // Past the bytes here: more of them, once fetched here, else
+          // the page's answer for the rest.
+          const more = await fetched(stream, from, end);
+          if (more) {
+            for (const bytes of more.parts) take(bytes);
+            return undefined;
+          }
+          rest = openPage(event.clientId, stream, from, end);
+        }
         // Past the bytes given ahead: the page's answer for the rest.
         const opened = await rest;
-        const from = head.start + received;
         if (opened?.failed || opened?.head?.start !== from || opened.head.end !== head.end) {
           opened?.port?.close();
           out.error(new Error(`the page did not serve bytes ${from}-${head.end}`));

@@ -115,6 +115,13 @@ export interface PlayOptions {
    * seed is used only once it is told to play. Default false.
    */
   preload?: boolean;
+  /**
+   * Default true: the web seed's requests for the first MiB and last
+   * 256 KiB of the file played go through the stream worker, which checks
+   * each piece and answers the element from it itself (the page's engine
+   * gets the same bytes). false: the page fetches everything.
+   */
+  workerFetch?: boolean;
 }
 
 /** What track.stats() returns. */
@@ -385,6 +392,7 @@ pub async fn load(
         file,
         look_ahead: flag("lookAhead").unwrap_or(false),
         preload: flag("preload").unwrap_or(false),
+        worker_fetches: flag("workerFetch").unwrap_or(true),
     };
     let streaming = property(&options, "streaming");
     let pending = streaming

@@ -35,6 +35,9 @@
 //! of a stream given ahead (see [`given_range`]): the worker answers a
 //! request whose first bytes it has from them, without a conversation,
 //! and opens one only for the rest. `{fanswarm: "forget"}` drops them.
+//! `{fanswarm: "fetch", …}` with a port hands the worker a web-seed request
+//! for such bytes (see [`handover`]): it fetches them, checks each piece,
+//! keeps them as if given, and sends the body on to the page's engine.
 
 use std::rc::Rc;
 
@@ -325,6 +328,132 @@ pub fn give(stream: &str, total: u64, mime: &str, start: u64, bytes: &[u8]) -> R
         .map_err(js_error)
 }
 
+/// The pieces a web-seed request of bytes `start..=end` of a file (`total`
+/// bytes at `base` in a torrent of `torrent_total` bytes) covers, when the
+/// worker can fetch it for the page and check it itself
+/// ([`hand_over`]): whole pieces only, none larger than
+/// [`GIVEN_PIECE_MAX`], each of the file's given head or tail (the bytes
+/// an element reads before it plays). `None` otherwise: the page fetches
+/// it as ever.
+pub fn handed_pieces(
+    piece_length: u32,
+    torrent_total: u64,
+    base: u64,
+    total: u64,
+    start: u64,
+    end: u64,
+) -> Option<std::ops::Range<u32>> {
+    let length = u64::from(piece_length);
+    if piece_length == 0 || piece_length > GIVEN_PIECE_MAX || start > end || end >= total {
+        return None;
+    }
+    let (from, to) = (base + start, base + end + 1);
+    if from % length != 0 || (to % length != 0 && to != torrent_total) {
+        return None;
+    }
+    let first = u32::try_from(from / length).ok()?;
+    let last = u32::try_from((to - 1) / length).ok()?;
+    (first..=last)
+        .all(|piece| {
+            let size =
+                ((u64::from(piece) + 1) * length).min(torrent_total) - u64::from(piece) * length;
+            given_range(piece_length, piece, size as u32, base, total).is_some()
+        })
+        .then_some(first..last + 1)
+}
+
+/// What the page hands its worker to fetch: bytes `start..=end` of
+/// `stream` (a file of `total` bytes, type `mime`) from `url`, whose
+/// pieces (`piece_length` long from `start` on, the last maybe shorter)
+/// have the SHA-1s `hashes`, one after another.
+pub struct Handover<'a> {
+    pub stream: &'a str,
+    pub total: u64,
+    pub mime: &'a str,
+    pub url: &'a str,
+    pub start: u64,
+    pub end: u64,
+    pub piece_length: u32,
+    pub hashes: &'a [u8],
+}
+
+/// A web-seed request for the worker (see `fetchFor` in sw.js):
+/// `{fanswarm: "fetch", stream, total, mime, url, start, end, pieceLength,
+/// hashes}` with a port, on which the worker says `{accepted: true}` at
+/// once, then sends the body as it arrives, `{chunk}` after `{chunk}`,
+/// then `{end: true}` or `{failed: <why>}`; the page sends `{abort: true}`
+/// to stop it. The worker keeps each piece that matches its hash, as if
+/// given ahead, and answers the element from it: the bytes the element
+/// first plays never wait on the page's main thread. Returns the message,
+/// to post with [`hand_over`], and the page's end of its port.
+pub fn handover(
+    handover: &Handover<'_>,
+) -> Result<((js_sys::Object, MessagePort), MessagePort), JsError> {
+    let channel = web_sys::MessageChannel::new().map_err(js_error)?;
+    let hashes = js_sys::Uint8Array::from(handover.hashes).buffer();
+    let message = object(&[
+        ("fanswarm", "fetch".into()),
+        ("stream", handover.stream.into()),
+        ("total", (handover.total as f64).into()),
+        ("mime", handover.mime.into()),
+        ("url", handover.url.into()),
+        ("start", (handover.start as f64).into()),
+        ("end", (handover.end as f64).into()),
+        ("pieceLength", handover.piece_length.into()),
+        ("hashes", hashes.into()),
+    ])?;
+    Ok(((message, channel.port2()), channel.port1()))
+}
+
+/// Whether a worker controls the page (a handover has somewhere to go).
+pub fn has_worker() -> bool {
+    crate::js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
+}
+
+/// Posts a [`handover`] message, with its port, to the worker.
+pub fn hand_over((message, port): (js_sys::Object, MessagePort)) -> Result<(), JsError> {
+    let worker = crate::js::window()?
+        .navigator()
+        .service_worker()
+        .controller()
+        .ok_or_else(|| JsError("no worker controls the page".into()))?;
+    worker
+        .post_message_with_transferable(&message, &js_sys::Array::of1(&port))
+        .map_err(js_error)
+}
+
+/// What the worker says about a request handed to it, on its port.
+#[derive(Debug)]
+pub enum Handed {
+    /// The worker runs it.
+    Accepted,
+    /// More of the body.
+    Chunk(Vec<u8>),
+    /// The body ended.
+    End,
+    /// The request failed, or the worker said something unreadable.
+    Failed(String),
+}
+
+/// Reads one message of a handed request's port.
+pub fn parse_handed(data: &JsValue) -> Handed {
+    if let Some(chunk) = property(data, "chunk") {
+        if let Some(buffer) = chunk.dyn_ref::<js_sys::ArrayBuffer>() {
+            return Handed::Chunk(js_sys::Uint8Array::new(buffer).to_vec());
+        }
+    } else if property(data, "end").is_some() {
+        return Handed::End;
+    } else if property(data, "accepted").is_some() {
+        return Handed::Accepted;
+    } else if let Some(why) = property(data, "failed") {
+        return Handed::Failed(
+            why.as_string()
+                .unwrap_or_else(|| "the worker's fetch failed".into()),
+        );
+    }
+    Handed::Failed("the worker sent an unreadable message".into())
+}
+
 /// The URL the element plays, under the service worker's prefix: the
 /// stream's key (the info hash, `-<file>` after it for one file of a
 /// multi-file torrent), then its name for the reader's eyes.
@@ -493,6 +622,66 @@ mod tests {
         let big = GIVEN_PIECE_MAX * 2;
         assert_eq!(given_range(big, 0, big, 0, 10 * u64::from(big)), None);
         assert!(given_range(GIVEN_PIECE_MAX, 0, GIVEN_PIECE_MAX, 0, total).is_some());
+    }
+
+    #[test]
+    fn the_worker_is_handed_whole_pieces_of_the_head_and_tail_only() {
+        const L: u32 = 32 << 10;
+        let l = u64::from(L);
+        let total = 4_000_000u64;
+        // A single-file torrent: the first 256 KiB, the last pieces.
+        assert_eq!(handed_pieces(L, total, 0, total, 0, 8 * l - 1), Some(0..8));
+        let last = (total / l) as u32;
+        let tail_from = (u64::from(last) - 3) * l;
+        assert_eq!(
+            handed_pieces(L, total, 0, total, tail_from, total - 1),
+            Some(last - 3..last + 1)
+        );
+        // Not piece-aligned, or past the head: the page fetches it.
+        assert_eq!(handed_pieces(L, total, 0, total, 1, 8 * l - 1), None);
+        assert_eq!(handed_pieces(L, total, 0, total, 0, 8 * l - 2), None);
+        let middle = 40 * l;
+        assert_eq!(
+            handed_pieces(L, total, 0, total, middle, middle + 8 * l - 1),
+            None
+        );
+        // A run from the head into the middle: not all of it is the head's.
+        assert_eq!(handed_pieces(L, total, 0, total, 24 * l, 40 * l - 1), None);
+        // Nonsense ranges.
+        assert_eq!(handed_pieces(L, total, 0, total, 8 * l, 0), None);
+        assert_eq!(handed_pieces(L, total, 0, total, 0, total), None);
+        assert_eq!(handed_pieces(0, total, 0, total, 0, 10), None);
+        // Pieces too large for the worker.
+        let big = GIVEN_PIECE_MAX * 2;
+        assert_eq!(
+            handed_pieces(
+                big,
+                10 * u64::from(big),
+                0,
+                10 * u64::from(big),
+                0,
+                u64::from(big) - 1
+            ),
+            None
+        );
+        // One file of an album at a piece boundary: its own head, counted
+        // from its start; a file starting mid-piece has no whole first piece.
+        let torrent = 10 * l * 100;
+        let base = 100 * l;
+        assert_eq!(
+            handed_pieces(L, torrent, base, 50 * l, 0, 4 * l - 1),
+            Some(100..104)
+        );
+        assert_eq!(
+            handed_pieces(L, torrent, base + 10, 50 * l, 0, 4 * l - 1),
+            None
+        );
+        // The file's last piece, ending where the file (not the torrent)
+        // does mid-piece: not whole.
+        assert_eq!(
+            handed_pieces(L, torrent, base, 50 * l + 10, 49 * l, 50 * l + 9),
+            None
+        );
     }
 
     #[test]

@@ -11,6 +11,14 @@
 //! (the session's own listener is one more listener of the same events)
 //! where it starts within the range fetched, and the stream's bytes are
 //! compared with the web seed's. ~3 s in Chromium, ~4 s in Firefox.
+//!
+//! Further, the web seed's requests for those bytes are handed to the
+//! worker (`hand_to_worker` in client-wasm/src/session/streaming.rs): it
+//! fetches them, checks each piece, and answers the element's first
+//! requests itself, while the page's engine gets the same body; the server
+//! still sends each byte once. A worker that does not take a handover (an
+//! older one, still in control after a deploy: simulated by dropping the
+//! page's message) costs a second, the page then fetching it itself.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -24,6 +32,9 @@ use fanswarm_e2e::{netns, server};
 
 const CHROMIUM: &str = "the_worker_answers_a_tracks_head_and_tail_without_the_page";
 const FIREFOX: &str = "the_worker_answers_a_tracks_head_and_tail_without_the_page_in_firefox";
+const HANDED: &str = "the_worker_fetches_the_head_the_element_first_plays";
+const HANDED_FIREFOX: &str = "the_worker_fetches_the_head_the_element_first_plays_in_firefox";
+const NOT_TAKEN: &str = "a_handover_the_worker_does_not_take_is_fetched_by_the_page";
 /// 60 s of the test WAV: 2.6 MB, so its middle is neither the head
 /// (1 MiB) nor the tail (256 KiB).
 const SECONDS: u32 = 60;
@@ -36,6 +47,131 @@ fn the_worker_answers_a_tracks_head_and_tail_without_the_page() -> anyhow::Resul
 #[test]
 fn the_worker_answers_a_tracks_head_and_tail_without_the_page_in_firefox() -> anyhow::Result<()> {
     netns::run(FIREFOX, run(Engine::Firefox))
+}
+
+#[test]
+fn the_worker_fetches_the_head_the_element_first_plays() -> anyhow::Result<()> {
+    netns::run(HANDED, handed(Engine::Chromium, false))
+}
+
+#[test]
+fn the_worker_fetches_the_head_the_element_first_plays_in_firefox() -> anyhow::Result<()> {
+    netns::run(HANDED_FIREFOX, handed(Engine::Firefox, false))
+}
+
+#[test]
+fn a_handover_the_worker_does_not_take_is_fetched_by_the_page() -> anyhow::Result<()> {
+    netns::run(NOT_TAKEN, handed(Engine::Chromium, true))
+}
+
+/// Records the web-seed requests the page hands its worker
+/// (`window.__handed`, `[start, end]` each), dropping them if `drop`.
+fn record_handovers(drop: bool) -> String {
+    format!(
+        "(() => {{ window.__handed = []; \
+          const post = ServiceWorker.prototype.postMessage; \
+          ServiceWorker.prototype.postMessage = function (message, ...rest) {{ \
+            if (message?.fanswarm === 'fetch') {{ \
+              window.__handed.push([message.start, message.end]); \
+              if ({drop}) return undefined; }} \
+            return post.call(this, message, ...rest); }}; \
+          return true; }})()"
+    )
+}
+
+/// What happened up to the first audio: the handovers, the worker's
+/// `open`s, and the page's own requests of the web seed.
+const AT_FIRST_AUDIO: &str = "(() => { \
+    const until = window.__t0 + window.__firstAudio; \
+    const media = performance.getEntriesByType('resource') \
+      .filter((e) => e.name.includes('/media/') && e.startTime < until).length; \
+    return JSON.stringify({ handed: window.__handed, opens: window.__opens, media }); })()";
+
+/// 20 s of the test WAV: 0.9 MB, all of it the head the worker is handed,
+/// and fetched whole while it plays.
+const HANDED_SECONDS: u32 = 20;
+
+async fn handed(engine: Engine, drop: bool) -> anyhow::Result<()> {
+    let srv = server::start(HANDED_SECONDS).await?;
+    let total = srv.track.length;
+    let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open(&url).await?;
+    for script in [COUNT_OPENS, &record_handovers(drop)] {
+        ensure!(
+            browser.eval(&page, script).await? == Value::Bool(true),
+            "listening to the page and the worker"
+        );
+    }
+    // Pressed once the worker controls the page (a first visit's page is
+    // claimed a moment after it loads; before, nothing is streamed through
+    // a worker, and nothing handed to one) and the track is made.
+    let ready = "(async () => { await customElements.whenDefined('fanswarm-player'); \
+        await document.querySelector('fanswarm-player').ready; \
+        return !!navigator.serviceWorker.controller; })()";
+    ensure!(
+        browser
+            .became_true(&page, ready, Duration::from_secs(20))
+            .await,
+        "the worker controls the page and the track is made"
+    );
+    press_play(&mut browser, &page).await?;
+    let playing = "typeof window.__firstAudio === 'number'";
+    ensure!(
+        browser
+            .became_true(&page, playing, Duration::from_secs(20))
+            .await,
+        "the track plays"
+    );
+    let text = browser.eval(&page, AT_FIRST_AUDIO).await?;
+    let seen: Value = serde_json::from_str(text.as_str().context("JSON")?)?;
+    println!("{}: {}: at first audio {seen}", engine.name(), drop);
+    let handed: Vec<(u64, u64)> = serde_json::from_value(seen["handed"].clone())?;
+    let head = handed
+        .iter()
+        .find(|(start, _)| *start == 0)
+        .with_context(|| format!("the head's request is handed to the worker: {seen}"))?;
+    let media = seen["media"].as_u64().context("media")?;
+    if drop {
+        ensure!(
+            media > 0,
+            "the page fetched the head itself, the worker not taking it: {seen}"
+        );
+    } else {
+        let opens: Vec<u64> = serde_json::from_value(seen["opens"].clone())?;
+        ensure!(
+            opens.iter().all(|start| *start > head.1),
+            "no request for the head reached the page (the worker answered): {seen}"
+        );
+        ensure!(
+            media == 0,
+            "the page made no web-seed request of its own before the first audio: {seen}"
+        );
+    }
+    // The whole track comes (played faster, for a shorter test); the
+    // server sent each byte once.
+    browser
+        .eval(
+            &page,
+            "document.querySelector('fanswarm-player').audio.playbackRate = 4",
+        )
+        .await?;
+    let done = "document.querySelector('fanswarm-player').track.stats().done";
+    ensure!(
+        browser
+            .became_true(&page, done, Duration::from_secs(30))
+            .await,
+        "the whole track is fetched"
+    );
+    let sent = srv.webseed_bytes();
+    ensure!(
+        sent == total,
+        "the web seed sent {sent} B for a track of {total} B: a byte fetched twice, or lost"
+    );
+    // What the worker answers is the file, byte for byte.
+    let (got, _) = fetched(&mut browser, &page, &srv.track.media_url, 0, Some(head.1)).await?;
+    println!("{}: the head: {got}", engine.name());
+    Ok(())
 }
 
 /// Counts the worker's `open`s from here on (`window.__opens`, their start

@@ -79,6 +79,9 @@ pub struct Settings {
     /// here only (kept, imported, from fans), never the web seed, so a
     /// press plays what it has decoded already.
     pub preload: bool,
+    /// Hand the web seed's requests for the played file's head and tail
+    /// to the stream worker (`workerFetch`, see `streaming.rs`).
+    pub worker_fetches: bool,
 }
 
 /// What an element reads from the end of an Ogg file before it plays: a
@@ -117,6 +120,8 @@ pub struct Session {
     /// it plays as soon as it has its source, and until then the first
     /// pieces are wanted as if it played.
     play_requested: bool,
+    /// Inside [`Session::start`], the element about to be told to play.
+    about_to_play: bool,
     /// Trackers the node asked to connect to, held until the first audio
     /// (see [`Settings::peers_after_first_audio`]); `None` once released.
     held_trackers: Option<Vec<(TrackerIndex, String)>>,
@@ -126,6 +131,10 @@ pub struct Session {
     sockets: SortedMap<TrackerIndex, TrackerSocket>,
     conns: SortedMap<PeerKey, PeerConn>,
     requests: SortedMap<HttpId, AbortController>,
+    /// Web-seed requests the worker runs instead (`streaming.rs`).
+    handed: SortedMap<HttpId, streaming::HandedRequest>,
+    /// Handovers made in this drain, to post at its end, by first byte.
+    handovers: Vec<(u64, (js_sys::Object, web_sys::MessagePort))>,
     readers: SortedMap<u64, Reader>,
     next_reader: u64,
     /// Streams an element has read, by key: their head and tail pieces
@@ -194,12 +203,15 @@ impl Session {
                 streaming: None,
                 started: false,
                 play_requested: false,
+                about_to_play: false,
                 peers_timer: None,
                 audio,
                 events,
                 sockets: SortedMap::new(),
                 conns: SortedMap::new(),
                 requests: SortedMap::new(),
+                handed: SortedMap::new(),
+                handovers: Vec::new(),
                 readers: SortedMap::new(),
                 next_reader: 0,
                 given: SortedMap::new(),
@@ -264,13 +276,20 @@ impl Session {
         }
         if play {
             self.play_requested = true;
-            if self.stream_url.is_some() {
-                self.play_element();
-            }
             self.want_ogg_tail();
         }
+        // The element is told to play only after the node's first web-seed
+        // requests went out: those handed to the worker (`streaming.rs`)
+        // reach it before the element's first request, which then waits
+        // for them there, not for the page. Until then it counts as playing.
+        let play_now = play && self.stream_url.is_some();
+        self.about_to_play = play_now;
         self.update_playback();
         self.drive();
+        self.about_to_play = false;
+        if play_now {
+            self.play_element();
+        }
     }
 
     /// Whether [`Track::start`](crate::api::Track::start) plays: the
@@ -673,6 +692,9 @@ impl Session {
         for (_, request) in std::mem::take(&mut self.requests) {
             request.abort();
         }
+        for (_, handed) in std::mem::take(&mut self.handed) {
+            handed.abort();
+        }
         self.conns.clear();
         self.sockets.clear();
         self.audio.remove_attribute("src").ok();
@@ -733,7 +755,9 @@ impl Session {
         let played = rate.map(|r| (self.audio.current_time() * r as f64) as u64);
         // Told to play, though the element may have no source yet (the
         // worker is not in control yet on a first visit).
-        let playing = !self.audio.paused() || (self.play_requested && self.stream_url.is_none());
+        let playing = !self.audio.paused()
+            || (self.play_requested && self.stream_url.is_none())
+            || self.about_to_play;
         // An element that cannot play on (below HAVE_FUTURE_DATA) while a
         // reader waits is blocked on that reader: the bytes it waits for
         // are needed now, wherever the playhead is. WebKit fills a buffer

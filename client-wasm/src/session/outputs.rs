@@ -50,9 +50,11 @@ impl Session {
                     if let Some(request) = self.requests.remove(&id) {
                         request.abort();
                     }
+                    self.drop_handed(id, true);
                 }
                 Output::Event(event) => self.on_event(event),
                 Output::Timeout(at) => {
+                    self.post_handovers();
                     self.point_element_at_stream();
                     return at;
                 }
@@ -208,8 +210,16 @@ impl Session {
         }
     }
 
-    /// Runs one Range request, handing its body to the node as it arrives.
+    /// Runs one Range request, handing its body to the node as it arrives:
+    /// the worker runs it when it can (`hand_to_worker`), else the page.
     fn fetch(&mut self, id: HttpId, request: RangeRequest) {
+        if !self.hand_to_worker(id, &request) {
+            self.fetch_here(id, request);
+        }
+    }
+
+    /// Runs a Range request on the page.
+    pub(super) fn fetch_here(&mut self, id: HttpId, request: RangeRequest) {
         let Ok(abort) = web_sys::AbortController::new() else {
             self.node
                 .http_failed(js::now(), id, "no AbortController".into());

@@ -4,11 +4,18 @@
 
 use std::rc::Rc;
 
+use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, MessagePort};
+
+use swarm::node::{HttpId, RangeRequest};
 use swarm::sorted::SortedSet;
 
 use super::{Session, dispatch};
 use crate::file;
-use crate::stream::{self, PortRequest, PortSink, Reader};
+use crate::js;
+use crate::stream::{self, Handed, PortRequest, PortSink, Reader};
 
 /// A stream whose head and tail the worker is given ahead.
 pub(super) struct Given {
@@ -20,12 +27,213 @@ pub(super) struct Given {
     sent: SortedSet<u32>,
 }
 
+/// A web-seed request the worker runs for the session (`hand_to_worker`).
+pub(super) struct HandedRequest {
+    port: MessagePort,
+    /// The stream whose pieces it brings, and which.
+    key: String,
+    pieces: std::ops::Range<u32>,
+    /// The request, fetched by the page after all if the worker does not
+    /// take it ([`HANDOVER_ACCEPT_MS`]): a worker of an older version,
+    /// still controlling the page after a deploy, ignores the handover.
+    request: RangeRequest,
+    accept_timer: Option<Timeout>,
+    _listener: EventListener,
+}
+
+/// How long the worker has to take a handed request before the page runs
+/// it itself.
+const HANDOVER_ACCEPT_MS: u32 = 1000;
+
+impl HandedRequest {
+    /// Tells the worker to stop.
+    pub(super) fn abort(&self) {
+        if let Ok(message) = js_sys::JSON::parse(r#"{"abort":true}"#) {
+            let _ = self.port.post_message(&message);
+        }
+        self.port.close();
+    }
+}
+
 impl Session {
-    pub(super) fn open_reader(
-        &mut self,
-        port: web_sys::MessagePort,
-        request: &stream::OpenRequest,
-    ) {
+    /// Hands the node's web-seed request `id` to the worker when it
+    /// fetches the head or tail of the stream this session plays (see
+    /// [`stream::handed_pieces`]): the worker checks each piece itself and
+    /// answers the element from it at once, while the page's engine gets
+    /// the same body over a port, as from its own `fetch`. The bytes come
+    /// from the server once, and the element's first bytes no longer wait
+    /// on the page's main thread (a task per body read there, queued
+    /// behind the press's own work: 10-25 ms of a cold start, measured).
+    /// `false`: the page fetches it itself.
+    pub(super) fn hand_to_worker(&mut self, id: HttpId, request: &RangeRequest) -> bool {
+        if self.streaming != Some(true) || !self.settings.worker_fetches || !stream::has_worker() {
+            return false;
+        }
+        let Some(meta) = self.node.metainfo() else {
+            return false;
+        };
+        let file = self.file().map_or(0, |f| f.index);
+        let ours = meta
+            .url_list
+            .iter()
+            .any(|base| meta.info.web_seed_url(base, file).as_deref() == Some(&request.url));
+        let (base, total) = self.span();
+        let piece_length = self.node.torrent().piece_length();
+        let torrent_total = meta.info.total_length();
+        let Some(pieces) = ours
+            .then(|| {
+                stream::handed_pieces(
+                    piece_length,
+                    torrent_total,
+                    base,
+                    total,
+                    request.start,
+                    request.end,
+                )
+            })
+            .flatten()
+        else {
+            return false;
+        };
+        let mut hashes = Vec::with_capacity(pieces.len() * 20);
+        for piece in pieces.clone() {
+            match meta.info.piece_hash(piece) {
+                Some(hash) => hashes.extend_from_slice(hash),
+                None => return false,
+            }
+        }
+        let key = self.stream_key();
+        let mime = stream::mime_for(&self.name().unwrap_or_default());
+        let handover = stream::Handover {
+            stream: &key,
+            total,
+            mime,
+            url: &request.url,
+            start: request.start,
+            end: request.end,
+            piece_length,
+            hashes: &hashes,
+        };
+        let (message, port) = match stream::handover(&handover) {
+            Ok(made) => made,
+            Err(e) => {
+                self.warn(&format!("stream: {e}"));
+                return false;
+            }
+        };
+        // Posted once the node has said all it has to say now, the file's
+        // head first (`post_handovers`).
+        self.handovers.push((request.start, message));
+        let weak = self.me.clone();
+        let listener = EventListener::new(&port, "message", move |event| {
+            let Some(data) = event.dyn_ref::<MessageEvent>().map(|e| e.data()) else {
+                return;
+            };
+            let handed = stream::parse_handed(&data);
+            dispatch(&weak, move |s| s.on_handed(id, handed));
+        });
+        port.start();
+        let weak = self.me.clone();
+        let accept_timer = Timeout::new(HANDOVER_ACCEPT_MS, move || {
+            dispatch(&weak, move |s| s.handover_not_taken(id));
+        });
+        // The worker keeps what it checks: giving it those pieces again
+        // would only copy them over once more.
+        let given = self.given.entry(key.clone()).or_insert_with(|| Given {
+            base,
+            total,
+            mime,
+            sent: SortedSet::new(),
+        });
+        for piece in pieces.clone() {
+            given.sent.insert(piece);
+        }
+        self.handed.insert(
+            id,
+            HandedRequest {
+                port,
+                key,
+                pieces,
+                request: request.clone(),
+                accept_timer: Some(accept_timer),
+                _listener: listener,
+            },
+        );
+        true
+    }
+
+    /// Posts the requests handed over in this drain to the worker, the
+    /// lowest byte first: an Ogg file's tail is asked for just before its
+    /// head (`want_ogg_tail`), and the element's first request is for the
+    /// head, so the head's fetch is the one to begin first.
+    pub(super) fn post_handovers(&mut self) {
+        let mut handovers = std::mem::take(&mut self.handovers);
+        handovers.sort_by_key(|(start, _)| *start);
+        for (_, message) in handovers {
+            if let Err(e) = stream::hand_over(message) {
+                // The accept timer hands the request back to the page.
+                self.warn(&format!("stream: {e}"));
+            }
+        }
+    }
+
+    /// The worker did not take request `id`: the page runs it, and every
+    /// request from now on.
+    fn handover_not_taken(&mut self, id: HttpId) {
+        let Some(request) = self
+            .handed
+            .get(&id)
+            .filter(|h| h.accept_timer.is_some())
+            .map(|h| h.request.clone())
+        else {
+            return;
+        };
+        // An old worker stays old while this page lives: the page fetches
+        // the rest itself.
+        self.settings.worker_fetches = false;
+        self.drop_handed(id, true);
+        self.fetch_here(id, request);
+    }
+
+    fn on_handed(&mut self, id: HttpId, handed: Handed) {
+        let Some(request) = self.handed.get_mut(&id) else {
+            return; // cancelled meanwhile
+        };
+        request.accept_timer = None;
+        match handed {
+            Handed::Accepted => {}
+            Handed::Chunk(bytes) => self.node.http_data(js::now(), id, &bytes),
+            Handed::End => {
+                self.drop_handed(id, false);
+                self.node.http_end(js::now(), id);
+            }
+            Handed::Failed(error) => {
+                self.drop_handed(id, false);
+                self.node.http_failed(js::now(), id, error);
+            }
+        }
+    }
+
+    /// Forgets a handed request (telling the worker to stop if `abort`).
+    /// Its pieces the engine lacks may not have reached the worker either:
+    /// they are given it again as they verify, from wherever they come.
+    pub(super) fn drop_handed(&mut self, id: HttpId, abort: bool) {
+        let Some(handed) = self.handed.remove(&id) else {
+            return;
+        };
+        if abort {
+            handed.abort();
+        }
+        if let Some(given) = self.given.get_mut(&handed.key) {
+            for piece in handed.pieces {
+                if self.node.piece(piece).is_none() {
+                    given.sent.remove(&piece);
+                }
+            }
+        }
+    }
+
+    pub(super) fn open_reader(&mut self, port: MessagePort, request: &stream::OpenRequest) {
         // The element is pointed at the stream only once the metadata is known.
         if self.node.metainfo().is_none() {
             return;
@@ -238,7 +446,7 @@ impl Session {
                 .collect();
             for (index, bytes) in ahead {
                 // The reader's file was checked when it opened.
-                let _ = self.node.look_ahead_read(crate::js::now(), index, bytes);
+                let _ = self.node.look_ahead_read(js::now(), index, bytes);
             }
         }
         let first = self
