@@ -6,31 +6,41 @@
 // piece was verified. Not a part of scripts/bench: a
 // probe for where the cold time goes (BENCHMARKS.md, issue 13). Needs what
 // `scripts/bench --only b` built (release server, web/pkg, the library).
-//   CARGO_TARGET_DIR=… node bench/stream-requests.mjs [runs]
+//   CARGO_TARGET_DIR=… [FANSWARM_PROBE_BROWSER=firefox] node bench/stream-requests.mjs [runs]
 import { launch, load, openWindow } from './lib/browser.mjs';
 import { armFirstAudio, firstAudio } from './lib/player.mjs';
 import { startServer } from './lib/server.mjs';
 import { TRACKS } from './lib/tracks.mjs';
 
+// FANSWARM_PROBE_BROWSER=firefox: the page's side only (no Network log).
+const ENGINE = process.env.FANSWARM_PROBE_BROWSER ?? 'chromium';
 const server = await startServer({ library: 'target/bench/library', log: 'probe-server' });
 try {
   const meta = (await server.tracks()).find((t) => t.name === TRACKS.ogg.file);
   for (let run = 0; run < Number(process.argv[2] ?? 3); run++) {
-    const browser = await launch('chromium');
+    const browser = await launch(ENGINE);
     const page = await openWindow(browser);
-    const cdp = await page.target().createCDPSession();
-    await cdp.send('Network.enable');
     const seen = [];
-    cdp.on('Network.requestWillBeSent', (e) => {
-      if (e.request.url.includes('/fanswarm/stream/') || e.request.url.includes('/media/'))
-        seen.push({ id: e.requestId, url: e.request.url.split('/').slice(-2).join('/').slice(0, 30), range: e.request.headers.Range ?? e.request.headers.range, at: e.timestamp });
-    });
-    cdp.on('Network.responseReceived', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) { s.resp = e.timestamp; s.sw = e.response.fromServiceWorker; } });
-    cdp.on('Network.loadingFinished', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) s.done = e.timestamp; });
+    if (ENGINE === 'chromium') {
+      const cdp = await page.target().createCDPSession();
+      await cdp.send('Network.enable');
+      cdp.on('Network.requestWillBeSent', (e) => {
+        if (e.request.url.includes('/fanswarm/stream/') || e.request.url.includes('/media/'))
+          seen.push({ id: e.requestId, url: e.request.url.split('/').slice(-2).join('/').slice(0, 30), range: e.request.headers.Range ?? e.request.headers.range, at: e.timestamp });
+      });
+      cdp.on('Network.responseReceived', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) { s.resp = e.timestamp; s.sw = e.response.fromServiceWorker; } });
+      cdp.on('Network.loadingFinished', (e) => { const s = seen.find((x) => x.id === e.requestId); if (s) s.done = e.timestamp; });
+    }
     // The page's side: when each `open` of the worker reaches the page's
     // main thread, and when each piece is verified.
     await page.evaluateOnNewDocument(() => {
       window.__pageLog = [];
+      // The web-seed requests the page hands its worker (`fetch`).
+      const post = ServiceWorker.prototype.postMessage;
+      ServiceWorker.prototype.postMessage = function (message, ...rest) {
+        if (message?.fanswarm === 'fetch') window.__pageLog.push([`handed ${message.start}-${message.end}`, performance.now()]);
+        return post.call(this, message, ...rest);
+      };
       navigator.serviceWorker?.addEventListener('message', (e) => {
         if (e.data?.fanswarm === 'open') window.__pageLog.push([`open ${e.data.start}`, performance.now()]);
       });
