@@ -217,6 +217,9 @@ function keep({ stream, total, mime, start, chunk }) {
   entry.parts.set(start, new Uint8Array(chunk));
   given.set(stream, entry);
   while (given.size > GIVEN_STREAMS) given.delete(given.keys().next().value);
+  // A request waiting here for a fetch under way may have its bytes now
+  // (from fans, through the page, before the web seed's came).
+  for (const job of fetching.get(stream) ?? []) wake(job);
 }
 
 /** The bytes given ahead of `stream` from `start` on, in order, through

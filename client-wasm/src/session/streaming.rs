@@ -137,17 +137,12 @@ impl Session {
         let accept_timer = Timeout::new(HANDOVER_ACCEPT_MS, move || {
             dispatch(&weak, move |s| s.handover_not_taken(id));
         });
-        // The worker keeps what it checks: giving it those pieces again
-        // would only copy them over once more.
-        let given = self.given.entry(key.clone()).or_insert_with(|| Given {
+        self.given.entry(key.clone()).or_insert_with(|| Given {
             base,
             total,
             mime,
             sent: SortedSet::new(),
         });
-        for piece in pieces.clone() {
-            given.sent.insert(piece);
-        }
         self.handed.insert(
             id,
             HandedRequest {
@@ -215,22 +210,24 @@ impl Session {
     }
 
     /// Forgets a handed request (telling the worker to stop if `abort`).
-    /// Its pieces the engine lacks may not have reached the worker either:
-    /// they are given it again as they verify, from wherever they come.
     pub(super) fn drop_handed(&mut self, id: HttpId, abort: bool) {
-        let Some(handed) = self.handed.remove(&id) else {
-            return;
-        };
-        if abort {
+        if let Some(handed) = self.handed.remove(&id)
+            && abort
+        {
             handed.abort();
         }
-        if let Some(given) = self.given.get_mut(&handed.key) {
-            for piece in handed.pieces {
-                if self.node.piece(piece).is_none() {
-                    given.sent.remove(&piece);
-                }
-            }
-        }
+    }
+
+    /// Whether the worker checked and kept `piece` of stream `key` itself:
+    /// a request handed to it brings the piece, and the piece came from
+    /// the web seed (so through that request). A piece of a handed range
+    /// that came from fans first is given to the worker like any other:
+    /// the element waiting there for it need not wait for the web seed.
+    fn fetched_by_worker(&self, key: &str, piece: u32) -> bool {
+        self.handed
+            .values()
+            .any(|h| h.key == key && h.pieces.contains(&piece))
+            && self.node.piece_origin(piece) == Some(swarm::engine::PieceOrigin::WebSeed)
     }
 
     pub(super) fn open_reader(&mut self, port: MessagePort, request: &stream::OpenRequest) {
@@ -397,6 +394,7 @@ impl Session {
     /// is verified and of the stream's head or tail.
     fn give(&mut self, key: &str, piece: u32) {
         let piece_length = self.node.torrent().piece_length();
+        let kept_there = self.fetched_by_worker(key, piece);
         let Some(given) = self.given.get_mut(key) else {
             return;
         };
@@ -409,6 +407,11 @@ impl Session {
             return;
         };
         if !given.sent.insert(piece) {
+            return;
+        }
+        // The worker keeps what it checks: giving it again would only copy
+        // it over once more.
+        if kept_there {
             return;
         }
         // `range` lies within the piece: it is the piece's part of the file.
