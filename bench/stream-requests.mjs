@@ -53,7 +53,7 @@ try {
         hook();
       });
     });
-    await armFirstAudio(page, { kind: 'fanswarm', delayMs: 1000, media: new URL(meta.media_url).pathname });
+    await armFirstAudio(page, { kind: 'fanswarm', delayMs: Number(process.env.FANSWARM_PROBE_DELAY_MS ?? 1000), media: new URL(meta.media_url).pathname });
     await load(page, `${server.base}/embed/${meta.info_hash}`);
     const r = await firstAudio(page);
     const base = seen.length ? Math.min(...seen.map((s) => s.at)) : 0;
