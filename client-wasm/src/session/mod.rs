@@ -122,6 +122,8 @@ pub struct Session {
     play_requested: bool,
     /// Inside [`Session::start`], the element about to be told to play.
     about_to_play: bool,
+    /// The element has played (a `playing` event came).
+    first_audio: bool,
     /// Trackers the node asked to connect to, held until the first audio
     /// (see [`Settings::peers_after_first_audio`]); `None` once released.
     held_trackers: Option<Vec<(TrackerIndex, String)>>,
@@ -204,6 +206,7 @@ impl Session {
                 started: false,
                 play_requested: false,
                 about_to_play: false,
+                first_audio: false,
                 peers_timer: None,
                 audio,
                 events,

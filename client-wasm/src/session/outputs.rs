@@ -123,7 +123,10 @@ impl Session {
         let weak = self.me.clone();
         self.element_listeners
             .push(EventListener::new(&self.audio, "playing", move |_| {
-                dispatch(&weak, |s| s.release_trackers_soon())
+                dispatch(&weak, |s| {
+                    s.first_audio = true;
+                    s.release_trackers_soon();
+                })
             }));
     }
 
