@@ -20,7 +20,8 @@ const WEBSEED_BYTES = 'fanswarm_webseed_sent_bytes_total';
 export async function run({ fans, runs, playDelayMs, library, runDir }) {
   const sections = [];
   const data = {};
-  for (const key of ['ogg', 'wav']) {
+  // FANSWARM_BENCH_TRACKS=wav (or ogg): one crowd only, for a quicker probe.
+  for (const key of (process.env.FANSWARM_BENCH_TRACKS ?? 'ogg,wav').split(',')) {
     const track = TRACKS[key];
     const results = [];
     const errors = [];
