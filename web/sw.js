@@ -53,8 +53,9 @@ const GIVEN_MS = 5 * 60 * 1000;
  *  GIVEN_PIECE_MAX in stream.rs), so 8 streams hold ~20 MiB at most. */
 const GIVEN_PART = 1 << 20;
 /** Stream key → the web-seed fetches pages handed over, under way:
- *  `{from, to, waiters}`, the stream's bytes `from..to` it brings and the
- *  requests waiting for its next piece. */
+ *  `{start, from, to, waiters}`, the stream's bytes `start..to` it brings
+ *  (checked and kept up to `from`) and the requests waiting for its next
+ *  piece. */
 const fetching = new Map();
 
 /** The `prefix` parameter of the worker's URL; the default without one. */
@@ -96,8 +97,9 @@ self.addEventListener('message', (event) => {
 
 /** Runs a web-seed request a page handed over (see the top of the file):
  *  `{stream, total, mime, url, start, end, pieceLength, hashes}`, its
- *  answers on `port`: `{accepted: true}` at once, `{chunk}` as the body arrives, then `{end: true}` or
- *  `{failed}`; `{abort: true}` from the page stops it. */
+ *  answers on `port`: `{accepted: true}` at once, `{chunk}` as the body
+ *  arrives, then `{end: true}` or `{failed}`; `{abort: true}` from the
+ *  page stops it. */
 async function fetchFor(m, port) {
   if (!(port instanceof MessagePort)) return;
   const whole = (n) => Number.isSafeInteger(n) && n >= 0;
