@@ -437,8 +437,7 @@ pub(crate) fn new_peer_identity() -> Result<(PeerId, u64), JsError> {
 
 /// Whether a service worker controls the page (ours, the caller says).
 fn worker_controls() -> bool {
-    js::has_service_workers()
-        && js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
+    js::has_service_workers() && crate::stream::has_worker()
 }
 
 /// Fetches the `.torrent` a source names (or takes its bytes, `given`, the

@@ -308,11 +308,7 @@ pub fn given_pieces(piece_length: u32, base: u64, total: u64) -> impl Iterator<I
 /// of type `mime`) from `start` on. Without a worker controlling the page,
 /// nothing happens.
 pub fn give(stream: &str, total: u64, mime: &str, start: u64, bytes: &[u8]) -> Result<(), JsError> {
-    let worker = crate::js::window()?
-        .navigator()
-        .service_worker()
-        .controller();
-    let (Some(worker), Some(buffer)) = (worker, concat(&[bytes])) else {
+    let (Some(worker), Some(buffer)) = (controller(), concat(&[bytes])) else {
         return Ok(());
     };
     let message = object(&[
@@ -405,18 +401,24 @@ pub fn handover(
     Ok(((message, channel.port2()), channel.port1()))
 }
 
-/// Whether a worker controls the page (a handover has somewhere to go).
+/// The service worker that controls the page, if one does.
+fn controller() -> Option<web_sys::ServiceWorker> {
+    crate::js::window()
+        .ok()?
+        .navigator()
+        .service_worker()
+        .controller()
+}
+
+/// Whether a worker controls the page (given bytes and handovers have
+/// somewhere to go).
 pub fn has_worker() -> bool {
-    crate::js::window().is_ok_and(|w| w.navigator().service_worker().controller().is_some())
+    controller().is_some()
 }
 
 /// Posts a [`handover`] message, with its port, to the worker.
 pub fn hand_over((message, port): (js_sys::Object, MessagePort)) -> Result<(), JsError> {
-    let worker = crate::js::window()?
-        .navigator()
-        .service_worker()
-        .controller()
-        .ok_or_else(|| JsError("no worker controls the page".into()))?;
+    let worker = controller().ok_or_else(|| JsError("no worker controls the page".into()))?;
     worker
         .post_message_with_transferable(&message, &js_sys::Array::of1(&port))
         .map_err(js_error)
@@ -485,7 +487,8 @@ pub fn mime_for(name: &str) -> &'static str {
     }
 }
 
-fn post(port: &MessagePort, fields: &[(&str, JsValue)]) -> Result<(), JsError> {
+/// Posts `{fields}` on `port`.
+pub(crate) fn post(port: &MessagePort, fields: &[(&str, JsValue)]) -> Result<(), JsError> {
     post_with(port, fields, None)
 }
 

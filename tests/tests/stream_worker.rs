@@ -115,14 +115,7 @@ async fn handed(engine: Engine, drop: bool) -> anyhow::Result<()> {
             .await,
         "the worker controls the page and the track is made"
     );
-    press_play(&mut browser, &page).await?;
-    let playing = "typeof window.__firstAudio === 'number'";
-    ensure!(
-        browser
-            .became_true(&page, playing, Duration::from_secs(20))
-            .await,
-        "the track plays"
-    );
+    play_to_first_audio(&mut browser, &page).await?;
     let text = browser.eval(&page, AT_FIRST_AUDIO).await?;
     let seen: Value = serde_json::from_str(text.as_str().context("JSON")?)?;
     println!("{}: {}: at first audio {seen}", engine.name(), drop);
@@ -224,6 +217,19 @@ enum Answers {
     Page,
 }
 
+/// Presses play and waits for the first audio.
+async fn play_to_first_audio(browser: &mut Browser, page: &Page) -> anyhow::Result<()> {
+    press_play(browser, page).await?;
+    let playing = "typeof window.__firstAudio === 'number'";
+    ensure!(
+        browser
+            .became_true(page, playing, Duration::from_secs(20))
+            .await,
+        "the track plays"
+    );
+    Ok(())
+}
+
 async fn run(engine: Engine) -> anyhow::Result<()> {
     let srv = server::start(SECONDS).await?;
     let total = srv.track.length;
@@ -234,17 +240,10 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         browser.eval(&page, COUNT_OPENS).await? == Value::Bool(true),
         "listening to the worker"
     );
-    press_play(&mut browser, &page).await?;
     // Played, then sought to where each case reads: the element reads
     // those bytes, and the pieces of the head and tail given ahead as they
     // verify.
-    let playing = "typeof window.__firstAudio === 'number'";
-    ensure!(
-        browser
-            .became_true(&page, playing, Duration::from_secs(20))
-            .await,
-        "the track plays"
-    );
+    play_to_first_audio(&mut browser, &page).await?;
     let streamed =
         "document.querySelector('fanswarm-player').audio.src.includes('/fanswarm/stream/')";
     ensure!(

@@ -48,9 +48,7 @@ const HANDOVER_ACCEPT_MS: u32 = 1000;
 impl HandedRequest {
     /// Tells the worker to stop.
     pub(super) fn abort(&self) {
-        if let Ok(message) = js_sys::JSON::parse(r#"{"abort":true}"#) {
-            let _ = self.port.post_message(&message);
-        }
+        let _ = stream::post(&self.port, &[("abort", true.into())]);
         self.port.close();
     }
 }
