@@ -71,7 +71,10 @@ async function crowd({ fans, playDelayMs, library, track }) {
   try {
     const meta = (await server.tracks()).find((t) => t.name === track.file);
     if (!meta) throw new Error(`${track.file} not published`);
-    const url = `${server.base}/embed/${meta.info_hash}`;
+    // FANSWARM_BENCH_EMBED_QUERY=keep=start (say): the embed's options, for
+    // an A/B of one option in the same sitting.
+    const query = process.env.FANSWARM_BENCH_EMBED_QUERY;
+    const url = `${server.base}/embed/${meta.info_hash}${query ? `?${query}` : ''}`;
     const pages = [];
     // Each fan in a context of its own: no HTTP cache shared between fans.
     for (let i = 0; i < fans; i++) pages.push(await openWindow(browser, { isolated: true }));
