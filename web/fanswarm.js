@@ -42,10 +42,14 @@ const START_TAIL_BYTES = 128 * 1024;
 const START_LIST = 'fanswarm-start-v1';
 
 /** Whole tracks kept between visits (`keep: 'track'`, the default; see `keepTrack`):
- *  one Cache API entry per piece; which tracks, their bytes and when each
- *  was last played, in localStorage. */
+ *  Cache API entries of a few pieces each; which tracks, their bytes and
+ *  when each was last played, in localStorage. */
 const TRACK_CACHE = 'fanswarm-tracks-v1';
 const TRACK_LIST = 'fanswarm-tracks-v1';
+/** A kept track's pieces are written together, an entry per KEEP_BATCH_BYTES
+ *  or per KEEP_BATCH_MS, whichever comes first (and when the page hides). */
+const KEEP_BATCH_BYTES = 1024 * 1024;
+const KEEP_BATCH_MS = 2000;
 /** Bytes kept at most, all tracks together, unless `keepQuota` says. */
 const TRACK_QUOTA = 256 * 1024 * 1024;
 /** `HTMLMediaElement.HAVE_FUTURE_DATA`: it can play on. */
@@ -156,13 +160,21 @@ export async function load(audio, options) {
     // does not wait for it to start fetching.
     streaming: options.streaming === false ? false : worker,
   });
-  const refused = [];
   const imported = new Set();
-  for (const [index, bytes] of kept) {
+  // The kept track's entries holding a piece refused here (its SHA-1 is not
+  // the torrent's: a disk error, a truncated write).
+  const damaged = new Set();
+  for (const [index, bytes, entry] of kept) {
+    if (imported.has(index)) continue; // in two entries: one is enough
     if (track.importPiece(index, bytes)) imported.add(index);
-    else refused.push(index);
+    else if (entry) damaged.add(entry);
   }
-  if (whole) keepTrack(track, audio, whole, { refused, imported, quota: options.keepQuota ?? TRACK_QUOTA });
+  if (whole) {
+    // A damaged entry's good pieces are written again, then it goes.
+    const rewrite = kept.filter(([index, , entry]) => damaged.has(entry) && imported.has(index))
+      .map(([index]) => index);
+    keepTrack(track, audio, whole, { damaged, rewrite, imported, quota: options.keepQuota ?? TRACK_QUOTA });
+  }
   // The start too, whole track or not: `resume` plays from its entry.
   // So for each file an album's session moves on to, under its own key.
   if (key) {
@@ -241,15 +253,7 @@ async function readStart(key) {
     const response = await (await caches.open(START_CACHE)).match(key);
     if (!response) return [];
     const bytes = new Uint8Array(await response.arrayBuffer());
-    const pieces = [];
-    let at = 0;
-    for (const entry of (response.headers.get('x-fanswarm-pieces') ?? '').split(',')) {
-      const [index, length] = entry.split(':').map(Number);
-      if (!Number.isInteger(index) || !(length > 0) || at + length > bytes.length) break;
-      pieces.push([index, bytes.subarray(at, at + length)]);
-      at += length;
-    }
-    return pieces;
+    return piecesOf(response.headers.get('x-fanswarm-pieces') ?? '', bytes);
   } catch {
     return [];
   }
@@ -319,11 +323,14 @@ async function writeStart(opened, key, track, indexes) {
 
 // ---- whole tracks, kept for the next visit (`keep: 'track'`, the default) ----
 //
-// Every piece the track verifies is written as it verifies (held while the
-// element starts to play: see `keepTrack`), one Cache API
-// entry each (a write per piece, never the whole track again), under a URL
-// of its own track's folder, so one `matchAll` reads a track back and one
-// `keys` lists it. A returning page imports them (each checked against the
+// Every piece the track verifies is written soon after it verifies, a few
+// together: an entry per MiB or per 2 s (none while the element starts to
+// play; see `keepTrack`), never the whole track again. Each entry's body is
+// its pieces one after another, their indexes and lengths in a header, as
+// in a start's entry; its URL is in its own track's folder, so one `keys`
+// lists a track. A write per piece, as at first, made most fans of a flash
+// crowd of ten on one machine stall (BENCHMARKS, "keeping a track in
+// batches"); entries of one piece written so are still read. A returning page imports them (each checked against the
 // torrent's SHA-1 like any piece: a corrupt or truncated entry is refused,
 // deleted and fetched again), plays with nothing from the origin, and
 // shares them at once. Tracks are evicted least recently played first to
@@ -351,20 +358,40 @@ function saveTrackList(list) {
   } catch {} // storage blocked or full: the entries are only found by a later listing
 }
 
-/** The pieces kept of the track at `folder`: [index, bytes] pairs. */
+/** The pieces kept of the track at `folder`: [index, bytes, entry URL]. */
 async function readTrack(folder) {
   if (!folder || !trackList().some((e) => e.key === folder)) return [];
   try {
     const cache = await caches.open(TRACK_CACHE);
-    const responses = await cache.matchAll(folder + 'piece', { ignoreSearch: true });
-    const pieces = await Promise.all(responses.map(async (r) => {
-      const index = Number(r.headers.get('x-fanswarm-piece'));
-      return Number.isInteger(index) ? [index, new Uint8Array(await r.arrayBuffer())] : null;
+    const requests = await cache.keys(folder + 'piece', { ignoreSearch: true });
+    const entries = await Promise.all(requests.map(async (request) => {
+      const response = await cache.match(request);
+      if (!response) return [];
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const one = response.headers.get('x-fanswarm-piece'); // written before batches
+      const list = one === null ? response.headers.get('x-fanswarm-pieces') ?? ''
+        : `${one}:${bytes.length}`;
+      return piecesOf(list, bytes).map(([index, piece]) => [index, piece, request.url]);
     }));
-    return pieces.filter(Boolean);
+    return entries.flat();
   } catch {
     return [];
   }
+}
+
+/** The [index, bytes] pairs of an entry's body, as its `x-fanswarm-pieces`
+ *  header lists them (`index:length,…`); a truncated body yields those
+ *  before the cut. */
+function piecesOf(list, bytes) {
+  const pieces = [];
+  let at = 0;
+  for (const entry of list.split(',')) {
+    const [index, length] = entry.split(':').map(Number);
+    if (!Number.isInteger(index) || !(length > 0) || at + length > bytes.length) break;
+    pieces.push([index, bytes.subarray(at, at + length)]);
+    at += length;
+  }
+  return pieces;
 }
 
 /** Whether `audio` is starting to play: told to play and still silent.
@@ -387,17 +414,16 @@ function whenStarted(audio, f) {
 
 /** Writes each piece `track` verifies from now on under `folder` (but the
  *  `imported` ones: kept already; their `progress` events come after the
- *  import), deletes the entries of `refused` pieces, and keeps the kept
- *  tracks' bytes within `quota` (least recently played first out). Writes
- *  wait while `audio` starts to play (`starting`). */
-function keepTrack(track, audio, folder, { refused, imported, quota }) {
+ *  import), a batch at a time; deletes the `damaged` entries once their
+ *  good pieces (`rewrite`) are written again; keeps the kept tracks' bytes
+ *  within `quota` (least recently played first out). Writes wait while
+ *  `audio` starts to play (`starting`). */
+function keepTrack(track, audio, folder, { damaged, rewrite, imported, quota }) {
   const opened = caches.open(TRACK_CACHE);
   opened.catch(() => {});
-  const url = (index) => `${folder}piece?i=${index}`;
   const generation = keepGeneration;
   let bytes = 0;
   for (const index of imported) bytes += track.piece(index)?.length ?? 0;
-  let pending;
   const note = () => {
     const list = [...trackList().filter((e) => e.key !== folder),
       { key: folder, bytes, used: Date.now() }];
@@ -412,22 +438,75 @@ function keepTrack(track, audio, folder, { refused, imported, quota }) {
     return gone;
   };
   note();
-  pending = opened.then((cache) => Promise.all(refused.map((i) => cache.delete(url(i)))))
-    .catch(() => {});
-  const write = (pieces) => {
-    const gone = note();
+  let pending = Promise.resolve();
+  let batch = [];
+  let batchBytes = 0;
+  let timer = null;
+  let waiting = false; // for the element to start
+  const flush = () => {
+    clearTimeout(timer);
+    timer = null;
+    unflushed.delete(flush);
+    const pieces = batch;
+    batch = [];
+    batchBytes = 0;
+    if (generation !== keepGeneration) return; // not after a forget()
+    const drop = [...damaged];
+    damaged.clear();
+    if (pieces.length === 0 && drop.length === 0) return;
+    const gone = pieces.length > 0 ? note() : [];
+    // A URL of its own (never `piece?i=N`, an older single piece's), so a
+    // later batch holding the same piece again replaces nothing.
+    const url = `${folder}piece?from=${pieces[0][0]}&n=${pieces.length}`
+      + `&w=${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const body = new Blob(pieces.map(([, piece]) => piece));
+    const headers = {
+      'x-fanswarm-pieces': pieces.map(([index, piece]) => `${index}:${piece.length}`).join(','),
+      'content-type': 'application/octet-stream',
+    };
     pending = pending.then(async () => {
       const cache = await opened;
-      await Promise.all(pieces.map(([index, piece]) => cache.put(url(index), new Response(piece, {
-        headers: { 'x-fanswarm-piece': String(index), 'content-type': 'application/octet-stream' },
-      }))));
+      if (pieces.length > 0) await cache.put(url, new Response(body, { headers }));
+      await Promise.all(drop.map((entry) => cache.delete(entry)));
       for (const old of gone) await forgetTrack(cache, old);
     }).catch(() => {});
   };
   // Pieces verified while the element starts wait, and are written at
   // once when it has started (begun in that event: a page left right
   // after its first sound keeps them, as with the start's entry).
-  let held = null;
+  const soon = () => {
+    if (waiting) return;
+    if (starting(audio)) {
+      waiting = true;
+      clearTimeout(timer);
+      timer = null;
+      whenStarted(audio, () => {
+        waiting = false;
+        flush();
+      });
+    } else if (batchBytes >= KEEP_BATCH_BYTES) {
+      flush();
+    } else if (timer === null) {
+      timer = setTimeout(() => {
+        timer = null;
+        if (starting(audio)) soon();
+        else flush();
+      }, KEEP_BATCH_MS);
+    }
+  };
+  const add = (index, piece) => {
+    batch.push([index, piece]);
+    batchBytes += piece.length;
+    unflushed.add(flush);
+  };
+  for (const index of rewrite) {
+    const piece = track.piece(index);
+    if (piece) add(index, piece);
+  }
+  // Damaged entries go at once when none of their pieces is good, else
+  // with the first batch (which holds their good ones).
+  if (batch.length > 0) soon();
+  else if (damaged.size > 0) flush();
   track.addEventListener('progress', (e) => {
     const index = e.detail;
     if (imported.has(index) || generation !== keepGeneration) return;
@@ -435,19 +514,20 @@ function keepTrack(track, audio, folder, { refused, imported, quota }) {
     // A track larger than the whole quota keeps what fits.
     if (!piece || bytes + piece.length > quota) return;
     bytes += piece.length;
-    if (held) {
-      held.push([index, piece]);
-    } else if (starting(audio)) {
-      held = [[index, piece]];
-      whenStarted(audio, () => {
-        if (generation === keepGeneration) write(held); // not after a forget()
-        held = null;
-      });
-    } else {
-      write([[index, piece]]);
-    }
+    add(index, piece);
+    soon();
   });
 }
+
+/** The flush of each kept track with pieces not yet written: done at once
+ *  when the page hides or goes (the Cache API finishes a `put` begun then). */
+const unflushed = new Set();
+addEventListener('pagehide', () => {
+  for (const flush of [...unflushed]) flush();
+});
+addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden') for (const flush of [...unflushed]) flush();
+});
 
 async function forgetTrack(cache, folder) {
   const requests = await cache.keys(folder + 'piece', { ignoreSearch: true });

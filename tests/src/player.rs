@@ -175,3 +175,25 @@ pub async fn log(browser: &mut Browser, page: &Page) -> anyhow::Result<String> {
         .await?;
     Ok(value.as_str().unwrap_or("null").to_owned())
 }
+
+/// A page expression resolving to how many pieces of whole tracks the
+/// page's origin keeps (`keep: 'track'`), in the Cache API entries whose
+/// URL starts with `prefix` (a JavaScript expression; `''`: every track).
+/// An entry holds several pieces, listed `index:length,…` in its
+/// `x-fanswarm-pieces` header (an older one a single `x-fanswarm-piece`).
+pub fn kept_pieces_js(prefix: &str) -> String {
+    format!(
+        "(async () => {{
+            const cache = await caches.open('fanswarm-tracks-v1');
+            const prefix = {prefix};
+            let n = 0;
+            for (const request of await cache.keys()) {{
+                if (!request.url.startsWith(prefix)) continue;
+                const r = await cache.match(request);
+                if (r?.headers.has('x-fanswarm-piece')) n += 1;
+                else n += (r?.headers.get('x-fanswarm-pieces') ?? '').split(',').filter(Boolean).length;
+            }}
+            return n;
+        }})()"
+    )
+}

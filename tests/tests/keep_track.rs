@@ -4,7 +4,9 @@
 //! plays it with nothing from the server and shares it at once: a fan in
 //! another browser, with no web seed, gets the whole track from it. A kept
 //! piece whose bytes were damaged is refused by its SHA-1, fetched again
-//! and kept right; the stream is the file throughout.
+//! and kept right (the other pieces of its entry written again); a track
+//! kept a piece an entry (before pieces were written in batches) still
+//! plays from the browser; the stream is the file throughout.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
 use fanswarm_e2e::browser::{Browser, Engine, Page};
-use fanswarm_e2e::player::digest_of;
+use fanswarm_e2e::player::{digest_of, kept_pieces_js};
 use fanswarm_e2e::server::TestServer;
 use fanswarm_e2e::{netns, server};
 
@@ -81,23 +83,29 @@ async fn play_torrent(
     Ok(serde_json::from_str(text.as_str().context("result JSON")?)?)
 }
 
-/// Waits until the page's cache holds an entry for each of `pieces`.
-async fn written(browser: &mut Browser, page: &Page, pieces: u64) -> anyhow::Result<()> {
+/// Waits until the page's cache holds `pieces` pieces and its kept list
+/// counts `bytes` (pieces are written a batch at a time, at most ~2 s
+/// after they verify).
+async fn written(
+    browser: &mut Browser,
+    page: &Page,
+    pieces: u64,
+    bytes: f64,
+) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(20);
+    let script = format!(
+        "Promise.all([{}, import('/fanswarm.js').then((m) => m.default.kept().bytes)])
+            .then((both) => JSON.stringify(both))",
+        kept_pieces_js("''")
+    );
     loop {
-        let n = browser
-            .eval(
-                page,
-                "caches.open('fanswarm-tracks-v1').then((c) => c.keys()).then((k) => k.length)",
-            )
-            .await?
-            .as_u64()
-            .unwrap_or(0);
-        if n >= pieces {
+        let both = browser.eval(page, &script).await?;
+        let both: Vec<f64> = serde_json::from_str(both.as_str().context("kept JSON")?)?;
+        if both == [pieces as f64, bytes] {
             return Ok(());
         }
         if Instant::now() > until {
-            bail!("{n} of {pieces} pieces written after 20 s");
+            bail!("after 20 s {both:?} of {pieces} pieces and {bytes} bytes are kept");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -121,11 +129,7 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     ensure!(first["digest"] == digest.as_str(), "first visit: {first}");
     ensure!(first["fromWebSeed"].as_f64() == Some(length), "{first}");
     let pieces = first["totalPieces"].as_u64().context("totalPieces")?;
-    written(&mut fan, &page, pieces).await?;
-    ensure!(
-        first["kept"]["bytes"].as_f64() == Some(length),
-        "the kept list counts the track: {first}"
-    );
+    written(&mut fan, &page, pieces, length).await?;
 
     // A reload: the whole track from the browser, nothing from the server.
     let served = srv.webseed_bytes();
@@ -174,7 +178,7 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         fan.wait_loaded(&page, &tracks).await?;
         (fan, page)
     };
-    // Damage one kept piece (a disk error, a truncated write) before playing.
+    // Damage one kept piece (a disk error) in its entry before playing.
     let source = format!(
         "{}{}",
         srv.base,
@@ -187,10 +191,24 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
             "(async () => {{
             const folder = {};
             const cache = await caches.open('fanswarm-tracks-v1');
-            const kept = await cache.matchAll(folder + 'piece', {{ ignoreSearch: true }});
-            await cache.put(folder + 'piece?i=3', new Response(new Uint8Array(1000).fill(7),
-                {{ headers: {{ 'x-fanswarm-piece': '3' }} }}));
-            return kept.length;
+            let kept = 0;
+            let damaged = false;
+            for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
+                const r = await cache.match(request);
+                const list = (r.headers.get('x-fanswarm-pieces') ?? '').split(',').filter(Boolean);
+                kept += list.length;
+                const bytes = new Uint8Array(await r.arrayBuffer());
+                let at = 0;
+                let here = false;
+                for (const entry of list) {{
+                    const [index, length] = entry.split(':').map(Number);
+                    if (index === 3) {{ bytes.fill(7, at, at + length); here = true; }}
+                    at += length;
+                }}
+                if (here) await cache.put(request, new Response(bytes, {{ headers: r.headers }}));
+                damaged ||= here;
+            }}
+            return damaged ? kept : 0;
         }})()",
             kept_folder(&source)
         ),
@@ -217,55 +235,93 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         piece <= 0.05 * length,
         "at most 5 % from the server: {restarted}"
     );
-    // Pieces verified while the element starts are written once it has
-    // started (`keepTrack`): the refetched one may still be on its way.
+    // The kept list counts the track once; the refetched piece may still
+    // be on its way to the cache.
+    written(&mut fan, &page, pieces, length).await?;
+    // And kept right this time: the damaged entry gone (its good pieces
+    // written again), piece 3 kept once, with its length, every piece kept.
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let kept = browser_eval_u64(
-            &mut fan,
-            &page,
-            "(async () => (await import('/fanswarm.js')).default.kept().bytes)()",
-        )
-        .await?;
-        if kept as f64 == length {
+        let listed = fan
+            .eval(
+                &page,
+                &format!(
+                    "(async () => {{
+                const folder = {};
+                const cache = await caches.open('fanswarm-tracks-v1');
+                const lengths = [];
+                for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
+                    const r = await cache.match(request);
+                    for (const entry of (r.headers.get('x-fanswarm-pieces') ?? '').split(',')) {{
+                        const [index, length] = entry.split(':').map(Number);
+                        if (index === 3) lengths.push(length);
+                    }}
+                }}
+                return JSON.stringify(lengths);
+            }})()",
+                    kept_folder(&source)
+                ),
+            )
+            .await?;
+        let all = browser_eval_u64(&mut fan, &page, &kept_pieces_js(&kept_folder(&source))).await?;
+        if listed.as_str() == Some(&format!("[{piece}]")) && all == pieces {
             break;
         }
         ensure!(
             Instant::now() < until,
-            "the kept list counts the track once: {kept} B kept; {restarted}"
+            "piece 3 kept with lengths {listed}, {all} of {pieces} pieces kept"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // And kept right this time.
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let size = browser_eval_u64(
-            &mut fan,
-            &page,
-            &format!(
-                "(async () => {{
-                const folder = {};
-                const r = await (await caches.open('fanswarm-tracks-v1')).match(folder + 'piece?i=3');
-                return r ? (await r.arrayBuffer()).byteLength : 0;
-            }})()",
+
+    // A track kept before pieces were written in batches (an entry per
+    // piece, `piece?i=N`, the index in `x-fanswarm-piece`) still plays
+    // from the browser.
+    let split = browser_eval_u64(
+        &mut fan,
+        &page,
+        &format!(
+            "(async () => {{
+            const folder = {};
+            const cache = await caches.open('fanswarm-tracks-v1');
+            let n = 0;
+            for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
+                const r = await cache.match(request);
+                const bytes = new Uint8Array(await r.arrayBuffer());
+                let at = 0;
+                for (const entry of (r.headers.get('x-fanswarm-pieces') ?? '').split(',')) {{
+                    const [index, length] = entry.split(':').map(Number);
+                    await cache.put(folder + 'piece?i=' + index, new Response(bytes.slice(at, at + length),
+                        {{ headers: {{ 'x-fanswarm-piece': String(index) }} }}));
+                    at += length;
+                    n += 1;
+                }}
+                await cache.delete(request);
+            }}
+            return n;
+        }})()",
             kept_folder(&source)
-            ),
-        )
-        .await?;
-        if size as f64 == piece {
-            break;
-        }
-        ensure!(Instant::now() < until, "piece 3 kept with {size} bytes");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ),
+    )
+    .await?;
+    ensure!(split == pieces, "{split} of {pieces} pieces split");
+    fan.navigate(&page, &tracks).await?;
+    fan.wait_loaded(&page, &tracks).await?;
+    let older = play(&mut fan, &page, &srv, keep).await?;
+    ensure!(
+        older["digest"] == digest.as_str() && older["fromCache"].as_f64() == Some(length),
+        "the track kept a piece an entry played from the browser: {older}"
+    );
     println!(
         "{engine:?} kept track: first visit {} B from the web seed; reload {} B from the browser; \
-         another fan {} B from it; next visit (Chromium: after a restart) with one piece damaged {} B from the browser, {} B fetched again",
+         another fan {} B from it; next visit (Chromium: after a restart) with one piece damaged {} B from the browser, {} B fetched again; \
+         kept a piece an entry, {} B from the browser",
         first["fromWebSeed"],
         again["fromCache"],
         theirs["fromPeers"],
         restarted["fromCache"],
-        piece
+        piece,
+        older["fromCache"]
     );
     Ok(())
 }
@@ -297,16 +353,7 @@ fn kept_tracks_stay_within_the_quota_least_recently_played_out_first() -> anyhow
         let options = format!("keep: 'track', keepQuota: {quota}");
         let mut browser = Browser::launch().await?;
         let page = browser.open(&format!("{}/api/tracks", srv.base)).await?;
-        let count = |folder: &str| {
-            format!(
-                "(async () => {{
-                const cache = await caches.open('fanswarm-tracks-v1');
-                const folder = {};
-                return (await cache.keys(folder + 'piece', {{ ignoreSearch: true }})).length;
-            }})()",
-                kept_folder(folder)
-            )
-        };
+        let count = |folder: &str| kept_pieces_js(&kept_folder(folder));
         let first = play_torrent(&mut browser, &page, &a.torrent_url, &options).await?;
         let pieces = first["totalPieces"].as_u64().context("totalPieces")?;
         ensure!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 
 use fanswarm_e2e::browser::{Browser, Engine, Page};
-use fanswarm_e2e::player::{num, press_play, wait_all};
+use fanswarm_e2e::player::{kept_pieces_js, num, press_play, wait_all};
 use fanswarm_e2e::{netns, server};
 
 const TEST: &str = "the_player_preloads_what_the_page_has_and_nothing_from_the_server";
@@ -88,9 +88,9 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     )
     .await?;
     let pieces = num(&done[0], "totalPieces") as u64;
-    let kept = "caches.open('fanswarm-tracks-v1').then((c) => c.keys()).then((k) => k.length)";
+    let kept = kept_pieces_js("''");
     let until = Instant::now() + Duration::from_secs(20);
-    while browser.eval(&page, kept).await?.as_u64().unwrap_or(0) < pieces {
+    while browser.eval(&page, &kept).await?.as_u64().unwrap_or(0) < pieces {
         ensure!(Instant::now() < until, "{pieces} pieces not kept in 20 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
