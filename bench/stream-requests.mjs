@@ -7,6 +7,8 @@
 // probe for where the cold time goes (BENCHMARKS.md, issue 13). Needs what
 // `scripts/bench --only b` built (release server, web/pkg, the library).
 //   CARGO_TARGET_DIR=… [FANSWARM_PROBE_BROWSER=firefox] node bench/stream-requests.mjs [runs]
+// FANSWARM_PROBE_VISIT=second: the same for a second visit (the page
+// played once in the same profile, then loaded again).
 import { launch, load, openWindow } from './lib/browser.mjs';
 import { armFirstAudio, firstAudio } from './lib/player.mjs';
 import { startServer } from './lib/server.mjs';
@@ -45,6 +47,8 @@ try {
         if (e.data?.fanswarm === 'open') window.__pageLog.push([`open ${e.data.start}`, performance.now()]);
       });
       document.addEventListener('DOMContentLoaded', () => {
+        customElements.whenDefined('fanswarm-player').then(() => document.querySelector('fanswarm-player')
+          ?.ready.then(() => window.__pageLog.push(['ready', performance.now()])));
         const hook = () => {
           const track = document.querySelector('fanswarm-player')?.track;
           if (!track) return void setTimeout(hook, 20);
@@ -55,11 +59,17 @@ try {
     });
     await armFirstAudio(page, { kind: 'fanswarm', delayMs: Number(process.env.FANSWARM_PROBE_DELAY_MS ?? 1000), media: new URL(meta.media_url).pathname });
     await load(page, `${server.base}/embed/${meta.info_hash}`);
+    if (process.env.FANSWARM_PROBE_VISIT === 'second') {
+      await firstAudio(page);
+      await new Promise((r) => setTimeout(r, 1000)); // its kept start written
+      seen.length = 0;
+      await load(page, `${server.base}/embed/${meta.info_hash}`);
+    }
     const r = await firstAudio(page);
     const base = seen.length ? Math.min(...seen.map((s) => s.at)) : 0;
     console.log(`run ${run}: press ${r.pressAt} playing ${r.playingAt} (${r.firstAudioMs} ms)`);
-    const log = await page.evaluate(() => window.__pageLog);
-    console.log(`  page, ms after the press: ${log.filter(([, at]) => at >= r.pressAt && at <= r.playingAt)
+    const log = await page.evaluate(() => [...window.__pageLog, ...performance.getEntriesByType('mark').map((m) => [m.name, m.startTime])].sort((a, b) => a[1] - b[1]));
+    console.log(`  page, ms after the press: ${log.filter(([, at]) => at <= r.playingAt + 50)
       .map(([what, at]) => `${what} +${(at - r.pressAt).toFixed(0)}`).join(', ')}`);
     for (const s of seen) console.log(`  +${((s.at - base) * 1000).toFixed(0)} resp +${s.resp ? ((s.resp - base) * 1000).toFixed(0) : '-'} done +${s.done ? ((s.done - base) * 1000).toFixed(0) : '-'} sw=${s.sw} ${s.url} ${s.range ?? ''}`);
     await browser.close();

@@ -358,20 +358,24 @@ function saveTrackList(list) {
   } catch {} // storage blocked or full: the entries are only found by a later listing
 }
 
-/** The pieces kept of the track at `folder`: [index, bytes, entry URL]. */
+/** The pieces kept of the track at `folder`: [index, bytes, entry URL]
+ *  (null for an entry that does not say its URL: never deleted). */
 async function readTrack(folder) {
   if (!folder || !trackList().some((e) => e.key === folder)) return [];
   try {
     const cache = await caches.open(TRACK_CACHE);
-    const requests = await cache.keys(folder + 'piece', { ignoreSearch: true });
-    const entries = await Promise.all(requests.map(async (request) => {
-      const response = await cache.match(request);
-      if (!response) return [];
+    // One round trip for every entry (a matched Response has no URL: each
+    // entry names its own in a header).
+    const responses = await cache.matchAll(folder + 'piece', { ignoreSearch: true });
+    const entries = await Promise.all(responses.map(async (response) => {
       const bytes = new Uint8Array(await response.arrayBuffer());
       const one = response.headers.get('x-fanswarm-piece'); // written before batches
       const list = one === null ? response.headers.get('x-fanswarm-pieces') ?? ''
         : `${one}:${bytes.length}`;
-      return piecesOf(list, bytes).map(([index, piece]) => [index, piece, request.url]);
+      // Only an entry of this folder is ever deleted as damaged.
+      const named = response.headers.get('x-fanswarm-entry');
+      const entry = one !== null ? `${folder}piece?i=${one}` : named?.startsWith(folder) ? named : null;
+      return piecesOf(list, bytes).map(([index, piece]) => [index, piece, entry]);
     }));
     return entries.flat();
   } catch {
@@ -462,6 +466,7 @@ function keepTrack(track, audio, folder, { damaged, rewrite, imported, quota }) 
     const body = new Blob(pieces.map(([, piece]) => piece));
     const headers = {
       'x-fanswarm-pieces': pieces.map(([index, piece]) => `${index}:${piece.length}`).join(','),
+      'x-fanswarm-entry': url,
       'content-type': 'application/octet-stream',
     };
     pending = pending.then(async () => {
