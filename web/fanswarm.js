@@ -330,9 +330,11 @@ async function writeStart(opened, key, track, indexes) {
 // in a start's entry; its URL is in its own track's folder, so one `keys`
 // lists a track. A write per piece, as at first, made most fans of a flash
 // crowd of ten on one machine stall (BENCHMARKS, "keeping a track in
-// batches"); entries of one piece written so are still read. A returning page imports them (each checked against the
-// torrent's SHA-1 like any piece: a corrupt or truncated entry is refused,
-// deleted and fetched again), plays with nothing from the origin, and
+// batches"); entries of one piece written so are still read. A returning
+// page imports them (each checked against the torrent's SHA-1 like any
+// piece: a corrupt piece is refused, its entry deleted once the entry's
+// good pieces are written again, and the piece fetched again; a truncated
+// entry yields the pieces before the cut), plays with nothing from the origin, and
 // shares them at once. Tracks are evicted least recently played first to
 // stay within the quota; `forget()` deletes them all. The Cache API rather
 // than OPFS: it is in every engine that has service workers (OPFS writes
