@@ -23,6 +23,28 @@ const TEST: &str = "a_returning_fan_plays_and_shares_the_kept_track_with_nothing
 const FIREFOX: &str = "a_returning_firefox_fan_plays_and_shares_the_kept_track";
 const SECONDS: u32 = 12;
 
+/// Page script defining `keptEntries(folder)`: the kept track's entries
+/// under `folder`, each `{request, headers, bytes, pieces}` with `pieces`
+/// the `[index, start, length]` its `x-fanswarm-pieces` header lists.
+const KEPT_ENTRIES_JS: &str = "
+    async function keptEntries(folder) {
+        const cache = await caches.open('fanswarm-tracks-v1');
+        const entries = [];
+        for (const request of await cache.keys(folder + 'piece', { ignoreSearch: true })) {
+            const r = await cache.match(request);
+            const bytes = new Uint8Array(await r.arrayBuffer());
+            const pieces = [];
+            let at = 0;
+            for (const entry of (r.headers.get('x-fanswarm-pieces') ?? '').split(',').filter(Boolean)) {
+                const [index, length] = entry.split(':').map(Number);
+                pieces.push([index, at, length]);
+                at += length;
+            }
+            entries.push({ request, headers: r.headers, bytes, pieces });
+        }
+        return entries;
+    }";
+
 #[test]
 fn a_returning_fan_plays_and_shares_the_kept_track_with_nothing_from_the_server()
 -> anyhow::Result<()> {
@@ -189,24 +211,17 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         &page,
         &format!(
             "(async () => {{
-            const folder = {};
+            {KEPT_ENTRIES_JS}
             const cache = await caches.open('fanswarm-tracks-v1');
             let kept = 0;
             let damaged = false;
-            for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
-                const r = await cache.match(request);
-                const list = (r.headers.get('x-fanswarm-pieces') ?? '').split(',').filter(Boolean);
-                kept += list.length;
-                const bytes = new Uint8Array(await r.arrayBuffer());
-                let at = 0;
-                let here = false;
-                for (const entry of list) {{
-                    const [index, length] = entry.split(':').map(Number);
-                    if (index === 3) {{ bytes.fill(7, at, at + length); here = true; }}
-                    at += length;
-                }}
-                if (here) await cache.put(request, new Response(bytes, {{ headers: r.headers }}));
-                damaged ||= here;
+            for (const {{ request, headers, bytes, pieces }} of await keptEntries({})) {{
+                kept += pieces.length;
+                const three = pieces.find(([index]) => index === 3);
+                if (!three) continue;
+                bytes.fill(7, three[1], three[1] + three[2]);
+                await cache.put(request, new Response(bytes, {{ headers }}));
+                damaged = true;
             }}
             return damaged ? kept : 0;
         }})()",
@@ -247,16 +262,9 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
                 &page,
                 &format!(
                     "(async () => {{
-                const folder = {};
-                const cache = await caches.open('fanswarm-tracks-v1');
-                const lengths = [];
-                for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
-                    const r = await cache.match(request);
-                    for (const entry of (r.headers.get('x-fanswarm-pieces') ?? '').split(',')) {{
-                        const [index, length] = entry.split(':').map(Number);
-                        if (index === 3) lengths.push(length);
-                    }}
-                }}
+                {KEPT_ENTRIES_JS}
+                const lengths = (await keptEntries({})).flatMap((e) => e.pieces)
+                    .filter(([index]) => index === 3).map(([, , length]) => length);
                 return JSON.stringify(lengths);
             }})()",
                     kept_folder(&source)
@@ -282,18 +290,14 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         &page,
         &format!(
             "(async () => {{
+            {KEPT_ENTRIES_JS}
             const folder = {};
             const cache = await caches.open('fanswarm-tracks-v1');
             let n = 0;
-            for (const request of await cache.keys(folder + 'piece', {{ ignoreSearch: true }})) {{
-                const r = await cache.match(request);
-                const bytes = new Uint8Array(await r.arrayBuffer());
-                let at = 0;
-                for (const entry of (r.headers.get('x-fanswarm-pieces') ?? '').split(',')) {{
-                    const [index, length] = entry.split(':').map(Number);
+            for (const {{ request, bytes, pieces }} of await keptEntries(folder)) {{
+                for (const [index, at, length] of pieces) {{
                     await cache.put(folder + 'piece?i=' + index, new Response(bytes.slice(at, at + length),
                         {{ headers: {{ 'x-fanswarm-piece': String(index) }} }}));
-                    at += length;
                     n += 1;
                 }}
                 await cache.delete(request);
