@@ -336,3 +336,40 @@ fn a_neighbour_playing_another_track_is_never_elected_for_ours() {
         "said again only when it changes"
     );
 }
+
+/// Fetches running side by side that fail together (a refused mirror, one
+/// outage) back the web seed off once: the wait does not double for each
+/// of them, only for a fetch that was asked after the last failure.
+#[test]
+fn fetches_failing_together_are_one_failure() {
+    let mut t = engine_with(Config {
+        web_seed_max_run: 2 * PIECE,
+        ..Config::default()
+    });
+    t.set_playback(
+        Time(0),
+        Some(Playback {
+            offset: 0,
+            bytes_per_sec: Some(RATE * 8),
+        }),
+    );
+    let started = fetches(&drain(&mut t));
+    assert_eq!(started.len(), 2, "two fetches side by side: {started:?}");
+    for (id, _, _) in &started {
+        t.handle_web_seed_error(Time(100), *id);
+    }
+    t.handle_timeout(Time(1_099));
+    assert_eq!(fetches(&drain(&mut t)), vec![], "backing off for 1 s");
+    t.handle_timeout(Time(1_100));
+    let again = fetches(&drain(&mut t));
+    assert!(!again.is_empty(), "asked again after 1 s, not 2 s");
+    // A fetch asked after that failure and failing too doubles the wait.
+    t.handle_web_seed_error(Time(1_200), again[0].0);
+    t.handle_timeout(Time(3_199));
+    assert!(
+        fetches(&drain(&mut t)).iter().all(|f| f.0 == again[1].0),
+        "backing off for 2 s"
+    );
+    t.handle_timeout(Time(3_200));
+    assert!(!fetches(&drain(&mut t)).is_empty(), "asked again after 2 s");
+}

@@ -376,7 +376,9 @@ impl Torrent {
         }
     }
 
-    pub(super) fn verify_piece(&mut self, piece: u32) {
+    /// Verifies the piece just completed. Returns whether it failed with
+    /// the web seed its only source.
+    pub(super) fn verify_piece(&mut self, piece: u32) -> bool {
         match self.store.verify(piece) {
             Verdict::Good { liars, origin } => {
                 // A web seed blamed when the piece failed is the same
@@ -390,6 +392,7 @@ impl Torrent {
                 self.web_seed.take_blamed(piece);
                 self.origins.record(piece, origin);
                 self.on_piece_verified(piece);
+                false
             }
             Verdict::Bad {
                 sole_source,
@@ -410,6 +413,7 @@ impl Torrent {
                 if let Some(source) = sole_source {
                     self.ban_source(source, piece);
                 }
+                sole_source == Some(Source::WebSeed)
             }
         }
     }

@@ -28,8 +28,15 @@
 //! was never played costs the artist nothing — and orphans are never
 //! fetched: a listener takes from the web seed only what its player needs
 //! by when it needs it (in a crowd, a piece no neighbour has is rarely one
-//! nobody has). Failures back off exponentially;
-//! a web seed that serves corrupt data three times is abandoned.
+//! nobody has).
+//!
+//! Failures back off exponentially. Fetches that were running side by side
+//! and fail together count once: the wait doubles only for a fetch asked
+//! after the last failure. A fetch whose piece fails verification (the web
+//! seed its only source) is read no further: one offence per fetch, and a
+//! web seed that offends three times is abandoned. (With several web seeds
+//! the node drops a wrong mirror at its first offence and the others go on:
+//! see `node/webseeds.rs`.)
 
 use std::time::Duration;
 
@@ -56,6 +63,8 @@ struct Fetch {
     /// Pieces of the run reset since (they failed verification from
     /// other sources): their bytes are dropped when they arrive.
     skip: SortedSet<u32>,
+    /// When it was asked for.
+    started: Time,
 }
 
 impl Fetch {
@@ -74,6 +83,8 @@ pub(crate) struct WebSeed {
     /// Pieces it was blamed for that have not verified since.
     blamed: SortedSet<u32>,
     failures_in_row: u32,
+    /// When the last failure that counted was (see `web_seed_failed`).
+    failed_at: Option<Time>,
     retry_at: Option<Time>,
     idle_until: Option<Time>,
     /// When an elected fetcher's stagger ends for the first urgent piece
@@ -90,6 +101,7 @@ impl WebSeed {
             corruptions: 0,
             blamed: SortedSet::new(),
             failures_in_row: 0,
+            failed_at: None,
             retry_at: None,
             idle_until: None,
             stagger_until: None,
@@ -181,8 +193,15 @@ impl Torrent {
                 self.web_seed.failures_in_row = 0;
                 self.web_seed.retry_at = None;
             }
-            if !skipped {
-                self.deliver_web_seed_piece(piece, &bytes);
+            if !skipped && self.deliver_web_seed_piece(piece, &bytes) {
+                // The rest of a body that sent one wrong piece is as
+                // suspect: one offence per fetch, and what it still
+                // claims goes back to the picker now (no back-off: the
+                // seed answered).
+                if let Some(f) = self.web_seed.in_flight.remove(&id) {
+                    self.return_pieces(&f);
+                }
+                break;
             }
         }
         self.request_everywhere();
@@ -204,7 +223,9 @@ impl Torrent {
         self.handle_web_seed_end(now, id);
     }
 
-    fn deliver_web_seed_piece(&mut self, piece: u32, data: &[u8]) {
+    /// Returns whether the piece failed verification with the web seed
+    /// its only source.
+    fn deliver_web_seed_piece(&mut self, piece: u32, data: &[u8]) -> bool {
         for index in 0..self.picker.block_count(piece) {
             let block = self.picker.block(piece, index);
             let start = block.offset as usize;
@@ -225,18 +246,29 @@ impl Torrent {
                 self.stats.wasted += u64::from(block.length);
             }
         }
-        if self.picker.piece_blocks_done(piece) {
-            self.verify_piece(piece);
-        }
+        self.picker.piece_blocks_done(piece) && self.verify_piece(piece)
     }
 
-    fn web_seed_failed(&mut self, fetch: &Fetch) {
+    /// What `fetch` still claims goes back to the picker.
+    fn return_pieces(&mut self, fetch: &Fetch) {
         for piece in fetch.pending() {
             self.picker.unrequest_piece(piece);
             self.forget_intent(piece);
         }
+    }
+
+    /// `fetch` failed: its pieces go back and the web seed backs off. The
+    /// back-off doubles only for a fetch started since the last one was
+    /// set: fetches running side by side that fail together (one outage,
+    /// one refused mirror) are one failure, not several.
+    fn web_seed_failed(&mut self, fetch: &Fetch) {
+        self.return_pieces(fetch);
         let ws = &mut self.web_seed;
+        if ws.failed_at.is_some_and(|t| fetch.started < t) && ws.failures_in_row > 0 {
+            return;
+        }
         ws.failures_in_row += 1;
+        ws.failed_at = Some(self.now);
         let backoff = Duration::from_millis(500u64 << ws.failures_in_row.min(7));
         ws.retry_at = Some(self.now + backoff);
     }
@@ -282,6 +314,7 @@ impl Torrent {
                 last,
                 buf: Vec::new(),
                 skip: SortedSet::new(),
+                started: self.now,
             },
         );
         let offset = u64::from(first) * u64::from(self.spec.piece_length);

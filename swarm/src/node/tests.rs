@@ -574,6 +574,29 @@ fn a_web_seed_with_wrong_bytes_is_dropped_and_the_others_serve() {
     );
 }
 
+/// A wrong mirror's whole body, several pieces, arriving at once (as a
+/// browser hands it over): one offence, not one per piece. The engine
+/// stops reading that body at its first wrong piece, so the good seeds
+/// still serve the rest instead of the web seed being given up as a whole.
+#[test]
+fn a_wrong_mirrors_whole_body_is_one_offence() {
+    let mut n = mirrored_node();
+    play_from_start(&mut n, Time(5));
+    let (id, first) = http_gets(&drain(&mut n))[0].clone();
+    let pieces = (first.end + 1 - first.start) / u64::from(PIECE);
+    assert!(pieces >= 3, "a body of several pieces: {first:?}");
+    let bad = first.url.clone();
+    let mut body = content()[first.start as usize..=first.end as usize].to_vec();
+    body.iter_mut().for_each(|b| *b ^= 0x5a);
+    n.http_data(Time(10), id, &body);
+    n.http_end(Time(10), id);
+    let asked = serve_all(&mut n, 20, 60_000, Some(&bad));
+    assert!(n.is_complete(), "the good seeds finish it: {asked:?}");
+    assert!(!asked.contains(&bad), "{asked:?}");
+    let stats = n.stats().engine;
+    assert_eq!(stats.wasted, u64::from(PIECE), "one wrong piece read: {stats:?}");
+}
+
 /// Without a player (the native peer), single-piece fetches: the seed
 /// that sent a wrong piece is dropped for it — and only that one, though
 /// the engine names the web seed as the liar again when the piece verifies
