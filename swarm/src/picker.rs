@@ -122,6 +122,9 @@ pub struct Picker {
     tie_break: Vec<u32>,
     partial: SortedMap<u32, Partial>,
     playback: Option<Playback>,
+    /// Bytes from the playhead that are due now, whatever the pace (see
+    /// [`Picker::set_start_window`]).
+    start_window: u64,
     /// Pieces we fetch (all, unless a selection says otherwise).
     wanted: Bitfield,
     /// Wanted pieces that are look-ahead: last among equals, never doubled.
@@ -151,6 +154,7 @@ impl Picker {
             tie_break,
             partial: SortedMap::new(),
             playback: None,
+            start_window: 0,
             wanted: Bitfield::full(count),
             look_ahead: Bitfield::empty(count),
             due_by: Vec::new(),
@@ -322,6 +326,16 @@ impl Picker {
     /// Sets (or clears) where playback is.
     pub fn set_playback(&mut self, playback: Option<Playback>) {
         self.playback = playback;
+    }
+
+    /// Makes the pieces holding the `bytes` after the playhead due now,
+    /// not at the player's pace (0: none, the default). A player that has
+    /// not started yet reads what it needs to start as fast as it comes,
+    /// as from plain HTTP; at its pace only the next piece would be due
+    /// within a web seed's fallback time, and the start would come a piece
+    /// per round trip.
+    pub fn set_start_window(&mut self, bytes: u64) {
+        self.start_window = bytes;
     }
 
     /// The current playback position, if any.
@@ -636,6 +650,9 @@ impl Picker {
 
     fn time_until_due(&self, piece: u32, pb: Playback) -> Duration {
         let start = self.due_offset(piece);
+        if start < pb.offset.saturating_add(self.start_window) {
+            return Duration::ZERO;
+        }
         let rate = pb
             .bytes_per_sec
             .unwrap_or(self.config.default_bytes_per_sec)
@@ -817,6 +834,34 @@ mod tests {
             p.urgent_pieces().iter().all(|&piece| piece < 3),
             "unwanted pieces are never urgent"
         );
+    }
+
+    #[test]
+    fn the_start_window_is_due_now_and_the_rest_at_the_players_pace() {
+        // A piece a second; the player at the middle of piece 2, the
+        // window three pieces long: pieces 2..=5 hold its bytes.
+        let mut p = picker(20);
+        let offset = u64::from(PL) * 2 + u64::from(PL) / 2;
+        p.set_playback(Some(Playback {
+            offset,
+            bytes_per_sec: Some(u64::from(PL)),
+        }));
+        assert_eq!(
+            p.due_in(4),
+            Some(Duration::from_millis(1500)),
+            "at the pace"
+        );
+        p.set_start_window(u64::from(PL) * 3);
+        for piece in 2..=5 {
+            assert_eq!(p.due_in(piece), Some(Duration::ZERO), "piece {piece}");
+        }
+        assert_eq!(
+            p.due_in(6),
+            Some(Duration::from_millis(3500)),
+            "past the window: at the pace"
+        );
+        p.set_start_window(0);
+        assert_eq!(p.due_in(4), Some(Duration::from_millis(1500)), "taken back");
     }
 
     #[test]

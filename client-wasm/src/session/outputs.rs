@@ -125,6 +125,7 @@ impl Session {
             .push(EventListener::new(&self.audio, "playing", move |_| {
                 dispatch(&weak, |s| {
                     s.first_audio = true;
+                    s.sync_start_window(); // at the file's own pace from now on
                     s.release_trackers_soon();
                 })
             }));
@@ -136,6 +137,7 @@ impl Session {
             NodeEvent::PeerGone { conn, reason } => {
                 self.conns.remove(&conn);
                 self.emit_peers();
+                self.sync_start_window();
                 if let GoneReason::Peer(e @ PeerError::Banned(_)) = &reason {
                     self.warn(&e.to_string());
                 }
@@ -184,7 +186,10 @@ impl Session {
                     self.mark_done();
                 }
             }
-            Event::PeerConnected { .. } => self.emit_peers(),
+            Event::PeerConnected { .. } => {
+                self.emit_peers();
+                self.sync_start_window();
+            }
             Event::PeerBanned { id } => self.warn(&format!("peer {id} sent corrupt data")),
             Event::WebSeedCorrupt { piece } => {
                 self.warn(&format!("web seed sent a corrupt piece {piece}"))

@@ -594,6 +594,15 @@ impl Torrent {
         }
     }
 
+    /// Pieces within `bytes` after the playhead are due now (see
+    /// [`crate::picker::Picker::set_start_window`]); 0 takes it back.
+    pub fn set_start_window(&mut self, now: Time, bytes: u64) {
+        self.now = now;
+        self.picker.set_start_window(bytes);
+        self.request_everywhere();
+        self.schedule_web_seed();
+    }
+
     /// The player moved (or stopped: `None`). Pieces near `offset` become urgent.
     pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
         self.now = now;

@@ -101,6 +101,7 @@ struct Fetching {
     config: Config,
     seed: u64,
     playback: Option<Playback>,
+    start_window: u64,
 }
 
 impl Joining {
@@ -122,6 +123,7 @@ impl Joining {
                 config,
                 seed,
                 playback: None,
+                start_window: 0,
             })),
             pending: VecDeque::new(),
         }
@@ -262,6 +264,15 @@ impl Joining {
         }
     }
 
+    /// See [`Torrent::set_start_window`]; remembered while fetching.
+    pub fn set_start_window(&mut self, now: Time, bytes: u64) {
+        match &mut self.state {
+            State::Fetching(f) => f.start_window = bytes,
+            State::Running { torrent, .. } => torrent.set_start_window(now, bytes),
+            State::Failed { .. } => {}
+        }
+    }
+
     /// See [`Torrent::set_upload`]; while fetching the metadata there is
     /// nothing to upload, and the engine made once it is in starts with it.
     pub fn set_upload(&mut self, now: Time, upload: Upload) {
@@ -392,6 +403,7 @@ impl Joining {
             config,
             seed,
             playback,
+            start_window,
         } = *f;
         let (_, handovers, outputs) = fetch.finish();
         self.pending.extend(outputs);
@@ -403,6 +415,9 @@ impl Joining {
             });
         match built {
             Ok((mut torrent, meta)) => {
+                if start_window > 0 {
+                    torrent.set_start_window(now, start_window);
+                }
                 if playback.is_some() {
                     torrent.set_playback(now, playback);
                 }

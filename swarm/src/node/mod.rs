@@ -553,6 +553,15 @@ impl Node {
 
     // ---- the rest ----
 
+    /// The player has not started yet: the pieces holding the `bytes`
+    /// after its playhead are due now, whatever its pace (it reads what it
+    /// needs to start as fast as it comes). 0 once it plays.
+    pub fn set_start_window(&mut self, now: Time, bytes: u64) {
+        self.now = now;
+        self.torrent.set_start_window(now, bytes);
+        self.pump();
+    }
+
     /// The player moved (or stopped: `None`).
     pub fn set_playback(&mut self, now: Time, playback: Option<Playback>) {
         self.now = now;
