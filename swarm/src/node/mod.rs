@@ -714,6 +714,15 @@ impl Node {
         self.torrent.is_complete()
     }
 
+    /// Whether fans may be on their way: the tracker has not answered yet
+    /// or named others in the swarm, and their offers or answers are
+    /// still within `offer_grace`, or a connection is being made. `false`
+    /// once the tracker said the swarm is only us, or once what it named
+    /// came to nothing.
+    pub fn fans_coming(&self) -> bool {
+        self.peers_coming.is_none_or(|(coming, _)| coming)
+    }
+
     /// Figures right now.
     pub fn stats(&self) -> NodeStats {
         NodeStats {

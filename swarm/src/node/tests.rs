@@ -293,6 +293,25 @@ fn a_newcomer_to_a_crowd_waits_for_its_neighbours_before_the_web_seed() {
 }
 
 #[test]
+fn fans_are_coming_until_the_tracker_says_we_are_alone_or_its_crowd_never_connects() {
+    let (mut n, _conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    assert!(n.fans_coming(), "the tracker has not answered");
+    n.tracker_message(Time(15), TRACKER, &swarm_reply(&n, 0, 1));
+    drain(&mut n);
+    assert!(!n.fans_coming(), "the swarm is only us");
+
+    let (mut n, _conns) = announced(NodeConfig::default());
+    drain(&mut n);
+    n.tracker_message(Time(15), TRACKER, &swarm_reply(&n, 3, 4));
+    drain(&mut n);
+    assert!(n.fans_coming(), "six others, within the offer grace");
+    n.handle_timeout(Time(3_100));
+    drain(&mut n);
+    assert!(!n.fans_coming(), "none answered within the grace");
+}
+
+#[test]
 fn a_web_seed_request_gone_silent_is_cancelled_and_fetched_again() {
     let mut n = node(NodeConfig::default());
     drain(&mut n);
@@ -594,7 +613,11 @@ fn a_wrong_mirrors_whole_body_is_one_offence() {
     assert!(n.is_complete(), "the good seeds finish it: {asked:?}");
     assert!(!asked.contains(&bad), "{asked:?}");
     let stats = n.stats().engine;
-    assert_eq!(stats.wasted, u64::from(PIECE), "one wrong piece read: {stats:?}");
+    assert_eq!(
+        stats.wasted,
+        u64::from(PIECE),
+        "one wrong piece read: {stats:?}"
+    );
 }
 
 /// Without a player (the native peer), single-piece fetches: the seed
