@@ -58,12 +58,12 @@ try {
       });
     });
     await armFirstAudio(page, { kind: 'fanswarm', delayMs: Number(process.env.FANSWARM_PROBE_DELAY_MS ?? 1000), media: new URL(meta.media_url).pathname });
-    await load(page, `${server.base}/embed/${meta.info_hash}`);
+    await load(page, `${server.base}/embed/${meta.info_hash}${process.env.FANSWARM_BENCH_EMBED_QUERY ? `?${process.env.FANSWARM_BENCH_EMBED_QUERY}` : ''}`);
     if (process.env.FANSWARM_PROBE_VISIT === 'second') {
       await firstAudio(page);
       await new Promise((r) => setTimeout(r, 1000)); // its kept start written
       seen.length = 0;
-      await load(page, `${server.base}/embed/${meta.info_hash}`);
+      await load(page, `${server.base}/embed/${meta.info_hash}${process.env.FANSWARM_BENCH_EMBED_QUERY ? `?${process.env.FANSWARM_BENCH_EMBED_QUERY}` : ''}`);
     }
     const r = await firstAudio(page);
     const base = seen.length ? Math.min(...seen.map((s) => s.at)) : 0;

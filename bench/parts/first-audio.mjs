@@ -25,7 +25,9 @@ export async function run({ runs, library }) {
     const meta = (await server.tracks()).find((t) => t.name === TRACKS.ogg.file);
     const urls = {
       plain: `${server.base}/bench-plain.html`,
-      fanswarm: `${server.base}/embed/${meta.info_hash}`,
+      // FANSWARM_BENCH_EMBED_QUERY=prefetch=head (say): the embed's
+      // options, for an A/B of one option in the same sitting.
+      fanswarm: `${server.base}/embed/${meta.info_hash}${process.env.FANSWARM_BENCH_EMBED_QUERY ? `?${process.env.FANSWARM_BENCH_EMBED_QUERY}` : ''}`,
     };
     const media = new URL(meta.media_url).pathname;
     for (const browserName of BROWSERS) {
