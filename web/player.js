@@ -27,7 +27,11 @@
 // (256) for all tracks, least recently played out first; "start": only the
 // first pieces, for a fast second visit; "none") says what this browser
 // keeps between visits. The player shows what is kept and offers to
-// forget it; `fanswarm.forget()` deletes it all.
+// forget it; `fanswarm.forget()` deletes it all. `prefetch` ("head", the
+// default: joined on load, with no fan on its way, the page fetches the
+// start a press needs — 256 KiB and an Ogg file's tail — from the web
+// seed, so play starts from decoded audio; where fans are, they send it;
+// "none": a page never played costs the artist's server nothing).
 // `file` (an index from 0) plays one file of a multi-file torrent (a track
 // of an album: `/embed/<album>?file=N`): the player joins the album's swarm,
 // fetches only that file's pieces and shows that file's title (the
@@ -379,8 +383,8 @@ class FanswarmPlayer extends HTMLElement {
    *  makes the track; then, unless `join="play"`, joins the swarm without
    *  playing: by the time the fan presses play the page knows its
    *  neighbours, so the crowd rather than the artist's server sends what
-   *  they already have (a page that is never played costs the server
-   *  nothing: the web seed is only used for what the player needs). */
+   *  they already have (a page that is never played costs the server at
+   *  most the start, `prefetch`, and only where no fan is on its way). */
   #prefetch() {
     this.#ice = this.#askIce();
     const src = this.#source();
@@ -986,6 +990,10 @@ class FanswarmPlayer extends HTMLElement {
     if (this.getAttribute('join') !== 'play') options.preload = true;
     const keep = this.getAttribute('keep');
     if (keep) options.keep = keep;
+    // Joined on load, the start comes from the web seed ahead of play when
+    // no fan is on its way (`prefetch`, "head" unless the page says "none";
+    // see `PlayOptions`). Not with `join="play"`: nothing before play.
+    if (this.getAttribute('join') !== 'play') options.prefetch = this.getAttribute('prefetch') ?? 'head';
     const quota = Number(this.getAttribute('keep-quota-mb'));
     if (quota > 0) options.keepQuota = quota * 1024 * 1024;
     return options;

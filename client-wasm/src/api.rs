@@ -116,6 +116,16 @@ export interface PlayOptions {
    */
   preload?: boolean;
   /**
+   * 'head': joined without play (`track.join()`), fetch from the web seed
+   * what the element needs to start (the first 256 KiB and an Ogg file's
+   * tail) once no fan is on its way (the tracker named none, or those it
+   * named did not connect), so a press (with `preload`)
+   * plays at once. It costs the artist's server those bytes for a page
+   * that is never played. Default 'none': nothing from the web seed
+   * before play.
+   */
+  prefetch?: 'head' | 'none';
+  /**
    * Default true: the web seed's requests for the first MiB and last
    * 256 KiB of the file played go through the stream worker, which checks
    * each piece and answers the element from it itself (the page's engine
@@ -297,6 +307,7 @@ pub async fn load(
     let source = TorrentSource::from_options(&options)?;
     let upload = UploadSetting::from_options(&options)?;
     let file = file_option(&options)?;
+    let prefetch_head = prefetch_head(property(&options, "prefetch").as_ref())?;
     let lacks = js::lacking();
     // Without RTCPeerConnection no fan can be reached: no tracker either
     // (an announce would hand our id to fans whose offers we cannot
@@ -392,6 +403,7 @@ pub async fn load(
         file,
         look_ahead: flag("lookAhead").unwrap_or(false),
         preload: flag("preload").unwrap_or(false),
+        prefetch_head,
         worker_fetches: flag("workerFetch").unwrap_or(true),
     };
     let streaming = property(&options, "streaming");
@@ -944,6 +956,19 @@ fn piece_state(origin: Option<PieceOrigin>) -> u8 {
 }
 
 /// The `file` option: a file's index, given as a number or as digits.
+/// `prefetch`: "head" (true), "none" or absent (false); anything else is
+/// an error that says what is accepted.
+fn prefetch_head(value: Option<&JsValue>) -> Result<bool, JsError> {
+    match value.map(JsValue::as_string) {
+        None => Ok(false),
+        Some(Some(mode)) if mode == "head" => Ok(true),
+        Some(Some(mode)) if mode == "none" => Ok(false),
+        Some(_) => Err(JsError(
+            "prefetch: use \"head\" (the start fetched ahead of play) or \"none\"".into(),
+        )),
+    }
+}
+
 fn file_option(options: &JsValue) -> Result<Option<usize>, JsError> {
     let Some(value) = property(options, "file").filter(|v| !v.is_undefined() && !v.is_null())
     else {

@@ -169,6 +169,7 @@ pub async fn share(
         file: None,
         look_ahead: false,
         preload: false,
+        prefetch_head: false,
         worker_fetches: false,
     };
     let session = Session::new(settings, node, audio)?;

@@ -120,8 +120,9 @@ pub async fn page(
 
 /// What the page that frames the player says about uploading and keeping,
 /// from the query: `upload=auto|on|off`, `upload-cap=<bytes per second>`
-/// and `keep=start|track|none`, handed to the element as its `upload`,
-/// `upload-cap` and `keep` attributes (see `web/player.js`). None: the
+/// `keep=start|track|none` and `prefetch=head|none`, handed to the element
+/// as its `upload`, `upload-cap`, `keep` and `prefetch` attributes (see
+/// `web/player.js`). None: the
 /// player's defaults (`auto`: no upload on cellular data or with a data
 /// saver on; `track`: every piece kept, so a returning fan plays with
 /// nothing from the server).
@@ -133,6 +134,9 @@ pub struct Sharing {
     pub cap: Option<u64>,
     /// `start`, `track` or `none`: what the fan's browser keeps.
     pub keep: Option<&'static str>,
+    /// `head` or `none`: whether a page joined on load fetches the start
+    /// ahead of play.
+    pub prefetch: Option<&'static str>,
     /// `file`: which file of an album the element plays, as given (the
     /// player says what is wrong with a bad one).
     pub file: Option<String>,
@@ -180,10 +184,22 @@ impl Sharing {
                 ));
             }
         };
+        let prefetch = match query.get("prefetch").map(String::as_str) {
+            None => None,
+            Some("head") => Some("head"),
+            Some("none") => Some("none"),
+            Some(other) => {
+                return Err(format!(
+                    "prefetch={other:?}: use prefetch=none (nothing before play, the default) \
+                     or prefetch=head (the start fetched ahead of play)"
+                ));
+            }
+        };
         Ok(Sharing {
             upload,
             cap,
             keep,
+            prefetch,
             file: None,
         })
     }
@@ -200,6 +216,9 @@ impl Sharing {
         }
         if let Some(keep) = self.keep {
             out.push_str(&format!(" keep=\"{keep}\""));
+        }
+        if let Some(prefetch) = self.prefetch {
+            out.push_str(&format!(" prefetch=\"{prefetch}\""));
         }
         if let Some(file) = &self.file {
             out.push_str(&format!(" file=\"{}\"", escape(file)));
@@ -407,6 +426,17 @@ mod tests {
         );
         let e = Sharing::from_query(&query(&[("keep", "forever")])).unwrap_err();
         assert!(e.contains("keep=track"), "{e}");
+        let ahead = Sharing::from_query(&query(&[("prefetch", "head")])).expect("valid");
+        let html = render("song", &InfoHash([1; 20]), &ahead, &WebAssets::unhashed());
+        assert!(
+            html.contains(r#"title="song" prefetch="head"></fanswarm-player>"#),
+            "{html}"
+        );
+        let e = Sharing::from_query(&query(&[("prefetch", "all")])).unwrap_err();
+        assert!(
+            e.contains("prefetch=none") && e.contains("prefetch=head"),
+            "{e}"
+        );
         let e = Sharing::from_query(&query(&[("upload", "sometimes")])).unwrap_err();
         assert!(e.contains("upload=auto, upload=on or upload=off"), "{e}");
         for bad in ["-1", "lots", "99999999999", ""] {

@@ -1,12 +1,13 @@
 //! The player lets its element load before play (`preload`, once it reads
 //! through the stream worker and the stream's first piece is here) from
-//! what the page has, never from the artist's server: a first visit's page
-//! opened and not played has nothing to load and fetches nothing from the
-//! web seed; a returning fan's page has the kept track's start decoded
+//! what the page has. With `prefetch=none`, never from the artist's
+//! server: a first visit's page opened and not played has nothing to load
+//! and fetches nothing from the web seed; a returning fan's page has the kept track's start decoded
 //! before the press (`readyState` >= 3), with nothing from the server, so
 //! the press plays at once. Prints press → `playing` on the return visit
 //! (a figure, not asserted: BENCHMARKS.md's part b measures it beside
-//! plain `<audio>`).
+//! plain `<audio>`). By default (`prefetch=head`) a page alone fetches
+//! the start before play, and only the start.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ const TEST: &str = "the_player_preloads_what_the_page_has_and_nothing_from_the_s
 const FIREFOX: &str = "the_player_preloads_what_the_page_has_in_firefox";
 const SECONDS: u32 = 6;
 
+const PREFETCH: &str = "with_prefetch_head_a_page_fetches_the_start_before_play_and_no_more";
+const PREFETCH_FIREFOX: &str = "with_prefetch_head_a_firefox_page_fetches_the_start_before_play";
+
 #[test]
 fn the_player_preloads_what_the_page_has_and_nothing_from_the_server() -> anyhow::Result<()> {
     netns::run(TEST, run(Engine::Chromium))
@@ -29,6 +33,21 @@ fn the_player_preloads_what_the_page_has_and_nothing_from_the_server() -> anyhow
 #[test]
 fn the_player_preloads_what_the_page_has_in_firefox() -> anyhow::Result<()> {
     netns::run(FIREFOX, run(Engine::Firefox))
+}
+
+/// The player's default, `prefetch=head` (the start's bytes spent on a
+/// page that may not play rather than a fan kept waiting): joined on load
+/// and alone in the swarm, the page fetches the start from the web seed
+/// before any press, the element decodes it, and nothing past the start
+/// is fetched while nobody plays; the press then plays.
+#[test]
+fn with_prefetch_head_a_page_fetches_the_start_before_play_and_no_more() -> anyhow::Result<()> {
+    netns::run(PREFETCH, prefetch_head(Engine::Chromium))
+}
+
+#[test]
+fn with_prefetch_head_a_firefox_page_fetches_the_start_before_play() -> anyhow::Result<()> {
+    netns::run(PREFETCH_FIREFOX, prefetch_head(Engine::Firefox))
 }
 
 /// The page's player: its element's `readyState`, `preload`, whether its
@@ -47,7 +66,11 @@ async fn element(browser: &mut Browser, page: &Page) -> anyhow::Result<serde_jso
 async fn run(engine: Engine) -> anyhow::Result<()> {
     let started = Instant::now();
     let srv = server::start(SECONDS).await?;
-    let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    let url = format!(
+        "{}/embed/{}?prefetch=none",
+        srv.base,
+        srv.track.info_hash.to_hex()
+    );
     let mut browser = Browser::launch_engine(engine).await?;
     let page = browser.open_in_profile(&url).await?;
 
@@ -135,6 +158,56 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         preloaded.as_secs_f64() * 1000.0,
         first_audio.as_f64().unwrap_or(-1.0),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn prefetch_head(engine: Engine) -> anyhow::Result<()> {
+    // Long enough that the start is a small part of it.
+    let srv = server::start(40).await?;
+    let length = srv.file.len() as u64;
+    let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    let mut browser = Browser::launch_engine(engine).await?;
+    let page = browser.open_in_profile(&url).await?;
+    let ready = "(() => { const p = document.querySelector('fanswarm-player'); \
+        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto' \
+          && p.audio.readyState >= 3 && p.audio.paused; })()";
+    ensure!(
+        browser
+            .became_true(&page, ready, Duration::from_secs(20))
+            .await,
+        "the element had the start decoded before play: {}; {} B from the web seed",
+        element(&mut browser, &page).await?,
+        srv.webseed_bytes()
+    );
+    let before = srv.webseed_bytes();
+    // The start (256 KiB: the pieces holding it); not the track.
+    ensure!(
+        (128 * 1024..=272 * 1024).contains(&before) && before < length,
+        "the start from the web seed before play: {before} B of {length}"
+    );
+    // Nobody plays: nothing more, however long the page stays open.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        srv.webseed_bytes() == before,
+        "{} B more from the web seed while nobody played",
+        srv.webseed_bytes() - before
+    );
+    press_play(&mut browser, &page).await?;
+    let playing = "typeof window.__firstAudio === 'number'";
+    ensure!(
+        browser
+            .became_true(&page, playing, Duration::from_secs(10))
+            .await,
+        "the prefetched element plays when pressed: {}",
+        element(&mut browser, &page).await?
+    );
+    let first_audio = browser.eval(&page, "window.__firstAudio").await?;
+    println!(
+        "{}: prefetch=head: {before} B from the web seed before play (track {length} B); \
+         press → playing {:.1} ms",
+        engine.name(),
+        first_audio.as_f64().unwrap_or(-1.0)
     );
     Ok(())
 }

@@ -79,6 +79,17 @@ pub struct Settings {
     /// here only (kept, imported, from fans), never the web seed, so a
     /// press plays what it has decoded already.
     pub preload: bool,
+    /// Joined without play (a page that joins on load), fetch the start
+    /// from the web seed ahead of play (`prefetch: 'head'`): what the
+    /// element needs to start ([`PREFETCH_BYTES`] and an Ogg file's tail),
+    /// once no fan is on its way (`Node::fans_coming`: the tracker said the
+    /// swarm is only us, or those it named did not connect within the
+    /// node's offer grace) and none is connected. Where fans are, they send
+    /// the start instead. With `preload` the element then decodes it, so a
+    /// press plays at once. Off unless asked for (the player asks, unless
+    /// its page says `prefetch="none"`): a page that is never played then
+    /// costs the artist's server nothing.
+    pub prefetch_head: bool,
     /// Hand the web seed's requests for the played file's head and tail
     /// to the stream worker (`workerFetch`, see `streaming.rs`).
     pub worker_fetches: bool,
@@ -100,6 +111,18 @@ const OGG_TAIL_BYTES: u64 = 96 * 1024;
 /// +107-132, +154-179 ms), and the Ogg tail's last two pieces only when
 /// the element asked for them.
 const START_WINDOW_BYTES: u64 = 128 * 1024;
+
+/// What a page that joined without play fetches of the start ahead of
+/// play ([`Settings::prefetch_head`]). More than the start window: an
+/// element let load before play reads further before it has even the
+/// metadata (Chromium, a WAV file: `readyState` still 0 with 128 KiB
+/// here, 3 with 256 KiB).
+const PREFETCH_BYTES: u64 = 256 * 1024;
+
+/// How often a page that joined without play looks whether fans are on
+/// their way before it prefetches its start from the web seed
+/// ([`Settings::prefetch_head`]).
+const PREFETCH_CHECK_MS: u32 = 100;
 
 /// How long after the start the trackers wait for the first audio at most
 /// (see [`Settings::peers_after_first_audio`]).
@@ -139,6 +162,11 @@ pub struct Session {
     first_audio: bool,
     /// The start window the node has now (see `sync_start_window`).
     start_window: u64,
+    /// Joined without play, the start is being fetched ahead of play
+    /// ([`Settings::prefetch_head`]); until play is pressed.
+    prefetching: bool,
+    /// Ends the wait for a fan before prefetching.
+    prefetch_timer: Option<Timeout>,
     /// Trackers the node asked to connect to, held until the first audio
     /// (see [`Settings::peers_after_first_audio`]); `None` once released.
     held_trackers: Option<Vec<(TrackerIndex, String)>>,
@@ -223,6 +251,8 @@ impl Session {
                 about_to_play: false,
                 first_audio: false,
                 start_window: 0,
+                prefetching: false,
+                prefetch_timer: None,
                 peers_timer: None,
                 audio,
                 events,
@@ -293,8 +323,13 @@ impl Session {
                 self.release_trackers_soon();
             }
         }
+        if joining && !play && self.settings.prefetch_head {
+            self.check_prefetch_soon();
+        }
         if play {
             self.play_requested = true;
+            self.prefetching = false;
+            self.prefetch_timer = None;
             self.sync_start_window();
             self.want_ogg_tail();
         }
@@ -318,18 +353,52 @@ impl Session {
         self.settings.autoplay
     }
 
+    fn check_prefetch_soon(&mut self) {
+        let weak = self.me.clone();
+        self.prefetch_timer = Some(Timeout::new(PREFETCH_CHECK_MS, move || {
+            wasm_bindgen_futures::spawn_local(async move {
+                dispatch(&weak, |s| s.begin_prefetch());
+            });
+        }));
+    }
+
+    /// Fetches the start ahead of play ([`Settings::prefetch_head`]) once
+    /// no fan is on its way or connected: [`PREFETCH_BYTES`] from the
+    /// file's start and, of an Ogg file, its tail; nothing past them (the
+    /// playhead at the start, at 1 byte a second, until play is pressed).
+    /// While fans may be coming it looks again soon; once one is connected
+    /// it leaves the start to the fans.
+    fn begin_prefetch(&mut self) {
+        self.prefetch_timer = None;
+        if self.destroyed || self.play_requested || self.node.stats().engine.peers > 0 {
+            return;
+        }
+        if self.node.fans_coming() {
+            self.check_prefetch_soon();
+            return;
+        }
+        self.prefetching = true;
+        self.sync_start_window();
+        self.want_ogg_tail();
+        self.update_playback();
+    }
+
     /// Gives the node the start window ([`START_WINDOW_BYTES`]) while the
-    /// element, told to play, has not made its first sound and no fan is
+    /// element, told to play, has not made its first sound (or, joined
+    /// without play, while the start is prefetched) and no fan is
     /// connected; none otherwise. With fans connected the crowd's policy
     /// decides: a piece due at once leaves a neighbour no time to deliver
     /// it (measured: the WAV crowd 1.15 origin copies with the window
     /// regardless of fans, 1.07 without).
     pub(super) fn sync_start_window(&mut self) {
         let alone = self.node.stats().engine.peers == 0;
-        let window = if self.play_requested && !self.first_audio && alone {
-            START_WINDOW_BYTES
-        } else {
-            0
+        let starting = self.play_requested && !self.first_audio;
+        let prefetch = self.prefetching && !self.play_requested;
+        let window = match (starting, prefetch) {
+            _ if !alone => 0,
+            (true, _) => START_WINDOW_BYTES,
+            (false, true) => PREFETCH_BYTES,
+            (false, false) => 0,
         };
         if window != self.start_window {
             self.start_window = window;
@@ -724,6 +793,7 @@ impl Session {
         self.destroyed = true;
         self.timer = None;
         self.peers_timer = None;
+        self.prefetch_timer = None;
         self.held_trackers = None;
         self.listeners.clear();
         self.element_listeners.clear();
@@ -823,10 +893,21 @@ impl Session {
         // imported, from fans), and a page that is never played costs the
         // artist's server nothing.
         let idle = !playing && (self.waiting_reader_pos.is_none() || !self.play_requested);
-        let playback = offset.filter(|_| !idle).map(|offset| Playback {
-            offset: offset.min(total.saturating_sub(1)),
-            bytes_per_sec: rate,
-        });
+        // Prefetching the start (`prefetch_head`): the playhead at the
+        // start, moving at 1 byte a second, so that only the start window
+        // is due, and nothing past it ever is before play.
+        let prefetch = idle && self.prefetching && !self.play_requested;
+        let playback = if prefetch {
+            Some(Playback {
+                offset: 0,
+                bytes_per_sec: Some(1),
+            })
+        } else {
+            offset.filter(|_| !idle).map(|offset| Playback {
+                offset: offset.min(total.saturating_sub(1)),
+                bytes_per_sec: rate,
+            })
+        };
         self.set_stream_playback(playback);
         if let Some(played) = played.filter(|_| !idle) {
             self.look_ahead_near_the_end(played, total, rate);
