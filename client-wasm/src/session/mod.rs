@@ -165,7 +165,8 @@ pub struct Session {
     /// Joined without play, the start is being fetched ahead of play
     /// ([`Settings::prefetch_head`]); until play is pressed.
     prefetching: bool,
-    /// Ends the wait for a fan before prefetching.
+    /// The next look whether fans are on their way, before prefetching
+    /// (see `begin_prefetch`).
     prefetch_timer: Option<Timeout>,
     /// Trackers the node asked to connect to, held until the first audio
     /// (see [`Settings::peers_after_first_audio`]); `None` once released.
@@ -384,9 +385,9 @@ impl Session {
     }
 
     /// Gives the node the start window ([`START_WINDOW_BYTES`]) while the
-    /// element, told to play, has not made its first sound (or, joined
-    /// without play, while the start is prefetched) and no fan is
-    /// connected; none otherwise. With fans connected the crowd's policy
+    /// element, told to play, has not made its first sound, or
+    /// [`PREFETCH_BYTES`] while the start is prefetched before play; only
+    /// while no fan is connected; none otherwise. With fans connected the crowd's policy
     /// decides: a piece due at once leaves a neighbour no time to deliver
     /// it (measured: the WAV crowd 1.15 origin copies with the window
     /// regardless of fans, 1.07 without).
@@ -415,7 +416,8 @@ impl Session {
     /// a moment, then at the start (`update_playback`), and the engine
     /// fetches both runs at once (it keeps a fetch in flight when the
     /// playhead moves); with the start window every piece of the tail is
-    /// due at once, so the tail is one request. The shell knows the format; the engine need not.
+    /// due at once, so the tail is one request. The shell knows the
+    /// format; the engine need not.
     /// Pieces already verified (imported) are not fetched again.
     fn want_ogg_tail(&mut self) {
         let Some(name) = self.name() else {
@@ -890,8 +892,8 @@ impl Session {
         // swarm may still trade, but the web seed is not used for it. Nor
         // for an element preloading before it was ever told to play (the
         // player preloads on page load): it reads what is here (kept,
-        // imported, from fans), and a page that is never played costs the
-        // artist's server nothing.
+        // imported, from fans, prefetched), and a page that is never
+        // played costs the artist's server at most the prefetched start.
         let idle = !playing && (self.waiting_reader_pos.is_none() || !self.play_requested);
         // Prefetching the start (`prefetch_head`): the playhead at the
         // start, moving at 1 byte a second, so that only the start window

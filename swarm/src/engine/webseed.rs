@@ -25,7 +25,9 @@
 //!
 //! With [`super::Config::web_seed_needs_playback`] (the browser) nothing is
 //! fetched while nothing plays — a page that joined the swarm on load but
-//! was never played costs the artist nothing — and orphans are never
+//! was never played costs the artist nothing, unless its shell sets a
+//! playback to prefetch the start (the browser session's `prefetch_head`)
+//! — and orphans are never
 //! fetched: a listener takes from the web seed only what its player needs
 //! by when it needs it (in a crowd, a piece no neighbour has is rarely one
 //! nobody has).
