@@ -56,6 +56,28 @@ const ELEMENT: &str = "(() => { const p = document.querySelector('fanswarm-playe
     return JSON.stringify({ made: !!p?.track, readyState: p?.audio.readyState ?? -1, \
       preload: p?.audio.preload ?? null, streamed: !!p?.audio.src.includes('/fanswarm/stream/') }); })()";
 
+/// The element has its start decoded before any press: it reads the
+/// worker's stream, was let load, and can play (`readyState` >= 3).
+const PRELOADED: &str = "(() => { const p = document.querySelector('fanswarm-player'); \
+    return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto' \
+      && p.audio.readyState >= 3 && p.audio.paused; })()";
+
+/// Presses play on an element that had its start before the press; its
+/// press → `playing`, ms.
+async fn press_and_hear(browser: &mut Browser, page: &Page) -> anyhow::Result<f64> {
+    press_play(browser, page).await?;
+    let playing = "typeof window.__firstAudio === 'number'";
+    ensure!(
+        browser
+            .became_true(page, playing, Duration::from_secs(10))
+            .await,
+        "the element with its start plays when pressed: {}",
+        element(browser, page).await?
+    );
+    let first_audio = browser.eval(page, "window.__firstAudio").await?;
+    Ok(first_audio.as_f64().unwrap_or(-1.0))
+}
+
 async fn element(browser: &mut Browser, page: &Page) -> anyhow::Result<serde_json::Value> {
     let text = browser.eval(page, ELEMENT).await?;
     Ok(serde_json::from_str(
@@ -125,12 +147,9 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
     browser.navigate(&page, &url).await?;
     browser.wait_loaded(&page, &url).await?;
     let loaded = Instant::now();
-    let ready = "(() => { const p = document.querySelector('fanswarm-player'); \
-        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto' \
-          && p.audio.readyState >= 3 && p.audio.paused; })()";
     ensure!(
         browser
-            .became_true(&page, ready, Duration::from_secs(20))
+            .became_true(&page, PRELOADED, Duration::from_secs(20))
             .await,
         "the returning page's element had its start before play: {}",
         element(&mut browser, &page).await?
@@ -141,22 +160,13 @@ async fn run(engine: Engine) -> anyhow::Result<()> {
         "preloading took {} B from the web seed",
         srv.webseed_bytes() - served
     );
-    press_play(&mut browser, &page).await?;
-    let playing = "typeof window.__firstAudio === 'number'";
-    ensure!(
-        browser
-            .became_true(&page, playing, Duration::from_secs(10))
-            .await,
-        "the preloaded element plays when pressed: {}",
-        element(&mut browser, &page).await?
-    );
-    let first_audio = browser.eval(&page, "window.__firstAudio").await?;
+    let first_audio = press_and_hear(&mut browser, &page).await?;
     println!(
         "{}: not played: 0 B from the web seed; return visit: element ready {:.0} ms after load, \
          press → playing {:.1} ms, 0 B from the web seed; {:.1} s",
         engine.name(),
         preloaded.as_secs_f64() * 1000.0,
-        first_audio.as_f64().unwrap_or(-1.0),
+        first_audio,
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -169,12 +179,9 @@ async fn prefetch_head(engine: Engine) -> anyhow::Result<()> {
     let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
     let mut browser = Browser::launch_engine(engine).await?;
     let page = browser.open_in_profile(&url).await?;
-    let ready = "(() => { const p = document.querySelector('fanswarm-player'); \
-        return !!p?.audio.src.includes('/fanswarm/stream/') && p.audio.preload === 'auto' \
-          && p.audio.readyState >= 3 && p.audio.paused; })()";
     ensure!(
         browser
-            .became_true(&page, ready, Duration::from_secs(20))
+            .became_true(&page, PRELOADED, Duration::from_secs(20))
             .await,
         "the element had the start decoded before play: {}; {} B from the web seed",
         element(&mut browser, &page).await?,
@@ -193,21 +200,12 @@ async fn prefetch_head(engine: Engine) -> anyhow::Result<()> {
         "{} B more from the web seed while nobody played",
         srv.webseed_bytes() - before
     );
-    press_play(&mut browser, &page).await?;
-    let playing = "typeof window.__firstAudio === 'number'";
-    ensure!(
-        browser
-            .became_true(&page, playing, Duration::from_secs(10))
-            .await,
-        "the prefetched element plays when pressed: {}",
-        element(&mut browser, &page).await?
-    );
-    let first_audio = browser.eval(&page, "window.__firstAudio").await?;
+    let first_audio = press_and_hear(&mut browser, &page).await?;
     println!(
         "{}: prefetch=head: {before} B from the web seed before play (track {length} B); \
          press → playing {:.1} ms",
         engine.name(),
-        first_audio.as_f64().unwrap_or(-1.0)
+        first_audio
     );
     Ok(())
 }
