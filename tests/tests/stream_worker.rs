@@ -94,7 +94,14 @@ const HANDED_SECONDS: u32 = 20;
 async fn handed(engine: Engine, drop: bool) -> anyhow::Result<()> {
     let srv = server::start(HANDED_SECONDS).await?;
     let total = srv.track.length;
-    let url = format!("{}/embed/{}", srv.base, srv.track.info_hash.to_hex());
+    // `prefetch=none`: what a press hands the worker, from nothing (by
+    // default a page alone fetches its start before the press, racing the
+    // worker's claim of the page: tests/preload.rs).
+    let url = format!(
+        "{}/embed/{}?prefetch=none",
+        srv.base,
+        srv.track.info_hash.to_hex()
+    );
     let mut browser = Browser::launch_engine(engine).await?;
     let page = browser.open(&url).await?;
     for script in [COUNT_OPENS, &record_handovers(drop)] {
