@@ -142,21 +142,33 @@ pub struct Sharing {
     pub file: Option<String>,
 }
 
+/// The query's `name`: `None` if absent, one of `words` as given, else an
+/// error naming what was given and what is accepted (`help`).
+fn word(
+    query: &HashMap<String, String>,
+    name: &str,
+    words: &[&'static str],
+    help: &str,
+) -> Result<Option<&'static str>, String> {
+    let Some(given) = query.get(name) else {
+        return Ok(None);
+    };
+    match words.iter().find(|w| **w == given.as_str()) {
+        Some(w) => Ok(Some(*w)),
+        None => Err(format!("{name}={given:?}: {help}")),
+    }
+}
+
 impl Sharing {
-    /// Reads `upload` and `upload-cap`; anything else in them is an error
-    /// that says what is accepted.
+    /// Reads `upload`, `upload-cap`, `keep` and `prefetch`; anything else
+    /// in them is an error that says what is accepted.
     pub fn from_query(query: &HashMap<String, String>) -> Result<Sharing, String> {
-        let upload = match query.get("upload").map(String::as_str) {
-            None => None,
-            Some("auto") => Some("auto"),
-            Some("on") => Some("on"),
-            Some("off") => Some("off"),
-            Some(other) => {
-                return Err(format!(
-                    "upload={other:?}: use upload=auto, upload=on or upload=off"
-                ));
-            }
-        };
+        let upload = word(
+            query,
+            "upload",
+            &["auto", "on", "off"],
+            "use upload=auto, upload=on or upload=off",
+        )?;
         let cap = match query.get("upload-cap") {
             None => None,
             Some(text) => Some(
@@ -172,29 +184,20 @@ impl Sharing {
                     })?,
             ),
         };
-        let keep = match query.get("keep").map(String::as_str) {
-            None => None,
-            Some("start") => Some("start"),
-            Some("track") => Some("track"),
-            Some("none") => Some("none"),
-            Some(other) => {
-                return Err(format!(
-                    "keep={other:?}: use keep=track (the whole track, the default), \
-                     keep=start (the first pieces) or keep=none"
-                ));
-            }
-        };
-        let prefetch = match query.get("prefetch").map(String::as_str) {
-            None => None,
-            Some("head") => Some("head"),
-            Some("none") => Some("none"),
-            Some(other) => {
-                return Err(format!(
-                    "prefetch={other:?}: use prefetch=none (nothing before play, the default) \
-                     or prefetch=head (the start fetched ahead of play)"
-                ));
-            }
-        };
+        let keep = word(
+            query,
+            "keep",
+            &["start", "track", "none"],
+            "use keep=track (the whole track, the default), \
+             keep=start (the first pieces) or keep=none",
+        )?;
+        let prefetch = word(
+            query,
+            "prefetch",
+            &["head", "none"],
+            "use prefetch=head (the start fetched ahead of play when no fan is \
+             around, the default) or prefetch=none (nothing before play)",
+        )?;
         Ok(Sharing {
             upload,
             cap,

@@ -393,13 +393,15 @@ impl Session {
     /// regardless of fans, 1.07 without).
     pub(super) fn sync_start_window(&mut self) {
         let alone = self.node.stats().engine.peers == 0;
-        let starting = self.play_requested && !self.first_audio;
-        let prefetch = self.prefetching && !self.play_requested;
-        let window = match (starting, prefetch) {
-            _ if !alone => 0,
-            (true, _) => START_WINDOW_BYTES,
-            (false, true) => PREFETCH_BYTES,
-            (false, false) => 0,
+        // `prefetching` ends when play is asked for.
+        let window = if !alone {
+            0
+        } else if self.play_requested && !self.first_audio {
+            START_WINDOW_BYTES
+        } else if self.prefetching {
+            PREFETCH_BYTES
+        } else {
+            0
         };
         if window != self.start_window {
             self.start_window = window;
@@ -898,8 +900,7 @@ impl Session {
         // Prefetching the start (`prefetch_head`): the playhead at the
         // start, moving at 1 byte a second, so that only the start window
         // is due, and nothing past it ever is before play.
-        let prefetch = idle && self.prefetching && !self.play_requested;
-        let playback = if prefetch {
+        let playback = if idle && self.prefetching {
             Some(Playback {
                 offset: 0,
                 bytes_per_sec: Some(1),
